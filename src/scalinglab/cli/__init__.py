@@ -1,0 +1,59 @@
+"""The ``scalinglab`` command line: one entry point, thin sub-commands that call the library.
+
+Each module in this package that defines ``register(subparsers)`` adds its sub-commands; heavy
+imports (torch, scipy) happen inside the handlers so ``--help`` stays instant. A handler returns an
+exit code; a :class:`ScalinglabError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from scalinglab import __version__
+from scalinglab.errors import ScalinglabError
+
+# The order sub-commands appear in ``scalinglab --help``; modules not listed come after.
+ORDER = ["demo", "train", "count", "data", "study", "collect", "fit", "backtest", "plan", "predict", "report"]
+
+DESCRIPTION = """\
+Scaling-law science end to end: train a ladder of GPT models over model size, data, batch and
+compute; fit Kaplan's and Chinchilla's laws with honest uncertainty; and answer "with this much
+compute, how big a model, how many tokens, what batch size, and what loss?".
+
+Start with `scalinglab demo` (a real small study on the built-in corpus, then an HTML report).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scalinglab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"scalinglab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    for name in names:
+        module = importlib.import_module(f"{__name__}.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except ScalinglabError as e:
+        print(f"scalinglab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scalinglab {args.command}: interrupted", file=sys.stderr)
+        return 130
