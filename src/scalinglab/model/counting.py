@@ -1,0 +1,106 @@
+"""Parameter and FLOP counts of a GPT model in every convention, as pure functions of its config.
+
+No torch needed: a study can cost a run (N, C, PF-days) before building it. The counts are exact for
+:class:`scalinglab.model.gpt.GPT` (tests compare them with ``sum(p.numel())`` of a real module).
+
+Conventions (../shared/spec/paper-spec.md §2, §5.1, §5.4):
+
+- ``N``: Kaplan's non-embedding count: everything but the token embedding, the positions and the
+  head (Kaplan Table 1, eq 2.1), so biases and LayerNorms are in it.
+- ``N_total``: Chinchilla's count: every distinct parameter, a tied head counted once (Hoffmann App F).
+- ``N_with_head``: Porian's count: ``N`` plus the output head ``vocab_size * d_model``, tied or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalinglab.model.config import ModelConfig
+
+PF_DAY = 1e15 * 24 * 3600
+"""FLOPs in one petaflop/s-day = 8.64e19 (Kaplan §1.3)."""
+
+
+def param_groups(cfg: ModelConfig) -> dict[str, int]:
+    """Parameters per group: embeddings, positions, head, attention, mlp, norms, and biases.
+
+    ``attention`` and ``mlp`` include their linear biases and ``norms`` the LayerNorm biases; ``biases``
+    is a separate tally of all of those (a subset of the other groups, not an extra group to add).
+    ``head`` is 0 when tied to the embedding.
+    """
+    d, f, L, V = cfg.d_model, cfg.ff_width, cfg.n_layer, cfg.vocab_size
+    b = int(cfg.bias)
+    attn_bias = 3 * d + d  # qkv and output projection
+    mlp_bias = f + d  # fc and projection
+    norm_bias = (2 * L + 1) * d  # two LayerNorms per block and the final one
+    return {
+        "embeddings": V * d,
+        "positions": cfg.n_ctx * d,
+        "head": 0 if cfg.tie_embeddings else V * d,
+        "attention": L * (d * 3 * d + d * d + b * attn_bias),
+        "mlp": L * (2 * d * f + b * mlp_bias),
+        "norms": (2 * L + 1) * d + b * norm_bias,
+        "biases": b * (L * (attn_bias + mlp_bias) + norm_bias),
+    }
+
+
+def count_params(cfg: ModelConfig) -> dict[str, Any]:
+    """``N``, ``N_total``, ``N_with_head``, ``N_kaplan_formula`` and the per-group counts.
+
+    ``N_kaplan_formula`` is Kaplan's approximation 2·d_model·n_layer·(2·d_attn + d_ff) (Table 1), which
+    is 12·n_layer·d_model² for the standard shape d_ff = 4·d_model; it leaves out biases and norms.
+    """
+    g = param_groups(cfg)
+    n = g["attention"] + g["mlp"] + g["norms"]  # Kaplan eq 2.1: no embeddings, positions or head
+    d_attn = cfg.d_model  # n_head * head_dim
+    return {
+        "N": n,
+        "N_total": n + g["embeddings"] + g["positions"] + g["head"],
+        "N_with_head": n + cfg.vocab_size * cfg.d_model,
+        "N_kaplan_formula": 2 * cfg.d_model * cfg.n_layer * (2 * d_attn + cfg.ff_width),
+        "groups": g,
+    }
+
+
+def forward_flops_per_token(cfg: ModelConfig) -> dict[str, int]:
+    """Forward FLOPs per token of every matmul and the softmax, term by term (Hoffmann App F).
+
+    Chinchilla counts each term per sequence of length s; these are those counts divided by s, with
+    s = n_ctx. The attention terms use the full s² score matrix as Chinchilla does (no saving for the
+    causal mask), so the K·Q logits cost 2·s·d_attn per token, not the causal average s·d_attn.
+    """
+    d, f, L, V, s, h = cfg.d_model, cfg.ff_width, cfg.n_layer, cfg.vocab_size, cfg.n_ctx, cfg.n_head
+    d_attn = cfg.d_model  # key size k times heads h
+    return {
+        "embeddings": 2 * V * d,  # the lookup counted as a one-hot matmul
+        "qkv": L * 2 * 3 * d * d_attn,
+        "logits_kq": L * 2 * s * d_attn,
+        "softmax": L * 3 * h * s,
+        "softmax_v": L * 2 * s * d_attn,
+        "attn_proj": L * 2 * d_attn * d,
+        "mlp": L * 2 * (d * f + d * f),
+        "head": 2 * d * V,  # the final logits
+    }
+
+
+def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
+    """TRAINING FLOPs per token (forward + backward) in each convention.
+
+    ``6N`` (Kaplan's C = 6N), ``6N_total`` (Chinchilla's 6·N_total), ``kaplan`` = 3·C_forward with
+    C_forward = 2N + 2·n_layer·n_ctx·d_attn (Kaplan Table 1), and ``structural`` = 3 x the forward
+    count of :func:`forward_flops_per_token` (Hoffmann App F: backward = 2 x forward).
+    """
+    p = count_params(cfg)
+    n, n_total = p["N"], p["N_total"]
+    c_forward = 2 * n + 2 * cfg.n_layer * cfg.n_ctx * cfg.d_model
+    return {
+        "6N": 6.0 * n,
+        "6N_total": 6.0 * n_total,
+        "kaplan": 3.0 * c_forward,
+        "structural": 3.0 * sum(forward_flops_per_token(cfg).values()),
+    }
+
+
+def pf_days(flops: float) -> float:
+    """FLOPs expressed in petaflop/s-days (Kaplan's unit for compute)."""
+    return flops / PF_DAY
