@@ -1,0 +1,109 @@
+"""``scalinglab plan``: model size, tokens, batch, steps and loss for a compute budget (or a target loss)."""
+
+from __future__ import annotations
+
+import argparse
+
+from scalinglab.cli._common import add_json_flag, command, print_json
+
+DESCRIPTION = """\
+Plan a training run from a fitted law or published constants: the compute-optimal model size N and
+tokens D for a budget, tokens per parameter, the batch and steps where a B_crit(L) law is known,
+the predicted loss with a prediction interval (from a fit), and the extra compute a model 0.6x-2.2x
+the optimal size costs (Kaplan App. B).
+
+Rules: a chinchilla fit uses Hoffmann eq 4 in closed form; other laws of N and D are minimised
+numerically at C = 6ND; an L(N, S) fit (kaplan_ns) with B_crit(L) and the kaplan2020 preset follow
+Kaplan App. B / Table 6, training at B = B_crit so that C = 2 C_min.
+
+Presets (published constants; losses are in the paper's tokenizer and data, not yours):
+  kaplan2020      Kaplan et al. 2020 Table 6 and Table 5 (N non-embedding, C_min)
+  chinchilla2022  Hoffmann et al. 2022 approach 3, unrounded constants (N total)
+  epoch2024       Besiroglu et al. 2024 refit of Chinchilla's runs (N total)
+
+Examples:
+  scalinglab plan --fit fit.json --budget 1e21
+  scalinglab plan --preset epoch2024 --budget 1.21e20          # about 1B params, 20B tokens
+  scalinglab plan --preset kaplan2020 --budget 1e21 --json
+  scalinglab plan --fit fit.json --target-loss 3.2             # compute needed for a loss
+  scalinglab plan --fit ns_fit.json --bcrit bcrit_fit.json --budget 1e18
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "plan", "compute-optimal N, D, batch, steps and loss for a budget", DESCRIPTION, run)
+    law = p.add_mutually_exclusive_group(required=True)
+    law.add_argument("--fit", metavar="FIT_JSON", help="a fit.json written by `scalinglab fit`")
+    law.add_argument("--preset", choices=["kaplan2020", "chinchilla2022", "epoch2024"], help="published constants")
+    goal = p.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--budget", type=float, metavar="FLOPS", help="training compute in FLOPs, e.g. 1e21")
+    goal.add_argument("--target-loss", type=float, metavar="L", help="find the compute that reaches this loss")
+    p.add_argument(
+        "--bcrit", metavar="FIT_JSON|kaplan2020", help="B_crit(L) law for the batch and steps (a fit of --law bcrit)"
+    )
+    p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from scalinglab.laws.plan import get_preset, load_bcrit, load_planning_law, plan_budget, plan_target_loss
+
+    bcrit = load_bcrit(args.bcrit) if args.bcrit else None
+    if args.fit:
+        law = load_planning_law(args.fit, bcrit)
+    else:
+        law = get_preset(args.preset)
+        law = dataclasses.replace(law, bcrit=bcrit or law.bcrit)
+    if args.budget is not None:
+        plan = plan_budget(law, args.budget, args.level)
+    else:
+        plan = plan_target_loss(law, args.target_loss, args.level)
+    if args.json:
+        print_json(plan.to_dict())
+    else:
+        print(format_plan(plan))
+    return 0
+
+
+def _num(x: float | None, unit: str = "") -> str:
+    return "n/a" if x is None else f"{x:.4g}{unit}"
+
+
+def format_plan(plan) -> str:
+    """The plan as an aligned, human-readable block."""
+    lines = [f"law: {plan.law}  ({plan.source})"]
+    if plan.convention:
+        lines.append(f"convention: {plan.convention}")
+    loss = f"{plan.loss:.4f}"
+    if plan.loss_interval:
+        lo, hi = plan.loss_interval
+        loss += f"   [{lo:.4f}, {hi:.4f}] {plan.interval_level:.0%} prediction interval"
+    rows = [
+        ("compute C", _num(plan.budget, " FLOPs") + f"  ({plan.budget / 8.64e19:.3g} PF-days)"),
+        ("parameters N", _num(plan.n_params)),
+        ("tokens D", _num(plan.tokens)),
+        ("tokens per parameter", _num(plan.tokens_per_param)),
+        ("batch B", _num(plan.batch_tokens, " tokens")),
+        ("steps S", _num(plan.steps)),
+        ("predicted loss", loss),
+    ]
+    if plan.c_min is not None:
+        rows += [("C_min (eq 5.5)", _num(plan.c_min, " FLOPs")), ("S_min (eq 5.4)", _num(plan.s_min))]
+    if plan.dataset_tokens_needed is not None:
+        rows.append(("dataset for no overfit", _num(plan.dataset_tokens_needed, " tokens (eq 4.4)")))
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    if plan.cost_curve:
+        lines.append("cost of a model of another size, at the same loss:")
+        lines.append("  N/N_opt   compute   " + ("steps" if plan.cost_curve[0].steps is not None else "tokens"))
+        for p in plan.cost_curve:
+            other = p.steps if p.steps is not None else p.tokens
+            lines.append(f"  {p.ratio:>7.2f}   {_pct(p.compute):>7}   {'n/a' if other is None else f'{other:.3g}x'}")
+    lines += [f"note: {n}" for n in plan.notes]
+    return "\n".join(lines)
+
+
+def _pct(ratio: float) -> str:
+    return "n/a" if ratio != ratio else f"{round(ratio - 1, 2) + 0.0:+.0%}"

@@ -1,0 +1,306 @@
+"""Plan a training run: model size, tokens, batch, steps and expected loss for a compute budget.
+
+A :class:`PlanningLaw` is a fitted law (``fit.json``) or a published preset (:data:`PRESETS`), plus an
+optional B_crit(L) law for the batch. :func:`plan_budget` answers "what should I train with C FLOPs?",
+:func:`plan_target_loss` "how much compute to reach loss L?". Which allocation rule applies depends
+on the law:
+
+- ``chinchilla``: Hoffmann eq 4 in closed form; other laws of N and D (``kaplan_nd``, user laws):
+  L(N, C/(6N)) minimised numerically; both with the cost of an off-optimal size at the same loss;
+- ``kaplan_ns`` with a B_crit law, and the ``kaplan2020`` preset: Kaplan App. B / Table 6, training
+  at B = B_crit so that C = 2 C_min and S = 2 S_min (eq 5.2), with the B.16-B.17 cost curve;
+- laws of compute alone (``kaplan_c``, ``kaplan_cmin``, ``chinchilla_c``): the loss only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws.batch import BcritLaw
+from scalinglab.laws.forms import get_form
+from scalinglab.laws.frontier import (
+    KaplanFrontier,
+    KaplanTable6,
+    chinchilla_allocation,
+    compute_for_loss,
+    iso_loss_cost,
+    kaplan_min_tokens,
+    optimal_allocation,
+)
+
+COST_RATIOS = (0.6, 0.8, 1.0, 1.25, 1.6, 2.2)
+"""Model sizes relative to the optimum for the cost curve; Kaplan App. B: 0.6x-2.2x costs <= +20%."""
+
+Interval = Callable[[Mapping[str, np.ndarray], float], tuple[np.ndarray, np.ndarray]]
+"""(inputs {column: values}, level) -> (low, high) prediction interval of the loss at those inputs."""
+
+
+@dataclass(frozen=True)
+class PlanningLaw:
+    """A loss law to plan with: a form and its parameters, from a fit or a published preset."""
+
+    form: str
+    """A name in ``scalinglab.laws.forms.FORMS`` (or a user law), or ``kaplan_table6`` for the preset."""
+    params: Mapping[str, float]
+    """Public parameters of the form, unrounded."""
+    source: str
+    """Where the law comes from: a ``fit.json`` path or a citation."""
+    convention: str = ""
+    """What N and C count (e.g. 'N non-embedding, C = 6NBS'), shown next to the plan."""
+    bcrit: BcritLaw | None = None
+    """B_crit(L) in tokens, to choose the batch and the number of steps."""
+    interval: Interval | None = field(default=None, compare=False)
+    """Prediction interval for a new run at given inputs (from a fit); None for published constants."""
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One point of the off-optimal cost curve: a model ``ratio`` x the optimum, at the optimum's loss."""
+
+    ratio: float
+    compute: float
+    """C / C_opt (Kaplan eq B.16, or its numeric analogue for laws of N and D)."""
+    steps: float | None = None
+    """S / S_opt (Kaplan eq B.17) where the law has steps."""
+    tokens: float | None = None
+    """D / D_opt for laws of N and D."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to train for one budget, and what it should give."""
+
+    budget: float
+    """Training compute C in FLOPs, in the law's convention."""
+    loss: float
+    law: str
+    source: str
+    convention: str
+    n_params: float | None = None
+    tokens: float | None = None
+    tokens_per_param: float | None = None
+    batch_tokens: float | None = None
+    steps: float | None = None
+    loss_interval: tuple[float, float] | None = None
+    interval_level: float | None = None
+    c_min: float | None = None
+    """Kaplan eq 5.5: the compute at B ≪ B_crit; training at B = B_crit spends 2 C_min."""
+    s_min: float | None = None
+    """Kaplan eq 5.4: the steps at B ≫ B_crit; training at B = B_crit takes 2 S_min."""
+    dataset_tokens_needed: float | None = None
+    """Kaplan eq 4.4: a dataset of D ≳ 5e3 N^0.74 tokens keeps overfitting below seed noise."""
+    cost_curve: list[CostPoint] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# Published constants
+
+
+KAPLAN_TABLE6 = KaplanTable6()
+KAPLAN_APP_B = KaplanFrontier()
+KAPLAN_BCRIT = BcritLaw()
+
+PRESETS: dict[str, PlanningLaw] = {
+    # Kaplan et al. 2020 Table 6 (allocation), Table 5 (L(C_min), B_crit), Table 3 (α_N, α_S for
+    # the App. B cost curve); spec §1.5, §1.7. WebText2 with GPT-2 BPE.
+    "kaplan2020": PlanningLaw(
+        form="kaplan_table6",
+        params=dataclasses.asdict(KAPLAN_TABLE6),
+        source="Kaplan et al. 2020, Table 6 (allocation) and Table 5 (L(C_min), B_crit) [spec §1.5, §1.7]",
+        convention="N non-embedding; C = 6NBS at B = B_crit = 2 C_min; WebText2, GPT-2 BPE",
+        bcrit=KAPLAN_BCRIT,
+    ),
+    # Hoffmann et al. 2022 approach 3, unrounded TeX values (E = exp(0.5267228) ...) via Besiroglu et
+    # al.'s code; spec §5.1. The rounded values in the paper's body are biased (spec §5.2).
+    "chinchilla2022": PlanningLaw(
+        form="chinchilla",
+        params={
+            "E": float(np.exp(0.5267228)),
+            "A": float(np.exp(6.0073404)),
+            "B": float(np.exp(6.0179186)),
+            "alpha": 0.33917084,
+            "beta": 0.2849083,
+        },
+        source="Hoffmann et al. 2022, approach 3 (§3.3, App. D.2), unrounded TeX constants [spec §5.1]",
+        convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
+    ),
+    # Besiroglu et al. 2024's refit of Chinchilla Fig 4 (240 runs); spec §5.2.
+    "epoch2024": PlanningLaw(
+        form="chinchilla",
+        params={"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658},
+        source="Besiroglu et al. 2024 (Epoch AI), refit of Chinchilla's runs [spec §5.2]",
+        convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
+    ),
+}
+
+
+def get_preset(name: str) -> PlanningLaw:
+    """A published law by name (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> PlanningLaw:
+    """A :class:`PlanningLaw` from a ``fit.json`` written by ``scalinglab fit``, with its prediction interval."""
+    from scalinglab.laws.fit import FitResult
+
+    fit = FitResult.load(path)
+    return PlanningLaw(
+        form=fit.form.name,
+        params=dict(fit.params),
+        source=str(path),
+        convention=getattr(fit, "convention", "") or "",
+        bcrit=bcrit,
+        interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),
+    )
+
+
+def load_bcrit(spec: str) -> BcritLaw:
+    """A B_crit(L) law from a ``fit.json`` of the ``bcrit`` form, or ``kaplan2020`` (Table 5)."""
+    if spec == "kaplan2020":
+        return KAPLAN_BCRIT
+    from scalinglab.laws.fit import FitResult
+
+    fit = FitResult.load(spec)
+    if fit.form.name != "bcrit":
+        raise ConfigError(f"'{spec}' is a fit of '{fit.form.name}', not 'bcrit'; fit B_crit(L) with --law bcrit.")
+    return BcritLaw(B_star=float(fit.params["B_star"]), alpha_B=float(fit.params["alpha_B"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+
+
+def _loss_nd(law: PlanningLaw) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    form = get_form(law.form)
+    return lambda n, d: form.predict(law.params, {"N": np.atleast_1d(n), "D": np.atleast_1d(d)}).reshape(np.shape(n))
+
+
+def _kaplan_frontier(law: PlanningLaw) -> KaplanFrontier:
+    if law.bcrit is None:
+        raise FitError(
+            "planning with L(N, S) needs B_crit(L) to turn steps into compute; "
+            "pass --bcrit bcrit_fit.json (a fit of --law bcrit) or --bcrit kaplan2020."
+        )
+    p = law.params
+    return KaplanFrontier(p["N_c"], p["alpha_N"], p["S_c"], p["alpha_S"], law.bcrit.B_star, law.bcrit.alpha_B)
+
+
+def _family(law: PlanningLaw) -> str:
+    if law.form in ("kaplan_table6", "chinchilla", "kaplan_ns"):
+        return law.form
+    inputs = get_form(law.form).inputs
+    if set(inputs) == {"N", "D"}:
+        return "nd"
+    if len(inputs) == 1 and inputs[0] in ("C", "C_min"):
+        return "compute"
+    raise FitError(
+        f"law '{law.form}' (inputs {', '.join(inputs)}) cannot plan a budget; fit chinchilla, kaplan_nd, "
+        "kaplan_ns, kaplan_c, kaplan_cmin or chinchilla_c, or use --preset."
+    )
+
+
+def frontier_loss(law: PlanningLaw) -> Callable[[float], float]:
+    """The loss the law predicts at the compute-optimal allocation, as a function of the budget."""
+    family = _family(law)
+    if family == "kaplan_table6":
+        return lambda c: float(KAPLAN_TABLE6.loss(c / 2))
+    if family == "kaplan_ns":
+        frontier = _kaplan_frontier(law)
+        return lambda c: float(frontier.loss(c / 2))
+    if family == "chinchilla":
+        return lambda c: float(chinchilla_allocation(**law.params, compute=c).loss)
+    if family == "nd":
+        loss_nd = _loss_nd(law)
+        return lambda c: float(optimal_allocation(loss_nd, c).loss)
+    form = get_form(law.form)
+    return lambda c: float(form.predict(law.params, {form.inputs[0]: np.array([c])})[0])
+
+
+def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
+    """The compute-optimal run for ``budget`` FLOPs under ``law`` (see the module docstring)."""
+    if not budget > 0:
+        raise ConfigError(f"the budget must be a positive number of FLOPs (got {budget}).")
+    family = _family(law)
+    base = {"budget": float(budget), "law": law.form, "source": law.source, "convention": law.convention}
+    if family in ("kaplan_table6", "kaplan_ns"):
+        return _plan_kaplan(law, budget, base)
+    if family == "compute":
+        form = get_form(law.form)
+        inputs = {form.inputs[0]: np.array([float(budget)])}
+        note = f"'{law.form}' is a law of compute alone: it predicts the loss, not N or D."
+        return Plan(loss=float(form.predict(law.params, inputs)[0]), notes=[note], **base, **_interval(law, inputs, level))
+
+    loss_nd = _loss_nd(law)
+    alloc = chinchilla_allocation(**law.params, compute=budget) if family == "chinchilla" else optimal_allocation(loss_nd, budget)
+    n, d, loss = float(alloc.n_opt), float(alloc.d_opt), float(alloc.loss)
+    compute_ratio, token_ratio = iso_loss_cost(loss_nd, n, d, np.array(COST_RATIOS))
+    curve = [CostPoint(r, float(c), None, float(t)) for r, c, t in zip(COST_RATIOS, compute_ratio, token_ratio)]
+    notes = []
+    batch = steps = None
+    if law.bcrit is not None:
+        batch = float(law.bcrit(loss))
+        steps = d / batch
+        notes.append("batch = B_crit at the predicted loss (Kaplan eq 1.4); steps = tokens / batch.")
+    inputs = {"N": np.array([n]), "D": np.array([d])}
+    return Plan(
+        loss=loss, n_params=n, tokens=d, tokens_per_param=d / n, batch_tokens=batch, steps=steps,
+        cost_curve=curve, notes=notes, **base, **_interval(law, inputs, level),
+    )  # fmt: skip
+
+
+def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any]) -> Plan:
+    """Kaplan: train at B = B_crit(L), which spends C = 2 C_min in 2 S_min steps (eq 5.2)."""
+    c_min = budget / 2
+    if law.form == "kaplan_table6":
+        n, loss = float(KAPLAN_TABLE6.n_opt(c_min)), float(KAPLAN_TABLE6.loss(c_min))
+        cost = KAPLAN_APP_B  # Table 3 exponents for the B.16-B.17 curve
+    else:
+        cost = _kaplan_frontier(law)
+        n, loss = float(cost.n_opt(c_min)), float(cost.loss(c_min))
+    batch = float(law.bcrit(loss))
+    tokens = budget / (6 * n)
+    steps = tokens / batch
+    ratios = np.array(COST_RATIOS)
+    curve = [
+        CostPoint(float(r), float(c), float(s))
+        for r, c, s in zip(ratios, cost.excess_compute(ratios), cost.excess_steps(ratios))
+    ]
+    needed = float(kaplan_min_tokens(n))
+    notes = [
+        f"compute-efficient training stops {cost.f:.0%} above the converged loss of this N (Kaplan eq B.5).",
+    ]
+    if needed > tokens:
+        notes.append(
+            f"the dataset should hold about {needed:.3g} tokens (eq 4.4) although only {tokens:.3g} are "
+            "processed; with less data expect overfitting (Kaplan §6.3)."
+        )
+    return Plan(
+        loss=loss, n_params=n, tokens=tokens, tokens_per_param=tokens / n, batch_tokens=batch, steps=steps,
+        c_min=c_min, s_min=steps / 2, dataset_tokens_needed=needed, cost_curve=curve, notes=notes, **base,
+    )  # fmt: skip
+
+
+def _interval(law: PlanningLaw, inputs: Mapping[str, np.ndarray], level: float) -> dict[str, Any]:
+    if law.interval is None:
+        return {}
+    lo, hi = law.interval(inputs, level)
+    return {"loss_interval": (float(np.ravel(lo)[0]), float(np.ravel(hi)[0])), "interval_level": level}
+
+
+def plan_target_loss(law: PlanningLaw, target: float, level: float = 0.95) -> Plan:
+    """The smallest compute-optimal budget whose predicted loss is ``target``, and its plan."""
+    budget = compute_for_loss(frontier_loss(law), target)
+    return plan_budget(law, budget, level)

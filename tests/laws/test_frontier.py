@@ -1,0 +1,164 @@
+"""The compute-efficient frontier: Chinchilla's three approaches agree on data from a known law;
+Kaplan App. B reproduces the paper's own numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.errors import FitError
+from scalinglab.laws.frontier import (
+    PF_DAY,
+    KaplanFrontier,
+    KaplanTable6,
+    chinchilla_allocation,
+    compute_for_loss,
+    envelope_frontier,
+    fit_power_law,
+    group_budgets,
+    iso_loss_cost,
+    isoflop_frontier,
+    kaplan_min_tokens,
+    optimal_allocation,
+)
+
+# Besiroglu et al. 2024's refit of Chinchilla (spec §5.2): a = beta/(alpha+beta) = 0.5126.
+LAW = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+A_TRUE = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
+
+
+def law(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return LAW["E"] + LAW["A"] / np.asarray(n) ** LAW["alpha"] + LAW["B"] / np.asarray(d) ** LAW["beta"]
+
+
+def isoflop_runs(budgets: np.ndarray, spread: float = 8.0, noise: float = 0.003, seed: int = 0) -> pd.DataFrame:
+    """Nine sizes per budget, log-spaced over [opt/spread, opt*spread], losses with relative noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        n_opt = float(chinchilla_allocation(**LAW, compute=c).n_opt)
+        for n in np.geomspace(n_opt / spread, n_opt * spread, 9):
+            d = c / (6 * n)
+            rows.append({"N": n, "D": d, "C": c, "loss": law(n, d) * (1 + noise * rng.standard_normal())})
+    return pd.DataFrame(rows)
+
+
+def test_closed_form_matches_numeric_minimum() -> None:
+    compute = np.array([1e18, 1.21e20, 1e23])
+    closed = chinchilla_allocation(**LAW, compute=compute)
+    numeric = optimal_allocation(law, compute)
+    assert np.allclose(closed.n_opt, numeric.n_opt, rtol=1e-4)
+    assert np.allclose(closed.d_opt, numeric.d_opt, rtol=1e-4)
+    assert np.allclose(6 * closed.n_opt * closed.d_opt, compute)
+    assert fit_power_law(compute, closed.n_opt).exponent == pytest.approx(A_TRUE, abs=1e-9)
+
+
+def test_isoflop_profiles_recover_the_exponents() -> None:
+    budgets = np.array([6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21])  # Hoffmann §3.2
+    result = isoflop_frontier(isoflop_runs(budgets))
+    assert len(result.profiles) == 9 and not result.refused
+    assert result.frontier.a == pytest.approx(A_TRUE, abs=0.03)
+    assert result.frontier.b == pytest.approx(1 - A_TRUE, abs=0.03)
+    closed = chinchilla_allocation(**LAW, compute=result.frontier.compute)
+    assert np.allclose(result.frontier.n_opt, closed.n_opt, rtol=0.3)
+
+
+def test_isoflop_refuses_a_budget_without_an_interior_minimum() -> None:
+    runs = isoflop_runs(np.array([1e19, 1e20, 1e21]), noise=0.0)
+    n_opt = float(chinchilla_allocation(**LAW, compute=1e21).n_opt)
+    runs = runs[~((runs["C"] == 1e21) & (runs["N"] > n_opt / 1.5))]  # only models smaller than the optimum
+    with pytest.raises(FitError, match=r"C=1e\+21 .*add runs with larger N"):
+        isoflop_frontier(runs)
+    lenient = isoflop_frontier(runs, strict=False)
+    assert list(lenient.refused) == [pytest.approx(1e21)]
+    assert [p.budget for p in lenient.profiles] == pytest.approx([1e19, 1e20])
+
+
+def test_group_budgets_joins_runs_near_one_budget() -> None:
+    c = np.array([1e19, 1.03e19, 0.98e19, 1e20, 1.05e20])
+    labels = group_budgets(c)
+    assert len(np.unique(labels)) == 2
+    assert labels[0] == labels[1] == labels[2] == pytest.approx(1e19, rel=0.03)
+
+
+def test_envelope_of_learning_curves_recovers_the_exponent() -> None:
+    rows = []
+    for i, n in enumerate(np.geomspace(1e7, 1e10, 40)):
+        d = np.geomspace(1e8, 1e12, 200)  # constant-LR curves: each point is a valid (N, D) run
+        rows.append(pd.DataFrame({"run_id": i, "N": n, "D": d, "C": 6 * n * d, "loss": law(n, d)}))
+    frontier = envelope_frontier(pd.concat(rows))
+    inside = (frontier.compute > 1e19) & (frontier.compute < 1e22)  # away from the edges of the sweep
+    a = fit_power_law(frontier.compute[inside], frontier.n_opt[inside]).exponent
+    assert a == pytest.approx(A_TRUE, abs=0.04)
+
+
+def test_iso_loss_cost_is_one_at_the_optimum_and_more_elsewhere() -> None:
+    alloc = chinchilla_allocation(**LAW, compute=1e21)
+    compute, tokens = iso_loss_cost(law, float(alloc.n_opt), float(alloc.d_opt), np.array([0.6, 1.0, 2.2, 1e-3]))
+    assert compute[1] == pytest.approx(1.0, abs=1e-9)
+    assert compute[0] > 1 and compute[2] > 1 and tokens[2] < 1 < tokens[0]
+    assert np.isnan(compute[3])  # a model 1000x too small never reaches the optimum's loss
+
+
+def test_compute_for_loss_inverts_the_frontier() -> None:
+    loss_at = lambda c: float(chinchilla_allocation(**LAW, compute=c).loss)  # noqa: E731
+    c = compute_for_loss(loss_at, 2.3)
+    assert loss_at(c) == pytest.approx(2.3, abs=1e-8)
+    with pytest.raises(FitError, match="floor"):
+        compute_for_loss(loss_at, LAW["E"] - 0.1)
+
+
+# --- Kaplan App. B, checked against the numbers printed in the paper (spec §1.5) ----------------
+
+
+def test_kaplan_app_b_is_self_consistent() -> None:
+    k = KaplanFrontier()
+    c = np.geomspace(1e15, 1e24, 10)
+    # B.5: the frontier loss is (1 + α_N/α_S) times the converged loss of N_eff
+    assert np.allclose(k.loss(c), (1 + k.f) * k.converged_loss(k.n_opt(c)))
+    # eq 1.6 at (N_eff, S_min) gives the frontier loss, and C_min = 6 N B_crit S_min
+    assert np.allclose(k.loss_ns(k.n_opt(c), k.s_min(c)), k.loss(c))
+    assert np.allclose(6 * k.n_opt(c) * k.b_crit(k.loss(c)) * k.s_min(c), c)
+
+
+def test_kaplan_app_b_exponents() -> None:
+    k = KaplanFrontier()
+    assert k.alpha_C == pytest.approx(0.052, abs=0.001)  # eq B.7
+    c = np.geomspace(1e15, 1e24, 10)
+    # eq 6.5: N ∝ C_min^(α_C/α_N), about 0.7 (Kaplan measure 0.73); S grows very slowly (0.03 measured)
+    assert fit_power_law(c, k.n_opt(c)).exponent == pytest.approx(k.alpha_C / k.alpha_N)
+    assert 0.66 < k.alpha_C / k.alpha_N < 0.74
+    assert fit_power_law(c, k.s_min(c)).exponent == pytest.approx(0.07, abs=0.01)
+    # eq B.8 lands near Table 5's C_c^min (3.1e8 PF-days; Fig 1 prints 2.3e8)
+    assert 1e8 < k.C_c / PF_DAY < 4e8
+
+
+def test_kaplan_cost_of_off_optimal_models() -> None:
+    k = KaplanFrontier()
+    ratios = np.linspace(0.6, 2.2, 33)
+    assert np.all(k.excess_compute(ratios) <= 1.21)  # "0.6x-2.2x cost at most +20%" (App. B)
+    assert k.excess_steps(2.2) == pytest.approx(0.55, abs=0.01)  # "45% fewer steps"
+    assert k.excess_compute(1.0) == pytest.approx(1.0)
+    n, s, c = k.convergence_tradeoff(k.f)  # eqs B.12-B.14: 2.7x params, 0.13x steps, 0.35x compute
+    assert (n, s, c) == (pytest.approx(2.7, abs=0.05), pytest.approx(0.13, abs=0.01), pytest.approx(0.35, abs=0.01))
+
+
+def test_kaplan_data_and_early_stopping_bounds() -> None:
+    # eq 4.4: models below 1e9 params train with little overfitting on WebText2's 22B tokens (§4.2)
+    assert kaplan_min_tokens(1e9) == pytest.approx(22e9, rel=0.1)
+    assert kaplan_min_tokens(8e9) / kaplan_min_tokens(1e9) == pytest.approx(5, rel=0.1)  # "8x model, roughly 5x data"
+    k = KaplanFrontier()
+    s_stop = k.early_stopping_steps(np.array([3.1, 3.05, 3.0]), 3.0)  # eq 5.7
+    assert s_stop[0] == pytest.approx(k.S_c / 0.1 ** (1 / k.alpha_S))
+    assert s_stop[0] < s_stop[1] and np.isinf(s_stop[2])
+
+
+def test_kaplan_table6_matches_spec_derived_numbers() -> None:
+    t = KaplanTable6()
+    # spec §7: C_min = 1e15 FLOPs -> N_opt 3.2e5, D 9.3e8, B 1.3e5 tokens, S_min 3.8e3, L 4.69
+    assert t.n_opt(1e15) == pytest.approx(3.2e5, rel=0.03)
+    assert t.d_opt(1e15) == pytest.approx(9.3e8, rel=0.03)
+    assert t.batch(1e15) == pytest.approx(1.3e5, rel=0.03)
+    assert t.s_min(1e15) == pytest.approx(3.8e3, rel=0.03)
+    assert t.loss(1e15) == pytest.approx(4.69, abs=0.01)
