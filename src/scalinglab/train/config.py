@@ -143,6 +143,8 @@ class RuntimeConfig:
     """Also checkpoint every this many steps; 0 disables the step rule."""
     keep_last: int = 2
     """Checkpoints kept on disk (older ones are deleted once a newer one is complete)."""
+    log_every: int = 1
+    """Write a metrics.jsonl record every this many steps (and at every evaluation); train_loss averages the steps between."""
     progress: bool = True
     """Show a progress bar."""
     tensorboard: bool = False
@@ -155,6 +157,7 @@ class RuntimeConfig:
         check(self.keep_last >= 1, f"runtime.keep_last must be at least 1 (got {self.keep_last}).")
         check(self.checkpoint_seconds > 0, "runtime.checkpoint_seconds must be positive.")
         check(self.checkpoint_steps >= 0, "runtime.checkpoint_steps must be >= 0.")
+        check(self.log_every >= 1, f"runtime.log_every must be at least 1 (got {self.log_every}).")
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         check(self.budget.is_set, "no budget: set one of budget.tokens, budget.steps, budget.flops, budget.tokens_per_param.")
         check(
-            self.model.vocab_size >= self.data.vocab_size,
-            f"model.vocab_size={self.model.vocab_size} is smaller than data.vocab_size={self.data.vocab_size}; "
-            "set them equal.",
+            self.model.vocab_size >= self.data.effective_vocab_size,
+            f"model.vocab_size={self.model.vocab_size} is smaller than the tokenizer's vocabulary "
+            f"({self.data.effective_vocab_size}); set model.vocab_size={self.data.effective_vocab_size}.",
         )
 
     def scientific_fields(self) -> dict:

@@ -1,0 +1,419 @@
+"""The training loop of one run, read top to bottom: setup, resume, step, evaluate, checkpoint, finish.
+
+A :class:`Trainer` owns one run directory. It trains with AdamW over exactly the run's budget, logs
+``metrics.jsonl`` per docs/contracts.md, evaluates on every held-out set at log-spaced steps,
+checkpoints atomically, and resumes from the newest complete checkpoint so that a run killed at any
+moment and restarted reproduces the uninterrupted run's losses exactly (on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scalinglab.config import stable_hash
+from scalinglab.data import SequenceSampler, eval_batches, prepare
+from scalinglab.errors import ConfigError, ScalinglabError, TrainingError
+from scalinglab.model.counting import count_params, flops_per_token
+from scalinglab.model.gpt import GPT
+from scalinglab.train import checkpoint, rundir
+from scalinglab.train.budget import resolve_steps, tokens_per_step
+from scalinglab.train.config import RunConfig
+from scalinglab.train.distributed import Distributed, pick_device
+from scalinglab.train.lr_rules import peak_lr
+from scalinglab.train.mirrors import Mirrors
+from scalinglab.train.noise_scale import NoiseScale, grad_sq_norm
+from scalinglab.train.schedules import eval_steps, lr_at, warmup_steps
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator a run touches, as tensors and plain data (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """One run: ``Trainer(cfg, run_dir).run()`` trains it (or resumes it) and returns its summary."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        rt = cfg.runtime
+        if rt.threads:
+            torch.set_num_threads(rt.threads)
+        self.device = pick_device(rt.device)
+        self.dist = Distributed.from_env(self.device)
+        use_bf16 = rt.dtype == "bf16" or (rt.dtype == "auto" and self.device.type == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        self.main = self.dist.is_main
+        self.status = rundir.StatusWriter(self.run_dir) if self.main else None
+
+        # the run's length and batch geometry
+        self.total_steps = resolve_steps(cfg)
+        self.tokens_per_step = tokens_per_step(cfg)
+        self.flops_per_token = flops_per_token(cfg.model)
+        self.peak_lr = peak_lr(cfg.optim, cfg.model)
+        self.eval_at = set(eval_steps(self.total_steps, cfg.eval.points))
+        batch = cfg.optim.batch_size
+        if batch % self.dist.world:
+            raise ConfigError(
+                f"optim.batch_size={batch} does not split over {self.dist.world} data-parallel processes; "
+                "make it a multiple of the process count."
+            )
+        self.rank_batch = batch // self.dist.world
+        self.micro = min(cfg.optim.micro_batch_size or self.rank_batch, self.rank_batch)
+        if self.rank_batch % self.micro:
+            raise ConfigError(
+                f"each of {self.dist.world} processes gets {self.rank_batch} sequences, not a multiple of "
+                f"optim.micro_batch_size={self.micro}; change one of them."
+            )
+
+    # ---- setup -------------------------------------------------------------------------------
+
+    def _prepare_data(self) -> None:
+        """Tokenise (or load from cache) the corpus on rank 0 first, then check it fits the model."""
+        cfg = self.cfg
+        cache = cfg.runtime.cache_dir or None
+        if self.main:
+            self.data = prepare(cfg.data, cache_dir=cache, progress=cfg.runtime.progress)
+        self.dist.barrier()  # other ranks read the cache rank 0 just wrote
+        if not self.main:
+            self.data = prepare(cfg.data, cache_dir=cache, progress=False)
+        if self.data.vocab_size > cfg.model.vocab_size:
+            raise ConfigError(
+                f"the tokenizer has {self.data.vocab_size} tokens but model.vocab_size={cfg.model.vocab_size}; "
+                f"set model.vocab_size >= {self.data.vocab_size}."
+            )
+        n_ctx, limit = cfg.model.n_ctx, cfg.data.train_tokens
+        train = self.data.splits["train"]
+        available = min(train.num_tokens, limit) if limit else train.num_tokens
+        if available < n_ctx + 1:
+            where = f"data.train_tokens={limit}" if limit and limit < train.num_tokens else f"corpus '{cfg.data.corpus}'"
+            raise ConfigError(
+                f"model.n_ctx={n_ctx} is longer than the training data ({available} tokens, {where}); "
+                f"lower model.n_ctx or provide more than {n_ctx} tokens."
+            )
+        self.eval_splits = {"valid": self.data.splits["valid"]}
+        self.eval_splits.update({e.name: self.data.splits[e.name] for e in cfg.data.eval_sets})
+        for name, split in self.eval_splits.items():
+            if split.num_tokens < n_ctx + 1:
+                raise ConfigError(
+                    f"model.n_ctx={n_ctx} is longer than eval set '{name}' ({split.num_tokens} tokens); "
+                    "lower model.n_ctx or use a larger held-out set."
+                )
+        self.sampler = SequenceSampler(train, n_ctx, cfg.seed, max_tokens=limit)
+
+    def _build(self) -> None:
+        """Model (same init on every rank), AdamW, and the optional noise-scale estimator."""
+        cfg = self.cfg
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the init: identical on every rank
+        self.model = GPT(cfg.model).to(self.device)
+        if self.dist.rank:
+            torch.manual_seed(cfg.seed + self.dist.rank)  # distinct dropout masks per rank
+        named = list(self.model.named_parameters())  # a tied head appears once
+        self.params = [p for _, p in named]
+        # decay matrices only: not biases, LayerNorm gains or learned positions
+        decay = [p for n, p in named if p.dim() >= 2 and not n.startswith("wpe.")]
+        no_decay = [p for n, p in named if not (p.dim() >= 2 and not n.startswith("wpe."))]
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.peak_lr,
+            betas=(o.beta1, o.beta2),
+            eps=o.eps,
+            fused=self.device.type in ("cpu", "cuda"),
+        )
+        if cfg.runtime.compile:
+            self.model.compile()
+        self.noise = None
+        if cfg.eval.noise_scale:
+            b_small, b_big = self.micro * cfg.model.n_ctx, self.tokens_per_step
+            if b_small >= b_big:
+                raise ConfigError(
+                    "eval.noise_scale compares a micro-batch gradient with the full batch's; set "
+                    "optim.micro_batch_size below optim.batch_size (e.g. a quarter of it)."
+                )
+            self.noise = NoiseScale(b_small, b_big)
+
+    def _check_run_dir(self) -> None:
+        """Refuse to mix two different runs in one directory."""
+        stored = rundir.read_json(self.run_dir / rundir.CONFIG)
+        if stored is None:
+            return
+        identity = stable_hash({k: v for k, v in stored.items() if k not in ("name", "runtime")})
+        if identity != self.cfg.identity():
+            raise TrainingError(
+                f"{self.run_dir} holds a different run (identity {identity}, this config "
+                f"{self.cfg.identity()}); pass another run directory or the same config."
+            )
+
+    # ---- resume and checkpoint ---------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """Restore the newest complete checkpoint, or start fresh; drop metrics past the restored step."""
+        self.step, self.wall_time, self.train_time, self.best = 0, 0.0, 0.0, {}
+        found = checkpoint.latest_checkpoint(self.run_dir)
+        if found is not None:
+            step, path = found
+            state = checkpoint.load_checkpoint(path, map_location=self.device)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sampler.load_state_dict(state["sampler"])
+            if self.noise is not None and state["noise_scale"] is not None:
+                self.noise.load_state_dict(state["noise_scale"])
+            set_rng_state(state["rng"][self.dist.rank])
+            self.step, self.wall_time, self.train_time = step, state["wall_time"], state["train_time"]
+            self.best = state["best"]
+        self.dist.barrier()  # every rank has read the checkpoint before rank 0 may prune it
+        if self.main:
+            rundir.truncate_metrics(self.run_dir, self.step)
+
+    def _save(self) -> None:
+        rng = self.dist.gather(rng_state())  # each rank's dropout stream
+        if not self.main:
+            return
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": rng,
+            "noise_scale": self.noise.state_dict() if self.noise else None,
+            "wall_time": self.wall_time,
+            "train_time": self.train_time,
+            "best": self.best,
+        }
+        checkpoint.save_checkpoint(self.run_dir, self.step, state, self.cfg.runtime.keep_last)
+
+    # ---- one optimiser step ------------------------------------------------------------------
+
+    def _train_step(self, lr: float) -> tuple[float, float, dict[str, float]]:
+        """One AdamW update on the global batch: (mean train loss, grad norm before clipping, noise metrics)."""
+        n_ctx = self.cfg.model.n_ctx
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rows = self.sampler.next_batch(self.cfg.optim.batch_size)[self.dist.slice(self.cfg.optim.batch_size)]
+        batch = torch.from_numpy(rows).to(self.device, non_blocking=True)  # (b, T + 1)
+        x, y = batch[:, :n_ctx], batch[:, 1:]  # (b, T), (b, T)
+        n_micro = self.rank_batch // self.micro
+        loss_sum = torch.zeros((), device=self.device)
+        small_sq = 0.0
+        for i in range(n_micro):
+            rows_i = slice(i * self.micro, (i + 1) * self.micro)
+            with self.autocast:
+                loss = self.model.loss(x[rows_i], y[rows_i])
+            (loss / n_micro).backward()  # mean over the rank's micro-batches
+            loss_sum += loss.detach()
+            if self.noise is not None and i == 0:
+                small_sq = grad_sq_norm(self.params) * n_micro**2  # one micro-batch's gradient, unscaled
+        self.dist.average_([p.grad for p in self.params])  # mean over ranks = mean over the global batch
+        mean_loss = self.dist.sum_(loss_sum) / (n_micro * self.dist.world)
+        noise = self.noise.update(small_sq, grad_sq_norm(self.params)) if self.noise is not None else {}
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or math.inf)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return mean_loss.item(), grad_norm.item(), noise
+
+    # ---- evaluation --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, Any]]:
+        """Loss (nats/token), bits per byte and per-position loss on every held-out set.
+
+        Each set is the same fixed prefix every time (``eval.tokens``); ranks split its batches and
+        sum per-position losses in float64. bits/byte = loss / ln 2 / bytes_per_token, comparable
+        across tokenizers (spec §6 item 12).
+        """
+        self.model.eval()
+        n_ctx = self.cfg.model.n_ctx
+        results = {}
+        for name, split in self.eval_splits.items():
+            sums = torch.zeros(n_ctx + 1, dtype=torch.float64, device=self.device)  # per position, then count
+            for i, rows in enumerate(eval_batches(split, n_ctx, self.cfg.eval.tokens, self.micro)):
+                if i % self.dist.world != self.dist.rank:
+                    continue
+                batch = torch.from_numpy(rows).to(self.device)  # (b, T + 1)
+                with self.autocast:
+                    losses = self.model.loss(batch[:, :-1], batch[:, 1:], reduction="none")  # (b, T)
+                sums[:n_ctx] += losses.double().sum(0)
+                sums[n_ctx] += losses.shape[0]
+            self.dist.sum_(sums)
+            per_position = sums[:n_ctx] / sums[n_ctx]  # (T,) Kaplan Fig 20
+            loss = per_position.mean().item()
+            results[name] = {
+                "loss": loss,
+                "bpb": loss / math.log(2) / split.bytes_per_token,
+                "per_position": per_position.tolist(),
+            }
+        self.model.train()
+        return results
+
+    # ---- the run -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end of the budget (resuming if possible) and return the summary."""
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._check_run_dir()
+            rundir.write_config(self.run_dir, self.cfg)
+            rundir.write_json(
+                self.run_dir / rundir.ENV,
+                rundir.environment(str(self.device), torch.get_num_threads(), self.dist.world),
+            )
+            self.status.set("running")
+        try:
+            self._prepare_data()
+            self._build()
+            self._resume()
+            return self._loop()
+        except BaseException as e:
+            if self.main:
+                reason = str(e) if isinstance(e, ScalinglabError) else f"{type(e).__name__}: {e}".rstrip(": ")
+                self.status.set("failed", reason.splitlines()[0])
+                if hasattr(self, "step"):
+                    rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
+            raise
+
+    def _loop(self) -> dict[str, Any]:
+        cfg, rt = self.cfg, self.cfg.runtime
+        metrics = rundir.MetricsWriter(self.run_dir) if self.main else None
+        mirrors = Mirrors(cfg, self.run_dir) if self.main else None
+        bar = tqdm(
+            total=self.total_steps * self.tokens_per_step,
+            initial=self.step * self.tokens_per_step,
+            unit="tok",
+            unit_scale=True,
+            desc=cfg.name or self.run_dir.name,
+            disable=not (self.main and rt.progress and sys.stderr.isatty()),
+            dynamic_ncols=True,
+        )
+        evals: dict[str, dict[str, Any]] = {}
+        last_ckpt = time.monotonic()
+        losses, steps_time = [], 0.0  # since the last metrics record
+        try:
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                lr = lr_at(self.step, self.total_steps, self.peak_lr, cfg.schedule)
+                loss, grad_norm, noise = self._train_step(lr)
+                self.step += 1
+                dt = time.perf_counter() - t0
+                self.train_time += dt
+                steps_time += dt
+                losses.append(loss)
+                if self.status is not None:
+                    self.status.step = self.step
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    raise TrainingError(
+                        f"diverged at step {self.step}: train loss {loss}, grad norm {grad_norm}; "
+                        f"lower the learning rate (peak {self.peak_lr:.3g}) or set optim.grad_clip."
+                    )
+                record = self._record(lr, losses, grad_norm, steps_time, noise)
+                if self.step in self.eval_at:
+                    evals = self.evaluate()
+                    self._note_eval(record, evals)
+                self.wall_time += time.perf_counter() - t0
+                record["wall_time"] = self.wall_time
+                if self.main and (self.step % rt.log_every == 0 or self.step in self.eval_at):
+                    metrics.write(record)
+                    mirrors.log(record)
+                    losses, steps_time = [], 0.0
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                bar.update(self.tokens_per_step)
+                due = (
+                    self.step == self.total_steps
+                    or (rt.checkpoint_steps and self.step % rt.checkpoint_steps == 0)
+                    or time.monotonic() - last_ckpt >= rt.checkpoint_seconds
+                )
+                if self.dist.agree(bool(due)):
+                    self._save()
+                    last_ckpt = time.monotonic()
+        finally:
+            bar.close()
+            if self.main:
+                metrics.close()
+                mirrors.close()
+        if not evals:  # resumed from the final checkpoint: the last evaluation was not kept
+            evals = self.evaluate()
+        summary = self._summary("done", evals)
+        if self.main:
+            rundir.write_json(self.run_dir / rundir.SUMMARY, summary)
+            self.status.set("done")
+        return summary
+
+    def _record(
+        self, lr: float, losses: list[float], grad_norm: float, steps_time: float, noise: dict[str, float]
+    ) -> dict[str, Any]:
+        """The metrics.jsonl record of the current step (train loss averaged since the last record)."""
+        tokens = self.step * self.tokens_per_step
+        record: dict[str, Any] = {"step": self.step, "tokens": tokens}
+        record.update({f"flops_{k}": v * tokens for k, v in self.flops_per_token.items()})
+        record.update(
+            lr=lr,
+            train_loss=sum(losses) / len(losses),
+            grad_norm=grad_norm,
+            tokens_per_s=len(losses) * self.tokens_per_step / steps_time,
+            wall_time=self.wall_time,
+            epoch=self.sampler.epoch,
+        )
+        record.update(noise)
+        return record
+
+    def _note_eval(self, record: dict[str, Any], evals: dict[str, dict[str, Any]]) -> None:
+        """Add eval losses to the record and keep the best (early-stopped) loss of each set."""
+        for name, r in evals.items():
+            record[f"val_loss_{name}"] = r["loss"]
+            record[f"val_bpb_{name}"] = r["bpb"]
+            if name not in self.best or r["loss"] < self.best[name]["loss"]:
+                self.best[name] = {"loss": r["loss"], "bpb": r["bpb"], "step": self.step}
+
+    def _summary(self, status: str, evals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """summary.json (docs/contracts.md), plus the resolved batch, LR and warmup for the runs table."""
+        cfg = self.cfg
+        tokens = self.step * self.tokens_per_step
+        summary = {
+            "status": status,
+            "run_id": cfg.identity(),
+            "name": cfg.name,
+            "steps": self.step,
+            "total_steps": self.total_steps,
+            "tokens": tokens,
+            "epochs": self.sampler.epoch,
+            "batch_tokens": self.tokens_per_step,
+            "lr": self.peak_lr,
+            "warmup_steps": warmup_steps(cfg.schedule, self.total_steps),
+            "flops": {k: v * tokens for k, v in self.flops_per_token.items()},
+            "params": count_params(cfg.model),
+            "final": {name: {"loss": r["loss"], "bpb": r["bpb"]} for name, r in evals.items()},
+            "best": self.best,
+            "wall_time": self.wall_time,
+            "tokens_per_s": tokens / self.train_time if self.train_time else None,
+        }
+        if cfg.eval.per_position and evals:
+            summary["per_position_loss"] = {name: r["per_position"] for name, r in evals.items()}
+        return summary
