@@ -1,0 +1,102 @@
+"""Planning: the published allocations come back (Chinchilla Table 3, Kaplan N ∝ C^0.73), and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import FitError
+from scalinglab.laws.batch import BcritLaw
+from scalinglab.laws.forms import get_form
+from scalinglab.laws.frontier import fit_power_law
+from scalinglab.laws.plan import (
+    PRESETS,
+    PlanningLaw,
+    frontier_loss,
+    get_preset,
+    plan_budget,
+    plan_target_loss,
+)
+
+# Chinchilla Table 3: 1.21e20 FLOPs -> 1B parameters, 20.2B tokens (spec §5.1).
+TABLE3_C, TABLE3_N, TABLE3_D = 1.21e20, 1e9, 20.2e9
+
+
+def test_epoch_constants_reproduce_chinchilla_table3() -> None:
+    plan = plan_budget(get_preset("epoch2024"), TABLE3_C)
+    assert plan.n_params == pytest.approx(TABLE3_N, rel=0.15)
+    assert plan.tokens == pytest.approx(TABLE3_D, rel=0.15)
+    assert plan.tokens_per_param == pytest.approx(20, rel=0.2)
+    assert 6 * plan.n_params * plan.tokens == pytest.approx(TABLE3_C)
+
+
+def test_kaplan_preset_reproduces_n_opt_proportional_to_c_to_the_073() -> None:
+    budgets = np.geomspace(1e15, 1e24, 10)  # nine decades, as Kaplan Fig 14 spans
+    plans = [plan_budget(get_preset("kaplan2020"), c) for c in budgets]
+    assert fit_power_law(budgets, [p.n_params for p in plans]).exponent == pytest.approx(0.73, abs=1e-6)
+    assert fit_power_law(budgets, [p.batch_tokens for p in plans]).exponent == pytest.approx(0.24, abs=0.02)
+    assert fit_power_law(budgets, [p.tokens for p in plans]).exponent == pytest.approx(0.27, abs=1e-6)
+    # Hoffmann App. D.4: "Kaplan's rule predicts 4.68B parameters" at 1e21 FLOPs
+    assert plans[6].budget == pytest.approx(1e21)
+    assert plans[6].n_params == pytest.approx(4.68e9, rel=0.01)
+    # trained at B = B_crit: C = 2 C_min, S = 2 S_min, and S_min ≈ 5.4e3 C_min^0.03 (Table 6)
+    assert plans[6].s_min == pytest.approx(5.4e3 * (5e20 / 8.64e19) ** 0.03, rel=0.1)
+
+
+def test_kaplan_app_b_from_an_ns_law_gives_the_predicted_exponent() -> None:
+    # L(N, S) at Kaplan Table 3 with B_crit of Table 5: eq 6.5 predicts N ∝ C^(α_C/α_N) ≈ 0.7
+    ns = PlanningLaw("kaplan_ns", {"N_c": 6.5e13, "alpha_N": 0.077, "S_c": 2.1e3, "alpha_S": 0.76}, "Table 3", bcrit=BcritLaw())
+    budgets = np.geomspace(1e15, 1e24, 10)
+    plans = [plan_budget(ns, c) for c in budgets]
+    assert fit_power_law(budgets, [p.n_params for p in plans]).exponent == pytest.approx(0.68, abs=0.02)
+    assert all(6 * p.n_params * p.batch_tokens * p.steps == pytest.approx(p.budget) for p in plans)
+    with pytest.raises(FitError, match="--bcrit"):
+        plan_budget(PlanningLaw("kaplan_ns", ns.params, "Table 3"), 1e20)
+
+
+def test_numeric_allocation_for_other_laws_of_n_and_d() -> None:
+    nd = PlanningLaw("kaplan_nd", {"N_c": 6.4e13, "alpha_N": 0.076, "D_c": 1.8e13, "alpha_D": 0.103}, "Table 2")
+    plan = plan_budget(nd, 1e21)
+    # the plan's N beats its neighbours at the same compute
+    form = get_form("kaplan_nd")
+    n = plan.n_params * np.array([0.8, 1.0, 1.25])
+    losses = form.predict(nd.params, {"N": n, "D": 1e21 / (6 * n)})
+    assert losses[1] == pytest.approx(plan.loss)
+    assert losses[1] < losses[0] and losses[1] < losses[2]
+    cost = {p.ratio: p.compute for p in plan.cost_curve}
+    assert cost[1.0] == pytest.approx(1.0) and cost[0.6] > 1 and cost[2.2] > 1
+
+
+def test_target_loss_round_trip_for_every_preset() -> None:
+    for name in PRESETS:
+        law = get_preset(name)
+        plan = plan_target_loss(law, 2.6)
+        assert plan.loss == pytest.approx(2.6, abs=1e-6)
+        assert frontier_loss(law)(plan.budget * 2) < 2.6
+
+
+def test_compute_only_laws_give_the_loss_and_say_why_nothing_else() -> None:
+    law = PlanningLaw("chinchilla_c", {"E": 1.8, "k": 2e3, "gamma": 0.15}, "test")
+    plan = plan_budget(law, 1e20)
+    assert plan.loss == pytest.approx(1.8 + 2e3 * 1e20**-0.15)
+    assert plan.n_params is None and "compute alone" in plan.notes[0]
+
+
+def test_cli_plan_json_and_human_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--preset", "epoch2024", "--budget", "1.21e20", "--bcrit", "kaplan2020", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_params"] == pytest.approx(TABLE3_N, rel=0.15)
+    assert out["batch_tokens"] > 0 and out["steps"] == pytest.approx(out["tokens"] / out["batch_tokens"])
+    assert [p["ratio"] for p in out["cost_curve"]][0] == 0.6
+    assert main(["plan", "--preset", "kaplan2020", "--budget", "1e21"]) == 0
+    text = capsys.readouterr().out
+    assert "4.683e+09" in text and "+20%" in text and "eq 4.4" in text
+
+
+def test_cli_plan_unreachable_target_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--preset", "epoch2024", "--target-loss", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "not reached" in err and "floor is 1.817" in err and "Traceback" not in err
