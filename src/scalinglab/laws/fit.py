@@ -1,0 +1,305 @@
+"""Fit a scaling law to runs: many starts together, a tight polish, a convergence check, uncertainty.
+
+``fit_law(form, data)`` minimises the summed Huber loss of log residuals (Hoffmann App D.2 with the
+sum that Besiroglu et al. 2024 showed is needed), starting from a grid of parameter vectors that
+are all optimised together (:func:`scalinglab.laws.objective.multistart`), then finishes the best
+few with L-BFGS-B at tight tolerance. The result is a :class:`FitResult`, which is also the
+``fit.json`` artefact that ``scalinglab plan`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab import __version__
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws.objective import Problem, expected_decrease, multistart, polish, projected_gradient_norm
+from scalinglab.laws.tables import fit_frame
+from scalinglab.laws.uncertainty import (
+    bootstrap as bootstrap_refits,
+)
+from scalinglab.laws.uncertainty import (
+    is_converged,
+    percentile_intervals,
+    prediction_interval,
+    robust_scale,
+)
+
+Starts = str | int | Mapping[str, float] | Sequence[Mapping[str, float]]
+
+OUTLIER_SIGMAS = 4.0
+"""Flag a run whose log residual, or log tokens-per-parameter, is this many robust sds from the rest."""
+
+
+@dataclass
+class FitResult:
+    """A fitted law: unrounded parameters, how the fit went, its uncertainty and the data used."""
+
+    form: Form
+    params: dict[str, float]
+    """Public parameters, unrounded."""
+    objective: float
+    """Summed Huber loss of log residuals at ``params``."""
+    converged: bool
+    """The polish ended at a point where a Gauss-Newton step would gain < 1e-10 of the objective."""
+    status: str
+    """The optimiser's own message, and the relative expected decrease left."""
+    grad_norm: float
+    """Max-norm of the projected gradient in the internal parameterisation."""
+    n_points: int
+    data: pd.DataFrame
+    """The rows fitted: the law's inputs, its target and ``weight`` (original row labels kept)."""
+    convention: str
+    """Which N and C conventions the data use (e.g. Kaplan non-embedding N, C = 6ND)."""
+    delta: float = 1e-3
+    overpredict_penalty: float = 0.0
+    n_starts: int = 1
+    starts_at_optimum: int = 1
+    """How many refined starts reached the best objective (within 1e-9 relative)."""
+    noise: float = 0.0
+    """Robust log-space scale of the residuals: run-to-run noise for prediction intervals."""
+    outliers: list[dict[str, Any]] = field(default_factory=list)
+    level: float = 0.95
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    """Bootstrap percentile intervals ``[lo, hi]`` at ``level`` for parameters and derived quantities."""
+    bootstrap: pd.DataFrame | None = None
+    """One row per converged bootstrap refit: public parameters and derived quantities."""
+    bootstrap_dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def law(self) -> str:
+        return self.form.name
+
+    @property
+    def derived(self) -> dict[str, float]:
+        """The form's derived quantities at the point estimate (e.g. chinchilla's a = beta/(alpha+beta))."""
+        return {k: float(v) for k, v in self.form.derived_values(self.params).items()}
+
+    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+        """Predicted target at the rows of ``X`` (columns named like the form's inputs)."""
+        return self.form.predict(self.params, X)
+
+    def prediction_interval(self, X: pd.DataFrame | Mapping[str, Any], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` of the target for a new run at each row of ``X``: parameter spread plus run noise."""
+        samples = None if self.bootstrap is None else self.bootstrap[list(self.form.params)].to_numpy()
+        return prediction_interval(self.form, self.form._as_array(self.params), samples, self.noise, X, level)
+
+    def residuals(self) -> np.ndarray:
+        """Log residuals log(prediction) - log(target) at the fitted rows."""
+        return np.log(self.predict(self.data)) - np.log(self.data[self.form.target].to_numpy())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in ``fit.json`` (plain JSON types; parameters unrounded)."""
+        out = {
+            "law": self.form.name,
+            "equation": self.form.doc,
+            "inputs": list(self.form.inputs),
+            "target": self.form.target,
+            "params": dict(self.params),
+            "derived": self.derived,
+            "objective": self.objective,
+            "converged": self.converged,
+            "status": self.status,
+            "grad_norm": self.grad_norm,
+            "n_points": self.n_points,
+            "n_starts": self.n_starts,
+            "starts_at_optimum": self.starts_at_optimum,
+            "delta": self.delta,
+            "overpredict_penalty": self.overpredict_penalty,
+            "convention": self.convention,
+            "noise": self.noise,
+            "level": self.level,
+            "intervals": self.intervals,
+            "outliers": self.outliers,
+            "notes": self.notes,
+            "bootstrap": None,
+            "data": {"index": [str(i) for i in self.data.index], **{c: self.data[c].tolist() for c in self.data.columns}},
+            "scalinglab_version": __version__,
+        }
+        if self.bootstrap is not None:
+            out["bootstrap"] = {
+                "n": len(self.bootstrap),
+                "dropped": self.bootstrap_dropped,
+                "samples": {c: self.bootstrap[c].tolist() for c in self.bootstrap.columns},
+            }
+        return out
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The ``fit.json`` text; written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def load(cls, path: str | Path, form: Form | None = None) -> FitResult:
+        """Read a ``fit.json``; ``form`` is needed only for a user law not loadable by name."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"cannot read fit file '{path}': {e}; write one with `scalinglab fit ... --out {path}`.") from None
+        if "law" not in d or "params" not in d:
+            raise DataError(f"'{path}' is not a fit.json (no 'law'/'params'); write one with `scalinglab fit --out`.")
+        form = form or get_form(d["law"])
+        data = d["data"]
+        frame = pd.DataFrame({k: v for k, v in data.items() if k != "index"}, index=data.get("index"))
+        boot = d.get("bootstrap")
+        return cls(
+            form=form,
+            params={k: float(v) for k, v in d["params"].items()},
+            objective=d["objective"],
+            converged=d["converged"],
+            status=d["status"],
+            grad_norm=d["grad_norm"],
+            n_points=d["n_points"],
+            data=frame,
+            convention=d["convention"],
+            delta=d["delta"],
+            overpredict_penalty=d["overpredict_penalty"],
+            n_starts=d["n_starts"],
+            starts_at_optimum=d["starts_at_optimum"],
+            noise=d["noise"],
+            outliers=d["outliers"],
+            level=d["level"],
+            intervals=d["intervals"],
+            bootstrap=None if boot is None else pd.DataFrame(boot["samples"]),
+            bootstrap_dropped=0 if boot is None else boot["dropped"],
+            notes=d.get("notes", []),
+        )
+
+
+def start_points(form: Form, starts: Starts, seed: int = 0) -> np.ndarray:
+    """Start vectors ``(K, P)`` in theta space.
+
+    ``"default"``: the form's small grid; ``"full"`` or ``"hoffmann"``: its full grid (Hoffmann's
+    4,500 starts for chinchilla); an int K: K random points in the full grid's box; a mapping of
+    public parameters (or a list of them): exactly those starts.
+    """
+    if isinstance(starts, str):
+        if starts not in ("default", "full", "hoffmann"):
+            raise ConfigError(f"starts='{starts}'; use 'default', 'full' (alias 'hoffmann'), a count, or parameters.")
+        return form.start_grid("default" if starts == "default" else "full")
+    if isinstance(starts, (int, np.integer)) and not isinstance(starts, bool):
+        if starts < 1:
+            raise ConfigError(f"starts={starts}; give at least 1 start.")
+        box = np.array([[min(form.grid[n]), max(form.grid[n])] for n in form.theta_names])
+        return np.random.default_rng(seed).uniform(box[:, 0], box[:, 1], size=(int(starts), len(box)))
+    points = [starts] if isinstance(starts, Mapping) else list(starts)
+    return np.array([form.to_theta(p) for p in points], dtype=float)
+
+
+def outlier_flags(frame: pd.DataFrame, residuals: np.ndarray, noise: float) -> list[dict[str, Any]]:
+    """Runs to look at: large residuals, and D/N far outside the rest (Epoch's dropped runs are both)."""
+    flags = []
+    for label, r in zip(frame.index, residuals):
+        if noise > 0 and abs(r) > OUTLIER_SIGMAS * noise:
+            flags.append({"row": str(label), "reason": "residual", "value": float(r), "sigmas": float(abs(r) / noise)})
+    if {"N", "D"} <= set(frame.columns):
+        ratio = np.log(frame["D"].to_numpy() / frame["N"].to_numpy())
+        center = np.median(ratio)
+        scale = 1.4826 * np.median(np.abs(ratio - center))
+        for label, x in zip(frame.index, ratio):
+            if scale > 0 and abs(x - center) > OUTLIER_SIGMAS * scale:
+                flags.append(
+                    {"row": str(label), "reason": "tokens_per_param", "value": float(np.exp(x)), "sigmas": float(abs(x - center) / scale)}
+                )
+    return flags
+
+
+def fit_law(
+    form: Form | str,
+    data: pd.DataFrame | Mapping[str, Any],
+    *,
+    starts: Starts = "default",
+    delta: float = 1e-3,
+    weights: str | Sequence[float] | None = None,
+    overpredict_penalty: float = 0.0,
+    bootstrap: int = 0,
+    seed: int = 0,
+    level: float = 0.95,
+    convention: str | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
+
+    Args:
+        starts: ``"default"``, ``"full"``/``"hoffmann"`` (Hoffmann's 4,500-start grid for chinchilla),
+            a number of random starts, or start parameters (a mapping or a list of mappings).
+        delta: Huber threshold on log residuals (Hoffmann App D.2: 1e-3).
+        weights: a column name or one weight per row (default: all 1).
+        overpredict_penalty: extra relative weight on over-predicted runs (0 = symmetric).
+        bootstrap: number of bootstrap refits over runs for intervals (0 = none).
+        level: coverage of the reported intervals.
+        convention: the N/C convention of the data (default: the table's ``attrs["convention"]``).
+    """
+    form = get_form(form)
+    if delta <= 0:
+        raise ConfigError(f"delta={delta}; the Huber threshold must be positive (Hoffmann use 1e-3).")
+    if overpredict_penalty < 0:
+        raise ConfigError(f"overpredict_penalty={overpredict_penalty}; use 0 (symmetric) or a positive factor.")
+    if not 0 < level < 1:
+        raise ConfigError(f"level={level}; give a coverage between 0 and 1, e.g. 0.95.")
+    frame = fit_frame(data, form, weights)
+    problem = Problem(
+        form=form,
+        logx=form.log_inputs(frame),
+        logy=np.log(frame[form.target].to_numpy()),
+        weights=frame["weight"].to_numpy(),
+        delta=delta,
+        penalty=overpredict_penalty,
+    )
+    theta0 = start_points(form, starts, seed)
+    candidates, values = multistart(problem, theta0, progress=progress)
+    if not np.isfinite(values[0]):
+        raise FitError(f"law '{form.name}' cannot be evaluated at any start on these data; check the table's units.")
+    # Polish the best few distinct local minima; keep the lowest.
+    best = None
+    for theta in candidates[: min(3, len(candidates))]:
+        res = polish(problem, theta)
+        if best is None or res.fun < best.fun:
+            best = res
+    theta_hat = best.x
+    f, dec = expected_decrease(problem, theta_hat[None, :])
+    converged = bool(is_converged(f, dec)[0])
+    status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
+    params = form.param_dict(theta_hat)
+    residuals = np.log(form.predict(params, frame)) - problem.logy
+    noise = robust_scale(residuals, len(form.params))
+    at_optimum = int(np.sum(values <= f[0] * (1 + 1e-9) + 1e-300))
+    result = FitResult(
+        form=form,
+        params=params,
+        objective=float(f[0]),
+        converged=converged,
+        status=status,
+        grad_norm=projected_gradient_norm(problem, theta_hat),
+        n_points=len(frame),
+        data=frame,
+        convention=convention or frame.attrs.get("convention", "N, D, C as given"),
+        delta=delta,
+        overpredict_penalty=overpredict_penalty,
+        n_starts=len(theta0),
+        starts_at_optimum=max(at_optimum, 1),
+        noise=noise,
+        outliers=outlier_flags(frame, residuals, noise),
+        level=level,
+        notes=list(frame.attrs.get("notes", [])),
+    )
+    if bootstrap:
+        thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress)
+        samples = pd.DataFrame(form.from_theta(thetas), columns=list(form.params))
+        for name, value in form.derived_values({p: samples[p].to_numpy() for p in form.params}).items():
+            samples[name] = value
+        result.bootstrap, result.bootstrap_dropped = samples, dropped
+        result.intervals = percentile_intervals({c: samples[c].to_numpy() for c in samples.columns}, level)
+    return result
