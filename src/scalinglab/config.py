@@ -40,9 +40,20 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+def _canonical(value: Any) -> Any:
+    """Integral floats as ints, so ``tokens=2e6`` (TOML) and ``tokens=2_000_000`` (Python) hash alike."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def stable_hash(data: Any, length: int = 12) -> str:
-    """Hex digest of canonical JSON (sorted keys), short enough for a directory name."""
-    text = json.dumps(to_dict(data), sort_keys=True, separators=(",", ":"), default=str)
+    """Hex digest of canonical JSON (sorted keys, integral floats as ints), short enough for a directory name."""
+    text = json.dumps(_canonical(to_dict(data)), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
