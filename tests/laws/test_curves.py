@@ -1,0 +1,121 @@
+"""Learning-curve extrapolation: known laws come back, held-out tails land in their intervals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import DataError, FitError
+from scalinglab.laws.curves import Curve, fit_curve, fit_curves_ns, load_curves, predict_curve
+
+STEPS = np.unique(np.geomspace(1, 20000, 30).round())
+
+
+def offset_law(s: np.ndarray) -> np.ndarray:
+    return 2.5 + 6.0 * s**-0.5
+
+
+def noisy_curve(seed: int, noise: float = 0.005, warmup_end: float = 10.0) -> Curve:
+    rng = np.random.default_rng(seed)
+    return Curve(STEPS, offset_law(STEPS) * np.exp(noise * rng.standard_normal(len(STEPS))), warmup_end=warmup_end)
+
+
+def test_fit_curve_recovers_a_power_law_with_offset() -> None:
+    fit = fit_curve(noisy_curve(0, noise=0.001), n_boot=20)
+    assert fit.params["L_inf"] == pytest.approx(2.5, rel=0.01)
+    assert fit.params["b"] == pytest.approx(6.0, rel=0.05)
+    assert fit.params["c"] == pytest.approx(0.5, rel=0.05)
+    assert fit.residual_sd == pytest.approx(0.001, rel=0.5)
+
+
+def test_truncated_curve_predicts_its_held_out_tail() -> None:
+    curve = noisy_curve(1)
+    fit = fit_curve(curve, fit_until=1000, n_boot=100)
+    tail = curve.step > 1000
+    lo, hi = fit.prediction_interval(curve.step[tail])
+    inside = (lo <= curve.loss[tail]) & (curve.loss[tail] <= hi)
+    assert inside[-1] and inside.mean() >= 2 / 3  # pointwise 95% intervals, i.i.d. eval noise
+    assert np.all(hi - lo < 0.1)  # informative, not just wide
+    assert np.max(np.abs(fit.predict(curve.step[tail]) / curve.loss[tail] - 1)) < 0.02
+
+
+def test_interval_coverage_over_many_curves() -> None:
+    hits = []
+    for seed in range(12):
+        pred = predict_curve([noisy_curve(seed)], at_step=STEPS[-1], fit_until=1500, n_boot=60)
+        hits.append(pred.interval[0] <= pred.observed <= pred.interval[1])
+    assert np.mean(hits) >= 0.75  # nominal 95%; a too-narrow interval fails this
+
+
+def test_warmup_transient_is_dropped() -> None:
+    curve = noisy_curve(2, noise=0.002, warmup_end=50.0)
+    flat = curve.step <= 50
+    loss = np.where(flat, np.log(256.0), curve.loss)  # the loss sits at ln(vocab) during warmup
+    warm = Curve(curve.step, loss, warmup_end=50.0)
+    truth = offset_law(np.array([20000.0]))[0]
+    dropped = predict_curve([warm], 20000, fit_until=2000, n_boot=40)
+    kept = fit_curve(warm, fit_until=2000, skip_until=0, n_boot=5)
+    assert abs(dropped.loss - truth) < 0.02
+    assert abs(kept.predict(20000)[0] - truth) > 2 * abs(dropped.loss - truth)
+
+
+def test_ns_law_across_sizes_predicts_the_largest_run() -> None:
+    rng = np.random.default_rng(3)
+    steps = np.unique(np.geomspace(100, 1e5, 25).round())
+    curves = []
+    for n in (1e7, 1e6, 3e6):  # the run to predict comes first
+        loss = (6.5e13 / n) ** 0.077 + (2.1e3 / steps) ** 0.76  # Kaplan Table 3
+        curves.append(Curve(steps, loss * np.exp(0.003 * rng.standard_normal(len(steps))), n_params=n, name=f"{n:g}"))
+    fit = fit_curves_ns(curves, fit_until=1e4, n_boot=40)
+    assert fit.params["alpha_N"] == pytest.approx(0.077, rel=0.15)
+    assert fit.params["alpha_S"] == pytest.approx(0.76, rel=0.15)
+    pred = predict_curve(curves, at_step=steps[-1], fit_until=1e4, n_boot=40)
+    assert pred.run == "1e+07" and "eq 1.6" in pred.law
+    assert pred.interval[0] <= pred.observed <= pred.interval[1]
+    with pytest.raises(FitError, match="2 model sizes"):
+        fit_curves_ns(curves[:1] * 2)
+
+
+def write_run_dir(root: Path) -> Path:
+    """A run directory as the trainer writes it (docs/contracts.md), cut off mid-line by a crash."""
+    run = root / "gpt-abc123"
+    run.mkdir()
+    lines = []
+    for step in range(1, 3001):
+        record = {"step": step, "lr": 1e-3 * min(1.0, step / 100), "train_loss": float(offset_law(step))}
+        if step in STEPS or step % 500 == 0:
+            record["val_loss_valid"] = float(offset_law(step) * 1.01)
+        lines.append(json.dumps(record))
+    (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 3001, "lr": 0.0')
+    (run / "summary.json").write_text(json.dumps({"params": {"N": 123456, "N_total": 200000}}))
+    return run
+
+
+def test_load_curve_from_a_run_directory(tmp_path: Path) -> None:
+    run = write_run_dir(tmp_path)
+    with pytest.warns(UserWarning, match="truncated"):
+        (curve,) = load_curves(run)
+    assert curve.warmup_end == 100 and curve.n_params == 123456 and curve.step[-1] == 3000
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="train_loss"):
+        load_curves(run, metric="val_loss_code")
+
+
+def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = noisy_curve(4)
+    path = tmp_path / "curve.csv"
+    pd.DataFrame({"step": curve.step, "loss": curve.loss, "warmup_end": 10}).to_csv(path, index=False)
+    args = ["predict", str(path), "--at-step", "20000", "--fit-until", "1500", "--bootstrap", "30", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["interval"][0] < out["loss"] < out["interval"][1]
+    assert out["observed"] == pytest.approx(curve.loss[-1])
+    assert main(["predict", str(path), "--at-step", "20000", "--fit-until", "12"]) == 2
+    assert "too few" in capsys.readouterr().err
+    pd.DataFrame({"step": [1, 2], "value": [3.0, 2.0]}).to_csv(path, index=False)
+    assert main(["predict", str(path), "--at-step", "10"]) == 2
+    assert "step, loss" in capsys.readouterr().err
