@@ -66,7 +66,9 @@ def test_scan_recovers_bcrit_and_its_law() -> None:
     b_crit = np.array([p.b_crit for p in points])
     assert np.allclose(b_crit, TRUE(loss), rtol=0.08)
     assert np.allclose([p.s_min for p in points], s_min_of_loss(loss), rtol=0.05)
-    law = fit_bcrit_law(loss, b_crit)
+    fit = fit_bcrit_law(points)
+    assert fit.converged and fit.n_points == len(points)
+    law = BcritLaw.from_fit(fit)
     assert law.alpha_B == pytest.approx(TRUE.alpha_B, rel=0.1)
     assert law(3.0) == pytest.approx(TRUE(3.0), rel=0.15)
 
@@ -95,7 +97,7 @@ def test_noise_scale_summary_tracks_the_trend() -> None:
     table = noise_scale_by_loss(pd.DataFrame({"train_loss": loss, "noise_b_simple": noise}), bins=6)
     assert len(table) == 6 and table["n"].sum() == len(loss)
     assert np.allclose(table["b_simple"], TRUE(table["loss"]), rtol=0.2)
-    law = fit_bcrit_law(table["loss"].to_numpy(), table["b_simple"].to_numpy())
+    law = BcritLaw.from_fit(fit_bcrit_law(table.rename(columns={"b_simple": "B_crit"})))
     assert law.alpha_B == pytest.approx(TRUE.alpha_B, rel=0.1)
     with pytest.raises(DataError, match="noise-scale callback"):
         noise_scale_by_loss(pd.DataFrame({"train_loss": loss}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import FitError
 from scalinglab.laws.batch import BcritLaw
+from scalinglab.laws.fit import fit_law
 from scalinglab.laws.forms import get_form
 from scalinglab.laws.frontier import fit_power_law
 from scalinglab.laws.plan import (
@@ -20,6 +22,7 @@ from scalinglab.laws.plan import (
     plan_budget,
     plan_target_loss,
 )
+from scalinglab.laws.tables import read_runs_table
 
 # Chinchilla Table 3: 1.21e20 FLOPs -> 1B parameters, 20.2B tokens (spec §5.1).
 TABLE3_C, TABLE3_N, TABLE3_D = 1.21e20, 1e9, 20.2e9
@@ -100,3 +103,47 @@ def test_cli_plan_unreachable_target_is_a_one_line_error(capsys: pytest.CaptureF
     assert main(["plan", "--preset", "epoch2024", "--target-loss", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "not reached" in err and "floor is 1.817" in err and "Traceback" not in err
+
+
+SHARED_RUNS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
+
+
+def test_fitted_epoch_law_plans_chinchilla_table3_through_fit_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not SHARED_RUNS.exists():
+        pytest.skip(f"published runs not found at {SHARED_RUNS} (../shared/data is a developer checkout only)")
+    runs = read_runs_table(SHARED_RUNS)
+    runs = runs.drop(runs["loss"].nlargest(5).index)  # Besiroglu et al. drop the 5 highest-loss runs
+    fit_law("chinchilla", runs, bootstrap=40).to_json(tmp_path / "fit.json")
+    assert main(["plan", "--fit", str(tmp_path / "fit.json"), "--budget", str(TABLE3_C), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["n_params"] == pytest.approx(TABLE3_N, rel=0.15)
+    assert plan["tokens"] == pytest.approx(TABLE3_D, rel=0.15)
+    lo, hi = plan["loss_interval"]
+    assert lo < plan["loss"] < hi and hi - lo < 0.2
+    n_lo, n_hi = plan["n_params_interval"]
+    assert n_lo < plan["n_params"] < n_hi
+
+
+def test_plan_with_fitted_ns_and_bcrit_laws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    truth = {"N_c": 6.5e13, "alpha_N": 0.077, "S_c": 2.1e3, "alpha_S": 0.76}  # Kaplan Table 3
+    n, s = np.meshgrid(np.geomspace(1e6, 1e9, 6), np.geomspace(1e3, 1e5, 8))
+    loss = get_form("kaplan_ns").predict(truth, {"N": n.ravel(), "S": s.ravel()}) * np.exp(0.002 * rng.standard_normal(n.size))
+    fit_law("kaplan_ns", {"N": n.ravel(), "S": s.ravel(), "loss": loss}).to_json(tmp_path / "ns.json")
+    levels = np.linspace(2.5, 5.0, 6)
+    bcrit = BcritLaw(2.1e8, 0.21)  # Kaplan Table 5
+    fit_law("bcrit", {"loss": levels, "B_crit": bcrit(levels)}).to_json(tmp_path / "bcrit.json")
+
+    args = ["plan", "--fit", str(tmp_path / "ns.json"), "--bcrit", str(tmp_path / "bcrit.json"), "--budget", "1e21"]
+    assert main([*args, "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    published = plan_budget(PlanningLaw("kaplan_ns", truth, "Table 3", bcrit=bcrit), 1e21)
+    assert fitted["n_params"] == pytest.approx(published.n_params, rel=0.2)
+    assert fitted["batch_tokens"] == pytest.approx(published.batch_tokens, rel=0.05)
+    assert fitted["c_min"] == 5e20 and fitted["s_min"] == pytest.approx(fitted["steps"] / 2)
+
+    # an N, D law given as --bcrit is refused with the fix
+    assert main(["plan", "--fit", str(tmp_path / "ns.json"), "--bcrit", str(tmp_path / "ns.json"), "--budget", "1e21"]) == 2
+    assert "--law bcrit" in capsys.readouterr().err
+    assert main(["plan", "--fit", str(tmp_path / "ns.json"), "--budget", "1e21"]) == 2
+    assert "--bcrit" in capsys.readouterr().err

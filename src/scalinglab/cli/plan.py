@@ -82,8 +82,8 @@ def format_plan(plan) -> str:
         loss += f"   [{lo:.4f}, {hi:.4f}] {plan.interval_level:.0%} prediction interval"
     rows = [
         ("compute C", _num(plan.budget, " FLOPs") + f"  ({plan.budget / 8.64e19:.3g} PF-days)"),
-        ("parameters N", _num(plan.n_params)),
-        ("tokens D", _num(plan.tokens)),
+        ("parameters N", _num(plan.n_params) + _range(plan.n_params_interval, plan.interval_level)),
+        ("tokens D", _num(plan.tokens) + _range(plan.tokens_interval, plan.interval_level)),
         ("tokens per parameter", _num(plan.tokens_per_param)),
         ("batch B", _num(plan.batch_tokens, " tokens")),
         ("steps S", _num(plan.steps)),
@@ -103,6 +103,10 @@ def format_plan(plan) -> str:
             lines.append(f"  {p.ratio:>7.2f}   {_pct(p.compute):>7}   {'n/a' if other is None else f'{other:.3g}x'}")
     lines += [f"note: {n}" for n in plan.notes]
     return "\n".join(lines)
+
+
+def _range(interval: tuple[float, float] | None, level: float | None) -> str:
+    return "" if interval is None else f"   [{interval[0]:.4g}, {interval[1]:.4g}] {level:.0%} bootstrap interval"
 
 
 def _pct(ratio: float) -> str:

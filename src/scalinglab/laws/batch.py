@@ -10,12 +10,14 @@ gradient-noise scale B_simple (metric ``noise_b_simple``) is summarised per loss
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.fit import FitResult, fit_law
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class BcritLaw:
 
     def __call__(self, loss: np.ndarray | float) -> np.ndarray:
         return self.B_star / np.asarray(loss, dtype=float) ** (1 / self.alpha_B)
+
+    @classmethod
+    def from_fit(cls, fit: FitResult) -> BcritLaw:
+        """The law of a fit of the ``bcrit`` form (see :func:`fit_bcrit_law`)."""
+        if fit.law != "bcrit":
+            raise ConfigError(f"this is a fit of '{fit.law}', not 'bcrit'; fit B_crit(L) with --law bcrit.")
+        return cls(B_star=float(fit.params["B_star"]), alpha_B=float(fit.params["alpha_B"]))
 
 
 @dataclass(frozen=True)
@@ -128,18 +137,27 @@ def critical_batch_scan(
     return out
 
 
-def fit_bcrit_law(loss: np.ndarray, b_crit: np.ndarray) -> BcritLaw:
-    """Eq 1.4 by least squares of log B_crit on log L: log B_crit = log B* - (1/α_B) log L."""
-    loss, b_crit = np.asarray(loss, dtype=float), np.asarray(b_crit, dtype=float)
-    if len(np.unique(loss)) < 2:
-        raise FitError("B_crit(L) needs critical batch sizes at 2 or more loss levels.")
-    slope, intercept = np.polyfit(np.log(loss), np.log(b_crit), 1)
-    if slope >= 0:
-        raise FitError(
-            f"B_crit grows with the loss here (slope {slope:.3g}); eq 1.4 needs it to fall. "
-            "Check the scan's levels or measure more batch sizes."
-        )
-    return BcritLaw(B_star=float(np.exp(intercept)), alpha_B=float(-1 / slope))
+def bcrit_table(points: list[CriticalBatch]) -> pd.DataFrame:
+    """The scan's critical batch sizes as a table (``loss``, ``B_crit``, ``S_min``, ``E_min``) for the fitter."""
+    return pd.DataFrame(
+        {
+            "loss": [p.loss for p in points],
+            "B_crit": [p.b_crit for p in points],
+            "S_min": [p.s_min for p in points],
+            "E_min": [p.e_min for p in points],
+        }
+    )
+
+
+def fit_bcrit_law(points: list[CriticalBatch] | pd.DataFrame, **fit_options: Any) -> FitResult:
+    """Eq 1.4 fitted to a scan's critical batch sizes with the project's fitter (law ``bcrit``).
+
+    ``points`` come from :func:`critical_batch_scan` or a table with ``loss`` and ``B_crit`` columns;
+    ``fit_options`` go to :func:`scalinglab.laws.fit.fit_law` (e.g. ``bootstrap=200``). Use
+    :meth:`BcritLaw.from_fit` to plan with the result, or save it with ``.to_json`` for ``--bcrit``.
+    """
+    table = points if isinstance(points, pd.DataFrame) else bcrit_table(points)
+    return fit_law("bcrit", table, **fit_options)
 
 
 def adjusted_steps(steps: np.ndarray | float, batch: np.ndarray | float, b_crit: np.ndarray | float) -> np.ndarray:

@@ -58,6 +58,8 @@ class PlanningLaw:
     """B_crit(L) in tokens, to choose the batch and the number of steps."""
     interval: Interval | None = field(default=None, compare=False)
     """Prediction interval for a new run at given inputs (from a fit); None for published constants."""
+    param_samples: list[dict[str, float]] = field(default_factory=list, compare=False)
+    """Bootstrap refits of the parameters (from a fit), for intervals on N_opt and D_opt."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class Plan:
     steps: float | None = None
     loss_interval: tuple[float, float] | None = None
     interval_level: float | None = None
+    n_params_interval: tuple[float, float] | None = None
+    """Bootstrap percentile interval of N_opt (refits of the law over resampled runs)."""
+    tokens_interval: tuple[float, float] | None = None
     c_min: float | None = None
     """Kaplan eq 5.5: the compute at B ≪ B_crit; training at B = B_crit spends 2 C_min."""
     s_min: float | None = None
@@ -157,6 +162,7 @@ def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> Planni
     from scalinglab.laws.fit import FitResult
 
     fit = FitResult.load(path)
+    samples = [] if fit.bootstrap is None else fit.bootstrap[list(fit.form.params)].to_dict("records")
     return PlanningLaw(
         form=fit.form.name,
         params=dict(fit.params),
@@ -164,6 +170,7 @@ def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> Planni
         convention=getattr(fit, "convention", "") or "",
         bcrit=bcrit,
         interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),
+        param_samples=samples,
     )
 
 
@@ -173,10 +180,7 @@ def load_bcrit(spec: str) -> BcritLaw:
         return KAPLAN_BCRIT
     from scalinglab.laws.fit import FitResult
 
-    fit = FitResult.load(spec)
-    if fit.form.name != "bcrit":
-        raise ConfigError(f"'{spec}' is a fit of '{fit.form.name}', not 'bcrit'; fit B_crit(L) with --law bcrit.")
-    return BcritLaw(B_star=float(fit.params["B_star"]), alpha_B=float(fit.params["alpha_B"]))
+    return BcritLaw.from_fit(FitResult.load(spec))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,8 +261,22 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     inputs = {"N": np.array([n]), "D": np.array([d])}
     return Plan(
         loss=loss, n_params=n, tokens=d, tokens_per_param=d / n, batch_tokens=batch, steps=steps,
-        cost_curve=curve, notes=notes, **base, **_interval(law, inputs, level),
+        cost_curve=curve, notes=notes, **base, **_interval(law, inputs, level), **_allocation_intervals(law, budget, level),
     )  # fmt: skip
+
+
+def _allocation_intervals(law: PlanningLaw, budget: float, level: float, max_samples: int = 200) -> dict[str, Any]:
+    """Percentile intervals of N_opt and D_opt over the law's bootstrap refits (none without refits)."""
+    if not law.param_samples:
+        return {}
+    samples = law.param_samples[:max_samples]
+    if law.form == "chinchilla":
+        cols = {k: np.array([p[k] for p in samples]) for k in ("E", "A", "B", "alpha", "beta")}
+        n = chinchilla_allocation(**cols, compute=budget).n_opt
+    else:
+        n = np.array([optimal_allocation(_loss_nd(dataclasses.replace(law, params=p)), budget).n_opt for p in samples])
+    lo, hi = np.quantile(n, [(1 - level) / 2, (1 + level) / 2])
+    return {"n_params_interval": (float(lo), float(hi)), "tokens_interval": (budget / (6 * hi), budget / (6 * lo))}
 
 
 def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any]) -> Plan:
