@@ -1,0 +1,172 @@
+"""``scalinglab study plan|run|status``: dry-run a study, train it on an executor, see where it stands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from scalinglab.cli._common import add_json_flag, command, print_json
+
+DESCRIPTION = """\
+A study is one TOML file naming a family of runs: a base run ([base.model], [base.data],
+[base.budget], ...), a hyper-parameter recipe (tuned-v1 or kaplan2020) and one or more [[design]]
+tables (ladder, dataset_size, nd_grid, isoflop, batch_scan, lr_scan, shape_scan, context_scan,
+seeds). See docs/contracts.md ("Study files") and studies/*.toml.
+
+Examples:
+  scalinglab study plan studies/ladder.toml                 # every run, its cost and time; trains nothing
+  scalinglab study run studies/ladder.toml --workers 2      # local process pool, one thread per run
+  scalinglab study run studies/ladder.toml --executor ray --ray-address auto
+  scalinglab study run studies/ladder.toml --executor slurm --slurm-partition gpu --num-gpus 1
+  scalinglab study status studies/ladder.toml
+  scalinglab collect runs/ladder                            # tidy runs/steps tables for `scalinglab fit`
+"""
+
+PLAN_HELP = """\
+Dry run: expand the study and print one row per run (shape, N, N_total, tokens, FLOPs, steps,
+batch, LR, estimated time) and the totals, before anything trains. A bad study file (unknown design,
+impossible shape, budget below one step) fails here with a one-line message.
+
+Times come from a few real training steps per distinct shape, timed on this machine with one thread
+per run and cached in $SCALINGLAB_CACHE/throughput.json; --no-measure skips them.
+
+Examples:
+  scalinglab study plan studies/ladder.toml
+  scalinglab study plan studies/ladder.toml --workers 2 --json
+"""
+
+RUN_HELP = """\
+Train every run of the study that is not done yet, in parallel, exactly once. Runs live in
+<out_dir>/<name>-<identity> (default out_dir: runs/<study name>). Re-running is always safe:
+finished runs are skipped, interrupted runs (killed driver or worker, stale heartbeat) resume from
+their last checkpoint, and two drivers on one study share the work. Failed runs keep their error in
+status.json and are retried only with --retry-failed.
+
+Examples:
+  scalinglab study run studies/ladder.toml                         # local pool, one worker per core
+  scalinglab study run studies/ladder.toml --workers 1 --retry-failed
+  scalinglab study run studies/ladder.toml --executor ray          # a local Ray; --ray-address joins a cluster
+  scalinglab study run studies/ladder.toml --executor slurm --slurm-cluster local   # submitit arrays, locally
+"""
+
+STATUS_HELP = """\
+One row per run of the study: state (pending, running, stale = interrupted, done, failed), step of
+steps, and the failure reason or the host:pid training it.
+
+Examples:
+  scalinglab study status studies/ladder.toml
+  scalinglab study status studies/ladder.toml --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "study", "plan, run and follow a study (ladders, grids, scans)", DESCRIPTION, lambda a: p.print_help())
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+
+    plan = command(actions, "plan", "dry run: every run, its cost and estimated time", PLAN_HELP, run_plan)
+    plan.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
+    plan.add_argument("--workers", type=int, default=0, help="parallel runs for the wall-time estimate (default: cores)")
+    plan.add_argument("--no-measure", action="store_true", help="skip timing steps (no time estimates)")
+    add_json_flag(plan)
+
+    run = command(actions, "run", "train every run not yet done, on an executor", RUN_HELP, run_run)
+    run.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
+    run.add_argument("--executor", choices=["local", "ray", "slurm"], default="local", help="where runs train (default: local)")
+    run.add_argument("--workers", type=int, default=0, help="runs at once (default: one per core)")
+    run.add_argument("--threads-per-run", type=int, default=1, help="CPU threads of each run (default: 1)")
+    run.add_argument("--num-gpus", type=float, default=0, help="GPUs per run (ray, slurm)")
+    run.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+    run.add_argument("--ray-address", default="", help="join this Ray cluster ('auto' or host:port)")
+    run.add_argument("--slurm-cluster", default="", help="submitit cluster: '' detects SLURM, 'local' runs arrays locally")
+    run.add_argument("--slurm-partition", default="", help="SLURM partition")
+    run.add_argument("--slurm-time-min", type=int, default=240, help="time limit per array task in minutes")
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
+    add_json_flag(run)
+
+    status = command(actions, "status", "where each run of a study stands", STATUS_HELP, run_status)
+    status.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
+    add_json_flag(status)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3g}"
+    if isinstance(value, int) and abs(value) >= 100_000:
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[_fmt(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from scalinglab.study import load_study, plan_study, plan_totals
+    from scalinglab.study.executors import ExecutorConfig
+
+    study = load_study(args.study)
+    table = plan_study(study, measure=not args.no_measure, progress=not args.json)
+    totals = plan_totals(table, ExecutorConfig(workers=args.workers).n_workers)
+    if args.json:
+        print_json({"study": study.name, "directory": str(study.directory), "runs": table.to_dict("records"), "totals": totals})
+        return 0
+    columns = ["name", "n_layer", "d_model", "n_head", "N", "N_total", "tokens", "C", "steps", "batch_size", "lr", "est_seconds"]
+    print(_table(table.to_dict("records"), columns))
+    print(
+        f"\n{totals['runs']} runs, {totals['tokens']:.3g} tokens, C = {totals['C']:.3g} FLOPs (6ND), "
+        f"{totals['C_structural']:.3g} FLOPs (structural)\n"
+        f"estimated {_duration(totals['est_run_seconds'])} of training, "
+        f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s); "
+        f"study directory {study.directory}"
+    )
+    return 0
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from scalinglab.study import load_study, run_study
+    from scalinglab.study.executors import ExecutorConfig
+
+    study = load_study(args.study)
+    executor = ExecutorConfig(
+        kind=args.executor,
+        workers=args.workers,
+        threads_per_run=args.threads_per_run,
+        num_gpus=args.num_gpus,
+        ray_address=args.ray_address,
+        slurm_cluster=args.slurm_cluster,
+        slurm_partition=args.slurm_partition,
+        slurm_time_min=args.slurm_time_min,
+    )
+    status = run_study(study, executor, retry_failed=args.retry_failed, progress=not (args.no_progress or args.json))
+    return _print_status(study, status, args.json, failed_exit=True)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from scalinglab.study import load_study, study_status
+
+    study = load_study(args.study)
+    return _print_status(study, study_status(study), args.json)
+
+
+def _print_status(study: Any, status: Any, as_json: bool, failed_exit: bool = False) -> int:
+    rows = status.to_dict("records")
+    counts = status["state"].value_counts().to_dict()
+    if as_json:
+        print_json({"study": study.name, "directory": str(study.directory), "counts": counts, "runs": rows})
+    else:
+        print(_table(rows, ["name", "design", "group", "state", "step", "steps", "reason"]))
+        print("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; study directory {study.directory}")
+    return 1 if failed_exit and counts.get("failed") else 0

@@ -1,0 +1,141 @@
+"""Collect a study's run directories into two tidy tables: one row per run, one row per evaluation.
+
+The columns are those of docs/contracts.md ("Runs tables"): ``N`` is Kaplan's non-embedding count,
+``D`` the tokens processed, ``C`` = 6·N·D (Kaplan's convention; ``C_6N_total``, ``C_kaplan`` and
+``C_structural`` hold the others) and ``loss`` the final validation loss in nats/token
+(``best_loss``: the early-stopped one, Kaplan §3.3). ``scalinglab fit`` reads the runs table directly
+and keeps the runs whose ``status`` is ``done``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scalinglab.errors import DataError
+from scalinglab.train.rundir import CONFIG, read_json, read_metrics, read_status, read_summary
+
+RUN_COLUMNS = [
+    "run_id", "name", "design", "group", "status", "seed", "n_layer", "d_model", "n_head", "d_ff", "n_ctx",
+    "vocab_size", "batch_size", "batch_tokens", "lr", "train_tokens_limit", "N", "N_total", "N_with_head",
+    "steps", "D", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "loss", "bpb", "best_loss",
+    "best_step", "epochs",
+]  # fmt: skip
+"""Leading columns of the runs table; then ``loss_<set>``, ``bpb_<set>``, ``wall_time``, ``kind``, ``recipe``,
+``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated)."""
+
+STEP_COLUMNS = [
+    "run_id", "step", "tokens", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "lr", "train_loss",
+    "loss", "bpb",
+]  # fmt: skip
+"""Fixed leading columns of the steps table; ``loss_<set>``, ``bpb_<set>`` and run columns follow."""
+
+_FLOPS = {"C_6N": "6N", "C_6N_total": "6N_total", "C_kaplan": "kaplan", "C_structural": "structural"}
+_STEP_RUN_COLUMNS = ["N", "N_total", "batch_tokens", "design", "group"]
+
+
+def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    labels = read_json(run_dir / "labels.json") or {}
+    summary = read_summary(run_dir) or {}
+    model, optim = config["model"], config["optim"]
+    params = summary.get("params", {})
+    flops = summary.get("flops", {})
+    final, best = summary.get("final", {}), summary.get("best", {})
+    row: dict[str, Any] = {
+        "run_id": summary.get("run_id") or labels.get("identity") or run_dir.name.rsplit("-", 1)[-1],
+        "name": config.get("name") or run_dir.name,
+        "design": labels.get("design", ""),
+        "group": labels.get("group", ""),
+        "status": read_status(run_dir)["state"],
+        "seed": config["seed"],
+        "n_layer": model["n_layer"],
+        "d_model": model["d_model"],
+        "n_head": model["n_head"],
+        "d_ff": model["d_ff"] or 4 * model["d_model"],
+        "n_ctx": model["n_ctx"],
+        "vocab_size": model["vocab_size"],
+        "batch_size": optim["batch_size"],
+        "batch_tokens": optim["batch_size"] * model["n_ctx"],
+        "lr": summary.get("lr", optim["lr"]),
+        "train_tokens_limit": config["data"]["train_tokens"],
+        "N": params.get("N"),
+        "N_total": params.get("N_total"),
+        "N_with_head": params.get("N_with_head"),
+        "steps": summary.get("steps"),
+        "D": summary.get("tokens"),
+        "C": flops.get("6N"),
+        **{col: flops.get(conv) for col, conv in _FLOPS.items()},
+        "loss": final.get("valid", {}).get("loss"),
+        "bpb": final.get("valid", {}).get("bpb"),
+        "best_loss": best.get("valid", {}).get("loss"),
+        "best_step": best.get("valid", {}).get("step"),
+        "epochs": summary.get("epochs"),
+    }
+    for name, r in final.items():
+        row[f"loss_{name}"], row[f"bpb_{name}"] = r.get("loss"), r.get("bpb")
+    row.update(
+        wall_time=summary.get("wall_time"),
+        kind=labels.get("kind", ""),
+        recipe=labels.get("recipe", ""),
+        designs=labels.get("designs", row["design"]),  # every design the run belongs to, ';'-separated
+        groups=labels.get("groups", row["group"]),
+    )
+    return row
+
+
+def _step_rows(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for rec in read_metrics(run_dir):
+        if "val_loss_valid" not in rec:
+            continue  # one row per evaluation step
+        row = {
+            "run_id": run["run_id"],
+            "step": rec["step"],
+            "tokens": rec["tokens"],
+            "C": rec.get("flops_6N"),
+            **{col: rec.get(f"flops_{conv}") for col, conv in _FLOPS.items()},
+            "lr": rec.get("lr"),
+            "train_loss": rec.get("train_loss"),
+            "loss": rec["val_loss_valid"],
+            "bpb": rec.get("val_bpb_valid"),
+        }
+        for key, value in rec.items():
+            if key.startswith("val_loss_"):
+                row[f"loss_{key[len('val_loss_'):]}"] = value
+            elif key.startswith("val_bpb_"):
+                row[f"bpb_{key[len('val_bpb_'):]}"] = value
+        row.update({col: run[col] for col in _STEP_RUN_COLUMNS})
+        rows.append(row)
+    return rows
+
+
+def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, steps) tables of every run directory under ``study_dir`` that has started training."""
+    root = Path(study_dir)
+    if not root.is_dir():
+        raise DataError(f"study directory '{root}' does not exist; pass the directory `scalinglab study run` wrote (runs/<study name>).")
+    runs, steps = [], []
+    for run_dir in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()):
+        run = _run_row(run_dir, read_json(run_dir / CONFIG))
+        runs.append(run)
+        steps.extend(_step_rows(run_dir, run))
+    if not runs:
+        raise DataError(f"'{root}' has no run directories with a config.json; train the study first (scalinglab study run).")
+    runs_df = pd.DataFrame(runs)
+    steps_df = pd.DataFrame(steps, columns=None if steps else STEP_COLUMNS + _STEP_RUN_COLUMNS)
+    return runs_df, steps_df
+
+
+def write_tables(study_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Collect ``study_dir`` and write runs/steps as Parquet and CSV into ``out_dir`` (default: the study dir)."""
+    runs, steps = collect(study_dir)
+    out = Path(out_dir or study_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in (("runs", runs), ("steps", steps)):
+        for path, write in ((out / f"{name}.parquet", df.to_parquet), (out / f"{name}.csv", df.to_csv)):
+            write(path, index=False)
+            paths.append(path)
+    return paths

@@ -1,0 +1,189 @@
+"""A study: one file that names every run of an experiment, and its expansion into run configs.
+
+A study is a TOML file (or a Python function returning a :class:`StudyConfig`)::
+
+    name = "ladder"              # the study directory is runs/<name> unless out_dir is set
+    recipe = "tuned-v1"          # hyper-parameters from size and budget: tuned-v1 | kaplan2020
+    stale_seconds = 120          # a running run whose heartbeat is older than this is reclaimed
+
+    [base.model]                 # the base RunConfig: any section of `scalinglab train`'s config
+    n_ctx = 64
+    vocab_size = 512
+    [base.data]
+    corpus = "stdlib"
+    vocab_size = 512
+    [base.budget]
+    tokens_per_param = 20
+
+    [[design]]                   # one or more designs; their runs are pooled (duplicates run once)
+    kind = "ladder"              # ladder | dataset_size | nd_grid | isoflop | batch_scan | lr_scan
+    params = [1e4, 3e4, 1e5]     #   | shape_scan | context_scan | seeds
+    aspect_ratio = 32
+
+Every design kind and its keys are documented in :mod:`scalinglab.study.designs` and
+docs/contracts.md. Expansion applies each design's pins to the frozen base run with
+``dataclasses.replace``, lets the recipe set the remaining hyper-parameters, names the run
+``<design>-<tag>`` and checks that it is trainable (a sane shape, at least one optimiser step), so a
+bad study fails at ``scalinglab study plan`` before anything trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalinglab.config import apply_overrides, check, from_dict, read_toml
+from scalinglab.errors import ConfigError
+from scalinglab.study.designs import Design, parse_design
+from scalinglab.study.recipes import get_recipe, replace_fields
+from scalinglab.train.budget import resolve_steps
+from scalinglab.train.config import RunConfig
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A named family of runs: a base run, a recipe, and the designs that vary it."""
+
+    name: str
+    """Names the study and its directory (runs/<name> unless out_dir is set)."""
+    designs: tuple[Design, ...]
+    """The designs ([[design]] tables); their runs are pooled and a run shared by two is trained once."""
+    base: RunConfig = field(default_factory=RunConfig)
+    """The run every design starts from ([base.model], [base.data], [base.budget], ...)."""
+    recipe: str = "tuned-v1"
+    """Named, versioned hyper-parameter recipe: 'tuned-v1' or 'kaplan2020' (study.recipes)."""
+    out_dir: str = ""
+    """The study directory; empty means runs/<name> under the current directory."""
+    stale_seconds: float = 120.0
+    """A run whose heartbeat is older than this is taken to be dead, reclaimed and resumed."""
+
+    def __post_init__(self) -> None:
+        check(bool(self.name) and "/" not in self.name, f"study name {self.name!r} must be a non-empty name without '/'.")
+        check(len(self.designs) >= 1, "the study has no designs; add at least one [[design]] table with a kind.")
+        labels = [d.label for d in self.designs]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        check(not dupes, f"two designs are called {', '.join(dupes)}; give each a distinct name = '...'.")
+        check(self.stale_seconds > 0, f"stale_seconds must be positive (got {self.stale_seconds}).")
+        get_recipe(self.recipe)
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out_dir or Path("runs") / self.name)
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One run of a study, fully specified, with the labels collect puts in the runs table."""
+
+    config: RunConfig
+    design: str
+    kind: str
+    group: str
+    recipe: str
+    also: tuple[tuple[str, str], ...] = ()
+    """Other (design, group) pairs that produced the same run (it is trained once, for all of them)."""
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def identity(self) -> str:
+        return self.config.identity()
+
+    def labels(self, study: str) -> dict[str, str]:
+        return {
+            "study": study,
+            "design": self.design,
+            "kind": self.kind,
+            "group": self.group,
+            "designs": ";".join([self.design, *(d for d, _ in self.also)]),
+            "groups": ";".join([self.group, *(g for _, g in self.also)]),
+            "recipe": self.recipe,
+            "name": self.name,
+            "identity": self.identity,
+        }
+
+
+def study_from_dict(data: Mapping[str, Any], source: str = "study") -> StudyConfig:
+    """A study from parsed TOML; unknown keys, unknown design kinds and bad values raise ConfigError."""
+    data = dict(data)
+    if "designs" in data:
+        raise ConfigError(f"{source}: write designs as [[design]] tables (key 'design'), not 'designs'.")
+    raw = data.pop("design", [])
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    designs = tuple(parse_design(d, i) for i, d in enumerate(raw))
+    try:
+        return from_dict(StudyConfig, {**data, "designs": designs})
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read a study from a ``.toml`` file, or from a ``.py`` file whose ``study()`` returns a StudyConfig.
+
+    ``file.py:function`` picks another function of the Python file.
+    """
+    text = str(path)
+    func = "study"
+    if ".py:" in text:
+        text, func = text.rsplit(":", 1)
+    p = Path(text)
+    if p.suffix == ".py":
+        return _study_from_python(p, func)
+    return study_from_dict(read_toml(p), source=str(p))
+
+
+def _study_from_python(path: Path, func: str) -> StudyConfig:
+    if not path.is_file():
+        raise ConfigError(f"study file '{path}' does not exist; check the path.")
+    spec = importlib.util.spec_from_file_location(f"scalinglab_study_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    fn: Callable[[], StudyConfig] | None = getattr(module, func, None)
+    if not callable(fn):
+        raise ConfigError(f"{path} has no function {func}(); define one that returns a StudyConfig.")
+    study = fn()
+    if not isinstance(study, StudyConfig):
+        raise ConfigError(f"{path}:{func}() returned {type(study).__name__}, not a StudyConfig.")
+    return study
+
+
+def expand_study(study: StudyConfig) -> list[StudyRun]:
+    """Every run of the study, in design order, each fully specified and checked trainable.
+
+    A run produced twice (the same identity from two designs) is kept once, under its first design,
+    and lists the others in ``also``.
+    """
+    recipe = get_recipe(study.recipe)
+    runs: dict[str, StudyRun] = {}
+    for design in study.designs:
+        try:
+            base = apply_overrides(study.base, design.overrides)
+            if design.budget is not None:
+                base = dataclasses.replace(base, budget=design.budget)
+            variants = list(design.variants(base))
+        except ConfigError as e:
+            raise ConfigError(f"design '{design.label}': {e}") from None
+        for v in variants:
+            name = f"{design.label}-{v.tag}"
+            try:
+                cfg = recipe(replace_fields(base, v.pins), frozenset(v.pins))
+                if v.lr_scale != 1.0:
+                    cfg = replace_fields(cfg, {"optim.lr": cfg.optim.lr * v.lr_scale})
+                cfg = dataclasses.replace(cfg, name=name)
+                resolve_steps(cfg)  # a budget below one optimiser step fails here, at plan time
+            except ConfigError as e:
+                raise ConfigError(f"design '{design.label}', run {v.tag}: {e}") from None
+            key = cfg.identity()
+            if key in runs:
+                first = runs[key]
+                runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
+            else:
+                runs[key] = StudyRun(cfg, design.label, design.kind, v.group, study.recipe)
+    return list(runs.values())

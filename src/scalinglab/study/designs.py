@@ -1,0 +1,343 @@
+"""Study designs: how one base run becomes a family of runs (ladders, grids, scans, seeds).
+
+Each kind is a small frozen dataclass read from a ``[[design]]`` table of a study file. A design
+yields :class:`Variant` s: the series it belongs to (``group``), a short tag for its name, and the
+fields it pins (model shape, budget, batch, learning rate, seed...). The study applies the pins to
+its frozen base run with ``dataclasses.replace``, then the recipe sets every other hyper-parameter
+around them (``study.config.expand_study``).
+
+Sizes are shared by every kind: explicit ``shapes`` ([n_layer, d_model] pairs), target non-embedding
+sizes ``params`` or a log-spaced ``n_range`` of ``n_count`` sizes turned into shapes at a fixed
+``aspect_ratio`` (d_model / n_layer) by ``model.shapes.shape_for_params``, or the base model alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from scalinglab.config import check, from_dict
+from scalinglab.errors import ConfigError
+from scalinglab.model.config import ModelConfig
+from scalinglab.train.config import BudgetConfig, FlopsConvention, RunConfig
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One run of a design before the recipe: its series, its tag, and the fields the design pins."""
+
+    group: str
+    tag: str
+    pins: Mapping[str, Any]
+    lr_scale: float = 1.0
+    """Multiplies the recipe's learning rate (an lr_scan given as multipliers)."""
+
+
+def fmt(x: float) -> str:
+    """A short, path-safe number for run names: 1e+06 -> 1e6, 0.003 -> 0.003."""
+    return f"{x:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def shape_tag(m: ModelConfig) -> str:
+    return f"L{m.n_layer}-d{m.d_model}"
+
+
+@dataclass(frozen=True)
+class Design:
+    """What every design shares: a label, the model sizes, and this design's changes to the base run."""
+
+    kind: ClassVar[str] = ""
+
+    name: str = ""
+    """Label of the design (the `design` column of the runs table and the prefix of run names); default: the kind."""
+    shapes: tuple[tuple[int, int], ...] = ()
+    """Model shapes as [n_layer, d_model] pairs (n_head from head_dim)."""
+    params: tuple[float, ...] = ()
+    """Target non-embedding sizes N, each made a shape at aspect_ratio."""
+    n_range: tuple[float, ...] = ()
+    """[N_min, N_max]: n_count log-spaced target sizes (an alternative to params)."""
+    n_count: int = 0
+    """How many sizes n_range gives."""
+    aspect_ratio: float = 0.0
+    """d_model / n_layer of shapes built from N (Kaplan Fig 5: flat between ~20 and ~200); 0 keeps the base model's."""
+    head_dim: int = 0
+    """d_model / n_head; 0 keeps the base model's head dimension."""
+    budget: BudgetConfig | None = None
+    """This design's run length, replacing base.budget (e.g. {tokens_per_param = 20})."""
+    overrides: tuple[str, ...] = ()
+    """Dotted overrides of the base run for this design only, e.g. ["model.dropout=0.1"]."""
+
+    def __post_init__(self) -> None:
+        where = f"design '{self.label}'"
+        given = [k for k in ("shapes", "params", "n_range") if getattr(self, k)]
+        check(len(given) <= 1, f"{where}: give the sizes once, as one of shapes, params or n_range (got {', '.join(given)}).")
+        for i, s in enumerate(self.shapes):
+            check(len(s) == 2, f"{where}: shapes[{i}] must be [n_layer, d_model], got {list(s)}.")
+        check(all(n > 0 for n in self.params), f"{where}: params must be positive sizes N, got {list(self.params)}.")
+        if self.n_range:
+            check(
+                len(self.n_range) == 2 and 0 < self.n_range[0] <= self.n_range[1] and self.n_count >= 1,
+                f"{where}: n_range must be [N_min, N_max] with 0 < N_min <= N_max, and n_count >= 1.",
+            )
+        check(self.aspect_ratio >= 0, f"{where}: aspect_ratio must be positive (0 keeps the base model's).")
+        check(self.head_dim >= 0, f"{where}: head_dim must be positive (0 keeps the base model's).")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+    def target_sizes(self) -> list[float]:
+        if self.params:
+            return list(self.params)
+        if self.n_range:
+            lo, hi = self.n_range
+            k = self.n_count
+            return [lo * (hi / lo) ** (i / max(1, k - 1)) for i in range(k)]
+        return []
+
+    def sizes(self, base: ModelConfig) -> list[ModelConfig]:
+        """The model shapes this design trains: explicit shapes, shapes for target N, or the base model."""
+        head_dim = self.head_dim or base.head_dim
+        if self.shapes:
+            return [_with_heads(dataclasses.replace(base, n_layer=L, d_model=d), head_dim) for L, d in self.shapes]
+        from scalinglab.model.shapes import shape_for_params
+
+        aspect = self.aspect_ratio or base.d_model / base.n_layer
+        return [
+            shape_for_params(n, aspect_ratio=aspect, head_dim=head_dim, base=base) for n in self.target_sizes()
+        ] or [base]
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        raise NotImplementedError
+
+
+def _with_heads(m: ModelConfig, head_dim: int) -> ModelConfig:
+    check(
+        m.d_model % head_dim == 0,
+        f"d_model={m.d_model} is not a multiple of head_dim={head_dim}; change the shape or set head_dim.",
+    )
+    return dataclasses.replace(m, n_head=m.d_model // head_dim)
+
+
+@dataclass(frozen=True)
+class Ladder(Design):
+    """Model sizes at a fixed aspect ratio, each trained on the same budget rule (Kaplan §3.1)."""
+
+    kind: ClassVar[str] = "ladder"
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            yield Variant(shape_tag(m), shape_tag(m), {"model": m})
+
+
+@dataclass(frozen=True)
+class NDGrid(Design):
+    """Sizes x data: each size trained on each D (training tokens, or a nested subset of the data)."""
+
+    kind: ClassVar[str] = "nd_grid"
+
+    tokens: tuple[float, ...] = ()
+    """The D values, in tokens."""
+    d0: float = 0
+    """Smallest D when the values are doublings: D = d0 * 2^k for k < d_count (Kaplan §3.3 halves the data)."""
+    d_count: int = 0
+    """How many doublings of d0."""
+    subset: bool = False
+    """False: D is the training budget on fresh data. True: D is a nested subset of the training tokens
+    (data.train_tokens), repeated for `epochs` passes, and `best_loss` is the early-stopped loss (Kaplan §3.3)."""
+    epochs: float = 0
+    """With subset: train for this many passes over D; 0 keeps the budget."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"design '{self.label}'"
+        check(bool(self.tokens) != bool(self.d0), f"{where}: give the data sizes as tokens = [...] or as d0 and d_count.")
+        check(not self.d0 or self.d_count >= 1, f"{where}: d0 needs d_count >= 1 (how many doublings).")
+        check(all(t >= 1 for t in self.dataset_sizes()), f"{where}: data sizes must be at least 1 token.")
+        check(self.epochs >= 0, f"{where}: epochs must be >= 0 (0 keeps the budget).")
+        check(self.subset or not self.epochs, f"{where}: epochs needs subset = true (passes over a data subset).")
+
+    def dataset_sizes(self) -> list[int]:
+        if self.tokens:
+            return [int(t) for t in self.tokens]
+        return [int(self.d0 * 2**k) for k in range(self.d_count)]
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for d in self.dataset_sizes():
+                pins: dict[str, Any] = {"model": m}
+                if self.subset:
+                    pins["data.train_tokens"] = d
+                    if self.epochs:
+                        pins["budget"] = BudgetConfig(tokens=self.epochs * d)
+                else:
+                    pins["budget"] = BudgetConfig(tokens=d)
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-D{fmt(d)}", pins)
+
+
+@dataclass(frozen=True)
+class DatasetSize(NDGrid):
+    """Nested data subsets with early stopping on validation loss (Kaplan §3.3, Fig 4 left, Fig 9)."""
+
+    kind: ClassVar[str] = "dataset_size"
+
+    subset: bool = True
+
+
+@dataclass(frozen=True)
+class IsoFLOP(Design):
+    """Budgets x sizes, each run's schedule matched to its own budget (Hoffmann approach 2)."""
+
+    kind: ClassVar[str] = "isoflop"
+
+    budgets: tuple[float, ...] = ()
+    """Training compute budgets C in FLOPs."""
+    flops_convention: FlopsConvention | None = None
+    """How C is counted ('6N', '6N_total', 'kaplan', 'structural'); default: the base budget's."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.budgets) and all(c > 0 for c in self.budgets), f"design '{self.label}': budgets must list positive FLOPs.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        conv = self.flops_convention or base.budget.flops_convention
+        for c in self.budgets:
+            for m in self.sizes(base.model):
+                budget = BudgetConfig(flops=c, flops_convention=conv)
+                yield Variant(f"C{fmt(c)}", f"C{fmt(c)}-{shape_tag(m)}", {"model": m, "budget": budget})
+
+
+@dataclass(frozen=True)
+class BatchScan(Design):
+    """Batch sizes at each size, the same tokens each (Kaplan §5.1, Fig 18; McCandlish et al. 2018)."""
+
+    kind: ClassVar[str] = "batch_scan"
+
+    batch_sizes: tuple[int, ...] = ()
+    """Sequences per optimiser step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.batch_sizes) and min(self.batch_sizes) >= 1, f"design '{self.label}': batch_sizes must list positive batch sizes.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for b in self.batch_sizes:
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-B{b}", {"model": m, "optim.batch_size": b})
+
+
+@dataclass(frozen=True)
+class LRScan(Design):
+    """Learning rates at each size: absolute values, or multiples of the recipe's LR (Kaplan App D.6)."""
+
+    kind: ClassVar[str] = "lr_scan"
+
+    lrs: tuple[float, ...] = ()
+    """Peak learning rates."""
+    lr_multipliers: tuple[float, ...] = ()
+    """Factors on the recipe's learning rate (e.g. [0.25, 0.5, 1, 2, 4])."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        values = self.lrs or self.lr_multipliers
+        check(bool(self.lrs) != bool(self.lr_multipliers), f"design '{self.label}': give one of lrs or lr_multipliers.")
+        check(min(values) > 0, f"design '{self.label}': learning rates must be positive.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for lr in self.lrs:
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-lr{fmt(lr)}", {"model": m, "optim.lr": lr})
+            for x in self.lr_multipliers:
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-lrx{fmt(x)}", {"model": m}, lr_scale=x)
+
+
+@dataclass(frozen=True)
+class ShapeScan(Design):
+    """Shapes at (nearly) fixed N, one knob at a time (Kaplan Fig 5): aspect ratio, d_ff ratio, head dim."""
+
+    kind: ClassVar[str] = "shape_scan"
+
+    aspect_ratios: tuple[float, ...] = ()
+    """d_model / n_layer values (group 'aspect_ratio')."""
+    ff_ratios: tuple[float, ...] = ()
+    """d_ff / d_model values at the default aspect ratio (group 'ff_ratio')."""
+    head_dims: tuple[int, ...] = ()
+    """d_model / n_head values at the default shape (group 'head_dim')."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"design '{self.label}'"
+        check(self.aspect_ratios or self.ff_ratios or self.head_dims, f"{where}: list aspect_ratios, ff_ratios or head_dims to scan.")
+        check(len(self.target_sizes()) >= 1 and not self.shapes, f"{where}: a shape scan needs the fixed size as params = [N].")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        from scalinglab.model.shapes import shape_for_params
+
+        m0 = base.model
+        default = {"aspect_ratio": self.aspect_ratio or m0.d_model / m0.n_layer, "head_dim": self.head_dim or m0.head_dim}
+        scans = (("aspect_ratio", "ar", self.aspect_ratios), ("ff_ratio", "ff", self.ff_ratios), ("head_dim", "hd", self.head_dims))
+        for n in self.target_sizes():
+            for knob, short, values in scans:
+                for value in values:
+                    m = shape_for_params(n, base=m0, **(default | {knob: value}))
+                    yield Variant(knob, f"N{fmt(n)}-{short}{fmt(value)}-{shape_tag(m)}", {"model": m})
+
+
+@dataclass(frozen=True)
+class ContextScan(Design):
+    """Context lengths at each size (Kaplan Fig 20-21: per-token loss against position)."""
+
+    kind: ClassVar[str] = "context_scan"
+
+    n_ctx: tuple[int, ...] = ()
+    """Context lengths in tokens."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.n_ctx) and min(self.n_ctx) >= 1, f"design '{self.label}': n_ctx must list positive context lengths.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for c in self.n_ctx:
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-ctx{c}", {"model": dataclasses.replace(m, n_ctx=c)})
+
+
+@dataclass(frozen=True)
+class Seeds(Design):
+    """Repeats of each size under different seeds, to measure run-to-run noise (spec §6 item 8)."""
+
+    kind: ClassVar[str] = "seeds"
+
+    seeds: tuple[int, ...] = field(default=(0, 1, 2))
+    """The seeds (init, data order, dropout)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(len(set(self.seeds)) == len(self.seeds) >= 1, f"design '{self.label}': seeds must be distinct and non-empty.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for s in self.seeds:
+                yield Variant(shape_tag(m), f"{shape_tag(m)}-s{s}", {"model": m, "seed": s})
+
+
+DESIGNS: dict[str, type[Design]] = {
+    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, ShapeScan, ContextScan, Seeds)
+}
+
+
+def parse_design(data: Mapping[str, Any], index: int) -> Design:
+    """A design from one ``[[design]]`` table; ``kind`` picks the class, other keys are checked strictly."""
+    where = f"design #{index + 1}"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table of settings ([[design]] in TOML).")
+    kind = data.get("kind")
+    if kind not in DESIGNS:
+        raise ConfigError(
+            f"{where} has {'unknown kind ' + repr(kind) if kind else 'no kind'}; set kind to one of {', '.join(DESIGNS)}."
+        )
+    rest = {k: v for k, v in data.items() if k != "kind"}
+    return from_dict(DESIGNS[kind], rest, where=f"design.{data.get('name') or kind}")
+

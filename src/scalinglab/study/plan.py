@@ -1,0 +1,119 @@
+"""The dry run: every run of a study with its shape, size, length, cost and estimated wall time.
+
+``plan_study`` expands the study (so a bad study file fails here, before anything trains) and
+tabulates each run. The time estimate comes from this machine: for each distinct (shape, micro-batch)
+a few real AdamW steps of the GPT are timed with the run's thread count
+(:mod:`scalinglab.study.throughput`, cached), and a run costs
+
+    RUN_OVERHEAD_SECONDS + steps * step_time + evaluations * eval_time,
+
+where one evaluation forwards ``eval.tokens`` tokens per held-out set at a third of the training
+step's cost per token (a backward pass costs about two forwards, Kaplan §2.1). The study's wall time
+with K workers is the longest of K queues filled longest-run-first.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from scalinglab.model.counting import count_params, flops_per_token
+from scalinglab.study.config import StudyConfig, expand_study
+from scalinglab.study.throughput import step_seconds
+from scalinglab.train.budget import resolve_steps, tokens_per_step
+from scalinglab.train.lr_rules import peak_lr
+from scalinglab.train.schedules import eval_steps, warmup_steps
+
+RUN_OVERHEAD_SECONDS = 1.5
+"""Per-run cost outside the steps: model build, data memmap, config/status files, final checkpoint."""
+
+WORKER_START_SECONDS = 3.0
+"""A fresh worker process importing torch and scalinglab, paid once per worker."""
+
+COLUMNS = [
+    "name", "design", "group", "n_layer", "d_model", "n_head", "d_ff", "n_ctx", "vocab_size",
+    "N", "N_total", "N_with_head", "batch_size", "batch_tokens", "steps", "tokens", "train_tokens_limit",
+    "C", "C_structural", "lr", "warmup_steps", "seed", "est_seconds",
+]  # fmt: skip
+
+
+def plan_study(study: StudyConfig, *, measure: bool = True, threads: int = 1, progress: bool = True) -> pd.DataFrame:
+    """One row per run (columns :data:`COLUMNS`); ``est_seconds`` is NaN when ``measure`` is False.
+
+    ``C`` is Kaplan's 6·N·D; ``C_structural`` counts every matmul (Hoffmann App F). Totals and the
+    wall-time estimate for K workers come from :func:`plan_totals`.
+    """
+    runs = expand_study(study)
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        cfg, m = run.config, run.config.model
+        counts = count_params(m)
+        steps = resolve_steps(cfg)
+        tokens = steps * tokens_per_step(cfg)
+        flops = flops_per_token(m)
+        rows.append(
+            {
+                "name": run.name,
+                "design": run.design,
+                "group": run.group,
+                "n_layer": m.n_layer,
+                "d_model": m.d_model,
+                "n_head": m.n_head,
+                "d_ff": m.ff_width,
+                "n_ctx": m.n_ctx,
+                "vocab_size": m.vocab_size,
+                "N": counts["N"],
+                "N_total": counts["N_total"],
+                "N_with_head": counts["N_with_head"],
+                "batch_size": cfg.optim.batch_size,
+                "batch_tokens": tokens_per_step(cfg),
+                "steps": steps,
+                "tokens": tokens,
+                "train_tokens_limit": cfg.data.train_tokens,
+                "C": flops["6N"] * tokens,
+                "C_structural": flops["structural"] * tokens,
+                "lr": peak_lr(cfg.optim, m),
+                "warmup_steps": warmup_steps(cfg.schedule, steps),
+                "seed": cfg.seed,
+                "est_seconds": float("nan"),
+            }
+        )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if measure:
+        bar = tqdm(runs, desc="timing shapes", unit="run", disable=not progress, leave=False)
+        for i, run in enumerate(bar):
+            table.loc[i, "est_seconds"] = estimate_seconds(run.config, threads)
+    return table
+
+
+def estimate_seconds(cfg: Any, threads: int = 1) -> float:
+    """Estimated wall time of one run on this machine, from a measured (cached) step time."""
+    micro = cfg.optim.micro_batch_size or cfg.optim.batch_size
+    step = step_seconds(cfg.model, micro, threads) * (cfg.optim.batch_size // micro)
+    steps = resolve_steps(cfg)
+    evals = len(eval_steps(steps, cfg.eval.points))
+    eval_tokens = cfg.eval.tokens * (1 + len(cfg.data.eval_sets))
+    eval_seconds = eval_tokens * step / tokens_per_step(cfg) / 3
+    return RUN_OVERHEAD_SECONDS + steps * step + evals * eval_seconds
+
+
+def plan_totals(table: pd.DataFrame, workers: int = 1) -> dict[str, Any]:
+    """Totals of a plan table and the study's estimated wall time with ``workers`` parallel runs."""
+    seconds = sorted(table["est_seconds"].dropna(), reverse=True)
+    queues = [0.0] * max(1, workers)
+    for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
+        heapq.heapreplace(queues, queues[0] + s)
+    wall = max(queues) + WORKER_START_SECONDS if seconds else float("nan")
+    return {
+        "runs": len(table),
+        "steps": int(table["steps"].sum()),
+        "tokens": int(table["tokens"].sum()),
+        "C": float(table["C"].sum()),
+        "C_structural": float(table["C_structural"].sum()),
+        "est_run_seconds": float(sum(seconds)) if seconds else float("nan"),
+        "workers": workers,
+        "est_wall_seconds": wall,
+    }

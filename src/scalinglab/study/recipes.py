@@ -1,0 +1,146 @@
+"""Named, versioned recipes: every run's hyper-parameters from its size and its budget.
+
+A study never relies on hidden defaults: its recipe sets the peak learning rate, the batch, the
+warmup and the decay of each run from N (Kaplan's non-embedding count) and the run's length. A recipe
+is frozen once published; a better rule gets a new name (``tuned-v2``), so an old study file keeps
+its meaning and its run identities.
+
+- ``kaplan2020`` reproduces Kaplan et al.'s setup scaled to small runs: LR by eq D.1, a linear warmup
+  of 3000 of 250k steps (1.2% of the run) and a cosine decay to zero over the whole run (Kaplan §2.2,
+  App D.6); the batch is the study's base batch (Kaplan used one batch, 2^19 tokens, for most runs).
+- ``tuned-v1`` applies the corrections of Porian et al. 2024 (spec §5.4, §6 items 3-5): a warmup of at
+  most 5% of the run and at most N tokens; a cosine matched to the budget decaying 10x (Hoffmann App B);
+  LR by N from the GPT-3 per-size learning rates (``train.lr_rules.tuned_lr``); a batch that grows with N
+  like Kaplan's critical batch, B ∝ L(N)^-4.8 ∝ N^(0.076*4.8) (Kaplan eqs 1.1 and 1.4), anchored at
+  16,384 tokens for N = 1e6 so that CPU-sized runs get hundreds of steps. The anchor is a v1 choice, not
+  a measurement on this corpus: re-anchor it from a ``batch_scan`` and publish the result as tuned-v2.
+
+A recipe never overrides a field the design pins (``keep``): an ``lr_scan`` keeps its learning rates,
+a ``batch_scan`` its batches, and the recipe fits the rest (warmup, decay) around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from scalinglab.errors import ConfigError
+from scalinglab.model.counting import count_params
+from scalinglab.train.budget import resolve_steps, tokens_per_step
+from scalinglab.train.config import RunConfig
+from scalinglab.train.lr_rules import kaplan_lr, tuned_lr
+
+Recipe = Callable[[RunConfig, frozenset[str]], RunConfig]
+"""A recipe maps a run (shape, budget and the design's pinned fields set) to the run fully specified."""
+
+RECIPES: dict[str, Recipe] = {}
+
+KAPLAN_WARMUP_FRACTION = 3000 / 250_000
+"""Kaplan's 3000 warmup steps out of 2.5e5 training steps (Kaplan §2.2, §3)."""
+
+TUNED_WARMUP_FRACTION = 0.05
+"""tuned-v1's warmup cap as a fraction of the run (Porian et al. 2024: short warmup)."""
+
+TUNED_MIN_LR_RATIO = 0.1
+"""tuned-v1 decays the LR 10x over the run (Hoffmann et al. 2022, §3 and App B)."""
+
+TUNED_BATCH_EXPONENT = 0.076 * 4.8
+"""B ∝ N^0.365: Kaplan's B_crit ∝ L^-4.8 (eq 1.4) with L ∝ N^-0.076 (eq 1.1)."""
+
+TUNED_BATCH_ANCHOR = (1e6, 16_384)
+"""(N, tokens per step) that tuned-v1's batch rule passes through; a CPU-scale v1 choice."""
+
+
+def recipe(name: str) -> Callable[[Recipe], Recipe]:
+    """Register a recipe under ``name`` (names are versioned: never change a published one)."""
+
+    def register(fn: Recipe) -> Recipe:
+        RECIPES[name] = fn
+        return fn
+
+    return register
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe '{name}'; choose one of {', '.join(sorted(RECIPES))}.")
+    return RECIPES[name]
+
+
+def replace_fields(cfg: Any, updates: Mapping[str, Any]) -> Any:
+    """A copy of a frozen config with dotted fields replaced: ``{"optim.lr": 1e-3, "model": m}``.
+
+    Built with ``dataclasses.replace`` section by section, so every touched config re-validates.
+    """
+    nested: dict[str, Any] = {}
+    direct: dict[str, Any] = {}
+    for key, value in updates.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for head in [*nested, *direct]:
+        if head not in names:
+            raise ConfigError(f"unknown config field '{head}' in {type(cfg).__name__}; valid: {', '.join(sorted(names))}.")
+    for head, sub in nested.items():
+        direct[head] = replace_fields(direct.get(head, getattr(cfg, head)), sub)
+    return dataclasses.replace(cfg, **direct)
+
+
+def _apply(cfg: RunConfig, keep: frozenset[str], updates: Mapping[str, Any]) -> RunConfig:
+    return replace_fields(cfg, {k: v for k, v in updates.items() if k not in keep})
+
+
+@recipe("kaplan2020")
+def kaplan2020(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
+    """Kaplan et al. 2020: LR by eq D.1, warmup 1.2% of the run, cosine to zero; the base batch."""
+    n = count_params(cfg.model)["N"]
+    lr = kaplan_lr(n)
+    if lr <= 0:  # eq D.1 crosses zero at N = 1.2e10 (Kaplan App D.6)
+        raise ConfigError(f"recipe kaplan2020: eq D.1 gives LR {lr:.3g} <= 0 at N={n:.3g}; use recipe 'tuned-v1'.")
+    return _apply(
+        cfg,
+        keep,
+        {
+            "optim.lr": lr,
+            "optim.lr_rule": "fixed",
+            "schedule.kind": "cosine",
+            "schedule.warmup_fraction": KAPLAN_WARMUP_FRACTION,
+            "schedule.warmup_steps": 0,
+            "schedule.min_lr_ratio": 0.0,  # "cosine decay to zero" (Kaplan §2.2)
+        },
+    )
+
+
+def tuned_batch_tokens(n: float) -> float:
+    """tuned-v1's tokens per step for N non-embedding parameters (see the module docstring)."""
+    n_ref, b_ref = TUNED_BATCH_ANCHOR
+    return b_ref * (n / n_ref) ** TUNED_BATCH_EXPONENT
+
+
+@recipe("tuned-v1")
+def tuned_v1(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
+    """Porian-style corrections: short warmup (<= 5% and <= N tokens), cosine 10x, LR and batch by N."""
+    n = count_params(cfg.model)["N"]
+    # batch in sequences, rounded to a power of two for regular shapes
+    batch = 2 ** max(0, round(math.log2(tuned_batch_tokens(n) / cfg.model.n_ctx)))
+    micro = cfg.optim.micro_batch_size if batch % max(1, cfg.optim.micro_batch_size) == 0 else 0
+    cfg = _apply(cfg, keep, {"optim.batch_size": batch, "optim.micro_batch_size": micro})
+    steps = resolve_steps(cfg)
+    warmup = min(TUNED_WARMUP_FRACTION * steps, n / tokens_per_step(cfg))  # P24: warmup <= N tokens
+    return _apply(
+        cfg,
+        keep,
+        {
+            "optim.lr": tuned_lr(n),
+            "optim.lr_rule": "fixed",
+            "schedule.kind": "cosine",
+            "schedule.warmup_steps": max(1, math.floor(warmup)),
+            "schedule.min_lr_ratio": TUNED_MIN_LR_RATIO,
+        },
+    )

@@ -1,0 +1,147 @@
+"""The study driver: train every run of a study exactly once, on any executor, resumable after a crash.
+
+:func:`run_study` loops until nothing is left to do: it reads every run's state from the store,
+submits the pending and interrupted runs (and, with ``retry_failed``, the failed ones, once), waits
+for runs held by another driver to finish (or to go stale, then takes them over), and shows
+done / running / failed and an ETA. Re-running a study is always safe: finished runs are skipped and
+interrupted ones resume from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from scalinglab.study.config import StudyConfig, StudyRun, expand_study
+from scalinglab.study.executors import ExecutorConfig, Handle, make_executor
+from scalinglab.study.recipes import replace_fields
+from scalinglab.study.store import RunStore
+from scalinglab.study.worker import DEFAULT_TRAIN, Job, Outcome
+from scalinglab.train.budget import resolve_steps
+
+MAX_CRASHES = 2
+"""A run whose worker dies this many times in one study run is left for the next one (no crash loop)."""
+
+
+def _prepare_data(runs: list[StudyRun], progress: bool) -> None:
+    """Tokenise each distinct corpus once in the driver, so parallel workers find a warm cache."""
+    from scalinglab.data import prepare
+
+    seen = set()
+    for run in runs:
+        key = (run.config.data, run.config.runtime.cache_dir)
+        if key not in seen:
+            seen.add(key)
+            prepare(run.config.data, cache_dir=run.config.runtime.cache_dir or None, progress=progress)
+
+
+def run_study(
+    study: StudyConfig,
+    executor: str | ExecutorConfig = "local",
+    workers: int | None = None,
+    *,
+    retry_failed: bool = False,
+    progress: bool = True,
+    poll_seconds: float = 0.5,
+    train_fn: str = DEFAULT_TRAIN,
+) -> pd.DataFrame:
+    """Train every run of ``study`` not yet done; return the final :func:`study_status` table.
+
+    ``executor`` is 'local', 'ray', 'slurm' or a full :class:`ExecutorConfig`; ``workers`` overrides its
+    worker count. Failed runs keep their error and are retried only with ``retry_failed``.
+    """
+    cfg = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(kind=executor)  # type: ignore[arg-type]
+    if workers is not None:
+        cfg = dataclasses.replace(cfg, workers=workers)
+    runs = expand_study(study)
+    store = RunStore(study.directory.resolve(), study.stale_seconds)
+    dirs = {store.prepare(run, study.name): run for run in runs}
+    runtime = {
+        "runtime.threads": cfg.threads_per_run,
+        "runtime.progress": False,
+        "runtime.out_dir": str(store.root),
+    }
+    jobs = {
+        d: Job(replace_fields(r.config, runtime), str(d), study.stale_seconds, retry_failed, train_fn)
+        for d, r in dirs.items()
+    }
+    if train_fn == DEFAULT_TRAIN:
+        _prepare_data(runs, progress)
+
+    inflight: dict[Path, Handle] = {}
+    crashes: Counter[Path] = Counter()
+    retried: set[Path] = set()
+    states = {d: store.state(d) for d in dirs}
+    finished = sum(s.state in ("done", "failed") for s in states.values())
+    bar = tqdm(
+        total=len(dirs), initial=finished, unit="run", desc=study.name, file=sys.stderr,
+        disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True,
+    )  # fmt: skip
+    ex = make_executor(cfg, store.root)
+    try:
+        while True:
+            for d, handle in list(inflight.items()):
+                if handle.done():
+                    del inflight[d]
+                    outcome = _result(handle, d, crashes)
+                    if outcome.state != "skipped" and progress:
+                        name = dirs[d].name
+                        bar.write(f"{outcome.state:6s} {name} ({outcome.seconds:.0f} s) {outcome.reason}".rstrip(), file=sys.stderr)
+            states = {d: store.state(d) for d in dirs}
+            todo = []
+            for d, s in states.items():
+                if d in inflight or crashes[d] >= MAX_CRASHES:
+                    continue
+                if s.state in ("pending", "stale") or (s.state == "failed" and retry_failed and d not in retried):
+                    todo.append(d)
+            if ex.capacity is not None:
+                todo = todo[: max(0, ex.capacity - len(inflight))]
+            retried.update(d for d in todo if states[d].state == "failed")
+            for d, handle in zip(todo, ex.submit([jobs[d] for d in todo])):
+                inflight[d] = handle
+            counts = Counter(s.state for s in states.values())
+            bar.n = counts["done"] + counts["failed"]
+            bar.set_postfix(done=counts["done"], running=counts["running"], failed=counts["failed"], refresh=True)
+            if not inflight and not todo and not counts["running"]:
+                break  # nothing in flight here, nothing to start, nobody else training
+            time.sleep(poll_seconds)
+    finally:
+        bar.close()
+        ex.close()
+    return study_status(study)
+
+
+def _result(handle: Handle, run_dir: Path, crashes: Counter[Path]) -> Outcome:
+    try:
+        return handle.result()
+    except Exception as e:  # the worker process itself died (OOM kill, broken pool): count it, go on
+        crashes[run_dir] += 1
+        return Outcome(str(run_dir), "failed", f"worker crashed: {type(e).__name__}: {e}".splitlines()[0])
+
+
+def study_status(study: StudyConfig) -> pd.DataFrame:
+    """One row per run of the study: name, design, group, state, step of steps, reason, directory."""
+    store = RunStore(study.directory.resolve(), study.stale_seconds)
+    rows = []
+    for run in expand_study(study):
+        d = store.run_dir(run)
+        s = store.state(d)
+        rows.append(
+            {
+                "name": run.name,
+                "design": run.design,
+                "group": run.group,
+                "state": s.state,
+                "step": s.step,
+                "steps": resolve_steps(run.config),
+                "reason": s.reason or s.holder,
+                "run_dir": str(d),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,166 @@
+"""The run store: one directory per run under the study directory, and who may train each one.
+
+A run lives in ``<study dir>/<name>-<identity>`` (the identity hashes its scientific fields only), so
+the same config always finds the same directory and a finished run is never trained twice. Its state
+comes from the trainer's ``status.json`` (done / failed) and from a *claim*: before training, a worker
+creates ``claim.<g>`` with ``O_CREAT | O_EXCL``, which succeeds for exactly one process, and keeps
+the file's modification time fresh while it trains (a heartbeat). A claim is dead when that heartbeat
+is older than ``stale_seconds`` or when its process, on this host, no longer exists; the next worker
+then creates ``claim.<g+1>`` (again exclusive, so two reclaimers cannot both win) and the trainer
+resumes the run from its last checkpoint. A finished worker releases its claim by ageing the file.
+``labels.json`` keeps the run's study labels (design, group, recipe) for ``collect``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from scalinglab.study.config import StudyRun
+from scalinglab.train.rundir import read_json, read_status, write_json
+
+LABELS = "labels.json"
+CLAIM = "claim."
+
+State = Literal["pending", "running", "stale", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands: pending, running (a live claim), stale (interrupted: resumable), done, failed."""
+
+    state: State
+    step: int = 0
+    reason: str = ""
+    holder: str = ""
+    """host:pid of the live claim, when running."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _generations(run_dir: Path) -> list[int]:
+    gens = []
+    for p in run_dir.glob(f"{CLAIM}*"):
+        suffix = p.name[len(CLAIM) :]
+        if suffix.isdigit():
+            gens.append(int(suffix))
+    return sorted(gens)
+
+
+class Claim:
+    """The exclusive right of this process to train one run; the claim file's mtime is its heartbeat.
+
+    Use as a context manager: a daemon thread refreshes the heartbeat every ``interval`` seconds and
+    the claim is released (aged, so the next driver may take the run) on exit.
+    """
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="scalinglab-claim", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        os.utime(self.path, (0, 0))  # an epoch-old heartbeat: stale for everyone at once
+
+    def __enter__(self) -> Claim:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RunStore:
+    """Run directories of one study, their states and their claims."""
+
+    def __init__(self, root: str | Path, stale_seconds: float = 120.0) -> None:
+        self.root = Path(root)
+        self.stale_seconds = stale_seconds
+
+    def run_dir(self, run: StudyRun) -> Path:
+        """The run's directory: an existing one with the same identity (even if renamed), else a new name."""
+        existing = sorted(p for p in self.root.glob(f"*{run.identity}") if p.name.endswith(f"-{run.identity}"))
+        return existing[0] if existing else self.root / f"{run.name}-{run.identity}"
+
+    def prepare(self, run: StudyRun, study: str) -> Path:
+        """Create the run's directory and its labels; return the directory."""
+        path = self.run_dir(run)
+        path.mkdir(parents=True, exist_ok=True)
+        labels = run.labels(study)
+        if read_json(path / LABELS) != labels:
+            write_json(path / LABELS, labels)
+        return path
+
+    def run_dirs(self) -> list[Path]:
+        """Every run directory under the study directory (those with labels or a config)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if (p / LABELS).exists() or (p / "config.json").exists())
+
+    def _live_holder(self, run_dir: Path) -> str:
+        """``host:pid`` of the live claim on the run, or '' when there is none."""
+        gens = _generations(run_dir)
+        if not gens:
+            return ""
+        path = run_dir / f"{CLAIM}{gens[-1]}"
+        try:
+            age = time.time() - path.stat().st_mtime
+            holder = json.loads(path.read_text() or "{}")
+        except FileNotFoundError:
+            return ""
+        except json.JSONDecodeError:  # being written right now: its creator is alive
+            holder = {}
+        if age > self.stale_seconds:
+            return ""
+        host, pid = holder.get("host"), holder.get("pid")
+        if host == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+            return ""  # its process died (kill -9, OOM): no need to wait for the heartbeat to age
+        return f"{host}:{pid}"
+
+    def state(self, run_dir: Path) -> RunState:
+        status = read_status(run_dir)
+        step, reason = int(status.get("step") or 0), status.get("reason") or ""
+        if status["state"] in ("done", "failed"):
+            return RunState(status["state"], step, reason)
+        holder = self._live_holder(run_dir)
+        if holder:
+            return RunState("running", step, holder=holder)
+        if status["state"] == "running" or _generations(run_dir):
+            return RunState("stale", step, "interrupted; resumes from its last checkpoint")
+        return RunState("pending")
+
+    def claim(self, run_dir: Path) -> Claim | None:
+        """Claim the run for this process, or None when another live process holds it."""
+        gens = _generations(run_dir)
+        if gens and self._live_holder(run_dir):
+            return None
+        path = run_dir / f"{CLAIM}{gens[-1] + 1 if gens else 0}"
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:  # another process claimed the same generation first
+            return None
+        with os.fdopen(fd, "w") as f:
+            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+        return Claim(path, interval=min(10.0, self.stale_seconds / 4))

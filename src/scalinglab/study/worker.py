@@ -1,0 +1,89 @@
+"""One unit of work on any executor: claim a run, train (or resume) it, report how it ended.
+
+:func:`execute` runs in a worker process (a local pool process, a Ray task or a SLURM array task).
+The claim is taken there, not by the driver, so two drivers or two cluster tasks given the same run
+train it once: the loser of the claim returns ``skipped``. A run that raises is recorded as failed in
+its ``status.json`` with the error, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from scalinglab.study.store import RunStore
+from scalinglab.train.config import RunConfig
+
+DEFAULT_TRAIN = "scalinglab.train.run:train"
+"""The training entry point, ``train(run_cfg, run_dir) -> summary``, imported by the worker."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to train one run; plain data, so it pickles to any executor."""
+
+    config: RunConfig
+    run_dir: str
+    stale_seconds: float
+    retry_failed: bool = False
+    train_fn: str = DEFAULT_TRAIN
+    """``module:function`` that trains one run (a small fake in tests of the store)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: done, failed (with the reason) or skipped (finished or claimed elsewhere)."""
+
+    run_dir: str
+    state: Literal["done", "failed", "skipped"]
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def execute(job: Job) -> Outcome:
+    """Claim, train and release one run (runs in the worker process)."""
+    run_dir = Path(job.run_dir)
+    claim = RunStore(run_dir.parent, job.stale_seconds).claim(run_dir)
+    if claim is None:
+        return Outcome(job.run_dir, "skipped", "claimed by another worker")
+    from scalinglab.train.rundir import StatusWriter, read_status
+
+    with claim:
+        state = read_status(run_dir)["state"]
+        if state == "done" or (state == "failed" and not job.retry_failed):
+            return Outcome(job.run_dir, "skipped", f"already {state}")
+        start = time.time()
+        try:
+            _load(job.train_fn)(job.config, run_dir)
+        except Exception as e:  # the run failed: keep its error, let the rest of the study go on
+            reason = f"{type(e).__name__}: {e}".splitlines()[0]
+            if read_status(run_dir)["state"] != "failed":
+                StatusWriter(run_dir).set("failed", reason)
+            return Outcome(job.run_dir, "failed", reason, time.time() - start)
+        return Outcome(job.run_dir, "done", "", time.time() - start)
+
+
+def init_local_worker(parent_pid: int, threads: int) -> None:
+    """Process-pool initializer: one BLAS thread per run, and exit with the driver (kill -9 included).
+
+    Without the watchdog a killed driver would leave its workers training, holding their claims.
+    """
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="scalinglab-parent-watch", daemon=True).start()
