@@ -59,6 +59,7 @@ def test_isoflop_profiles_recover_the_exponents() -> None:
     result = isoflop_frontier(isoflop_runs(budgets))
     assert len(result.profiles) == 9 and not result.refused
     assert result.frontier.a == pytest.approx(A_TRUE, abs=0.03)
+    assert 0 < result.frontier.n_law.exponent_se < 0.03
     assert result.frontier.b == pytest.approx(1 - A_TRUE, abs=0.03)
     closed = chinchilla_allocation(**LAW, compute=result.frontier.compute)
     assert np.allclose(result.frontier.n_opt, closed.n_opt, rtol=0.3)

@@ -141,6 +141,8 @@ def test_plan_with_fitted_ns_and_bcrit_laws(tmp_path: Path, capsys: pytest.Captu
     assert fitted["n_params"] == pytest.approx(published.n_params, rel=0.2)
     assert fitted["batch_tokens"] == pytest.approx(published.batch_tokens, rel=0.05)
     assert fitted["c_min"] == 5e20 and fitted["s_min"] == pytest.approx(fitted["steps"] / 2)
+    lo, hi = fitted["loss_interval"]  # the fit's interval at (N_opt, S_min)
+    assert lo < fitted["loss"] < hi and fitted["loss"] == pytest.approx(published.loss, rel=0.02)
 
     # an N, D law given as --bcrit is refused with the fix
     assert main(["plan", "--fit", str(tmp_path / "ns.json"), "--bcrit", str(tmp_path / "ns.json"), "--budget", "1e21"]) == 2

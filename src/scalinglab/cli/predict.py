@@ -16,7 +16,7 @@ The interval comes from a residual bootstrap and covers the noise of one new eva
 constant-LR or stable-phase curves: a fit before the LR decays cannot see the decay's gain.
 
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default) or a CSV with columns
-step, loss (and run_id, N for several runs; warmup_end to set the transient).
+step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient).
 
 Examples:
   scalinglab predict runs/gpt-3f2a9c --at-step 20000
@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("curves", nargs="+", metavar="RUN_DIR|curve.csv", help="the run to predict first, then others")
     p.add_argument("--at-step", type=float, required=True, metavar="S", help="step to predict the loss at")
     p.add_argument("--fit-until", type=float, metavar="STEP", help="fit only points up to this step")
+    p.add_argument(
+        "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: the LR warmup)"
+    )
     p.add_argument("--metric", default="val_loss_valid", help="metrics.jsonl column (default val_loss_valid)")
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits (default 200)")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.curves import load_curves, predict_curve
 
     curves = [c for path in args.curves for c in load_curves(path, args.metric)]
-    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.bootstrap)
+    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.bootstrap, skip_until=args.skip_until)
     if args.json:
         print_json(dataclasses.asdict(pred))
         return 0

@@ -228,18 +228,22 @@ def fit_curve(
 
 
 def fit_curves_ns(
-    curves: Sequence[Curve], fit_until: float | None = None, n_boot: int = 200, seed: int = 0
+    curves: Sequence[Curve],
+    fit_until: float | None = None,
+    skip_until: float | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
 ) -> CurveFit:
     """Fit Kaplan eq 1.6 L(N, S) jointly to several runs' curves (each with its N), after each warmup.
 
-    ``fit_until`` limits every curve (use it to test extrapolation); S is the raw step, so runs should
-    share a batch size (else convert to S_min with eq 5.4 first).
+    ``fit_until`` and ``skip_until`` (default: each run's warmup) limit every curve; S is the raw step,
+    so runs should share a batch size (else convert to S_min with eq 5.4 first).
     """
     if any(c.n_params is None for c in curves):
         raise DataError("the L(N, S) fit needs N for every run: a run directory, or a column N in the CSV.")
     if len({c.n_params for c in curves}) < 2:
         raise FitError("the L(N, S) fit needs runs of at least 2 model sizes; give one curve for L(S).")
-    keeps = [_window(c, fit_until, None) for c in curves]
+    keeps = [_window(c, fit_until, skip_until) for c in curves]
     n = np.concatenate([np.full(k.sum(), c.n_params) for c, k in zip(curves, keeps)])
     s = np.concatenate([c.step[k] for c, k in zip(curves, keeps)])
     loss = np.concatenate([c.loss[k] for c, k in zip(curves, keeps)])
@@ -271,19 +275,21 @@ def predict_curve(
     level: float = 0.95,
     n_boot: int = 200,
     seed: int = 0,
+    skip_until: float | None = None,
 ) -> CurvePrediction:
     """Predict the loss of the first curve at ``at_step`` from the curves' points up to ``fit_until``.
 
-    One curve: L(S). Several: L(N, S) fitted jointly, predicting the first curve's run.
+    One curve: L(S). Several: L(N, S) fitted jointly, predicting the first curve's run. Points up to
+    ``skip_until`` (default: each curve's ``warmup_end``) are the early transient and left out.
     """
     if not curves:
         raise DataError("no learning curve given.")
     target = curves[0]
     if len(curves) == 1:
-        fit = fit_curve(target, fit_until, n_boot=n_boot, seed=seed)
+        fit = fit_curve(target, fit_until, skip_until, n_boot, seed)
         law = "L(S) = L_inf + b S^-c"
     else:
-        fit = fit_curves_ns(curves, fit_until, n_boot=n_boot, seed=seed)
+        fit = fit_curves_ns(curves, fit_until, skip_until, n_boot, seed)
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
     loss = float(fit.predict(at_step, target.n_params)[0])
     lo, hi = fit.prediction_interval(at_step, level, target.n_params, seed)

@@ -44,7 +44,8 @@ class PowerLaw:
     coef: float
     exponent: float
     exponent_se: float = float("nan")
-    """Standard error of the exponent from the regression (nan with two points)."""
+    """Standard error of the exponent from the regression (nan with two points; frontier points are
+    correlated, so treat it as a lower bound and bootstrap for an honest interval)."""
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray | float:
         return self.coef * np.asarray(x, dtype=float) ** self.exponent
@@ -58,8 +59,11 @@ def fit_power_law(x: np.ndarray, y: np.ndarray) -> PowerLaw:
     if np.any(x <= 0) or np.any(y <= 0):
         raise FitError("a power law needs positive x and y values; drop the non-positive rows.")
     lx, ly = np.log(x), np.log(y)
-    (slope, intercept), cov = np.polyfit(lx, ly, 1, cov=True) if len(x) > 3 else (np.polyfit(lx, ly, 1), None)
-    se = float(np.sqrt(cov[0, 0])) if cov is not None else float("nan")
+    slope, intercept = np.polyfit(lx, ly, 1)
+    se = float("nan")
+    if len(x) > 2:  # residual variance needs a degree of freedom left
+        resid = ly - (slope * lx + intercept)
+        se = float(np.sqrt(resid @ resid / (len(x) - 2) / np.sum((lx - lx.mean()) ** 2)))
     return PowerLaw(coef=float(np.exp(intercept)), exponent=float(slope), exponent_se=se)
 
 

@@ -240,7 +240,7 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     family = _family(law)
     base = {"budget": float(budget), "law": law.form, "source": law.source, "convention": law.convention}
     if family in ("kaplan_table6", "kaplan_ns"):
-        return _plan_kaplan(law, budget, base)
+        return _plan_kaplan(law, budget, base, level)
     if family == "compute":
         form = get_form(law.form)
         inputs = {form.inputs[0]: np.array([float(budget)])}
@@ -279,7 +279,7 @@ def _allocation_intervals(law: PlanningLaw, budget: float, level: float, max_sam
     return {"n_params_interval": (float(lo), float(hi)), "tokens_interval": (budget / (6 * hi), budget / (6 * lo))}
 
 
-def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any]) -> Plan:
+def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any], level: float) -> Plan:
     """Kaplan: train at B = B_crit(L), which spends C = 2 C_min in 2 S_min steps (eq 5.2)."""
     c_min = budget / 2
     if law.form == "kaplan_table6":
@@ -305,9 +305,10 @@ def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any]) -> Plan:
             f"the dataset should hold about {needed:.3g} tokens (eq 4.4) although only {tokens:.3g} are "
             "processed; with less data expect overfitting (Kaplan §6.3)."
         )
+    interval = _interval(law, {"N": np.array([n]), "S": np.array([steps / 2])}, level)  # L(N, S_min), eq 1.6
     return Plan(
         loss=loss, n_params=n, tokens=tokens, tokens_per_param=tokens / n, batch_tokens=batch, steps=steps,
-        c_min=c_min, s_min=steps / 2, dataset_tokens_needed=needed, cost_curve=curve, notes=notes, **base,
+        c_min=c_min, s_min=steps / 2, dataset_tokens_needed=needed, cost_curve=curve, notes=notes, **base, **interval,
     )  # fmt: skip
 
 
