@@ -92,6 +92,7 @@ def test_envelope_of_learning_curves_recovers_the_exponent() -> None:
     inside = (frontier.compute > 1e19) & (frontier.compute < 1e22)  # away from the edges of the sweep
     a = fit_power_law(frontier.compute[inside], frontier.n_opt[inside]).exponent
     assert a == pytest.approx(A_TRUE, abs=0.04)
+    assert np.allclose(6 * frontier.n_opt * frontier.d_opt, frontier.compute, rtol=1e-6)
 
 
 def test_iso_loss_cost_is_one_at_the_optimum_and_more_elsewhere() -> None:

@@ -99,12 +99,16 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
 # Approach 1: the envelope of learning curves
 
 
-def envelope_frontier(curves: pd.DataFrame, num: int = 1500, run_col: str = "run_id") -> Frontier:
+def envelope_frontier(
+    curves: pd.DataFrame, num: int = 1500, run_col: str = "run_id", tokens_col: str = "D"
+) -> Frontier:
     """Chinchilla approach 1: at ``num`` log-spaced budgets take the run with the lowest loss.
 
-    ``curves`` has one row per evaluation: ``run_col``, ``N``, ``C`` (FLOPs so far), ``loss`` and
-    optionally ``D`` (tokens so far; else C/(6N)). Each curve is interpolated linearly in log C and only
-    compared inside the range it covers. Chinchilla used 1500 points (Hoffmann App. D.1).
+    ``curves`` has one row per evaluation (a ``steps`` table): ``run_col``, ``N``, ``C`` (FLOPs so far),
+    ``loss`` and optionally ``tokens_col`` (tokens so far; else C/(6N), which is the tokens of a steps
+    table, whose C is 6·N·tokens). Each curve is interpolated
+    linearly in log C and only compared inside the range it covers. Chinchilla used 1500 points
+    (Hoffmann App. D.1).
     """
     _require_columns(curves, [run_col, "N", "C", "loss"], "the envelope frontier")
     runs = [g.sort_values("C") for _, g in curves.groupby(run_col) if len(g) >= 2]
@@ -119,7 +123,7 @@ def envelope_frontier(curves: pd.DataFrame, num: int = 1500, run_col: str = "run
         lc = np.log(r["C"].to_numpy(float))
         inside = (log_c >= lc[0]) & (log_c <= lc[-1])
         loss[i, inside] = np.interp(log_c[inside], lc, r["loss"].to_numpy(float))
-        d = r["D"].to_numpy(float) if "D" in r else r["C"].to_numpy(float) / (6 * r["N"].to_numpy(float))
+        d = r[tokens_col].to_numpy(float) if tokens_col in r else r["C"].to_numpy(float) / (6 * r["N"].to_numpy(float))
         tokens[i, inside] = np.exp(np.interp(log_c[inside], lc, np.log(d)))
     best = np.argmin(loss, axis=0)
     cols = np.arange(num)
