@@ -302,8 +302,8 @@ def _plan_kaplan(law: PlanningLaw, budget: float, base: dict[str, Any], level: f
     ]
     if needed > tokens:
         notes.append(
-            f"the dataset should hold about {needed:.3g} tokens (eq 4.4) although only {tokens:.3g} are "
-            "processed; with less data expect overfitting (Kaplan §6.3)."
+            f"a model this big needs D ≳ {needed:.3g} tokens to avoid a data bottleneck (eq 4.4) but the plan "
+            f"processes {tokens:.3g}: the predicted loss may be optimistic (Kaplan §6.3)."
         )
     interval = _interval(law, {"N": np.array([n]), "S": np.array([steps / 2])}, level)  # L(N, S_min), eq 1.6
     return Plan(
