@@ -3,6 +3,8 @@ Kaplan App. B reproduces the paper's own numbers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +166,19 @@ def test_kaplan_table6_matches_spec_derived_numbers() -> None:
     assert t.batch(1e15) == pytest.approx(1.3e5, rel=0.03)
     assert t.s_min(1e15) == pytest.approx(3.8e3, rel=0.03)
     assert t.loss(1e15) == pytest.approx(4.69, abs=0.01)
+
+
+SHARED_RUNS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
+
+
+def test_isoflop_on_chinchillas_published_runs() -> None:
+    if not SHARED_RUNS.exists():
+        pytest.skip(f"published runs not found at {SHARED_RUNS} (../shared/data is a developer checkout only)")
+    runs = pd.read_csv(SHARED_RUNS)
+    runs = runs.drop(runs["loss"].nlargest(5).index)  # as Besiroglu et al. 2024
+    with pytest.raises(FitError, match="IsoFLOP profile"):
+        isoflop_frontier(runs)  # digitised runs are not all bracketed: strict mode refuses
+    result = isoflop_frontier(runs, strict=False)
+    assert len(result.profiles) >= 5 and result.refused
+    # Hoffmann approach 2: a = 0.49 (0.462, 0.534)
+    assert result.frontier.a == pytest.approx(0.49, abs=0.08)
