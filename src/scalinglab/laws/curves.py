@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.forms import Form, get_form
 
 
@@ -284,6 +284,8 @@ def predict_curve(
     """
     if not curves:
         raise DataError("no learning curve given.")
+    if not at_step > 0 or not 0 < level < 1:
+        raise ConfigError(f"--at-step must be a positive step and --level in (0, 1) (got {at_step}, {level}).")
     target = curves[0]
     if len(curves) == 1:
         fit = fit_curve(target, fit_until, skip_until, n_boot, seed)

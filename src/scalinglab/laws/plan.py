@@ -237,6 +237,8 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     """The compute-optimal run for ``budget`` FLOPs under ``law`` (see the module docstring)."""
     if not budget > 0:
         raise ConfigError(f"the budget must be a positive number of FLOPs (got {budget}).")
+    if not 0 < level < 1:
+        raise ConfigError(f"the interval level must be between 0 and 1, e.g. 0.95 (got {level}).")
     family = _family(law)
     base = {"budget": float(budget), "law": law.form, "source": law.source, "convention": law.convention}
     if family in ("kaplan_table6", "kaplan_ns"):
