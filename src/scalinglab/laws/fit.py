@@ -9,6 +9,7 @@ few with L-BFGS-B at tight tolerance. The result is a :class:`FitResult`, which 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,14 +25,14 @@ from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.objective import Problem, expected_decrease, multistart, polish, projected_gradient_norm
 from scalinglab.laws.tables import fit_frame
 from scalinglab.laws.uncertainty import (
-    bootstrap as bootstrap_refits,
-)
-from scalinglab.laws.uncertainty import (
+    NoiseModel,
+    calibrate_noise,
     is_converged,
     percentile_intervals,
     prediction_interval,
     robust_scale,
 )
+from scalinglab.laws.uncertainty import bootstrap as bootstrap_refits
 
 Starts = str | int | Mapping[str, float] | Sequence[Mapping[str, float]]
 
@@ -64,8 +65,8 @@ class FitResult:
     n_starts: int = 1
     starts_at_optimum: int = 1
     """How many refined starts reached the best objective (within 1e-9 relative)."""
-    noise: float = 0.0
-    """Robust log-space scale of the residuals: run-to-run noise for prediction intervals."""
+    noise: NoiseModel | None = None
+    """Log-space error of a new run (run-to-run noise, growing outside the data) for prediction intervals."""
     outliers: list[dict[str, Any]] = field(default_factory=list)
     level: float = 0.95
     intervals: dict[str, list[float]] = field(default_factory=dict)
@@ -116,7 +117,7 @@ class FitResult:
             "delta": self.delta,
             "overpredict_penalty": self.overpredict_penalty,
             "convention": self.convention,
-            "noise": self.noise,
+            "noise": None if self.noise is None else dataclasses.asdict(self.noise),
             "level": self.level,
             "intervals": self.intervals,
             "outliers": self.outliers,
@@ -168,7 +169,7 @@ class FitResult:
             overpredict_penalty=d["overpredict_penalty"],
             n_starts=d["n_starts"],
             starts_at_optimum=d["starts_at_optimum"],
-            noise=d["noise"],
+            noise=None if d.get("noise") is None else NoiseModel(**d["noise"]),
             outliers=d["outliers"],
             level=d["level"],
             intervals=d["intervals"],
@@ -274,7 +275,7 @@ def fit_law(
     status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
     params = form.param_dict(theta_hat)
     residuals = np.log(form.predict(params, frame)) - problem.logy
-    noise = robust_scale(residuals, len(form.params))
+    scale = robust_scale(residuals, len(form.params))
     at_optimum = int(np.sum(values <= f[0] * (1 + 1e-9) + 1e-300))
     result = FitResult(
         form=form,
@@ -290,8 +291,8 @@ def fit_law(
         overpredict_penalty=overpredict_penalty,
         n_starts=len(theta0),
         starts_at_optimum=max(at_optimum, 1),
-        noise=noise,
-        outliers=outlier_flags(frame, residuals, noise),
+        noise=calibrate_noise(problem, theta_hat),
+        outliers=outlier_flags(frame, residuals, scale),
         level=level,
         notes=list(frame.attrs.get("notes", [])),
     )

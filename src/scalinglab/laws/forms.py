@@ -59,6 +59,14 @@ class Form:
     """The table column the law predicts."""
     derived: Mapping[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = field(default_factory=dict)
     """Quantities computed from the public parameters (bootstrapped like them), e.g. chinchilla's a."""
+    axis: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
+    """The scale one extrapolates along, from log inputs (default: their sum, e.g. log N + log D ~ log C)."""
+
+    def axis_values(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Position of each row along the extrapolation axis (prediction intervals widen beyond the data)."""
+        if self.axis is not None:
+            return self.axis(logx)
+        return sum(logx[name] for name in self.inputs)
 
     @property
     def theta_names(self) -> tuple[str, ...]:
@@ -361,6 +369,7 @@ FORMS: dict[str, Form] = {
         grid={"log_B_star": (5.0, 10.0, 15.0, 20.0, 25.0), "alpha_B": (0.1, 0.2, 0.5, 1.0)},
         default_grid={"log_B_star": (5.0, 10.0, 15.0, 20.0, 25.0), "alpha_B": (0.1, 0.2, 0.5, 1.0)},
         target="B_crit",
+        axis=lambda logx: -logx["loss"],  # extrapolating means predicting at lower losses
     ),
     "position": Form(
         name="position",

@@ -5,17 +5,22 @@ replicates together, warm-started from the point estimate (:func:`minimize_batch
 members differ only in their weights). A replicate that has not converged is finished with L-BFGS-B
 or, failing that, dropped and counted.
 
-A prediction interval for a *new* run adds run-to-run noise to the parameter spread: in log space,
-sd² = var(bootstrap log-predictions) + s², where s is a robust (MAD) scale of the fit's log
-residuals, inflated by n/(n-p) for the degrees of freedom the fit used.
+A prediction interval for a *new* run adds run-to-run noise and extrapolation error to the
+parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)², where d is
+how far the run lies beyond the fitted runs along the form's axis (e.g. log C). ``s0`` and
+``slope`` are calibrated by forward-chaining cross-validation inside the data
+(:func:`calibrate_noise`): fit the smaller runs, predict the larger ones, and regress the squared
+errors on the squared distance, since in-sample residuals understate a law's error out of sample.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import nnls
 from scipy.stats import norm
 from tqdm import tqdm
 
@@ -72,21 +77,78 @@ def percentile_intervals(samples: Mapping[str, np.ndarray], level: float) -> dic
     return {k: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for k, v in samples.items()}
 
 
+@dataclass(frozen=True)
+class NoiseModel:
+    """Log-space sd of a new run around the law: sqrt(s0² + (slope·d)²), d = distance outside the data."""
+
+    s0: float
+    """Out-of-sample error scale next to the data (run-to-run noise included)."""
+    slope: float
+    """Growth of the error scale per unit of distance along the axis (natural-log units)."""
+    axis_min: float
+    axis_max: float
+    """Range of the fitted runs along the form's axis."""
+
+    def sd(self, axis: np.ndarray) -> np.ndarray:
+        d = np.maximum(0.0, np.maximum(axis - self.axis_max, self.axis_min - axis))
+        return np.sqrt(self.s0**2 + (self.slope * d) ** 2)
+
+
+def calibrate_noise(
+    problem: Problem, theta_hat: np.ndarray, fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+) -> NoiseModel:
+    """Fit the runs below each quantile of the axis, predict the rest, and fit s0, slope to the errors.
+
+    Falls back to the robust in-sample scale with no growth when there are too few runs for an
+    inner fit (fewer than P + 2 below a threshold).
+    """
+    form = problem.form
+    axis = form.axis_values(problem.logx)
+    n_params = theta_hat.size
+    used = problem.weights > 0
+    masks = []
+    for q in fractions:
+        train = used & (axis <= np.quantile(axis[used], q))
+        if train.sum() >= n_params + 2 and (used & ~train).any() and len(np.unique(axis[train])) > 1:
+            masks.append(train)
+    residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
+    fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, float(axis[used].min()), float(axis[used].max()))
+    if not masks:
+        return fallback
+    W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
+    inner = dataclasses.replace(problem, weights=W)
+    theta, _ = minimize_batch(inner, np.repeat(theta_hat[None, :], len(W), axis=0), max_iter=500, ftol=1e-14)
+    f, dec = expected_decrease(inner, theta)
+    ok = is_converged(f, dec)
+    if not ok.any():
+        return fallback
+    logpred, _ = form.evaluate(theta[ok], problem.logx, False)
+    errors, dist = [], []
+    for pred, train in zip(logpred, np.array(masks)[ok]):
+        test = used & ~train
+        errors.append(pred[test] - problem.logy[test])
+        dist.append(axis[test] - axis[train].max())
+    e2, d2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2
+    (s0_sq, slope_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2]), e2)
+    s0 = max(np.sqrt(s0_sq), fallback.s0)  # never below the in-sample noise
+    return NoiseModel(float(s0), float(np.sqrt(slope_sq)), fallback.axis_min, fallback.axis_max)
+
+
 def prediction_interval(
     form: Form,
     params: np.ndarray,
     samples: np.ndarray | None,
-    noise: float,
+    noise: NoiseModel,
     X,
     level: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(lo, hi)`` for the target of a new run at each row of ``X``.
 
     ``params`` is the public point estimate ``(P,)``, ``samples`` bootstrap public parameters
-    ``(B, P)`` (None: noise only), ``noise`` the log-space run-to-run scale.
+    ``(B, P)`` (None: noise only), ``noise`` the calibrated run-to-run and extrapolation error.
     """
     center = np.log(form.predict(params, X))  # (n,)
-    var = np.full_like(center, noise**2)
+    var = noise.sd(form.axis_values(form.log_inputs(X))) ** 2
     if samples is not None and len(samples) > 1:
         var = var + np.var(np.log(form.predict(samples, X)), axis=0, ddof=1)
     half = norm.ppf(0.5 + level / 2) * np.sqrt(var)

@@ -1,0 +1,138 @@
+"""Backtesting a law: fit on the small runs, predict the large ones, and score the predictions.
+
+An ordered split such as ``"C<1e21"`` or ``"N<=1e8"`` selects the training runs; the rest are
+predicted with prediction intervals. The score is what a user planning a larger run needs: mean
+absolute error, bias (mean signed error, prediction minus actual), the worst absolute and relative
+errors, and how often the intervals covered the actual loss.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.fit import FitResult, fit_law
+from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws.tables import fit_frame
+
+_SPLIT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+@dataclass(frozen=True)
+class Split:
+    """``column op value``: the rows it holds are the training runs."""
+
+    column: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.column}{self.op}{self.value:g}"
+
+    def train_mask(self, data: pd.DataFrame) -> np.ndarray:
+        if self.column not in data.columns:
+            raise DataError(f"split column '{self.column}' not in the table; columns found: {', '.join(map(str, data.columns))}.")
+        return _OPS[self.op](pd.to_numeric(data[self.column], errors="coerce").to_numpy(), self.value)
+
+
+def parse_split(text: str) -> Split:
+    """Parse ``"C<1e21"``-style splits (a column, one of < <= > >=, a number); no eval."""
+    m = _SPLIT.match(text)
+    if not m:
+        raise ConfigError(f"split '{text}' is not COLUMN<VALUE; write e.g. --train 'C<1e21' or --train 'N<=1e8'.")
+    return Split(m.group(1), m.group(2), float(m.group(3)))
+
+
+@dataclass
+class BacktestResult:
+    """Scores of a law fitted on the training runs and evaluated on the held-out ones."""
+
+    split: str
+    mae: float
+    bias: float
+    """Mean of prediction - actual: positive means the law over-predicts the held-out loss."""
+    max_abs_error: float
+    max_rel_error: float
+    coverage: float
+    """Fraction of held-out runs inside their ``level`` prediction interval."""
+    level: float
+    n_train: int
+    n_test: int
+    table: pd.DataFrame
+    """One row per held-out run: inputs, actual, predicted, lo, hi, error, rel_error, covered."""
+    fit: FitResult
+
+    def to_dict(self, points: bool = False) -> dict[str, Any]:
+        out = {
+            "law": self.fit.law,
+            "split": self.split,
+            "mae": self.mae,
+            "bias": self.bias,
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "coverage": self.coverage,
+            "level": self.level,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "params": self.fit.params,
+            "converged": self.fit.converged,
+        }
+        if points:
+            out["points"] = self.table.reset_index(names="row").to_dict(orient="records")
+        return out
+
+
+def backtest(
+    form: Form | str,
+    data: pd.DataFrame | Mapping[str, Any],
+    train: str | Split,
+    *,
+    bootstrap: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    **fit_kwargs: Any,
+) -> BacktestResult:
+    """Fit ``form`` on the rows ``train`` selects, predict the others; ``fit_kwargs`` go to :func:`fit_law`.
+
+    ``bootstrap`` refits give the parameter part of the prediction intervals (0: noise only).
+    """
+    form = get_form(form)
+    split = parse_split(train) if isinstance(train, str) else train
+    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    frame = fit_frame(df, form, fit_kwargs.pop("weights", None))
+    mask = split.train_mask(df.loc[frame.index])
+    n_train, n_test = int(mask.sum()), int((~mask).sum())
+    if n_test == 0:
+        raise FitError(f"split '{split}' keeps every run for training; choose a threshold that holds some out.")
+    if n_train == 0:
+        raise FitError(f"split '{split}' leaves no training runs; choose a threshold that keeps some.")
+    fit = fit_law(form, frame[mask], weights="weight", bootstrap=bootstrap, level=level, seed=seed, **fit_kwargs)
+    test = frame[~mask]
+    actual = test[form.target].to_numpy()
+    predicted = fit.predict(test)
+    lo, hi = fit.prediction_interval(test, level)
+    error = predicted - actual
+    table = test[list(form.inputs)].assign(
+        actual=actual, predicted=predicted, lo=lo, hi=hi, error=error, rel_error=error / actual,
+        covered=(lo <= actual) & (actual <= hi),
+    )
+    return BacktestResult(
+        split=str(split),
+        mae=float(np.mean(np.abs(error))),
+        bias=float(np.mean(error)),
+        max_abs_error=float(np.max(np.abs(error))),
+        max_rel_error=float(np.max(np.abs(error / actual))),
+        coverage=float(table["covered"].mean()),
+        level=level,
+        n_train=n_train,
+        n_test=n_test,
+        table=table,
+        fit=fit,
+    )
