@@ -1,0 +1,125 @@
+"""``scalinglab fit``: fit a scaling law to a runs table and write ``fit.json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from scalinglab.cli._common import add_json_flag, command, print_json
+
+LAWS = "chinchilla, chinchilla_c, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, bcrit, position"
+
+DESCRIPTION = f"""\
+Fit a scaling law to runs: the Huber loss (delta 1e-3) of log residuals, summed over runs, from a
+grid of starts optimised together, then polished to a checked convergence (Hoffmann et al. App D.2,
+with the fixes of Besiroglu et al. 2024). Bootstrap refits over runs give the intervals.
+
+Laws: {LAWS}, or your own function as path/to/file.py:function (named parameters).
+The table (CSV, Parquet, JSONL, a W&B CSV export, or a study directory with runs.parquet) needs the
+law's columns: N, D (or C, then D = C/(6N)), loss by default; --columns maps other names.
+
+Examples:
+  scalinglab fit runs.csv --law chinchilla --out fit.json
+  scalinglab fit runs.csv --law chinchilla --starts hoffmann --bootstrap 1000 --drop-highest-loss 5
+  scalinglab fit wandb.csv --law kaplan_n --columns loss=val/loss,N=params --json
+  scalinglab fit studies/ladder --law my_laws.py:power_with_offset
+"""
+
+
+def add_table_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by commands that read a runs table and fit a law to it."""
+    p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) or a study directory")
+    p.add_argument("--law", default="chinchilla", help=f"law to fit (default chinchilla): {LAWS}, or file.py:function")
+    p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. loss=val/loss,N=params")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs first")
+    p.add_argument(
+        "--starts", default="default", metavar="default|full|hoffmann|K",
+        help="start grid: the law's default, its full grid (hoffmann = Hoffmann's 4,500 for chinchilla), or K random",
+    )  # fmt: skip
+    p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold on log residuals (default 1e-3)")
+    p.add_argument("--weights", metavar="COLUMN", help="column of per-run weights (default: all 1)")
+    p.add_argument("--overpredict-penalty", type=float, default=0.0, metavar="F", help="extra weight on over-predictions")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random starts and the bootstrap")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def read_table(args: argparse.Namespace):
+    from scalinglab.laws.tables import drop_highest, read_runs_table
+
+    return drop_highest(read_runs_table(args.table, args.columns), args.drop_highest_loss)
+
+
+def fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``fit_law`` from the shared arguments."""
+    starts: Any = int(args.starts) if args.starts.isdigit() else args.starts
+    return {
+        "starts": starts,
+        "delta": args.delta,
+        "weights": args.weights,
+        "overpredict_penalty": args.overpredict_penalty,
+        "level": args.level,
+        "seed": args.seed,
+        "progress": not args.no_progress and sys.stderr.isatty(),
+    }
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "fit", "fit a scaling law to a runs table", DESCRIPTION, run)
+    add_table_arguments(p)
+    p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits for intervals (default 200)")
+    p.add_argument("--out", metavar="FIT_JSON", help="write the fit (params, data, intervals) here, e.g. fit.json")
+    add_json_flag(p)
+
+
+def summary(result) -> dict[str, Any]:
+    """``fit.json`` without the bulky parts (data rows, bootstrap samples), for printing."""
+    out = result.to_dict()
+    out.pop("data")
+    if out["bootstrap"] is not None:
+        out["bootstrap"].pop("samples")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from scalinglab.laws.fit import fit_law
+
+    table = read_table(args)
+    result = fit_law(args.law, table, bootstrap=args.bootstrap, **fit_options(args))
+    if args.out:
+        result.to_json(args.out)
+    if args.json:
+        print_json(summary(result))
+    else:
+        print_fit(result)
+        if args.out:
+            print(f"wrote {args.out}")
+    if not result.converged:
+        print(f"scalinglab fit: warning: the fit did not converge ({result.status}); try --starts full.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_fit(result) -> None:
+    print(f"law: {result.law}   {result.form.doc}")
+    print(f"data: {result.n_points} runs; {result.convention}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    state = "converged" if result.converged else "NOT CONVERGED"
+    print(
+        f"fit: {state}, objective {result.objective:.6e} (summed Huber, delta {result.delta:g}), gradient "
+        f"{result.grad_norm:.1e}, {result.starts_at_optimum} of {result.n_starts} starts reached the optimum"
+    )
+    level = f"{result.level:.0%} interval"
+    print(f"\n{'parameter':<16}{'value':>16}   {level if result.intervals else ''}")
+    for name, value in {**result.params, **result.derived}.items():
+        lo_hi = result.intervals.get(name)
+        interval = f"[{lo_hi[0]:.6g}, {lo_hi[1]:.6g}]" if lo_hi else ""
+        print(f"{name:<16}{value:>16.8g}   {interval}")
+    if result.bootstrap is not None:
+        print(f"({len(result.bootstrap)} bootstrap refits over runs; {result.bootstrap_dropped} dropped as unconverged)")
+    noise = result.noise
+    print(f"\nnew-run noise (log space): {noise.s0:.4f}, growing by {noise.slope:.4f} per e-fold beyond the data")
+    for flag in result.outliers:
+        print(f"outlier: row {flag['row']}: {flag['reason']} {flag['value']:.4g} ({flag['sigmas']:.1f} robust sd)")
