@@ -110,9 +110,16 @@ class Trainer:
             )
         n_ctx, limit = cfg.model.n_ctx, cfg.data.train_tokens
         train = self.data.splits["train"]
-        available = min(train.num_tokens, limit) if limit else train.num_tokens
+        if limit > train.num_tokens:
+            raise ConfigError(
+                f"data.train_tokens={limit} exceeds the {train.num_tokens} training tokens of corpus "
+                f"'{cfg.data.corpus}'; lower it (0 = all) or use a larger corpus."
+            )
+        if cfg.eval.tokens < n_ctx + 1:
+            raise ConfigError(f"eval.tokens={cfg.eval.tokens} is less than one context; set it above model.n_ctx={n_ctx}.")
+        available = limit or train.num_tokens
         if available < n_ctx + 1:
-            where = f"data.train_tokens={limit}" if limit and limit < train.num_tokens else f"corpus '{cfg.data.corpus}'"
+            where = f"data.train_tokens={limit}" if limit else f"corpus '{cfg.data.corpus}'"
             raise ConfigError(
                 f"model.n_ctx={n_ctx} is longer than the training data ({available} tokens, {where}); "
                 f"lower model.n_ctx or provide more than {n_ctx} tokens."
