@@ -1,0 +1,99 @@
+"""Reading runs tables: formats, column mapping, derived D and C, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.errors import DataError, FitError
+from scalinglab.laws.forms import get_form
+from scalinglab.laws.tables import drop_highest, fit_frame, parse_columns, read_runs_table
+
+
+def runs(n: int = 8) -> pd.DataFrame:
+    N = np.logspace(6, 9, n)
+    D = 20 * N
+    return pd.DataFrame({"N": N, "D": D, "loss": 2.0 + 300 / N**0.3 + 400 / D**0.3})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_formats_round_trip(tmp_path: Path, suffix: str) -> None:
+    df = runs()
+    path = tmp_path / f"runs{suffix}"
+    {".csv": lambda: df.to_csv(path, index=False), ".parquet": lambda: df.to_parquet(path),
+     ".jsonl": lambda: df.to_json(path, orient="records", lines=True)}[suffix]()  # fmt: skip
+    table = read_runs_table(path)
+    np.testing.assert_allclose(table["loss"], df["loss"], rtol=1e-9)  # to_json keeps 10 digits
+    np.testing.assert_allclose(table["C"], 6 * df["N"] * df["D"], rtol=1e-9)  # C = 6ND derived
+    assert "C = 6ND" in table.attrs["convention"]
+
+
+def test_wandb_export_with_column_mapping(tmp_path: Path) -> None:
+    df = runs()
+    export = pd.DataFrame({"Name": [f"run-{i}" for i in range(len(df))], "State": ["finished"] * len(df),
+                           "params": df["N"], "val/loss": df["loss"], "flops": 6 * df["N"] * df["D"]})  # fmt: skip
+    export.loc[2, "State"] = "crashed"
+    path = tmp_path / "wandb_export.csv"
+    export.to_csv(path, index=False)
+    table = read_runs_table(path, "loss=val/loss, N=params, C=flops")
+    assert len(table) == len(df) - 1  # the crashed run is dropped, and said so
+    assert any("State" in note for note in table.attrs["notes"])
+    np.testing.assert_allclose(table["D"], df["D"].drop(index=2), rtol=1e-12)  # D = C/(6N)
+    with pytest.raises(DataError, match=r"'val_loss'.*columns found: Name, State, params"):
+        read_runs_table(path, {"loss": "val_loss"})
+
+
+def test_collected_study_directory(tmp_path: Path) -> None:
+    df = runs().assign(status="done", N_total=lambda d: d["N"] * 1.2)
+    df.loc[0, "status"] = "failed"
+    df.to_parquet(tmp_path / "runs.parquet")
+    table = read_runs_table(tmp_path)
+    assert len(table) == len(df) - 1
+    assert "non-embedding" in table.attrs["convention"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="scalinglab collect"):
+        read_runs_table(tmp_path / "empty")
+
+
+def test_missing_column_names_the_fix() -> None:
+    df = runs().rename(columns={"loss": "val_loss"})
+    with pytest.raises(DataError, match=r"no column 'loss'.*columns found: N, D, val_loss.*--columns loss="):
+        fit_frame(df, get_form("chinchilla"))
+
+
+def test_bad_values_name_the_rows() -> None:
+    df = runs()
+    df.loc[2, "loss"] = np.nan
+    df.loc[5, "D"] = -1.0
+    with pytest.raises(DataError, match=r"column 'D' has non-positive or missing values in row\(s\) 5"):
+        fit_frame(df, get_form("chinchilla"))
+    with pytest.raises(DataError, match=r"column 'loss'.*row\(s\) 2"):
+        fit_frame(df.drop(index=5), get_form("chinchilla"))
+
+
+def test_too_few_points_and_one_size() -> None:
+    with pytest.raises(FitError, match="5 parameters but the table has 4"):
+        fit_frame(runs(4), get_form("chinchilla"))
+    one_size = runs().assign(N=1e8)
+    with pytest.raises(FitError, match="same N"):
+        fit_frame(one_size, get_form("chinchilla"))
+
+
+def test_parse_columns_and_drop_highest() -> None:
+    assert parse_columns("loss=val/loss,N = params") == {"loss": "val/loss", "N": "params"}
+    with pytest.raises(DataError, match="NAME=COLUMN"):
+        parse_columns("loss")
+    df = runs()
+    kept = drop_highest(df, 3)
+    assert len(kept) == len(df) - 3 and kept["loss"].max() < df["loss"].nlargest(3).min()
+
+
+def test_unreadable_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        read_runs_table(tmp_path / "nope.csv")
+    (tmp_path / "runs.txt").write_text("x")
+    with pytest.raises(DataError, match="csv"):
+        read_runs_table(tmp_path / "runs.txt")
