@@ -59,7 +59,7 @@ def test_warmup_transient_is_dropped() -> None:
     warm = Curve(curve.step, loss, warmup_end=50.0)
     truth = offset_law(np.array([20000.0]))[0]
     dropped = predict_curve([warm], 20000, fit_until=2000, n_boot=40)
-    kept = fit_curve(warm, fit_until=2000, skip_until=0, n_boot=5)
+    kept = fit_curve(warm, fit_until=2000, skip_until=0, n_boot=10)
     assert abs(dropped.loss - truth) < 0.02
     assert abs(kept.predict(20000)[0] - truth) > 2 * abs(dropped.loss - truth)
 

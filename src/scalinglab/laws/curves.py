@@ -193,6 +193,8 @@ def _least_squares(form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, st
 
 def _fit(form: Form, inputs: dict[str, np.ndarray], loss: np.ndarray, n_boot: int, seed: int) -> CurveFit:
     p = len(form.params)
+    if n_boot < 10:
+        raise ConfigError(f"the interval needs at least 10 bootstrap refits (got {n_boot}); raise --bootstrap.")
     if len(loss) <= p:
         raise FitError(
             f"{len(loss)} curve points after the warmup is too few to fit {p} parameters; "
