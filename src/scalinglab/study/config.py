@@ -183,7 +183,8 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
             key = cfg.identity()
             if key in runs:
                 first = runs[key]
-                runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
+                if (design.label, v.group) not in ((first.design, first.group), *first.also):
+                    runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
             else:
                 runs[key] = StudyRun(cfg, design.label, design.kind, v.group, study.recipe)
     return list(runs.values())

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from scalinglab.config import check, from_dict
 from scalinglab.errors import ConfigError
 from scalinglab.model.config import ModelConfig
+from scalinglab.model.shapes import shape_for_params
 from scalinglab.train.config import BudgetConfig, FlopsConvention, RunConfig
 
 
@@ -102,8 +103,6 @@ class Design:
         head_dim = self.head_dim or base.head_dim
         if self.shapes:
             return [_with_heads(dataclasses.replace(base, n_layer=L, d_model=d), head_dim) for L, d in self.shapes]
-        from scalinglab.model.shapes import shape_for_params
-
         aspect = self.aspect_ratio or base.d_model / base.n_layer
         return [
             shape_for_params(n, aspect_ratio=aspect, head_dim=head_dim, base=base) for n in self.target_sizes()
@@ -273,15 +272,16 @@ class ShapeScan(Design):
         check(len(self.target_sizes()) >= 1 and not self.shapes, f"{where}: a shape scan needs the fixed size as params = [N].")
 
     def variants(self, base: RunConfig) -> Iterator[Variant]:
-        from scalinglab.model.shapes import shape_for_params
-
         m0 = base.model
         default = {"aspect_ratio": self.aspect_ratio or m0.d_model / m0.n_layer, "head_dim": self.head_dim or m0.head_dim}
         scans = (("aspect_ratio", "ar", self.aspect_ratios), ("ff_ratio", "ff", self.ff_ratios), ("head_dim", "hd", self.head_dims))
         for n in self.target_sizes():
             for knob, short, values in scans:
                 for value in values:
-                    m = shape_for_params(n, base=m0, **(default | {knob: value}))
+                    if knob == "ff_ratio":  # shape_for_params keeps the base model's d_ff / d_model
+                        m = shape_for_params(n, base=dataclasses.replace(m0, d_ff=round(value * m0.d_model)), **default)
+                    else:
+                        m = shape_for_params(n, base=m0, **(default | {knob: value}))
                     yield Variant(knob, f"N{fmt(n)}-{short}{fmt(value)}-{shape_tag(m)}", {"model": m})
 
 

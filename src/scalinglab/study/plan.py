@@ -5,16 +5,18 @@ tabulates each run. The time estimate comes from this machine: for each distinct
 a few real AdamW steps of the GPT are timed with the run's thread count
 (:mod:`scalinglab.study.throughput`, cached), and a run costs
 
-    RUN_OVERHEAD_SECONDS + steps * step_time + evaluations * eval_time,
+    data_time + RUN_OVERHEAD_SECONDS + steps * step_time + evaluations * eval_time,
 
-where one evaluation forwards ``eval.tokens`` tokens per held-out set at a third of the training
-step's cost per token (a backward pass costs about two forwards, Kaplan §2.1). The study's wall time
-with K workers is the longest of K queues filled longest-run-first.
+where data_time is the measured time to load the run's corpus from the token cache and one evaluation
+forwards ``eval.tokens`` tokens per held-out set at a third of the training step's cost per token (a
+backward pass costs about two forwards, Kaplan §2.1). The study's wall time with K workers is the
+longest of K queues filled longest-run-first, plus one measured worker start-up.
 """
 
 from __future__ import annotations
 
 import heapq
+import sys
 from typing import Any
 
 import pandas as pd
@@ -22,16 +24,13 @@ from tqdm import tqdm
 
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.study.config import StudyConfig, expand_study
-from scalinglab.study.throughput import step_seconds
+from scalinglab.study.throughput import data_seconds, startup_seconds, step_seconds
 from scalinglab.train.budget import resolve_steps, tokens_per_step
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.schedules import eval_steps, warmup_steps
 
-RUN_OVERHEAD_SECONDS = 1.5
-"""Per-run cost outside the steps: model build, data memmap, config/status files, final checkpoint."""
-
-WORKER_START_SECONDS = 3.0
-"""A fresh worker process importing torch and scalinglab, paid once per worker."""
+RUN_OVERHEAD_SECONDS = 0.5
+"""Per-run cost besides data, steps and evaluations: model build, run files, the final checkpoint."""
 
 COLUMNS = [
     "name", "design", "group", "n_layer", "d_model", "n_head", "d_ff", "n_ctx", "vocab_size",
@@ -82,15 +81,21 @@ def plan_study(study: StudyConfig, *, measure: bool = True, threads: int = 1, pr
             }
         )
     table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs["startup_seconds"] = float("nan")
     if measure:
-        bar = tqdm(runs, desc="timing shapes", unit="run", disable=not progress, leave=False)
+        data: dict[tuple[Any, str], float] = {}
+        bar = tqdm(runs, desc="timing shapes", unit="run", disable=not progress or not sys.stderr.isatty(), leave=False)
         for i, run in enumerate(bar):
-            table.loc[i, "est_seconds"] = estimate_seconds(run.config, threads)
+            key = (run.config.data, run.config.runtime.cache_dir)
+            if key not in data:
+                data[key] = data_seconds(*key)
+            table.loc[i, "est_seconds"] = data[key] + estimate_seconds(run.config, threads)
+        table.attrs["startup_seconds"] = startup_seconds()
     return table
 
 
 def estimate_seconds(cfg: Any, threads: int = 1) -> float:
-    """Estimated wall time of one run on this machine, from a measured (cached) step time."""
+    """Estimated time of one run's training and evaluation on this machine (measured, cached step time)."""
     micro = cfg.optim.micro_batch_size or cfg.optim.batch_size
     step = step_seconds(cfg.model, micro, threads) * (cfg.optim.batch_size // micro)
     steps = resolve_steps(cfg)
@@ -106,7 +111,7 @@ def plan_totals(table: pd.DataFrame, workers: int = 1) -> dict[str, Any]:
     queues = [0.0] * max(1, workers)
     for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
         heapq.heapreplace(queues, queues[0] + s)
-    wall = max(queues) + WORKER_START_SECONDS if seconds else float("nan")
+    wall = max(queues) + table.attrs.get("startup_seconds", float("nan")) if seconds else float("nan")
     return {
         "runs": len(table),
         "steps": int(table["steps"].sum()),

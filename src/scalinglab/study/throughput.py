@@ -1,38 +1,58 @@
-"""Training speed measured on this machine: seconds per AdamW step of a GPT shape, cached on disk.
+"""Training speed measured on this machine, for the plan's time estimates; cached on disk.
 
-The plan's time estimates come from here. A measurement builds the real model, runs one warm-up step
-and then times real steps (forward, backward, gradient clipping, fused AdamW, as the trainer does)
-until it has at least 3 steps and 0.5 s; the median resists noise from other processes. Results are
-cached per host, torch version, thread count, shape and micro-batch in
-``$SCALINGLAB_CACHE/throughput.json`` (default ``~/.cache/scalinglab``).
+- :func:`step_seconds`: one AdamW step of a GPT shape. The real model runs one warm-up step, then real
+  steps (forward, backward, gradient clipping, fused AdamW, as the trainer does) are timed until there
+  are at least 3 and 0.5 s; the median resists noise from other processes.
+- :func:`startup_seconds`: a fresh worker process importing the trainer (torch and its optimiser
+  machinery), paid once per worker.
+- :func:`data_seconds`: loading a prepared corpus from the token cache, paid by every run.
+
+Step and startup times are cached per host, torch version, thread count, shape and micro-batch in
+``<cache>/throughput.json`` (the token cache directory, $SCALINGLAB_CACHE or ~/.cache/scalinglab).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from scalinglab.config import stable_hash, to_dict
+from scalinglab.data import DataConfig, default_cache_dir, prepare
 from scalinglab.model.config import ModelConfig
 from scalinglab.train.rundir import read_json, write_json
 
 MIN_STEPS, MIN_SECONDS, MAX_STEPS = 3, 0.5, 50
 
+STARTUP = "import torch, torch._dynamo, scalinglab.train.trainer"
+"""What a fresh worker imports before its first run (AdamW imports torch._dynamo on first use)."""
+
 
 def cache_path() -> Path:
-    root = os.environ.get("SCALINGLAB_CACHE") or Path.home() / ".cache" / "scalinglab"
-    return Path(root) / "throughput.json"
+    return default_cache_dir() / "throughput.json"
 
 
-def _key(model: ModelConfig, micro: int, threads: int) -> str:
+def _cached(what: dict[str, Any], measure: Callable[[], float]) -> float:
+    """``measure()`` once per host and torch version for ``what``, then from the cache."""
     import torch
 
-    shape = {k: v for k, v in to_dict(model).items() if k not in ("dropout", "init_std")}
-    return stable_hash({"host": socket.gethostname(), "torch": torch.__version__, "threads": threads, "model": shape, "micro": micro})
+    key = stable_hash({"host": socket.gethostname(), "torch": torch.__version__, **what})
+    path = cache_path()
+    try:
+        cache = read_json(path) or {}
+    except json.JSONDecodeError:  # a damaged cache only loses measurements
+        cache = {}
+    if key not in cache:
+        cache[key] = measure()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, cache)
+    return float(cache[key])
 
 
 def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> float:
@@ -69,15 +89,25 @@ def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> fl
 
 
 def step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> float:
-    """Seconds per step of ``micro`` sequences: from the cache, or measured now and cached."""
-    path = cache_path()
-    key = _key(model, micro, threads)
-    try:
-        cache = read_json(path) or {}
-    except json.JSONDecodeError:  # a damaged cache is only a lost measurement
-        cache = {}
-    if key not in cache:
-        cache[key] = measure_step_seconds(model, micro, threads)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {**(read_json(path) or {}), key: cache[key]})  # keep entries other processes added
-    return float(cache[key])
+    """Seconds per training step on ``micro`` sequences with ``threads`` threads (measured once, cached)."""
+    shape = {k: v for k, v in to_dict(model).items() if k not in ("dropout", "init_std")}
+    return _cached({"model": shape, "micro": micro, "threads": threads}, lambda: measure_step_seconds(model, micro, threads))
+
+
+def startup_seconds() -> float:
+    """Seconds a fresh Python process takes to import the trainer (measured once, cached)."""
+
+    def measure() -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", STARTUP], check=True)
+        return time.perf_counter() - start
+
+    return _cached({"startup": STARTUP}, measure)
+
+
+def data_seconds(data: DataConfig, cache_dir: str = "") -> float:
+    """Seconds to load ``data`` from the token cache, as every run does (builds the cache first if cold)."""
+    prepare(data, cache_dir=cache_dir or None, progress=False)
+    start = time.perf_counter()
+    prepare(data, cache_dir=cache_dir or None, progress=False)
+    return time.perf_counter() - start
