@@ -92,7 +92,7 @@ class FitResult:
     def prediction_interval(self, X: pd.DataFrame | Mapping[str, Any], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` of the target for a new run at each row of ``X``: parameter spread plus run noise."""
         samples = None if self.bootstrap is None else self.bootstrap[list(self.form.params)].to_numpy()
-        return prediction_interval(self.form, self.form._as_array(self.params), samples, self.noise, X, level)
+        return prediction_interval(self.form, self.params, samples, self.noise, X, level)
 
     def residuals(self) -> np.ndarray:
         """Log residuals log(prediction) - log(target) at the fitted rows."""

@@ -325,7 +325,7 @@ FORMS: dict[str, Form] = {
         "kaplan_d", "D", "D_c", "alpha_D", "Kaplan eq 1.2: L(D) = (D_c/D)^alpha_D (large model, early stopping).", _LOG_SCALES
     ),
     "kaplan_c": _power_law(
-        "kaplan_c", "C", "C_c", "alpha_C", "Kaplan eq 3.3: L(C) = (C_c/C)^alpha_C (C in FLOPs, fixed batch).", _LOG_SCALES
+        "kaplan_c", "C", "C_c", "alpha_C", "Kaplan eq 3.3: L(C) = (C_c/C)^alpha_C (C in FLOPs; Kaplan quote C_c in PF-days of 8.64e19).", _LOG_SCALES
     ),
     "kaplan_cmin": _power_law(
         "kaplan_cmin",

@@ -78,12 +78,12 @@ class Problem:
 
 
 def minimize_batch(
-    problem: Problem, theta0: np.ndarray, *, max_iter: int = 200, ftol: float = 1e-13, keep: int | None = None
+    problem: Problem, theta0: np.ndarray, *, max_iter: int = 200, ftol: float = 1e-13
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise from every start in ``theta0 (K, P)`` together; returns ``(theta (K, P), f (K,))``.
 
-    With ``keep``, after a few iterations only the ``keep`` best starts continue (the others keep
-    their current value): most of a large grid falls into the same few basins early.
+    Each start keeps its own damping and stops once a step gains less than ``ftol`` (relative) or
+    the damping grows so large that steps vanish.
     """
     lo, hi = problem.lower, problem.upper
     theta = np.clip(np.array(theta0, dtype=float), lo, hi)
@@ -92,10 +92,7 @@ def minimize_batch(
     lam = np.full(K, 1e-3)
     active = np.isfinite(f)
     eye = np.eye(P)
-    for it in range(max_iter):
-        if keep is not None and it == 8 and active.sum() > keep:
-            cutoff = np.partition(np.where(active, f, np.inf), keep - 1)[keep - 1]
-            active &= f <= cutoff
+    for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
@@ -112,7 +109,6 @@ def minimize_batch(
         lam[acc] = np.maximum(lam[acc] / 5.0, 1e-12)
         rej = idx[~better]
         lam[rej] *= 5.0
-        # Done: a step that gains almost nothing, or damping so large the steps vanish.
         active[acc[gain[better] < ftol]] = False
         active[rej[lam[rej] > 1e10]] = False
     return theta, f

@@ -136,7 +136,7 @@ def calibrate_noise(
 
 def prediction_interval(
     form: Form,
-    params: np.ndarray,
+    params: Mapping[str, float] | np.ndarray,
     samples: np.ndarray | None,
     noise: NoiseModel,
     X,
@@ -144,7 +144,7 @@ def prediction_interval(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(lo, hi)`` for the target of a new run at each row of ``X``.
 
-    ``params`` is the public point estimate ``(P,)``, ``samples`` bootstrap public parameters
+    ``params`` is the public point estimate (a mapping or ``(P,)``), ``samples`` bootstrap public parameters
     ``(B, P)`` (None: noise only), ``noise`` the calibrated run-to-run and extrapolation error.
     """
     center = np.log(form.predict(params, X))  # (n,)
