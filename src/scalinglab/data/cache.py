@@ -56,9 +56,10 @@ CHUNK_CHARS = 1 << 20
 PIECE_CHARS = 1 << 16
 """Long documents are cut into pieces of about this size so that one book keeps all cores busy."""
 
-# A line break between two non-space characters: GPT-2's pre-tokenizer never joins text across
-# it, so cutting a document right after it leaves the ids unchanged.
-_SAFE_CUT = re.compile(r"\S\n(?=\S)")
+# Places to cut a long document without changing its ids: GPT-2's pre-tokenizer never joins text
+# across a lone line break between non-spaces, nor across the point just before the last character
+# of a run of (ASCII) whitespace that is followed by a non-space.
+_SAFE_CUT = re.compile(r"(?<=\S\n)(?=\S)|(?<=[ \t\n\r])(?=[ \t\n\r]\S)")
 
 
 def default_cache_dir() -> Path:
@@ -207,12 +208,12 @@ def _chunks(texts: Iterator[str]) -> Iterator[list[tuple[str, bool]]]:
     for text in texts:
         start = 0
         while len(text) - start > 2 * PIECE_CHARS:
-            cut = _SAFE_CUT.search(text, start + PIECE_CHARS, start + 2 * PIECE_CHARS)
+            cut = _SAFE_CUT.search(text, start + PIECE_CHARS)
             if cut is None:
                 break
-            chunk.append((text[start : cut.end()], False))
-            size += cut.end() - start
-            start = cut.end()
+            chunk.append((text[start : cut.start()], False))
+            size += cut.start() - start
+            start = cut.start()
         chunk.append((text[start:], True))
         size += len(text) - start
         if size >= CHUNK_CHARS:
@@ -250,6 +251,8 @@ def _encoded(chunks: Iterator[list[tuple[str, bool]]], tokenizer: Tokenizer, tok
     if first is None:
         return
     second = next(chunks, None)
+    if multiprocessing.current_process().daemon:  # daemonic processes may not start children
+        workers = 1
     if second is None or workers <= 1:
         yield _encode_chunk(first, tokenizer)
         if second is not None:

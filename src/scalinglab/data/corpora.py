@@ -95,8 +95,9 @@ class Corpus:
             head.append(doc)
             if len(head) >= MIN_DOCUMENTS:
                 break
-        if len(head) < MIN_DOCUMENTS:
-            head = list(_pieces(head, PIECES))
+        if len(head) < MIN_DOCUMENTS and split != "all":
+            yield from _split_pieces(head, split)
+            return
         for doc in _chain(head, docs):
             if split == "all" or split_of(doc.key) == split:
                 yield doc.text
@@ -115,17 +116,23 @@ def split_of(key: str) -> str:
     return "valid" if u < SPLIT_FRACTIONS["train"] + SPLIT_FRACTIONS["valid"] else "test"
 
 
-def _pieces(docs: list[Document], count: int) -> Iterator[Document]:
-    """Cut a few long documents into about ``count`` pieces at line breaks (keys stay unique)."""
-    total = sum(len(d.text) for d in docs)
-    size = max(1, total // count)
+def _split_pieces(docs: list[Document], split: str) -> Iterator[str]:
+    """Cut a few long documents into about PIECES pieces at line breaks; yield the runs of
+    consecutive pieces that fall in ``split`` (each run is one document of that split)."""
+    size = max(1, sum(len(d.text) for d in docs) // PIECES)
     for doc in docs:
-        start, i = 0, 0
+        run, start, i = [], 0, 0
         while start < len(doc.text):
             end = doc.text.find("\n", start + size)
             end = len(doc.text) if end < 0 else end + 1
-            yield Document(f"{doc.key}#{i}", doc.text[start:end])
+            if split_of(f"{doc.key}#{i}") == split:
+                run.append(doc.text[start:end])
+            elif run:
+                yield "".join(run)
+                run = []
             start, i = end, i + 1
+        if run:
+            yield "".join(run)
 
 
 def _content_key(text: str) -> str:

@@ -204,13 +204,12 @@ class BPETokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         words = self._rule_for(text).findall(text)
-        unique = dict.fromkeys(words)
-        new = [w for w in unique if w not in self._word_index]
+        new = set(words).difference(self._word_index)
         if len(self._word_index) + len(new) > self.MAX_CACHED_WORDS:
             self._reset_cache()
-            new = list(unique)
+            new = set(words)
         if new:
-            self._add_words(new)
+            self._add_words(sorted(new))  # sorted: the cache layout, like the ids, is reproducible
         idx = np.fromiter(map(self._word_index.__getitem__, words), dtype=np.int64, count=len(words))
         lengths = self._length[idx]
         ends = np.cumsum(lengths)
