@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,6 +297,8 @@ def fit_law(
         level=level,
         notes=list(frame.attrs.get("notes", [])),
     )
+    if not converged:  # reported on the result too; never accepted silently
+        warnings.warn(f"fit of '{form.name}' did not converge: {status}; try starts='full'.", RuntimeWarning, stacklevel=2)
     if bootstrap:
         thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress)
         samples = pd.DataFrame(form.from_theta(thetas), columns=list(form.params))

@@ -123,7 +123,7 @@ def multistart(
     cache-sized chunks), then only the ``keep`` best continue to convergence. Most of Hoffmann's
     4,500 starts fall into the same few basins within those first steps.
     """
-    theta, f = np.asarray(starts, dtype=float), None
+    theta = np.asarray(starts, dtype=float)
     if len(theta) > keep:
         parts = [
             minimize_batch(problem, theta[i : i + chunk], max_iter=screen_iter)
