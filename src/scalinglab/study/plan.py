@@ -10,7 +10,8 @@ a few real AdamW steps of the GPT are timed with the run's thread count
 where data_time is the measured time to load the run's corpus from the token cache and one evaluation
 forwards ``eval.tokens`` tokens per held-out set at a third of the training step's cost per token (a
 backward pass costs about two forwards, Kaplan §2.1). The study's wall time with K workers is the
-longest of K queues filled longest-run-first, plus one measured worker start-up.
+longest of K queues filled longest-run-first, plus the driver's data loading and one measured worker
+start-up.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def plan_study(study: StudyConfig, *, measure: bool = True, threads: int = 1, pr
             if key not in data:
                 data[key] = data_seconds(*key)
             table.loc[i, "est_seconds"] = data[key] + estimate_seconds(run.config, threads)
-        table.attrs["startup_seconds"] = startup_seconds()
+        # the driver loads each corpus once before the workers start, then each worker imports torch
+        table.attrs["startup_seconds"] = sum(data.values()) + startup_seconds()
     return table
 
 
