@@ -135,6 +135,12 @@ def test_user_function_fit_recovers_parameters() -> None:
     assert result.converged, result.status
     assert result.params["gamma"] == pytest.approx(0.2, rel=0.03)
     assert result.params["E"] == pytest.approx(2.0, rel=0.02)
+    # A bound the optimum lies beyond holds the parameter there, and the fit still converges.
+    bounded = Form.from_function(offset_power, log_params=["E", "k"], bounds={"gamma": (0.25, 1.0)},
+                                 start={"E": [1.0, 3.0], "k": [100.0, 1e4], "gamma": [0.3, 0.5]})  # fmt: skip
+    held = fit_law(bounded, runs)
+    assert held.converged and held.params["gamma"] == pytest.approx(0.25)
+    assert held.objective > result.objective
 
 
 def test_bad_options_raise_clear_errors() -> None:

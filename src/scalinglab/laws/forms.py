@@ -169,17 +169,16 @@ class Form:
             raise ConfigError(f"unknown parameter(s) {unknown} for '{fn.__name__}'; its parameters are {params}.")
 
         def to_internal(p: str, v: float) -> float:
-            return float(np.log(v)) if p in logs else float(v)
+            if p in logs:
+                return float(np.log(v)) if v > 0 else -np.inf
+            return float(v)
 
-        starts = {}
+        grid = {}
         for p in params:
             given = (start or {}).get(p)
             values = (1.0, 0.1) if given is None else np.atleast_1d(given).tolist()
-            starts[p if p not in logs else f"log_{p}"] = tuple(to_internal(p, v) for v in values)
-        box = []
-        for p in params:
-            lo, hi = (bounds or {}).get(p, (-np.inf, np.inf))
-            box.append((to_internal(p, lo) if lo > 0 or p not in logs else -np.inf, to_internal(p, hi)))
+            grid[f"log_{p}" if p in logs else p] = tuple(to_internal(p, v) for v in values)
+        box = tuple(tuple(to_internal(p, v) for v in (bounds or {}).get(p, (-np.inf, np.inf))) for p in params)
 
         def evaluate(theta: np.ndarray, logx: Mapping[str, np.ndarray], jac: bool):
             def logf(th: np.ndarray) -> np.ndarray:
@@ -203,7 +202,6 @@ class Form:
                 J[:, i, :] = (logf(up) - logf(down)) / (2 * h)
             return logpred, J
 
-        grid = starts
         return cls(
             name=name or fn.__name__,
             doc=doc or (inspect.getdoc(fn) or f"user law {fn.__name__}").splitlines()[0],
@@ -211,7 +209,7 @@ class Form:
             params=params,
             log_params=logs,
             evaluate=evaluate,
-            bounds=tuple(box),
+            bounds=box,
             grid=grid,
             default_grid=grid,
             target=target,
