@@ -26,7 +26,7 @@ def noisy_curve(seed: int, noise: float = 0.005, warmup_end: float = 10.0) -> Cu
 
 
 def test_fit_curve_recovers_a_power_law_with_offset() -> None:
-    fit = fit_curve(noisy_curve(0, noise=0.001), n_boot=20)
+    fit = fit_curve(noisy_curve(0, noise=0.001))
     assert fit.params["L_inf"] == pytest.approx(2.5, rel=0.01)
     assert fit.params["b"] == pytest.approx(6.0, rel=0.05)
     assert fit.params["c"] == pytest.approx(0.5, rel=0.05)
@@ -35,7 +35,7 @@ def test_fit_curve_recovers_a_power_law_with_offset() -> None:
 
 def test_truncated_curve_predicts_its_held_out_tail() -> None:
     curve = noisy_curve(1)
-    fit = fit_curve(curve, fit_until=1000, n_boot=100)
+    fit = fit_curve(curve, fit_until=1000)
     tail = curve.step > 1000
     lo, hi = fit.prediction_interval(curve.step[tail])
     inside = (lo <= curve.loss[tail]) & (curve.loss[tail] <= hi)
@@ -47,7 +47,7 @@ def test_truncated_curve_predicts_its_held_out_tail() -> None:
 def test_interval_coverage_over_many_curves() -> None:
     hits = []
     for seed in range(12):
-        pred = predict_curve([noisy_curve(seed)], at_step=STEPS[-1], fit_until=1500, n_boot=60)
+        pred = predict_curve([noisy_curve(seed)], at_step=STEPS[-1], fit_until=1500)
         hits.append(pred.interval[0] <= pred.observed <= pred.interval[1])
     assert np.mean(hits) >= 0.75  # nominal 95%; a too-narrow interval fails this
 
@@ -58,8 +58,8 @@ def test_warmup_transient_is_dropped() -> None:
     loss = np.where(flat, np.log(256.0), curve.loss)  # the loss sits at ln(vocab) during warmup
     warm = Curve(curve.step, loss, warmup_end=50.0)
     truth = offset_law(np.array([20000.0]))[0]
-    dropped = predict_curve([warm], 20000, fit_until=2000, n_boot=40)
-    kept = fit_curve(warm, fit_until=2000, skip_until=0, n_boot=10)
+    dropped = predict_curve([warm], 20000, fit_until=2000)
+    kept = fit_curve(warm, fit_until=2000, skip_until=0)
     assert abs(dropped.loss - truth) < 0.02
     assert abs(kept.predict(20000)[0] - truth) > 2 * abs(dropped.loss - truth)
 
@@ -71,10 +71,10 @@ def test_ns_law_across_sizes_predicts_the_largest_run() -> None:
     for n in (1e7, 1e6, 3e6):  # the run to predict comes first
         loss = (6.5e13 / n) ** 0.077 + (2.1e3 / steps) ** 0.76  # Kaplan Table 3
         curves.append(Curve(steps, loss * np.exp(0.003 * rng.standard_normal(len(steps))), n_params=n, name=f"{n:g}"))
-    fit = fit_curves_ns(curves, fit_until=1e4, n_boot=40)
+    fit = fit_curves_ns(curves, fit_until=1e4)
     assert fit.params["alpha_N"] == pytest.approx(0.077, rel=0.15)
     assert fit.params["alpha_S"] == pytest.approx(0.76, rel=0.15)
-    pred = predict_curve(curves, at_step=steps[-1], fit_until=1e4, n_boot=40)
+    pred = predict_curve(curves, at_step=steps[-1], fit_until=1e4)
     assert pred.run == "1e+07" and "eq 1.6" in pred.law
     assert pred.interval[0] <= pred.observed <= pred.interval[1]
     with pytest.raises(FitError, match="2 model sizes"):
@@ -109,7 +109,7 @@ def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     curve = noisy_curve(4)
     path = tmp_path / "curve.csv"
     pd.DataFrame({"step": curve.step, "loss": curve.loss, "warmup_end": 10}).to_csv(path, index=False)
-    args = ["predict", str(path), "--at-step", "20000", "--fit-until", "1500", "--bootstrap", "30", "--json"]
+    args = ["predict", str(path), "--at-step", "20000", "--fit-until", "1500", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["interval"][0] < out["loss"] < out["interval"][1]
@@ -119,3 +119,20 @@ def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     pd.DataFrame({"step": [1, 2], "value": [3.0, 2.0]}).to_csv(path, index=False)
     assert main(["predict", str(path), "--at-step", "10"]) == 2
     assert "step, loss" in capsys.readouterr().err
+
+
+TINY_RUN = Path(__file__).parent / "data" / "tiny_run"
+"""A real run of our trainer (the evaluation lines of its metrics.jsonl, config.json, summary.json):
+scalinglab train model.n_layer=2 model.d_model=64 model.n_head=2 model.n_ctx=64 data.tokenizer=byte
+schedule.kind=constant schedule.warmup_steps=20 budget.steps=1200 eval.points=30 eval.tokens=16384
+optim.batch_size=16 optim.lr=3e-3 (about 5 minutes on a shared 2-core machine, too long to rerun here)."""
+
+
+def test_real_curve_truncated_predicts_its_final_loss() -> None:
+    (curve,) = load_curves(TINY_RUN)
+    assert curve.n_params == 100096 and curve.step[-1] == 1200
+    assert 20 <= curve.warmup_end <= 24  # the first evaluation at the peak LR
+    for fit_until in (300, 600):
+        pred = predict_curve([curve], at_step=1200, fit_until=fit_until)
+        assert pred.interval[0] <= pred.observed <= pred.interval[1]
+        assert abs(pred.loss / pred.observed - 1) < 0.05

@@ -11,9 +11,10 @@ Fit the early part of a learning curve and predict the loss at a later step, wit
 
 One curve is fitted with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch)
 with Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first one. The
-LR warmup (up to the step where the logged lr peaks) is left out as the early transient (Kaplan §5.2).
-The interval comes from a residual bootstrap and covers the noise of one new evaluation. Extrapolate
-constant-LR or stable-phase curves: a fit before the LR decays cannot see the decay's gain.
+early transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the
+logged lr peaks; --skip-until sets it. The interval combines the fit's parameter uncertainty with
+the noise of one new evaluation. Extrapolate constant-LR or stable-phase curves: a fit made before
+the LR decays cannot see the decay's gain.
 
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default) or a CSV with columns
 step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient).
@@ -31,11 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at-step", type=float, required=True, metavar="S", help="step to predict the loss at")
     p.add_argument("--fit-until", type=float, metavar="STEP", help="fit only points up to this step")
     p.add_argument(
-        "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: the LR warmup)"
+        "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: twice the LR warmup)"
     )
     p.add_argument("--metric", default="val_loss_valid", help="metrics.jsonl column (default val_loss_valid)")
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits (default 200)")
     add_json_flag(p)
 
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.curves import load_curves, predict_curve
 
     curves = [c for path in args.curves for c in load_curves(path, args.metric)]
-    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.bootstrap, skip_until=args.skip_until)
+    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
     if args.json:
         print_json(dataclasses.asdict(pred))
         return 0
