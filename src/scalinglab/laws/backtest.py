@@ -106,20 +106,22 @@ def backtest(
     form = get_form(form)
     split = parse_split(train) if isinstance(train, str) else train
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
-    frame = fit_frame(df, form, fit_kwargs.pop("weights", None))
-    mask = split.train_mask(df.loc[frame.index])
+    mask = split.train_mask(df)
+    # Intervals widen with the distance along the split's column when it can be logged (N, C...).
+    axis = split.column if (pd.to_numeric(df[split.column], errors="coerce") > 0).all() else None
+    frame = fit_frame(df, form, fit_kwargs.pop("weights", None), extra=[axis] if axis else [])
     n_train, n_test = int(mask.sum()), int((~mask).sum())
     if n_test == 0:
         raise FitError(f"split '{split}' keeps every run for training; choose a threshold that holds some out.")
     if n_train == 0:
         raise FitError(f"split '{split}' leaves no training runs; choose a threshold that keeps some.")
-    fit = fit_law(form, frame[mask], weights="weight", bootstrap=bootstrap, level=level, seed=seed, **fit_kwargs)
+    fit = fit_law(form, frame[mask], weights="weight", bootstrap=bootstrap, level=level, seed=seed, axis=axis, **fit_kwargs)
     test = frame[~mask]
     actual = test[form.target].to_numpy()
     predicted = fit.predict(test)
     lo, hi = fit.prediction_interval(test, level)
     error = predicted - actual
-    table = test[list(form.inputs)].assign(
+    table = test[list(dict.fromkeys([*form.inputs, *([axis] if axis else [])]))].assign(
         actual=actual, predicted=predicted, lo=lo, hi=hi, error=error, rel_error=error / actual,
         covered=(lo <= actual) & (actual <= hi),
     )

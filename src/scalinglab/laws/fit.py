@@ -230,6 +230,7 @@ def fit_law(
     seed: int = 0,
     level: float = 0.95,
     convention: str | None = None,
+    axis: str | None = None,
     progress: bool = False,
 ) -> FitResult:
     """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
@@ -243,6 +244,8 @@ def fit_law(
         bootstrap: number of bootstrap refits over runs for intervals (0 = none).
         level: coverage of the reported intervals.
         convention: the N/C convention of the data (default: the table's ``attrs["convention"]``).
+        axis: the column along which predictions will extrapolate, for the prediction intervals'
+            growth (default: the form's own axis, log N + log D for chinchilla, i.e. log C).
     """
     form = get_form(form)
     if delta <= 0:
@@ -251,7 +254,7 @@ def fit_law(
         raise ConfigError(f"overpredict_penalty={overpredict_penalty}; use 0 (symmetric) or a positive factor.")
     if not 0 < level < 1:
         raise ConfigError(f"level={level}; give a coverage between 0 and 1, e.g. 0.95.")
-    frame = fit_frame(data, form, weights)
+    frame = fit_frame(data, form, weights, extra=[axis] if axis else [])
     problem = Problem(
         form=form,
         logx=form.log_inputs(frame),
@@ -292,7 +295,9 @@ def fit_law(
         overpredict_penalty=overpredict_penalty,
         n_starts=len(theta0),
         starts_at_optimum=max(at_optimum, 1),
-        noise=calibrate_noise(problem, theta_hat),
+        noise=calibrate_noise(
+            problem, theta_hat, np.log(frame[axis].to_numpy()) if axis else form.axis_values(problem.logx), axis
+        ),
         outliers=outlier_flags(frame, residuals, scale),
         level=level,
         notes=list(frame.attrs.get("notes", [])),

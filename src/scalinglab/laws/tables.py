@@ -121,14 +121,19 @@ def _rows(mask: np.ndarray, index: pd.Index) -> str:
     return ", ".join(rows) + (f" (and {int(mask.sum()) - 10} more)" if mask.sum() > 10 else "")
 
 
-def fit_frame(data: pd.DataFrame | Mapping[str, Any], form: Form, weights: str | Sequence[float] | None = None) -> pd.DataFrame:
-    """The columns ``form`` needs (inputs, target, ``weight``), checked: present, positive, enough points.
+def fit_frame(
+    data: pd.DataFrame | Mapping[str, Any],
+    form: Form,
+    weights: str | Sequence[float] | None = None,
+    extra: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The columns ``form`` needs (inputs, target, ``extra``, ``weight``), checked: present, positive, enough points.
 
     ``weights`` is a column name or one value per row; rows keep their original index so errors
     and outlier flags name them.
     """
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
-    needed = [*form.inputs, form.target]
+    needed = list(dict.fromkeys([*form.inputs, form.target, *extra]))
     missing = [c for c in needed if c not in df.columns]
     if missing:
         fix = ", ".join(f"{m}=<your column>" for m in missing)

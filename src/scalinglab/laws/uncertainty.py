@@ -7,7 +7,7 @@ or, failing that, dropped and counted.
 
 A prediction interval for a *new* run adds run-to-run noise and extrapolation error to the
 parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)², where d is
-how far the run lies beyond the fitted runs along the form's axis (e.g. log C). ``s0`` and
+how far the run lies beyond the fitted runs along an axis (log C, or the log of a chosen column). ``s0`` and
 ``slope`` are calibrated by forward-chaining cross-validation inside the data
 (:func:`calibrate_noise`): fit the smaller runs, predict the larger ones, and regress the squared
 errors on the squared distance, since in-sample residuals understate a law's error out of sample.
@@ -24,6 +24,7 @@ from scipy.optimize import nnls
 from scipy.stats import norm
 from tqdm import tqdm
 
+from scalinglab.errors import DataError
 from scalinglab.laws.forms import Form
 from scalinglab.laws.objective import Problem, expected_decrease, minimize_batch, polish
 
@@ -87,23 +88,37 @@ class NoiseModel:
     """Growth of the error scale per unit of distance along the axis (natural-log units)."""
     axis_min: float
     axis_max: float
-    """Range of the fitted runs along the form's axis."""
+    """Range of the fitted runs along the axis."""
+    axis: str | None = None
+    """Column whose log is the axis (e.g. ``"N"``); None: the form's own axis (e.g. log N + log D)."""
 
-    def sd(self, axis: np.ndarray) -> np.ndarray:
+    def axis_values(self, form: Form, X) -> np.ndarray:
+        if self.axis is None:
+            return form.axis_values(form.log_inputs(X))
+        if self.axis not in X:
+            raise DataError(f"this fit's intervals extrapolate along '{self.axis}'; give that column too.")
+        return np.log(np.asarray(X[self.axis], dtype=float))
+
+    def sd(self, form: Form, X) -> np.ndarray:
+        """The sd at each row of ``X``."""
+        axis = self.axis_values(form, X)
         d = np.maximum(0.0, np.maximum(axis - self.axis_max, self.axis_min - axis))
         return np.sqrt(self.s0**2 + (self.slope * d) ** 2)
 
 
 def calibrate_noise(
-    problem: Problem, theta_hat: np.ndarray, fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    problem: Problem,
+    theta_hat: np.ndarray,
+    axis: np.ndarray,
+    axis_name: str | None = None,
+    fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
 ) -> NoiseModel:
-    """Fit the runs below each quantile of the axis, predict the rest, and fit s0, slope to the errors.
+    """Fit the runs below each quantile of ``axis`` (per row), predict the rest, fit s0 and slope to the errors.
 
     Falls back to the robust in-sample scale with no growth when there are too few runs for an
     inner fit (fewer than P + 2 below a threshold).
     """
     form = problem.form
-    axis = form.axis_values(problem.logx)
     n_params = theta_hat.size
     used = problem.weights > 0
     masks = []
@@ -112,7 +127,8 @@ def calibrate_noise(
         if train.sum() >= n_params + 2 and (used & ~train).any() and len(np.unique(axis[train])) > 1:
             masks.append(train)
     residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
-    fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, float(axis[used].min()), float(axis[used].max()))
+    lo, hi = float(axis[used].min()), float(axis[used].max())
+    fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, lo, hi, axis_name)
     if not masks:
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
@@ -131,7 +147,7 @@ def calibrate_noise(
     e2, d2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2
     (s0_sq, slope_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2]), e2)
     s0 = max(np.sqrt(s0_sq), fallback.s0)  # never below the in-sample noise
-    return NoiseModel(float(s0), float(np.sqrt(slope_sq)), fallback.axis_min, fallback.axis_max)
+    return NoiseModel(float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name)
 
 
 def prediction_interval(
@@ -148,7 +164,7 @@ def prediction_interval(
     ``(B, P)`` (None: noise only), ``noise`` the calibrated run-to-run and extrapolation error.
     """
     center = np.log(form.predict(params, X))  # (n,)
-    var = noise.sd(form.axis_values(form.log_inputs(X))) ** 2
+    var = noise.sd(form, X) ** 2
     if samples is not None and len(samples) > 1:
         var = var + np.var(np.log(form.predict(samples, X)), axis=0, ddof=1)
     half = norm.ppf(0.5 + level / 2) * np.sqrt(var)
