@@ -70,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_arguments(p)
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits for intervals (default 200)")
     p.add_argument("--out", metavar="FIT_JSON", help="write the fit (params, data, intervals) here, e.g. fit.json")
+    p.add_argument(
+        "--axis", metavar="COLUMN", help="column predictions will extrapolate along, e.g. N (default: the law's, e.g. C)"
+    )
     add_json_flag(p)
 
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.fit import fit_law
 
     table = read_table(args)
-    result = fit_law(args.law, table, bootstrap=args.bootstrap, **fit_options(args))
+    result = fit_law(args.law, table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args))
     if args.out:
         result.to_json(args.out)
     if args.json:
