@@ -123,7 +123,7 @@ def print_fit(result) -> None:
     if result.bootstrap is not None:
         print(f"({len(result.bootstrap)} bootstrap refits over runs; {result.bootstrap_dropped} dropped as unconverged)")
     noise = result.noise
-    along = noise.axis or "+".join(result.form.inputs)
+    along = noise.axis or "·".join(result.form.inputs)
     print(f"\nnew-run noise (log space): {noise.s0:.4f}, growing by {noise.slope:.4f} per e-fold of {along} beyond the data")
     for flag in result.outliers:
         print(f"outlier: row {flag['row']}: {flag['reason']} {flag['value']:.4g} ({flag['sigmas']:.1f} robust sd)")
