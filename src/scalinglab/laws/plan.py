@@ -246,8 +246,10 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     if family == "compute":
         form = get_form(law.form)
         inputs = {form.inputs[0]: np.array([float(budget)])}
-        note = f"'{law.form}' is a law of compute alone: it predicts the loss, not N or D."
-        return Plan(loss=float(form.predict(law.params, inputs)[0]), notes=[note], **base, **_interval(law, inputs, level))
+        notes = [f"'{law.form}' is a law of compute alone: it predicts the loss, not N or D."]
+        if form.inputs[0] == "C_min":
+            notes.append("the budget is read as C_min (eq 5.5); training at B = B_crit spends twice that (eq 5.2).")
+        return Plan(loss=float(form.predict(law.params, inputs)[0]), notes=notes, **base, **_interval(law, inputs, level))
 
     loss_nd = _loss_nd(law)
     alloc = chinchilla_allocation(**law.params, compute=budget) if family == "chinchilla" else optimal_allocation(loss_nd, budget)
