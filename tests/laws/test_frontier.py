@@ -144,6 +144,11 @@ def test_kaplan_cost_of_off_optimal_models() -> None:
     assert np.all(k.excess_compute(ratios) <= 1.21)  # "0.6x-2.2x cost at most +20%" (App. B)
     assert k.excess_steps(2.2) == pytest.approx(0.55, abs=0.01)  # "45% fewer steps"
     assert k.excess_compute(1.0) == pytest.approx(1.0)
+    # B.16-B.17 agree with solving L(N, S) = L(N_eff, S_eff) numerically (B_crit is equal at equal loss)
+    c_min = 1e20
+    compute, steps = iso_loss_cost(k.loss_ns, float(k.n_opt(c_min)), float(k.s_min(c_min)), ratios)
+    assert np.allclose(compute, k.excess_compute(ratios), rtol=1e-6)
+    assert np.allclose(steps, k.excess_steps(ratios), rtol=1e-6)
     n, s, c = k.convergence_tradeoff(k.f)  # eqs B.12-B.14: 2.7x params, 0.13x steps, 0.35x compute
     assert (n, s, c) == (pytest.approx(2.7, abs=0.05), pytest.approx(0.13, abs=0.01), pytest.approx(0.35, abs=0.01))
 
