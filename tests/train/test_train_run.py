@@ -19,6 +19,7 @@ from scalinglab.config import load_config
 from scalinglab.data.config import DataConfig
 from scalinglab.errors import TrainingError
 from scalinglab.model.counting import count_params, flops_per_token
+from scalinglab.train import checkpoint
 from scalinglab.train.config import RunConfig
 from scalinglab.train.run import train
 from scalinglab.train.rundir import read_json, read_metrics, read_status
@@ -98,6 +99,14 @@ def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
     assert (tmp_path / "metrics.jsonl").stat().st_mtime_ns == before
 
 
+def test_gradient_accumulation_matches_the_full_batch(cache, tmp_path) -> None:
+    whole = train(tiny(cache, "budget.steps=6", "eval.points=1"), tmp_path / "whole")
+    accumulated = train(tiny(cache, "budget.steps=6", "eval.points=1", "optim.micro_batch_size=2"), tmp_path / "acc")
+    a, b = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "acc")
+    assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-5)
+    assert whole["final"]["valid"]["loss"] == pytest.approx(accumulated["final"]["valid"]["loss"], rel=1e-5)
+
+
 def test_a_diverging_run_is_marked_failed_with_step_and_reason(cache, tmp_path) -> None:
     cfg = tiny(cache, "budget.steps=30", "optim.lr=1e12", "schedule.warmup_steps=1")
     with pytest.raises(TrainingError, match="diverged at step"):
@@ -135,6 +144,21 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, t
     for key in ("train_loss", "grad_norm", "lr", "val_loss_valid"):
         assert [r.get(key) for r in a] == [r.get(key) for r in b], key  # bitwise equal
     assert read_json(killed / "summary.json")["final"] == read_json(whole / "summary.json")["final"]
+
+
+def test_sigterm_checkpoints_and_stops_cleanly(cache, tmp_path) -> None:
+    proc = cli("train", *TINY, f"runtime.cache_dir={cache}", "budget.steps=100000", "--run-dir", str(tmp_path))
+    deadline = time.monotonic() + 120
+    while len(read_metrics(tmp_path)) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "stopped by SIGTERM" in err and len(err.splitlines()) == 1, err
+    status = read_status(tmp_path)
+    assert status["state"] == "failed" and "SIGTERM" in status["reason"]
+    step, _ = checkpoint.latest_checkpoint(tmp_path)
+    assert step == status["step"] == read_metrics(tmp_path)[-1]["step"]  # nothing trained is lost
 
 
 @pytest.mark.slow

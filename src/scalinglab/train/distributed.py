@@ -73,13 +73,13 @@ class Distributed:
             dist.all_reduce(tensor)
         return tensor
 
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's decision, on every rank (for choices that depend on rank 0's clock)."""
+    def agree(self, *flags: bool) -> list[bool]:
+        """Rank 0's decisions, on every rank (for choices that depend on rank 0's clock or signals)."""
         if self.world == 1:
-            return flag
-        t = torch.tensor([int(flag)], device=self._device)
+            return list(flags)
+        t = torch.tensor([int(f) for f in flags], device=self._device)
         dist.broadcast(t, 0)
-        return bool(t.item())
+        return [bool(v) for v in t.tolist()]
 
     def gather(self, obj: Any) -> list[Any]:
         """One object from every rank, in rank order (on every rank)."""

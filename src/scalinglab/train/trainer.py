@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -294,6 +296,10 @@ class Trainer:
                 rundir.environment(str(self.device), torch.get_num_threads(), self.dist.world),
             )
             self.status.set("running")
+        self.terminate = threading.Event()
+        handles_sigterm = threading.current_thread() is threading.main_thread()
+        if handles_sigterm:  # a scheduler's SIGTERM (SLURM time limit, preemption): checkpoint, then stop
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.terminate.set())
         try:
             self._prepare_data()
             self._build()
@@ -306,6 +312,9 @@ class Trainer:
                 if hasattr(self, "step"):
                     rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
             raise
+        finally:
+            if handles_sigterm:
+                signal.signal(signal.SIGTERM, previous)
 
     def _loop(self) -> dict[str, Any]:
         cfg, rt = self.cfg, self.cfg.runtime
@@ -357,9 +366,12 @@ class Trainer:
                     or (rt.checkpoint_steps and self.step % rt.checkpoint_steps == 0)
                     or time.monotonic() - last_ckpt >= rt.checkpoint_seconds
                 )
-                if self.dist.agree(bool(due)):
+                due, stop = self.dist.agree(bool(due), self.terminate.is_set())
+                if due or stop:
                     self._save()
                     last_ckpt = time.monotonic()
+                if stop and self.step < self.total_steps:
+                    raise TrainingError(f"stopped by SIGTERM at step {self.step} after a checkpoint; run again to resume.")
         finally:
             bar.close()
             if self.main:
