@@ -187,3 +187,8 @@ def test_isoflop_on_chinchillas_published_runs() -> None:
     assert len(result.profiles) >= 5 and result.refused
     # Hoffmann approach 2: a = 0.49 (0.462, 0.534)
     assert result.frontier.a == pytest.approx(0.49, abs=0.08)
+
+
+def test_numeric_allocation_refuses_a_law_without_an_optimum() -> None:
+    with pytest.raises(FitError, match="no compute-optimal size"):
+        optimal_allocation(lambda n, d: 2.0 + 10.0 / np.asarray(n) ** 0.3, 1e20)  # data never matters

@@ -106,9 +106,8 @@ def envelope_frontier(
 
     ``curves`` has one row per evaluation (a ``steps`` table): ``run_col``, ``N``, ``C`` (FLOPs so far),
     ``loss`` and optionally ``tokens_col`` (tokens so far; else C/(6N), which is the tokens of a steps
-    table, whose C is 6·N·tokens). Each curve is interpolated
-    linearly in log C and only compared inside the range it covers. Chinchilla used 1500 points
-    (Hoffmann App. D.1).
+    table, whose C is 6·N·tokens). Each curve is interpolated linearly in log C and only compared
+    inside the range it covers. Chinchilla used 1500 points (Hoffmann App. D.1).
     """
     _require_columns(curves, [run_col, "N", "C", "loss"], "the envelope frontier")
     runs = [g.sort_values("C") for _, g in curves.groupby(run_col) if len(g) >= 2]
@@ -273,8 +272,9 @@ def chinchilla_allocation(
 def optimal_allocation(loss_nd: LossND, compute: np.ndarray | float, grid: int = 241) -> Allocation:
     """Minimise L(N, C/(6N)) over log N at each budget, for any law of N and D.
 
-    A coarse grid over N in [C^0.1, C^0.9 / 6] (D/N from about 1e-7 to 1e7 tokens per parameter at
-    1e20 FLOPs) finds the basin, then a bounded scalar search refines it.
+    A coarse grid over N in [C^0.1, C^0.9 / 6] (so that both N and D are at least C^0.1) finds the
+    basin, then a bounded scalar search refines it; a minimum at the edge of the grid means the law
+    has no compute-optimal size, and is refused.
     """
     c = np.atleast_1d(np.asarray(compute, dtype=float))
     n_opt = np.empty_like(c)
@@ -283,6 +283,11 @@ def optimal_allocation(loss_nd: LossND, compute: np.ndarray | float, grid: int =
         with np.errstate(all="ignore"):
             vals = loss_nd(np.exp(ln), ci / (6 * np.exp(ln)))
         k = int(np.nanargmin(vals))
+        if k in (0, grid - 1):
+            raise FitError(
+                f"the law's loss at C={ci:.3g} keeps falling toward N={np.exp(ln[k]):.3g}: it has no "
+                "compute-optimal size (check its fitted exponents, or fit chinchilla)."
+            )
         lo, hi = ln[max(k - 1, 0)], ln[min(k + 1, grid - 1)]
         res = optimize.minimize_scalar(
             lambda x, ci=ci: float(loss_nd(np.exp(x), ci / (6 * np.exp(x)))), bounds=(lo, hi), method="bounded"
