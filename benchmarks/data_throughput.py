@@ -3,25 +3,38 @@
     python benchmarks/data_throughput.py [CORPUS] [--vocab-size 4096] [--workers 0]
 
 CORPUS defaults to ../shared/data/gutenberg_books_train.txt.xz (80 MB of books) when present.
-Runs the real `prepare` path in a fresh temporary cache and prints: BPE training seconds, encode
-MB/s of the train split (reading and decompression included) with the pool and with one worker,
-and, for reference, `tokenizers`' own single-threaded encode on a sample.
+Runs the steps `prepare` runs, in a temporary directory: BPE training on the train split, then
+encoding the train split (reading and decompression included) with a pool of workers and with
+one, and for reference `tokenizers`' own single-threaded encode on a sample. Wall and CPU seconds
+are both printed: on a shared machine the CPU seconds say what the code costs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
 
-from scalinglab.data import DataConfig, load_corpus, prepare
+from scalinglab.data import load_corpus
 from scalinglab.data.cache import _encode_split
-from scalinglab.data.tokenizer import load_tokenizer
+from scalinglab.data.tokenizer import load_tokenizer, train_bpe
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gutenberg_books_train.txt.xz"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = fn()
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -31,38 +44,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="encoding processes (0 = one per core)")
     parser.add_argument("--sample-mb", type=float, default=4.0, help="text for the reference tokenizers encode")
     args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    workers = args.workers or cores
+    corpus = load_corpus(args.corpus)
+    print(f"corpus: {args.corpus}; {cores} cores; load average before: {os.getloadavg()[0]:.1f}")
 
-    with tempfile.TemporaryDirectory() as cache:
-        started = time.time()
-        prepared = prepare(DataConfig(corpus=args.corpus, vocab_size=args.vocab_size), cache, progress=False, workers=args.workers)
-        total = time.time() - started
-        train = prepared.splits["train"]
-        train_meta = json.loads((train.path / "meta.json").read_text())
-        valid_meta = json.loads((prepared.splits["valid"].path / "meta.json").read_text())
-        bpe_seconds = total - train_meta["seconds"] - valid_meta["seconds"]  # the rest is reading + BPE
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_dir = Path(tmp) / "tokenizer"
+        tok_dir.mkdir()
+        tok, wall, cpu = timed(lambda: train_bpe(corpus.split("train"), args.vocab_size))
+        tok.save(tok_dir)
+        print(f"BPE training, vocab {tok.vocab_size}, reading the split included: {wall:.1f} s wall, {cpu:.1f} s CPU")
 
-        # the same split again with a single worker, for the speed-up
-        corpus = load_corpus(args.corpus)
-        tokenizer = load_tokenizer(prepared.tokenizer_dir)
-        single_dir = Path(cache) / "single"
-        single_dir.mkdir()
-        started = time.time()
-        _encode_split(corpus, "train", tokenizer, prepared.tokenizer_dir, single_dir, workers=1, progress=False)
-        single_seconds = time.time() - started
+        tokenizer = load_tokenizer(tok_dir)
+        for n in dict.fromkeys([workers, 1]):
+            out = Path(tmp) / f"encode{n}"
+            out.mkdir()
+            meta, wall, cpu = timed(lambda: _encode_split(corpus, "train", tokenizer, tok_dir, out, n, progress=False))  # noqa: B023
+            mb = meta["num_bytes"] / 1e6
+            print(f"encode train split ({mb:.1f} MB), {n} worker(s): {mb / wall:.2f} MB/s wall ({wall:.1f} s), {mb / cpu:.2f} MB per CPU-second")
 
-        sample = next(corpus.split("valid"))[: int(args.sample_mb * 1e6)]
-        hf = tokenizer._hf
-        started = time.time()
-        hf.encode(sample)
-        hf_rate = len(sample.encode()) / (time.time() - started) / 1e6
-
-    mb = train.num_bytes / 1e6
-    print(f"corpus: {args.corpus}  (train split {mb:.1f} MB, {train.num_tokens:,} tokens, {train.bytes_per_token:.3f} bytes/token)")
-    print(f"cores available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.1f}")
-    print(f"BPE training (vocab {prepared.vocab_size}) incl. reading the split: {bpe_seconds:.1f} s")
-    print(f"encode, pool of {args.workers or len(os.sched_getaffinity(0))}: {mb / train_meta['seconds']:.2f} MB/s ({train_meta['seconds']:.1f} s)")
-    print(f"encode, 1 worker: {mb / single_seconds:.2f} MB/s ({single_seconds:.1f} s)")
-    print(f"reference: tokenizers' Tokenizer.encode, single call on {len(sample) / 1e6:.1f} MB: {hf_rate:.2f} MB/s")
+        sample, size = [], 0
+        for text in corpus.split("valid"):
+            sample.append(text)
+            size += len(text.encode())
+            if size > args.sample_mb * 1e6:
+                break
+        _, wall, cpu = timed(lambda: [tokenizer._hf.encode(t) for t in sample])
+        print(f"reference, tokenizers' Tokenizer.encode on {size / 1e6:.1f} MB: {size / 1e6 / wall:.2f} MB/s wall, {size / 1e6 / cpu:.2f} MB per CPU-second")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ deletes the leftovers and starts that entry again) and concurrent runs build eac
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -154,8 +156,6 @@ def prepare(data_cfg: DataConfig, cache_dir: str | Path | None = None, progress:
     for eval_set in data_cfg.eval_sets:
         same = eval_set.corpus == data_cfg.corpus
         if same and eval_set.split in ("train", "all"):
-            import warnings
-
             warnings.warn(
                 f"eval set '{eval_set.name}' uses the {eval_set.split!r} split of the training corpus, which the "
                 "model trains on; use split 'test' for a held-out measurement.",
@@ -265,7 +265,7 @@ def _encoded(chunks: Iterator[list[tuple[str, bool]]], tokenizer: Tokenizer, tok
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(tokenizer_dir,)) as pool:
         pending: deque = deque()
-        for chunk in _chain2(first, second, chunks):
+        for chunk in itertools.chain([first, second], chunks):
             pending.append(pool.submit(_encode_chunk, chunk))
             if len(pending) >= 2 * workers:  # bounded read-ahead: memory stays flat on any corpus
                 yield pending.popleft().result()
@@ -273,16 +273,10 @@ def _encoded(chunks: Iterator[list[tuple[str, bool]]], tokenizer: Tokenizer, tok
             yield pending.popleft().result()
 
 
-def _chain2(a, b, rest):
-    yield a
-    yield b
-    yield from rest
-
-
 def _encode_split(
     corpus: Corpus, split: str, tokenizer: Tokenizer, tokenizer_dir: Path, out: Path, workers: int, progress: bool
-) -> None:
-    """Encode one split of ``corpus`` into ``out``/tokens.bin and write its meta.json."""
+) -> dict:
+    """Encode one split of ``corpus`` into ``out``/tokens.bin; write and return its meta.json."""
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     replaced_before = ReplacementCounter.count
     started = time.time()
@@ -318,6 +312,7 @@ def _encode_split(
         "format_version": FORMAT_VERSION,
     }
     (out / SPLIT_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
 
 
 # ------------------------------------------------------------------------------- atomic entries

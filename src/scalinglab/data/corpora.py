@@ -21,6 +21,7 @@ import glob
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import lzma
 import sys
@@ -98,14 +99,9 @@ class Corpus:
         if len(head) < MIN_DOCUMENTS and split != "all":
             yield from _split_pieces(head, split)
             return
-        for doc in _chain(head, docs):
+        for doc in itertools.chain(head, docs):
             if split == "all" or split_of(doc.key) == split:
                 yield doc.text
-
-
-def _chain(head: list[Document], rest: Iterator[Document]) -> Iterator[Document]:
-    yield from head
-    yield from rest
 
 
 def split_of(key: str) -> str:

@@ -18,7 +18,7 @@ import unicodedata
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +57,16 @@ class Tokenizer(ABC):
 
     def bytes(self, ids: Iterable[int]) -> bytes:
         """The raw bytes ``ids`` stand for (exact even when a multi-byte character spans two tokens)."""
-        table = self._table()
+        table = self._bytes_table
         return b"".join(table[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 on their own become U+FFFD."""
         return self.bytes(ids).decode("utf-8", errors="replace")
 
-    def _table(self) -> list[bytes]:
-        if getattr(self, "_bytes_table", None) is None:
-            self._bytes_table = self.token_bytes()
-        return self._bytes_table
+    @cached_property
+    def _bytes_table(self) -> list[bytes]:
+        return self.token_bytes()
 
 
 class ByteTokenizer(Tokenizer):
