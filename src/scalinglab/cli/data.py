@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 from scalinglab.cli._common import add_json_flag, command, print_json
 
@@ -54,7 +56,11 @@ def _prepare(args: argparse.Namespace) -> int:
     from scalinglab.data import DataConfig, prepare
 
     cfg = DataConfig(corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size, eval_sets=tuple(args.eval))
-    prepared = prepare(cfg, cache_dir=args.cache_dir, progress=not args.json, workers=args.workers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare(cfg, cache_dir=args.cache_dir, progress=not args.json, workers=args.workers)
+    for warning in caught:  # one line each, like errors
+        print(f"scalinglab data prepare: warning: {warning.message}", file=sys.stderr)
     summary = prepared.summary()
     if args.json:
         print_json(summary)
