@@ -169,7 +169,8 @@ class BPETokenizer(Tokenizer):
         if eot is None:
             raise DataError(f"tokenizer has no {EOT_TEXT} token; delete the token cache and prepare again.")
         self.eot_id = eot
-        self._agrees: dict[str, bool] = {}  # character -> the fast rule classifies it exactly
+        self._seen_chars: set[str] = set()
+        self._odd_chars: set[str] = set()  # seen characters that Python's classes put elsewhere
         self._reset_cache()
 
     def _reset_cache(self) -> None:
@@ -179,12 +180,14 @@ class BPETokenizer(Tokenizer):
         self._length = np.zeros(0, dtype=np.int64)
 
     def _rule_for(self, text: str) -> re.Pattern[str]:
-        """The fast rule unless ``text`` has a character it would classify differently."""
+        """The fast rule, widened for any character of ``text`` that it would classify differently."""
         chars = set(text)
-        for c in chars.difference(self._agrees):
-            self._agrees[c] = _fast_class(c) == _exact_class(c)
-        exceptions = frozenset(c for c in chars if not self._agrees[c])
-        return _rule_with(exceptions) if exceptions else _FAST_RULE
+        new = chars - self._seen_chars
+        if new:
+            self._seen_chars |= new
+            self._odd_chars |= {c for c in new if _fast_class(c) != _exact_class(c)}
+        exceptions = chars & self._odd_chars
+        return _rule_with(frozenset(exceptions)) if exceptions else _FAST_RULE
 
     def _add_words(self, words: Sequence[str]) -> None:
         seqs = [self._bpe(w) for w in words]
