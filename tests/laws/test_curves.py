@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import Curve, fit_curve, fit_curves_ns, load_curves, predict_curve
 
 STEPS = np.unique(np.geomspace(1, 20000, 30).round())
@@ -92,7 +93,6 @@ def write_run_dir(root: Path) -> Path:
             record["val_loss_valid"] = float(offset_law(step) * 1.01)
         lines.append(json.dumps(record))
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 3001, "lr": 0.0')
-    (run / "summary.json").write_text(json.dumps({"params": {"N": 123456, "N_total": 200000}}))
     return run
 
 
@@ -100,9 +100,16 @@ def test_load_curve_from_a_run_directory(tmp_path: Path) -> None:
     run = write_run_dir(tmp_path)
     with pytest.warns(UserWarning, match="truncated"):
         (curve,) = load_curves(run)
-    assert curve.warmup_end == 100 and curve.n_params == 123456 and curve.step[-1] == 3000
+    assert curve.warmup_end == 100 and curve.step[-1] == 3000
+    assert curve.n_params is None and curve.final_step is None  # no config.json
+    with pytest.warns(UserWarning), pytest.raises(ConfigError, match="--at-step"):
+        predict_curve(load_curves(run))
     with pytest.warns(UserWarning), pytest.raises(DataError, match="train_loss"):
         load_curves(run, metric="val_loss_code")
+    shutil.copy(TINY_RUN / "config.json", run)  # a real config: N and the planned steps come from it
+    with pytest.warns(UserWarning):
+        (curve,) = load_curves(run)
+    assert curve.n_params == 100096 and curve.final_step == 1200
 
 
 def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,9 +137,10 @@ optim.batch_size=16 optim.lr=3e-3 (about 5 minutes on a shared 2-core machine, t
 
 def test_real_curve_truncated_predicts_its_final_loss() -> None:
     (curve,) = load_curves(TINY_RUN)
-    assert curve.n_params == 100096 and curve.step[-1] == 1200
+    assert curve.n_params == 100096 and curve.step[-1] == curve.final_step == 1200
     assert 20 <= curve.warmup_end <= 24  # the first evaluation at the peak LR
     for fit_until in (300, 600):
-        pred = predict_curve([curve], at_step=1200, fit_until=fit_until)
+        pred = predict_curve([curve], fit_until=fit_until)  # at the run's last step
+        assert pred.at_step == 1200
         assert pred.interval[0] <= pred.observed <= pred.interval[1]
         assert abs(pred.loss / pred.observed - 1) < 0.05

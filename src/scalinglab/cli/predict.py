@@ -20,6 +20,7 @@ Input: a run directory (metrics.jsonl, the val_loss_valid column by default) or 
 step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient).
 
 Examples:
+  scalinglab predict runs/gpt-3f2a9c                      # its final loss, from the points so far
   scalinglab predict runs/gpt-3f2a9c --at-step 20000
   scalinglab predict curve.csv --at-step 5000 --fit-until 1000 --json   # backtest a known tail
   scalinglab predict runs/big runs/small runs/medium --at-step 20000       # L(N, S) over three runs
@@ -29,7 +30,9 @@ Examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "predict", "extrapolate a learning curve to a later step", DESCRIPTION, run)
     p.add_argument("curves", nargs="+", metavar="RUN_DIR|curve.csv", help="the run to predict first, then others")
-    p.add_argument("--at-step", type=float, required=True, metavar="S", help="step to predict the loss at")
+    p.add_argument(
+        "--at-step", type=float, metavar="S", help="step to predict the loss at (default: a run directory's last step)"
+    )
     p.add_argument("--fit-until", type=float, metavar="STEP", help="fit only points up to this step")
     p.add_argument(
         "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: twice the LR warmup)"

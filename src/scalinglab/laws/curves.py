@@ -20,6 +20,7 @@ extrapolate constant-LR or stable-phase curves.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class Curve:
     warmup_end: float = 0.0
     """The last step of the LR warmup; the fits skip up to TRANSIENT_WARMUPS times this by default."""
     name: str = ""
+    final_step: float | None = None
+    """The run's planned last step (from a run directory's config), the default step to predict."""
 
 
 def read_curve_csv(path: str | Path) -> list[Curve]:
@@ -85,9 +88,13 @@ def read_curve_csv(path: str | Path) -> list[Curve]:
 
 
 def read_run_curve(run_dir: str | Path, metric: str = "val_loss_valid") -> Curve:
-    """A run directory's curve of ``metric`` from ``metrics.jsonl``; warmup ends where ``lr`` peaks."""
+    """A run directory's curve of ``metric`` from ``metrics.jsonl``; warmup ends where ``lr`` peaks.
+
+    N and the planned last step come from ``config.json`` (a run still going has no summary yet).
+    """
     from scalinglab.train.rundir import read_metrics
 
+    run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     if not records:
         raise DataError(f"{run_dir}: no metrics.jsonl records; is this a run directory that has started?")
@@ -98,22 +105,22 @@ def read_run_curve(run_dir: str | Path, metric: str = "val_loss_valid") -> Curve
     lr = [(r["step"], r["lr"]) for r in records if r.get("lr") is not None]
     warmup = float(max(lr, key=lambda x: x[1])[0]) if lr else 0.0  # first step at the peak LR
     step, loss = np.array(points, dtype=float).T
-    return _checked(Curve(step, loss, _run_params(Path(run_dir)), warmup, Path(run_dir).name))
+    n_params, final_step = _run_plan(run_dir)
+    return _checked(Curve(step, loss, n_params, warmup, run_dir.name, final_step))
 
 
-def _run_params(run_dir: Path) -> float | None:
-    """Non-embedding N from summary.json, else counted from config.json (a run still going)."""
-    summary = run_dir / "summary.json"
-    if summary.exists():
-        return float(json.loads(summary.read_text())["params"]["N"])
+def _run_plan(run_dir: Path) -> tuple[float | None, float | None]:
+    """(Kaplan's non-embedding N, planned last step) of a run, from its ``config.json``."""
     config = run_dir / "config.json"
     if not config.exists():
-        return None
+        return None, None
     from scalinglab.config import from_dict
-    from scalinglab.model.config import ModelConfig
     from scalinglab.model.counting import count_params
+    from scalinglab.train.budget import resolve_steps
+    from scalinglab.train.config import RunConfig
 
-    return float(count_params(from_dict(ModelConfig, json.loads(config.read_text())["model"]))["N"])
+    cfg = from_dict(RunConfig, json.loads(config.read_text()))
+    return float(count_params(cfg.model)["N"]), float(resolve_steps(cfg))
 
 
 def load_curves(path: str | Path, metric: str = "val_loss_valid") -> list[Curve]:
@@ -128,7 +135,7 @@ def load_curves(path: str | Path, metric: str = "val_loss_valid") -> list[Curve]
 
 def _checked(curve: Curve) -> Curve:
     ok = np.isfinite(curve.loss) & (curve.loss > 0) & (curve.step > 0)
-    return Curve(curve.step[ok], curve.loss[ok], curve.n_params, curve.warmup_end, curve.name)
+    return dataclasses.replace(curve, step=curve.step[ok], loss=curve.loss[ok])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,21 +282,26 @@ class CurvePrediction:
 
 def predict_curve(
     curves: Sequence[Curve],
-    at_step: float,
+    at_step: float | None = None,
     fit_until: float | None = None,
     level: float = 0.95,
     skip_until: float | None = None,
 ) -> CurvePrediction:
-    """Predict the loss of the first curve at ``at_step`` from the curves' points up to ``fit_until``.
+    """Predict the loss of the first curve at ``at_step`` (default: its run's last step) from the
+    curves' points up to ``fit_until``.
 
     One curve: L(S). Several: L(N, S) fitted jointly, predicting the first curve's run. Points up to
     ``skip_until`` (default: twice each curve's ``warmup_end``) are the early transient and left out.
     """
     if not curves:
         raise DataError("no learning curve given.")
+    target = curves[0]
+    if at_step is None:
+        if target.final_step is None:
+            raise ConfigError(f"'{target.name}' does not say its last step; give --at-step.")
+        at_step = target.final_step
     if not at_step > 0 or not 0 < level < 1:
         raise ConfigError(f"--at-step must be a positive step and --level in (0, 1) (got {at_step}, {level}).")
-    target = curves[0]
     if len(curves) == 1:
         fit = fit_curve(target, fit_until, skip_until)
         law = "L(S) = L_inf + b S^-c"
