@@ -190,7 +190,7 @@ def test_two_gloo_processes_match_one_process_at_the_same_global_batch(cache, tm
     ],
 )
 def test_bad_configs_fail_with_one_line_naming_the_field(cache, tmp_path, override, names) -> None:
-    proc = cli("train", *TINY, f"runtime.cache_dir={cache}", f"runtime.out_dir={tmp_path}", "budget.steps=5", override)
+    proc = cli("train", *TINY, f"runtime.cache_dir={cache}", "--run-dir", str(tmp_path), "budget.steps=5", override)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -181,7 +181,7 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def environment(device: str, threads: int, world_size: int) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def environment(device: str, threads: int, world_size: int) -> dict[str, Any]:
         "scalinglab": __version__,
         "git_commit": git_commit(),
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
         "threads": threads,
         "world_size": world_size,
         "host": socket.gethostname(),
