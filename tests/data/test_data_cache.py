@@ -173,3 +173,18 @@ def test_killed_encode_never_looks_complete_and_a_rerun_recovers(tmp_path, small
         assert np.array_equal(prepared.splits[name].tokens, fresh.splits[name].tokens)
         meta = json.loads((prepared.splits[name].path / "meta.json").read_text())
         assert meta["num_tokens"] == len(prepared.splits[name].tokens)
+
+
+def test_cut_books_encode_like_whole_ones(shared_file, monkeypatch):
+    import lzma
+
+    from scalinglab.data.tokenizer import train_bpe
+
+    with lzma.open(shared_file("gutenberg_books_valid.txt.xz"), "rt", encoding="utf-8") as f:
+        book = f.read(300_000).split("\n<|endoftext|>\n")[0]
+    tok = train_bpe([book], 500)
+    monkeypatch.setattr(cache_module, "PIECE_CHARS", 2_000)
+    (chunk,) = list(_chunks(iter([book])))
+    assert len(chunk) > 50
+    ids, _, _ = _encode_chunk(chunk, tok)
+    assert ids.tolist() == tok._hf.encode(book).ids + [tok.eot_id]
