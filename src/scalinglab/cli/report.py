@@ -1,0 +1,58 @@
+"""``scalinglab report``: Kaplan's analyses of a study as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from scalinglab.cli._common import add_json_flag, command, print_json
+
+DESCRIPTION = """\
+Analyse a study directory the way Kaplan et al. 2020 analyse theirs, and write a self-contained HTML
+report (figures inlined; PNG and SVG copies beside it): L(N), L(D), L(N, D) and the overfitting
+collapse, the L(C) frontier and the compute-optimal N(C), S(C), L(C_min), L(N, S), the critical batch
+size from batch scans and from the gradient noise scale, sample efficiency, shape invariance,
+embedding vs non-embedding parameters, transfer to other eval sets, the per-position loss, and
+Chinchilla's three approaches beside Kaplan's allocation. It also tabulates every fitted constant
+with its 95% interval beside the paper's value, the backtest errors, and the recommended allocation
+at a few budgets. A figure the study has no data for is skipped with a visible note.
+
+The runs are collected from the run directories each time (runs.parquet and steps.parquet are
+written to the study directory when missing).
+
+Examples:
+  scalinglab report runs/ladder                      # writes runs/ladder/report/index.html
+  scalinglab report runs/ladder --out /tmp/report --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "report", "Kaplan's analyses and figures of a study as an HTML report", DESCRIPTION, run)
+    p.add_argument("study_dir", metavar="STUDY_DIR", help="the study directory (runs/<study name>)")
+    p.add_argument("--out", metavar="DIR", help="where to write index.html and figures/ (default STUDY_DIR/report)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scalinglab.report.build import build_report
+    from scalinglab.study import write_tables
+
+    study_dir = Path(args.study_dir)
+    if study_dir.is_dir() and not (study_dir / "runs.parquet").exists():
+        write_tables(study_dir)
+    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    n = result.numbers
+    for key in ("alpha_N", "alpha_D", "a_envelope", "a_parametric", "alpha_B", "backtest_max_error"):
+        if math.isfinite(n[key]):
+            print(f"{key:20s} {n[key]:.4g}")
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(f"report: {result.path} ({len(result.figures)} figures)")
+    return 0

@@ -1,0 +1,731 @@
+"""Kaplan et al. 2020's analyses of one collected study, one function per analysis.
+
+Each function takes the tidy tables of ``scalinglab.study.collect`` (``runs``: one row per run;
+``curves``: one row per evaluation; docs/contracts.md) and returns a plain frozen dataclass holding
+the points it used and the laws it fitted, or raises :class:`~scalinglab.errors.DataError` saying what
+the study lacks (the report turns that into a visible note). Fitting, frontiers and critical batches
+come from :mod:`scalinglab.laws`; this module only chooses which runs answer which question
+(spec §1, §4):
+
+- which runs are "converged enough" for L(N), early-stopped for L(D) and L(N, D), on the infinite
+  data frontier for L(C), and which are hyper-parameter scans left out of every law;
+- the batch-size adjustment to C_min and S_min (Kaplan eqs 5.4, 5.5) once B_crit(L) is measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import DataError, FitError, ScalinglabError
+from scalinglab.laws.batch import (
+    BcritLaw,
+    CriticalBatch,
+    adjusted_compute,
+    adjusted_steps,
+    critical_batch_scan,
+    noise_scale_by_loss,
+    steps_to_loss,
+)
+from scalinglab.laws.fit import FitResult, fit_law
+from scalinglab.laws.frontier import (
+    PF_DAY,
+    Allocation,
+    Frontier,
+    IsoFlopResult,
+    chinchilla_allocation,
+    envelope_frontier,
+    group_budgets,
+    isoflop_frontier,
+)
+
+SCAN_DESIGNS = frozenset({"batch_scan", "lr_scan", "shape_scan", "context_scan"})
+"""Designs that move one hyper-parameter off the recipe: measured on their own, never in a law's fit."""
+
+MIN_LAYERS = 2
+"""Kaplan excludes 1-layer models from the L(N) and L(C) fits (§3.2, App D.7, Fig 13)."""
+
+BOOTSTRAP = 100
+"""Bootstrap resamples for the intervals of every fitted constant."""
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One fitted constant beside the paper's value (Kaplan Tables 2, 3, 5, 6; Hoffmann §3)."""
+
+    law: str
+    name: str
+    value: float
+    low: float
+    high: float
+    paper: float | None
+    source: str
+    unit: str = ""
+
+
+def _constants(law: str, fit: FitResult, paper: dict[str, tuple[float, str]], scale: dict[str, float] | None = None,
+               unit: dict[str, str] | None = None) -> list[Constant]:
+    """Rows for every parameter of ``fit`` (scaled for display, e.g. FLOPs -> PF-days) with the paper's values."""
+    rows = []
+    for name, value in fit.params.items():
+        s = (scale or {}).get(name, 1.0)
+        low, high = fit.intervals.get(name, (float("nan"), float("nan")))
+        ref, source = paper.get(name, (None, ""))
+        rows.append(Constant(law, name, value / s, low / s, high / s, ref, source, (unit or {}).get(name, "")))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Selecting runs
+
+
+def kind(runs: pd.DataFrame) -> pd.Series:
+    """The design kind of each run (``kind`` column; older tables only have ``design``)."""
+    return runs["kind"] if "kind" in runs.columns else runs["design"] if "design" in runs.columns else pd.Series("", runs.index)
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that ended normally (``status == 'done'``)."""
+    return runs[runs["status"] == "done"] if "status" in runs.columns else runs
+
+
+def data_limited(runs: pd.DataFrame) -> pd.Series:
+    """True where a run trained on fewer distinct tokens than it processed (dataset-size sweeps)."""
+    limit = runs["train_tokens_limit"].fillna(0) if "train_tokens_limit" in runs.columns else 0 * runs["D"]
+    return (limit > 0) & (limit < runs["D"])
+
+
+def dataset_size(runs: pd.DataFrame) -> pd.Series:
+    """Kaplan's D: the distinct training tokens (the limit of a data-limited run, else the tokens processed)."""
+    return runs["D"].where(~data_limited(runs), runs["train_tokens_limit"])
+
+
+def law_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs on the recipe (no hyper-parameter scans) with at least 2 layers."""
+    df = finished(runs)
+    df = df[~kind(df).isin(SCAN_DESIGNS)]
+    return df[df["n_layer"] >= MIN_LAYERS] if "n_layer" in df.columns else df
+
+
+def curves_of(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation rows of ``runs`` (matched on run_id), in step order."""
+    return curves[curves["run_id"].isin(runs["run_id"])].sort_values(["run_id", "step"])
+
+
+def _need(df: pd.DataFrame, n: int, what: str, fix: str) -> None:
+    if len(df) < n:
+        raise DataError(f"{what} needs at least {n} runs (has {len(df)}); {fix}")
+
+
+# --------------------------------------------------------------------------------------------------
+# L(N), L(D), L(N, D) and overfitting
+
+
+@dataclass(frozen=True)
+class LossVsN:
+    """Kaplan eq 1.1 on the best (longest-trained) run of each model size: Fig 1 right."""
+
+    points: pd.DataFrame
+    """One row per model size: ``N``, ``N_total``, ``n_layer``, ``loss``, ``run_id``."""
+    fit: FitResult
+
+    def constants(self) -> list[Constant]:
+        return _constants("L(N)", self.fit, {"alpha_N": (0.076, "Kaplan Table 5"), "N_c": (8.8e13, "Kaplan Table 5")},
+                          unit={"N_c": "params"})
+
+
+def loss_vs_n(runs: pd.DataFrame) -> LossVsN:
+    """L(N) = (N_c/N)^α_N on runs with enough data: per size, the lowest final loss of an unlimited run.
+
+    Kaplan fits converged models; a ladder at fixed tokens per parameter is not converged, so the
+    lowest loss per N (the longest run of that size) is the closest this study has.
+    """
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    best = df.loc[df.groupby("N")["loss"].idxmin()].sort_values("N")
+    _need(best, 3, "L(N)", "train at least 3 model sizes with enough data (a ladder design).")
+    points = best[["run_id", "N", "N_total", "n_layer", "loss"]].reset_index(drop=True)
+    return LossVsN(points, fit_law("kaplan_n", points, bootstrap=BOOTSTRAP))
+
+
+@dataclass(frozen=True)
+class LossVsD:
+    """Kaplan eq 1.2 on early-stopped runs of one model over dataset sizes: Fig 1 middle."""
+
+    points: pd.DataFrame
+    """One row per dataset size: ``D`` (distinct tokens), ``loss`` (early-stopped), ``N``, ``epochs``."""
+    fit: FitResult
+    n_params: float
+
+    def constants(self) -> list[Constant]:
+        return _constants("L(D)", self.fit, {"alpha_D": (0.095, "Kaplan Table 5"), "D_c": (5.4e13, "Kaplan Table 5")},
+                          unit={"D_c": "tokens"})
+
+
+def loss_vs_d(runs: pd.DataFrame) -> LossVsD:
+    """L(D) = (D_c/D)^α_D from the largest model of the dataset-size sweep, early-stopped (best) loss."""
+    df = law_runs(runs)
+    df = df.assign(D_data=dataset_size(df))[data_limited(df)]
+    if df.empty:
+        raise DataError("L(D) needs data-limited runs; add a dataset_size design to the study.")
+    df = df[df["N"] == df["N"].max()]
+    df = df.loc[df.groupby("D_data")["best_loss"].idxmin()].sort_values("D_data")
+    _need(df, 3, "L(D)", "sweep at least 3 dataset sizes on one model (a dataset_size design).")
+    points = pd.DataFrame(
+        {"run_id": df["run_id"], "D": df["D_data"], "loss": df["best_loss"], "N": df["N"], "epochs": df["epochs"]}
+    ).reset_index(drop=True)
+    return LossVsD(points, fit_law("kaplan_d", points, bootstrap=BOOTSTRAP), float(df["N"].iloc[0]))
+
+
+@dataclass(frozen=True)
+class LossVsND:
+    """Kaplan eq 1.5 (and Hoffmann's E + A/N^α + B/D^β) on early-stopped runs: Figs 4 left and 9."""
+
+    points: pd.DataFrame
+    """``N``, ``D`` (distinct tokens), ``C`` (compute spent), ``loss`` (early-stopped), ``limited``, ``delta`` = L/L(N,∞) - 1,
+    ``x`` = N^(α_N/α_D)/D (Kaplan eq 4.3's collapse variable)."""
+    fit: FitResult
+    """Kaplan's L(N, D)."""
+    chinchilla: FitResult | None
+    """Hoffmann's parametric form on the same runs (None when it could not be fitted)."""
+
+    def overfitting(self, x: np.ndarray) -> np.ndarray:
+        """Kaplan eq 4.3 as a function of x = N^(α_N/α_D)/D: δL = (1 + x D_c/N_c^(α_N/α_D))^α_D - 1."""
+        p = self.fit.params
+        ratio = p["alpha_N"] / p["alpha_D"]
+        return (1 + np.asarray(x) * p["D_c"] / p["N_c"] ** ratio) ** p["alpha_D"] - 1
+
+    def constants(self) -> list[Constant]:
+        rows = _constants(
+            "L(N, D)",
+            self.fit,
+            {n: (v, "Kaplan Table 2") for n, v in
+             {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13}.items()},
+            unit={"N_c": "params", "D_c": "tokens"},
+        )
+        if self.chinchilla is not None:
+            rows += _constants(
+                "L(N, D) Chinchilla form",
+                self.chinchilla,
+                {n: (v, "Hoffmann §3.3 (total params, MassiveText)") for n, v in
+                 {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}.items()},
+            )
+        return rows
+
+
+def loss_vs_nd(runs: pd.DataFrame) -> LossVsND:
+    """L(N, D) on every run on the recipe, D = distinct tokens, loss = early-stopped (best) loss."""
+    df = law_runs(runs)
+    df = df.assign(D=dataset_size(df), limited=data_limited(df), loss=df["best_loss"])
+    points = df[["run_id", "N", "D", "C", "loss", "limited"]].reset_index(drop=True)
+    _need(points, 5, "L(N, D)", "train a ladder plus a dataset_size sweep (or an nd_grid).")
+    if points["N"].nunique() < 2 or points["D"].nunique() < 3:
+        raise DataError("L(N, D) needs runs at 2 or more model sizes and 3 or more dataset sizes.")
+    fit = fit_law("kaplan_nd", points, bootstrap=BOOTSTRAP)
+    try:
+        chin = fit_law("chinchilla", points, bootstrap=BOOTSTRAP)
+    except ScalinglabError:
+        chin = None
+    p = fit.params
+    converged = (p["N_c"] / points["N"]) ** p["alpha_N"]  # L(N, ∞) from the fit, eq 4.2's denominator
+    points = points.assign(
+        delta=points["loss"] / converged - 1, x=points["N"] ** (p["alpha_N"] / p["alpha_D"]) / points["D"]
+    )
+    return LossVsND(points, fit, chin)
+
+
+# --------------------------------------------------------------------------------------------------
+# Critical batch size: batch scans and the online noise scale
+
+
+@dataclass(frozen=True)
+class CriticalBatchSize:
+    """Kaplan Fig 18 (steps vs tokens to reach each loss, eq 5.1) and Fig 10 (B_crit(L), eq 1.4)."""
+
+    scan: pd.DataFrame
+    """One row per (model, run, level): ``N``, ``batch_tokens``, ``level``, ``steps``, ``tokens``."""
+    levels: pd.DataFrame
+    """One row per (model, level): ``N``, ``loss``, ``s_min``, ``e_min``, ``b_crit``, ``n_runs``."""
+    fit: FitResult
+    """Kaplan eq 1.4 fitted to ``levels`` (form ``bcrit``: target B_crit, input loss)."""
+    noise: pd.DataFrame
+    """The online B_simple per loss bin (``loss``, ``b_simple``, ``q25``, ``q75``, ``n``); may be empty."""
+
+    @property
+    def law(self) -> BcritLaw:
+        return BcritLaw(B_star=self.fit.params["B_star"], alpha_B=self.fit.params["alpha_B"])
+
+    def noise_ratio(self) -> float:
+        """Median of B_simple / B_crit(L) over the noise-scale bins (nan without noise-scale data)."""
+        if self.noise.empty:
+            return float("nan")
+        return float(np.median(self.noise["b_simple"] / self.law(self.noise["loss"])))
+
+    def constants(self) -> list[Constant]:
+        return _constants("B_crit(L)", self.fit,
+                          {"alpha_B": (0.21, "Kaplan Table 5"), "B_star": (2.1e8, "Kaplan Table 5")},
+                          unit={"B_star": "tokens"})
+
+
+def critical_batch(runs: pd.DataFrame, curves: pd.DataFrame, noise_metrics: pd.DataFrame | None = None) -> CriticalBatchSize:
+    """B_crit at each loss from every batch-size scan (one per model size), then B_crit(L) through them.
+
+    ``noise_metrics`` holds metrics.jsonl records with ``noise_b_simple`` (optional trainer callback);
+    they are summarised per loss bin for comparison with the scans (Kaplan footnote 5).
+    """
+    scans = finished(runs)
+    scans = scans[kind(scans) == "batch_scan"]
+    if scans.empty:
+        raise DataError("no batch-size scan in this study; add a batch_scan design to measure B_crit.")
+    scan_rows, level_rows = [], []
+    for n, group in scans.groupby("N"):
+        c = curves_of(curves, group)
+        found: list[CriticalBatch] = critical_batch_scan(c)
+        for cb in found:
+            level_rows.append({"N": n, "loss": cb.loss, "s_min": cb.s_min, "e_min": cb.e_min, "b_crit": cb.b_crit,
+                               "n_runs": cb.n_runs})
+        levels = np.array([cb.loss for cb in found])
+        for run_id, rc in c.groupby("run_id"):
+            b = float(rc["batch_tokens"].iloc[0])
+            s = steps_to_loss(rc["step"].to_numpy(float), rc["loss"].to_numpy(float), levels)
+            scan_rows += [{"N": n, "run_id": run_id, "batch_tokens": b, "level": lv, "steps": st, "tokens": st * b}
+                          for lv, st in zip(levels, s) if np.isfinite(st)]
+    levels = pd.DataFrame(level_rows)
+    fit = fit_law("bcrit", levels.rename(columns={"b_crit": "B_crit"}), bootstrap=BOOTSTRAP)
+    noise = pd.DataFrame()
+    if noise_metrics is not None and "noise_b_simple" in noise_metrics.columns:
+        try:
+            noise = noise_scale_by_loss(noise_metrics)
+        except DataError:
+            noise = pd.DataFrame()
+    return CriticalBatchSize(pd.DataFrame(scan_rows), levels, fit, noise)
+
+
+def _bcrit_at(bcrit: CriticalBatchSize | None, loss: pd.Series) -> np.ndarray | None:
+    return None if bcrit is None else bcrit.law(loss.to_numpy(float))
+
+
+# --------------------------------------------------------------------------------------------------
+# The compute frontier, L(C), L(C_min) and the compute-optimal allocation
+
+
+@dataclass(frozen=True)
+class ComputeFrontier:
+    """Figs 1 left, 13 and 14: learning curves against compute, their envelope and the optimal N(C), S(C)."""
+
+    curves: pd.DataFrame
+    """Evaluation rows of the infinite-data runs: ``run_id``, ``N``, ``C``, ``loss``, ``step``, ``C_min``,
+    ``S_min`` (the last two nan without B_crit)."""
+    frontier: Frontier
+    """Chinchilla approach 1 / Kaplan's envelope over fixed-batch compute C."""
+    steps: np.ndarray
+    """Steps at the frontier point (tokens over the winning run's batch), aligned with ``frontier.compute``."""
+    fit: FitResult
+    """L(C) = (C_c/C)^α_C through the frontier (C in FLOPs)."""
+    frontier_min: Frontier | None = None
+    """The envelope over C_min (eq 5.5), when B_crit(L) is known."""
+    s_min: np.ndarray | None = None
+    """S_min at the C_min frontier points (eq 5.4)."""
+    fit_min: FitResult | None = None
+    """L(C_min) = (C_c_min/C_min)^α_C_min."""
+
+    def constants(self) -> list[Constant]:
+        pf = {"C_c": PF_DAY, "C_c_min": PF_DAY}
+        unit = {"C_c": "PF-days", "C_c_min": "PF-days"}
+        rows = _constants("L(C)", self.fit, {"alpha_C": (0.057, "Kaplan Table 5"), "C_c": (1.6e7, "Kaplan Table 5")}, pf, unit)
+        if self.fit_min is not None:
+            rows += _constants("L(C_min)", self.fit_min,
+                               {"alpha_C_min": (0.050, "Kaplan Table 5"), "C_c_min": (3.1e8, "Kaplan Table 5")}, pf, unit)
+        f = self.frontier_min or self.frontier
+        label = "N_opt ∝ C_min^p" if self.frontier_min is not None else "N_opt ∝ C^p"
+        paper = 0.73 if self.frontier_min is not None else 0.88  # Kaplan Fig 14 left
+        se = f.n_law.exponent_se
+        rows.append(Constant("allocation", label, f.a, f.a - 2 * se, f.a + 2 * se, paper, "Kaplan Fig 14"))
+        return rows
+
+
+def _sample(frontier: Frontier, num: int = 40) -> pd.DataFrame:
+    """``num`` log-spaced points of an envelope (its 1500 points are strongly correlated)."""
+    idx = np.unique(np.linspace(0, len(frontier.compute) - 1, num).round().astype(int))
+    return pd.DataFrame({"C": frontier.compute[idx], "C_min": frontier.compute[idx], "loss": frontier.loss[idx]})
+
+
+def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None) -> ComputeFrontier:
+    """The envelope of the learning curves of the infinite-data runs, L(C) through it, and N_opt(C), S(C).
+
+    With B_crit(L) each evaluation is also moved to C_min = C/(1 + B/B_crit(L)) (eq 5.5) and
+    S_min = S/(1 + B_crit(L)/B) (eq 5.4) and the envelope is taken again (Kaplan Figs 13, 14).
+    """
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    c = curves_of(curves, df)
+    c = c[(c["C"] > 0) & c["loss"].notna()]
+    if c["run_id"].nunique() < 3:
+        raise DataError("the compute frontier needs learning curves of at least 3 model sizes (a ladder design).")
+    c = c.assign(D=c["tokens"])
+    frontier = envelope_frontier(c)
+    steps = _frontier_steps(c, frontier)
+    fit = fit_law("kaplan_c", _sample(frontier), bootstrap=BOOTSTRAP)
+    b = _bcrit_at(bcrit, c["loss"])
+    if b is None:
+        return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit)
+    c = c.assign(C_min=adjusted_compute(c["C"], c["batch_tokens"], b), S_min=adjusted_steps(c["step"], c["batch_tokens"], b))
+    frontier_min = envelope_frontier(c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"])))
+    s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
+    fit_min = fit_law("kaplan_cmin", _sample(frontier_min), bootstrap=BOOTSTRAP)
+    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min)
+
+
+def _frontier_steps(c: pd.DataFrame, frontier: Frontier) -> np.ndarray:
+    """Steps of the winning curve at each frontier budget (interpolated in log C)."""
+    out = np.full(len(frontier.compute), np.nan)
+    for n, g in c.groupby("N"):
+        g = g.sort_values("C")
+        where = frontier.n_opt == n
+        out[where] = np.interp(np.log(frontier.compute[where]), np.log(g["C"]), g["step"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# L(N, S): learning curves
+
+
+@dataclass(frozen=True)
+class LearningCurves:
+    """Kaplan eq 1.6 on learning curves after warmup, S adjusted to S_min when B_crit is known: Figs 4, 11."""
+
+    points: pd.DataFrame
+    """``run_id``, ``N``, ``S`` (S_min or raw steps), ``loss``, ``C``, ``batch_tokens``."""
+    fit: FitResult
+    adjusted: bool
+    """True when S is S_min (eq 5.4), False when raw steps (no batch scan)."""
+
+    def constants(self) -> list[Constant]:
+        return _constants("L(N, S)", self.fit,
+                          {n: (v, "Kaplan Table 3") for n, v in
+                           {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3}.items()},
+                          unit={"N_c": "params", "S_c": "steps"})
+
+
+def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None,
+                    skip_fraction: float = 0.1) -> LearningCurves:
+    """L(N, S) = (N_c/N)^α_N + (S_c/S_min)^α_S on the infinite-data curves, dropping the first ``skip_fraction``.
+
+    Kaplan fits every step after warmup (§5.2); the early transient is dropped (spec §6 item 14).
+    """
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    c = curves_of(curves, df)
+    c = c[c["step"] >= skip_fraction * c.groupby("run_id")["step"].transform("max")]
+    c = c[c["step"] > 0]
+    if c["run_id"].nunique() < 2:
+        raise DataError("L(N, S) needs the learning curves of at least 2 model sizes (a ladder design).")
+    b = _bcrit_at(bcrit, c["loss"])
+    s = c["step"].to_numpy(float) if b is None else adjusted_steps(c["step"], c["batch_tokens"], b)
+    points = pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
+                           "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
+    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=BOOTSTRAP), b is not None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sample efficiency
+
+
+@dataclass(frozen=True)
+class SampleEfficiency:
+    """Kaplan Figs 2 and 19: tokens (and steps) each model size needs to reach fixed losses."""
+
+    curves: pd.DataFrame
+    """Evaluation rows of the infinite-data runs: ``run_id``, ``N``, ``tokens``, ``step``, ``loss``."""
+    reach: pd.DataFrame
+    """One row per (model, level): ``N``, ``level``, ``tokens``, ``steps``, ``e_min``, ``s_min``
+    (the last two adjusted with B_crit, else equal to tokens and steps)."""
+
+    def gain(self) -> float:
+        """Smallest-to-largest model ratio of the tokens needed to reach the lowest level both reach."""
+        r = self.reach.dropna(subset=["tokens"])
+        for level in sorted(r["level"]):
+            at = r[r["level"] == level].sort_values("N")
+            if len(at) >= 2:
+                return float(at["e_min"].iloc[0] / at["e_min"].iloc[-1])
+        return float("nan")
+
+
+def sample_efficiency(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None,
+                      num_levels: int = 4) -> SampleEfficiency:
+    """Tokens and steps to first reach ``num_levels`` losses, per model size (the best run of each size)."""
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    df = df.loc[df.groupby("N")["loss"].idxmin()]
+    c = curves_of(curves, df)
+    if c["run_id"].nunique() < 3:
+        raise DataError("sample efficiency needs learning curves of at least 3 model sizes (a ladder design).")
+    finals = df["loss"].to_numpy(float)
+    hi = float(np.quantile(finals, 0.9)) * 1.05  # reached by nearly every size
+    lo = float(np.sort(finals)[1])  # reached by at least the two largest
+    levels = np.geomspace(hi, lo, num_levels)
+    rows = []
+    for run_id, g in c.groupby("run_id"):
+        n, batch = float(g["N"].iloc[0]), float(g["batch_tokens"].iloc[0])
+        s = steps_to_loss(g["step"].to_numpy(float), g["loss"].to_numpy(float), levels)
+        for level, st in zip(levels, s):
+            if not np.isfinite(st):
+                continue
+            b = None if bcrit is None else float(bcrit.law(level))
+            s_min = st if b is None else float(adjusted_steps(st, batch, b))
+            e_min = st * batch if b is None else float(adjusted_compute(st * batch, batch, b))
+            rows.append({"N": n, "run_id": run_id, "level": level, "steps": st, "tokens": st * batch,
+                         "s_min": s_min, "e_min": e_min})
+    return SampleEfficiency(c[["run_id", "N", "tokens", "step", "loss"]], pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shape and embeddings
+
+
+@dataclass(frozen=True)
+class ShapeInvariance:
+    """Kaplan Fig 5: the loss increase over the best shape at (nearly) fixed N, per varied dimension."""
+
+    points: pd.DataFrame
+    """``group`` ('aspect_ratio', 'ff_ratio' or 'head_dim'), ``size`` (the target N), ``value`` (the
+    ratio), ``N``, ``loss``, ``increase`` (fraction over the group's best, after the L(N) correction)."""
+
+
+_SHAPE_AXES = {"aspect_ratio": ("d_model", "n_layer"), "ff_ratio": ("d_ff", "d_model"), "head_dim": ("d_model", "n_head")}
+"""The shape_scan groups (study.designs.ShapeScan) and the ratio each one varies."""
+
+
+def shape_invariance(runs: pd.DataFrame, law_n: LossVsN | None = None) -> ShapeInvariance:
+    """Per shape-scan group (and target size): each run's loss over the group's best shape.
+
+    Small differences in N are corrected with the L(N) fit, as Kaplan did for Fig 5: the loss is
+    multiplied by L(N_ref)/L(N), with N_ref the group's median N.
+    """
+    df = finished(runs)
+    df = df[(kind(df) == "shape_scan") & df["group"].isin(list(_SHAPE_AXES))]
+    if df.empty:
+        raise DataError("no shape scan in this study; add a shape_scan design to test shape invariance.")
+    df = df.assign(d_ff=df["d_ff"].where(df["d_ff"] > 0, 4 * df["d_model"]), size=group_budgets(df["N"], rel_tol=0.5))
+    rows = []
+    for (group, size), g in df.groupby(["group", "size"]):
+        num, den = _SHAPE_AXES[group]
+        loss = g["loss"].to_numpy(float)
+        if law_n is not None:
+            ref = pd.DataFrame({"N": np.full(len(g), size)})
+            loss = loss * law_n.fit.predict(ref) / law_n.fit.predict(g[["N"]])
+        rows += [{"group": group, "size": float(size), "value": float(v), "N": float(n), "loss": float(lo),
+                  "increase": float(lo / loss.min() - 1)} for v, n, lo in zip(g[num] / g[den], g["N"], loss)]
+    return ShapeInvariance(pd.DataFrame(rows))
+
+
+@dataclass(frozen=True)
+class EmbeddingCollapse:
+    """Kaplan Fig 6: loss against parameters with and without embeddings, by depth."""
+
+    points: pd.DataFrame
+    """``N``, ``N_total``, ``n_layer``, ``loss`` (every finished infinite-data run, 1-layer included)."""
+    scatter_non_embedding: float
+    """RMS relative residual about one power law in N (Kaplan: the trends collapse)."""
+    scatter_total: float
+    """The same about one power law in N_total (Kaplan: the trends separate by depth)."""
+
+
+def _power_scatter(x: np.ndarray, y: np.ndarray) -> float:
+    coef = np.polyfit(np.log(x), np.log(y), 1)
+    return float(np.sqrt(np.mean((np.log(y) - np.polyval(coef, np.log(x))) ** 2)))
+
+
+def embedding_collapse(runs: pd.DataFrame) -> EmbeddingCollapse:
+    """Scatter of the final loss about a power law in N versus in N_total, over the best run per shape."""
+    df = finished(runs)
+    df = df[~kind(df).isin(SCAN_DESIGNS - {"shape_scan"})]
+    df = df[~data_limited(df)]
+    df = df.loc[df.groupby(["n_layer", "d_model"])["loss"].idxmin()]
+    _need(df, 3, "the embedding comparison", "train at least 3 model shapes with enough data.")
+    pts = df[["run_id", "N", "N_total", "n_layer", "loss"]].reset_index(drop=True)
+    y = pts["loss"].to_numpy(float)
+    return EmbeddingCollapse(pts, _power_scatter(pts["N"].to_numpy(float), y), _power_scatter(pts["N_total"].to_numpy(float), y))
+
+
+# --------------------------------------------------------------------------------------------------
+# Transfer and per-position loss
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Kaplan Fig 8: loss on other distributions against the in-distribution loss, and the offset."""
+
+    points: pd.DataFrame
+    """Final losses, one row per (run, set): ``run_id``, ``N``, ``set``, ``loss`` (valid), ``other``."""
+    curve: pd.DataFrame
+    """The largest model during training: ``step``, ``set``, ``loss``, ``other``."""
+    offsets: pd.DataFrame
+    """Per set: ``set``, ``offset`` (mean other - valid over the final losses), ``offset_largest``
+    (at the largest N), ``slope``, ``intercept`` (other = slope * loss + intercept)."""
+
+
+def transfer(runs: pd.DataFrame, curves: pd.DataFrame) -> Transfer:
+    """Offsets and the linear relation between each extra eval set's loss and the validation loss."""
+    sets = [c[len("loss_"):] for c in runs.columns if c.startswith("loss_") and c != "loss_valid" and runs[c].notna().any()]
+    if not sets:
+        raise DataError("no extra eval sets in this study; add data.eval_sets to measure transfer (Kaplan Fig 8).")
+    df = finished(runs)
+    df = df[~data_limited(df)]
+    df = df[~kind(df).isin(SCAN_DESIGNS)]
+    largest = df.loc[df["N"].idxmax(), "run_id"]
+    lc = curves_of(curves, df[df["run_id"] == largest])
+    pts, curve, offs = [], [], []
+    for s in sets:
+        col = f"loss_{s}"
+        d = df[df[col].notna()]
+        if len(d) < 2:
+            continue
+        pts.append(pd.DataFrame({"run_id": d["run_id"], "N": d["N"], "set": s, "loss": d["loss"], "other": d[col]}))
+        if col in lc.columns:
+            curve.append(pd.DataFrame({"step": lc["step"], "set": s, "loss": lc["loss"], "other": lc[col]}).dropna())
+        slope, intercept = np.polyfit(d["loss"], d[col], 1)
+        big = d.loc[d["N"].idxmax()]
+        offs.append({"set": s, "offset": float((d[col] - d["loss"]).mean()), "offset_largest": float(big[col] - big["loss"]),
+                     "slope": float(slope), "intercept": float(intercept)})
+    if not offs:
+        raise DataError("the extra eval sets have fewer than 2 finished runs each; finish more runs.")
+    return Transfer(pd.concat(pts, ignore_index=True), pd.concat(curve, ignore_index=True) if curve else pd.DataFrame(),
+                    pd.DataFrame(offs))
+
+
+@dataclass(frozen=True)
+class PerPosition:
+    """Kaplan Fig 20 / App D.5: loss at each context position T, L(T) = a + b T^-c, per model size."""
+
+    points: pd.DataFrame
+    """``N``, ``T`` (1-based position), ``loss``."""
+    fits: dict[float, FitResult] = field(default_factory=dict)
+    """The ``position`` law per model size N."""
+
+    def constants(self) -> list[Constant]:
+        if not self.fits:
+            return []
+        n = max(self.fits)
+        return _constants(f"L(T), N={n:.3g}", self.fits[n],
+                          {"a": (2.3, "Kaplan Fig 20 (largest)"), "b": (5.4, "Kaplan Fig 20 (largest)"),
+                           "c": (0.62, "Kaplan Fig 20 (largest)")})
+
+
+def per_position(runs: pd.DataFrame, positions: pd.DataFrame) -> PerPosition:
+    """Fit L(T) to the final per-position validation loss of the best run of each size.
+
+    ``positions`` is long: ``run_id``, ``T`` (1-based), ``loss`` (from each run's summary.json).
+    """
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    df = df.loc[df.groupby("N")["loss"].idxmin()]
+    p = positions[positions["run_id"].isin(df["run_id"])].merge(df[["run_id", "N"]], on="run_id")
+    if p["run_id"].nunique() < 1:
+        raise DataError("no per-position losses; train with eval.per_position = true (Kaplan Fig 20).")
+    fits = {}
+    for n, g in p.groupby("N"):
+        try:
+            fits[float(n)] = fit_law("position", g[["T", "loss"]])
+        except FitError:
+            continue
+    return PerPosition(p[["N", "T", "loss"]].reset_index(drop=True), fits)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chinchilla's three approaches beside Kaplan's allocation
+
+
+@dataclass(frozen=True)
+class Approaches:
+    """N_opt ∝ C^a three ways (Hoffmann §3) plus Kaplan's, on the same study."""
+
+    envelope: Frontier
+    """Approach 1 (also Kaplan's own method, Fig 14)."""
+    isoflop: IsoFlopResult | None
+    """Approach 2, when the study has IsoFLOP budgets with bracketed minima."""
+    parametric: FitResult | None
+    """Approach 3: E + A/N^α + B/D^β on every final loss."""
+    kaplan_min: Frontier | None
+    """Kaplan's batch-adjusted frontier over C_min (Fig 14 left), when B_crit is known."""
+    isoflop_note: str = ""
+
+    def exponents(self) -> dict[str, float]:
+        """The exponent a of N_opt ∝ C^a per method (Chinchilla: 0.50, 0.49, 0.46; Kaplan 0.73)."""
+        out = {"approach 1: envelope": self.envelope.a}
+        if self.isoflop is not None:
+            out["approach 2: IsoFLOP"] = self.isoflop.frontier.a
+        if self.parametric is not None:
+            p = self.parametric.params
+            out["approach 3: parametric"] = p["beta"] / (p["alpha"] + p["beta"])
+        if self.kaplan_min is not None:
+            out["Kaplan: envelope over C_min"] = self.kaplan_min.a
+        return out
+
+    def allocation(self, compute: np.ndarray) -> Allocation | None:
+        """Approach 3's closed-form allocation (Hoffmann eq 4) at ``compute`` FLOPs."""
+        if self.parametric is None:
+            return None
+        return chinchilla_allocation(**self.parametric.params, compute=compute)
+
+
+def approaches(runs: pd.DataFrame, frontier: ComputeFrontier, nd: LossVsND | None) -> Approaches:
+    """Approach 1 from the frontier, approach 2 from IsoFLOP runs (if any), approach 3 from the L(N, D) runs."""
+    iso, note = None, ""
+    df = law_runs(runs)
+    iso_runs = df[kind(df) == "isoflop"]
+    if iso_runs.empty:
+        note = "no isoflop design in this study"
+    else:
+        try:
+            iso = isoflop_frontier(iso_runs, strict=False)
+        except ScalinglabError as e:
+            note = str(e)
+    return Approaches(frontier.frontier, iso, nd.chinchilla if nd else None, frontier.frontier_min, note)
+
+
+# --------------------------------------------------------------------------------------------------
+# Backtest: fit on the cheaper runs, predict the most expensive
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Laws of N and D fitted on the runs with the smallest ``train_fraction`` of compute, scored on the rest."""
+
+    points: pd.DataFrame
+    """``run_id``, ``N``, ``D``, ``C``, ``loss``, ``train`` (used in the fit), ``pred_<law>`` per law."""
+    errors: pd.DataFrame
+    """Per law: ``law``, ``max_error``, ``mean_error`` (relative, over the held-out runs), ``n_train``, ``n_test``."""
+    fits: dict[str, FitResult]
+
+    def max_error(self, law: str = "kaplan_nd") -> float:
+        return float(self.errors.set_index("law").loc[law, "max_error"])
+
+
+def backtest(nd: LossVsND, laws: tuple[str, ...] = ("kaplan_nd", "chinchilla"), train_fraction: float = 2 / 3) -> Backtest:
+    """Fit each law of (N, D) on the cheapest ``train_fraction`` of the L(N, D) runs by compute C = 6ND_processed.
+
+    The held-out runs are the most expensive ones, so the error measures extrapolation in compute,
+    the question a scaling law exists to answer (spec §6 item 13).
+    """
+    p = nd.points.sort_values("C").reset_index(drop=True)
+    n_train = int(np.floor(train_fraction * len(p)))
+    if n_train < 5 or len(p) - n_train < 1:
+        raise DataError(f"a backtest needs at least 6 runs with L(N, D) data (has {len(p)}).")
+    p = p.assign(train=np.arange(len(p)) < n_train)
+    rows, fits = [], {}
+    for law in laws:
+        try:
+            fit = fit_law(law, p[p["train"]])
+        except ScalinglabError:
+            continue
+        fits[law] = fit
+        p[f"pred_{law}"] = fit.predict(p)
+        err = np.abs(p.loc[~p["train"], f"pred_{law}"] / p.loc[~p["train"], "loss"] - 1)
+        rows.append({"law": law, "max_error": float(err.max()), "mean_error": float(err.mean()),
+                     "n_train": n_train, "n_test": int((~p["train"]).sum())})
+    if not rows:
+        raise FitError("no law of N and D could be fitted on the cheaper runs; train more sizes.")
+    return Backtest(p, pd.DataFrame(rows), fits)
