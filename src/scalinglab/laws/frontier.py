@@ -16,7 +16,7 @@ Everything here is pure: arrays or DataFrames in, frozen dataclasses out, so fig
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -353,6 +353,12 @@ class KaplanFrontier:
     B_star: float = 2.1e8
     """B_crit(L) = B*/L^(1/α_B), in tokens."""
     alpha_B: float = 0.21
+
+    @classmethod
+    def from_laws(cls, ns_params: Mapping[str, float], bcrit: BcritLaw) -> KaplanFrontier:
+        """From the parameters of a ``kaplan_ns`` fit (N_c, alpha_N, S_c, alpha_S) and a B_crit(L) law."""
+        p = ns_params
+        return cls(p["N_c"], p["alpha_N"], p["S_c"], p["alpha_S"], bcrit.B_star, bcrit.alpha_B)
 
     @property
     def alpha_C(self) -> float:

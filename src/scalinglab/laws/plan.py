@@ -198,8 +198,7 @@ def _kaplan_frontier(law: PlanningLaw) -> KaplanFrontier:
             "planning with L(N, S) needs B_crit(L) to turn steps into compute; "
             "pass --bcrit bcrit_fit.json (a fit of --law bcrit) or --bcrit kaplan2020."
         )
-    p = law.params
-    return KaplanFrontier(p["N_c"], p["alpha_N"], p["S_c"], p["alpha_S"], law.bcrit.B_star, law.bcrit.alpha_B)
+    return KaplanFrontier.from_laws(law.params, law.bcrit)
 
 
 def _family(law: PlanningLaw) -> str:
