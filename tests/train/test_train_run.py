@@ -146,6 +146,7 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, t
     assert read_json(killed / "summary.json")["final"] == read_json(whole / "summary.json")["final"]
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_stops_cleanly(cache, tmp_path) -> None:
     proc = cli("train", *TINY, f"runtime.cache_dir={cache}", "budget.steps=100000", "--run-dir", str(tmp_path))
     deadline = time.monotonic() + 120

@@ -183,6 +183,10 @@ class RunConfig:
             f"model.vocab_size={self.model.vocab_size} is smaller than the tokenizer's vocabulary "
             f"({self.data.effective_vocab_size}); set model.vocab_size={self.data.effective_vocab_size}.",
         )
+        check(
+            self.eval.tokens > self.model.n_ctx,
+            f"eval.tokens={self.eval.tokens} is less than one context of model.n_ctx={self.model.n_ctx} tokens; raise eval.tokens.",
+        )
 
     def scientific_fields(self) -> dict:
         """The fields that define what is trained (and so the identity)."""

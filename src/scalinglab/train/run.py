@@ -25,10 +25,12 @@ def train(run_cfg: RunConfig, run_dir: str | Path | None = None) -> dict[str, An
     summary = read_summary(path)
     if summary is not None and read_status(path)["state"] == "done":
         return summary
-    from scalinglab.train.trainer import Trainer  # torch is imported only when there is work to do
+    from scalinglab.train.distributed import Distributed, pick_device  # torch only when there is work
+    from scalinglab.train.trainer import Trainer
 
-    trainer = Trainer(run_cfg, path)
+    device = pick_device(run_cfg.runtime.device)
+    dist = Distributed.from_env(device)
     try:
-        return trainer.run()
+        return Trainer(run_cfg, path, device, dist).run()
     finally:
-        trainer.dist.close()
+        dist.close()

@@ -29,7 +29,7 @@ from scalinglab.model.gpt import GPT
 from scalinglab.train import checkpoint, rundir
 from scalinglab.train.budget import resolve_steps, tokens_per_step
 from scalinglab.train.config import RunConfig
-from scalinglab.train.distributed import Distributed, pick_device
+from scalinglab.train.distributed import Distributed
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.mirrors import Mirrors
 from scalinglab.train.noise_scale import NoiseScale, grad_sq_norm
@@ -61,17 +61,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class Trainer:
     """One run: ``Trainer(cfg, run_dir).run()`` trains it (or resumes it) and returns its summary."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: Path, device: torch.device, dist: Distributed) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.device, self.dist, self.main = device, dist, dist.is_main
         rt = cfg.runtime
         if rt.threads:
             torch.set_num_threads(rt.threads)
-        self.device = pick_device(rt.device)
-        self.dist = Distributed.from_env(self.device)
-        use_bf16 = rt.dtype == "bf16" or (rt.dtype == "auto" and self.device.type == "cuda")
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
-        self.main = self.dist.is_main
+        use_bf16 = rt.dtype == "bf16" or (rt.dtype == "auto" and device.type == "cuda")
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
         self.status = rundir.StatusWriter(self.run_dir) if self.main else None
 
         # the run's length and batch geometry
@@ -92,6 +90,11 @@ class Trainer:
             raise ConfigError(
                 f"each of {self.dist.world} processes gets {self.rank_batch} sequences, not a multiple of "
                 f"optim.micro_batch_size={self.micro}; change one of them."
+            )
+        if cfg.eval.noise_scale and self.micro * self.dist.world >= batch:
+            raise ConfigError(
+                "eval.noise_scale compares a micro-batch gradient with the full batch's; set "
+                "optim.micro_batch_size below optim.batch_size (e.g. a quarter of it)."
             )
 
     # ---- setup -------------------------------------------------------------------------------
@@ -117,8 +120,6 @@ class Trainer:
                 f"data.train_tokens={limit} exceeds the {train.num_tokens} training tokens of corpus "
                 f"'{cfg.data.corpus}'; lower it (0 = all) or use a larger corpus."
             )
-        if cfg.eval.tokens < n_ctx + 1:
-            raise ConfigError(f"eval.tokens={cfg.eval.tokens} is less than one context; set it above model.n_ctx={n_ctx}.")
         available = limit or train.num_tokens
         if available < n_ctx + 1:
             where = f"data.train_tokens={limit}" if limit else f"corpus '{cfg.data.corpus}'"
@@ -147,9 +148,9 @@ class Trainer:
             torch.manual_seed(cfg.seed + self.dist.rank)  # distinct dropout masks per rank
         named = list(self.model.named_parameters())  # a tied head appears once
         self.params = [p for _, p in named]
-        # decay matrices only: not biases, LayerNorm gains or learned positions
-        decay = [p for n, p in named if p.dim() >= 2 and not n.startswith("wpe.")]
-        no_decay = [p for n, p in named if not (p.dim() >= 2 and not n.startswith("wpe."))]
+        decays = {n: p.dim() >= 2 and not n.startswith("wpe.") for n, p in named}  # not biases, norms, positions
+        decay = [p for n, p in named if decays[n]]
+        no_decay = [p for n, p in named if not decays[n]]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -160,15 +161,8 @@ class Trainer:
         )
         if cfg.runtime.compile:
             self.model.compile()
-        self.noise = None
-        if cfg.eval.noise_scale:
-            b_small, b_big = self.micro * cfg.model.n_ctx, self.tokens_per_step
-            if b_small >= b_big:
-                raise ConfigError(
-                    "eval.noise_scale compares a micro-batch gradient with the full batch's; set "
-                    "optim.micro_batch_size below optim.batch_size (e.g. a quarter of it)."
-                )
-            self.noise = NoiseScale(b_small, b_big)
+        # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens)
+        self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step) if cfg.eval.noise_scale else None
 
     def _check_run_dir(self) -> None:
         """Refuse to mix two different runs in one directory."""
@@ -196,10 +190,12 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
             if self.noise is not None and state["noise_scale"] is not None:
                 self.noise.load_state_dict(state["noise_scale"])
-            set_rng_state(state["rng"][self.dist.rank])
+            if self.dist.rank < len(state["rng"]):
+                set_rng_state(state["rng"][self.dist.rank])
+            else:  # resumed on more ranks than saved: this rank's dropout stream starts afresh
+                torch.manual_seed(self.cfg.seed + self.dist.rank + step)
             self.step, self.wall_time, self.train_time = step, state["wall_time"], state["train_time"]
             self.best = state["best"]
-        self.dist.barrier()  # every rank has read the checkpoint before rank 0 may prune it
         if self.main:
             rundir.truncate_metrics(self.run_dir, self.step)
 
