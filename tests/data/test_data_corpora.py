@@ -59,6 +59,7 @@ def test_directory_and_glob_read_one_document_per_file(tmp_path, small_docs):
     assert list(load_corpus(str(folder)).split("all")) == small_docs
     assert list(load_corpus(str(folder / "00*.txt")).split("all")) == small_docs[:100]
     assert load_corpus(str(folder)).fingerprint() != load_corpus(str(folder / "00*.txt")).fingerprint()
+    assert load_corpus(str(folder / "00*.txt")).name == "00"  # safe in a cache directory name
 
 
 def test_a_single_long_text_still_gets_a_validation_split(tmp_path, small_docs):

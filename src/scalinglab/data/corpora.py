@@ -24,6 +24,7 @@ import io
 import itertools
 import json
 import lzma
+import re
 import sys
 import sysconfig
 import warnings
@@ -129,6 +130,11 @@ def _split_pieces(docs: list[Document], split: str) -> Iterator[str]:
             start, i = end, i + 1
         if run:
             yield "".join(run)
+
+
+def _slug(text: str) -> str:
+    """A short name safe in a directory name (the fingerprint, not the name, identifies a corpus)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.")[:40] or "corpus"
 
 
 def _content_key(text: str) -> str:
@@ -249,7 +255,7 @@ class FileCorpus(Corpus):
             raise DataError(f"corpus '{spec}' is not a file, directory or glob; check the path (or use 'stdlib').")
         if not self.files:
             raise DataError(f"{what}; point data.corpus at text files.")
-        self.name = Path(spec.rstrip("/")).name.split(".")[0] or "corpus"
+        self.name = _slug(Path(spec.rstrip("/")).name.split(".")[0])
 
     def fingerprint(self) -> str:
         return _hash_files(self.files, self.root)
@@ -275,7 +281,7 @@ class HFCorpus(Corpus):
         self.dataset = parts[0]
         self.config = parts[1] if len(parts) > 1 and parts[1] else None
         self.source_split = parts[2] if len(parts) > 2 and parts[2] else "train"
-        self.name = Path(self.dataset.rstrip("/")).name.replace("/", "_")
+        self.name = _slug(Path(self.dataset.rstrip("/")).name)
         self.local = Path(self.dataset).expanduser()
 
     def _load(self):
