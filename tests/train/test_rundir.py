@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 from scalinglab.config import apply_overrides
+from scalinglab.errors import DataError
 from scalinglab.train import checkpoint, rundir
 from scalinglab.train.config import BudgetConfig, RunConfig
 from scalinglab.train.rundir import MetricsWriter, StatusWriter, read_metrics, read_status, run_dir_for
@@ -41,7 +41,7 @@ def test_metrics_reader_skips_a_truncated_last_line(tmp_path) -> None:
 
 def test_metrics_reader_refuses_corruption_before_the_end(tmp_path) -> None:
     (tmp_path / rundir.METRICS).write_text('{"step": 1}\nnot json\n{"step": 3}\n')
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(DataError, match=r"metrics.jsonl:2 is not JSON"):
         read_metrics(tmp_path)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.config import to_dict
+from scalinglab.errors import DataError
 from scalinglab.train.config import RunConfig
 
 CONFIG, ENV, METRICS, SUMMARY, STATUS = "config.json", "env.json", "metrics.jsonl", "summary.json", "status.json"
@@ -78,10 +79,9 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                warnings.warn(f"{path}: skipping a truncated last line (the run stopped mid-write)", stacklevel=2)
-            else:
-                raise
+            if i < len(lines) - 1:
+                raise DataError(f"{path}:{i + 1} is not JSON; the file is corrupt before its end, so re-run the run.") from None
+            warnings.warn(f"{path}: skipping a truncated last line (the run stopped mid-write)", stacklevel=2)
     return records
 
 
