@@ -29,7 +29,8 @@ batch, LR, estimated time) and the totals, before anything trains. A bad study f
 impossible shape, budget below one step) fails here with a one-line message.
 
 Times come from a few real training steps per distinct shape, timed on this machine with one thread
-per run and cached in $SCALINGLAB_CACHE/throughput.json; --no-measure skips them.
+per run and cached in $SCALINGLAB_CACHE/throughput.json; --remeasure times them again, --no-measure
+skips them.
 
 Examples:
   scalinglab study plan studies/ladder.toml
@@ -68,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
     plan.add_argument("--workers", type=int, default=0, help="parallel runs for the wall-time estimate (default: cores)")
     plan.add_argument("--no-measure", action="store_true", help="skip timing steps (no time estimates)")
+    plan.add_argument("--remeasure", action="store_true", help="time every shape again (the machine's load changed)")
     add_json_flag(plan)
 
     run = command(actions, "run", "train every run not yet done, on an executor", RUN_HELP, run_run)
@@ -118,7 +120,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from scalinglab.study.executors import ExecutorConfig
 
     study = load_study(args.study)
-    table = plan_study(study, measure=not args.no_measure, progress=not args.json)
+    table = plan_study(study, measure=not args.no_measure, remeasure=args.remeasure, progress=not args.json)
     totals = plan_totals(table, ExecutorConfig(workers=args.workers).n_workers)
     if args.json:
         print_json({"study": study.name, "directory": str(study.directory), "runs": table.to_dict("records"), "totals": totals})

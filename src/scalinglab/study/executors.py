@@ -72,7 +72,9 @@ class Executor(Protocol):
 
     def submit(self, jobs: Sequence[Job]) -> list[Handle]: ...
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None:
+        """Wait for the jobs in flight, or with ``abort`` (Ctrl-C) stop the local ones at once."""
+        ...
 
 
 class LocalExecutor:
@@ -90,8 +92,12 @@ class LocalExecutor:
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
         return [self._pool.submit(execute, job) for job in jobs]
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        if abort:  # SIGKILL, not SIGTERM (which the trainer records as a failure): the runs stop at their
+            # last checkpoint, their claims die with them, and the next study run resumes them
+            for process in list(self._pool._processes.values()):  # no public API before Python 3.14
+                process.kill()
+        self._pool.shutdown(wait=not abort, cancel_futures=True)
 
 
 class RayExecutor:
@@ -115,8 +121,8 @@ class RayExecutor:
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
         return [self._task.remote(job).future() for job in jobs]
 
-    def close(self) -> None:
-        if self._owns:
+    def close(self, abort: bool = False) -> None:
+        if self._owns:  # a local Ray takes its workers down with it
             self._ray.shutdown()
 
 
@@ -145,8 +151,8 @@ class SlurmExecutor:
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
         return self._ex.map_array(execute, list(jobs)) if jobs else []
 
-    def close(self) -> None:
-        pass
+    def close(self, abort: bool = False) -> None:
+        pass  # array tasks keep their claims and finish; the next study run waits for them
 
 
 def make_executor(cfg: ExecutorConfig, study_dir: Path) -> Executor:

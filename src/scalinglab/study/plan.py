@@ -40,9 +40,13 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def plan_study(study: StudyConfig, *, measure: bool = True, threads: int = 1, progress: bool = True) -> pd.DataFrame:
+def plan_study(
+    study: StudyConfig, *, measure: bool = True, remeasure: bool = False, threads: int = 1, progress: bool = True
+) -> pd.DataFrame:
     """One row per run (columns :data:`COLUMNS`); ``est_seconds`` is NaN when ``measure`` is False.
 
+    Speeds are measured once per shape and cached; ``remeasure`` times them again (a machine whose
+    load changed since).
     ``C`` is Kaplan's 6·N·D; ``C_structural`` counts every matmul (Hoffmann App F). Totals and the
     wall-time estimate for K workers come from :func:`plan_totals`.
     """
@@ -85,21 +89,26 @@ def plan_study(study: StudyConfig, *, measure: bool = True, threads: int = 1, pr
     table.attrs["startup_seconds"] = float("nan")
     if measure:
         data: dict[tuple[Any, str], float] = {}
+        timed: set[tuple[Any, int]] = set()
         bar = tqdm(runs, desc="timing shapes", unit="run", disable=not progress or not sys.stderr.isatty(), leave=False)
         for i, run in enumerate(bar):
-            key = (run.config.data, run.config.runtime.cache_dir)
+            cfg = run.config
+            key = (cfg.data, cfg.runtime.cache_dir)
             if key not in data:
                 data[key] = data_seconds(*key)
-            table.loc[i, "est_seconds"] = data[key] + estimate_seconds(run.config, threads)
+            shape = (cfg.model, cfg.optim.micro_batch_size or cfg.optim.batch_size)
+            refresh = remeasure and shape not in timed
+            timed.add(shape)
+            table.loc[i, "est_seconds"] = data[key] + estimate_seconds(cfg, threads, refresh)
         # the driver loads each corpus once before the workers start, then each worker imports torch
-        table.attrs["startup_seconds"] = sum(data.values()) + startup_seconds()
+        table.attrs["startup_seconds"] = sum(data.values()) + startup_seconds(refresh=remeasure)
     return table
 
 
-def estimate_seconds(cfg: Any, threads: int = 1) -> float:
+def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> float:
     """Estimated time of one run's training and evaluation on this machine (measured, cached step time)."""
     micro = cfg.optim.micro_batch_size or cfg.optim.batch_size
-    step = step_seconds(cfg.model, micro, threads) * (cfg.optim.batch_size // micro)
+    step = step_seconds(cfg.model, micro, threads, remeasure) * (cfg.optim.batch_size // micro)
     steps = resolve_steps(cfg)
     evals = len(eval_steps(steps, cfg.eval.points))
     eval_tokens = cfg.eval.tokens * (1 + len(cfg.data.eval_sets))

@@ -111,9 +111,12 @@ def run_study(
             if not inflight and not todo and not counts["running"]:
                 break  # nothing in flight here, nothing to start, nobody else training
             time.sleep(poll_seconds)
-    finally:
+    except BaseException:
         bar.close()
-        ex.close()
+        ex.close(abort=True)
+        raise
+    bar.close()
+    ex.close()
     return study_status(study)
 
 

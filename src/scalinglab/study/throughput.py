@@ -38,8 +38,8 @@ def cache_path() -> Path:
     return default_cache_dir() / "throughput.json"
 
 
-def _cached(what: dict[str, Any], measure: Callable[[], float]) -> float:
-    """``measure()`` once per host and torch version for ``what``, then from the cache."""
+def _cached(what: dict[str, Any], measure: Callable[[], float], refresh: bool = False) -> float:
+    """``measure()`` once per host and torch version for ``what`` (again with ``refresh``), then from the cache."""
     import torch
 
     key = stable_hash({"host": socket.gethostname(), "torch": torch.__version__, **what})
@@ -48,7 +48,7 @@ def _cached(what: dict[str, Any], measure: Callable[[], float]) -> float:
         cache = read_json(path) or {}
     except json.JSONDecodeError:  # a damaged cache only loses measurements
         cache = {}
-    if key not in cache:
+    if refresh or key not in cache:
         cache[key] = measure()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, cache)
@@ -88,13 +88,14 @@ def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> fl
         torch.set_num_threads(previous)
 
 
-def step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> float:
+def step_seconds(model: ModelConfig, micro: int, threads: int = 1, refresh: bool = False) -> float:
     """Seconds per training step on ``micro`` sequences with ``threads`` threads (measured once, cached)."""
     shape = {k: v for k, v in to_dict(model).items() if k not in ("dropout", "init_std")}
-    return _cached({"model": shape, "micro": micro, "threads": threads}, lambda: measure_step_seconds(model, micro, threads))
+    what = {"model": shape, "micro": micro, "threads": threads}
+    return _cached(what, lambda: measure_step_seconds(model, micro, threads), refresh)
 
 
-def startup_seconds() -> float:
+def startup_seconds(refresh: bool = False) -> float:
     """Seconds a fresh Python process takes to import the trainer (measured once, cached)."""
 
     def measure() -> float:
@@ -102,7 +103,7 @@ def startup_seconds() -> float:
         subprocess.run([sys.executable, "-c", STARTUP], check=True)
         return time.perf_counter() - start
 
-    return _cached({"startup": STARTUP}, measure)
+    return _cached({"startup": STARTUP}, measure, refresh)
 
 
 def data_seconds(data: DataConfig, cache_dir: str = "") -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -77,7 +78,10 @@ def init_local_worker(parent_pid: int, threads: int) -> None:
     """Process-pool initializer: one BLAS thread per run, and exit with the driver (kill -9 included).
 
     Without the watchdog a killed driver would leave its workers training, holding their claims.
+    Ctrl-C reaches only the driver, which stops the workers; a run interrupted that way is resumable
+    rather than marked failed.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
 
