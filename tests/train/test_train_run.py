@@ -64,7 +64,8 @@ def cli(*args: str, **kw) -> subprocess.Popen:
 
 
 def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
-    cfg = tiny(cache, "budget.steps=40", "eval.noise_scale=true", "optim.micro_batch_size=2")
+    docs = 'data.eval_sets=[{name = "again", corpus = "stdlib", split = "valid"}]'  # the valid text once more
+    cfg = tiny(cache, "budget.steps=40", "eval.noise_scale=true", "optim.micro_batch_size=2", docs)
     summary = train(cfg, tmp_path)
 
     records = read_metrics(tmp_path)
@@ -82,6 +83,7 @@ def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
     assert records[0]["train_loss"] == pytest.approx(math.log(VOCAB), abs=0.3)  # a fresh model is near uniform
     assert last["val_loss_valid"] < records[0]["val_loss_valid"] - 0.5
     assert last["noise_trace_sigma"] > 0
+    assert [r.get("val_loss_again") for r in records] == [r.get("val_loss_valid") for r in records]
 
     assert summary["status"] == "done" and summary["steps"] == 40 and summary["tokens"] == last["tokens"]
     assert summary["params"]["N"] == count_params(cfg.model)["N"]

@@ -24,7 +24,7 @@ class OptimConfig:
     lr: float = 1e-3
     """Peak learning rate, used as-is when lr_rule = 'fixed'."""
     lr_rule: LRRule = "fixed"
-    """'fixed' uses lr; 'kaplan' uses eq D.1, LR(N) = 0.003239 - 0.0001395 ln N; 'tuned' a per-size rule."""
+    """'fixed' uses lr; 'kaplan' uses eq D.1, LR(N) = 0.003239 - 0.0001395 ln N; 'tuned' a power law in N fitted to GPT-3's per-size LRs (scalinglab.train.lr_rules)."""
     beta1: float = 0.9
     """AdamW beta1."""
     beta2: float = 0.99

@@ -18,7 +18,7 @@ import torch
 def grad_sq_norm(params: Iterable[torch.nn.Parameter]) -> float:
     """Squared L2 norm of all gradients, accumulated in fp32."""
     grads = [p.grad.detach().float() for p in params if p.grad is not None]
-    return float(sum(torch.sum(g * g) for g in grads))
+    return torch.nn.utils.get_total_norm(grads).item() ** 2
 
 
 class NoiseScale:
