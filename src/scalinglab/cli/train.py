@@ -25,8 +25,21 @@ Examples:
   scalinglab train data.corpus=books.txt.xz data.train_tokens=5e6 eval.noise_scale=true optim.micro_batch_size=8
   torchrun --nproc_per_node 2 -m scalinglab train run.toml      # data parallel (gloo on CPU)
 
+A run file (run.toml):
+  name = "l4-d256"
+  [model]
+  n_layer = 4
+  d_model = 256
+  n_ctx = 256
+  [optim]
+  batch_size = 16
+  lr_rule = "tuned"
+  [budget]
+  tokens_per_param = 20
+
 The run directory is <runtime.out_dir>/<name>-<identity> unless --run-dir is given: the same
 scientific config (model, data, optim, schedule, budget, eval, seed) always maps to the same run.
+It holds config.json, env.json, metrics.jsonl, summary.json, status.json and checkpoints/.
 """
 
 
