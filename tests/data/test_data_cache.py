@@ -144,7 +144,6 @@ prepare(DataConfig(corpus=sys.argv[1], tokenizer="byte"), cache_dir=sys.argv[2],
 """
 
 
-@pytest.mark.slow
 def test_killed_encode_never_looks_complete_and_a_rerun_recovers(tmp_path, small_docs, make_corpus):
     docs = [f"{i} {d}" for i in range(24) for d in small_docs]  # ~14 MB: seconds to encode
     path = make_corpus(tmp_path / "big.txt", docs)

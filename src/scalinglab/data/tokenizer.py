@@ -155,6 +155,13 @@ _LATIN1_TO_BYTE_CHARS = str.maketrans({chr(b): c for b, c in enumerate(_BYTE_CHA
 _BYTE_CHAR_TO_BYTE = {c: b for b, c in enumerate(_BYTE_CHARS)}
 
 
+class _WordIndex(dict):
+    """word -> its slot in the BPE cache; -1 for a word not cached yet (no exception on the fast path)."""
+
+    def __missing__(self, word: str) -> int:
+        return -1
+
+
 class BPETokenizer(Tokenizer):
     """Byte-level BPE from a ``tokenizers`` model file, encoded through a per-word cache."""
 
@@ -169,25 +176,32 @@ class BPETokenizer(Tokenizer):
         if eot is None:
             raise DataError(f"tokenizer has no {EOT_TEXT} token; delete the token cache and prepare again.")
         self.eot_id = eot
+        # characters met so far, and those among them that Python's classes put elsewhere (scanned
+        # for with compiled character classes, which is much cheaper than set(text) on every call)
         self._seen_chars: set[str] = set()
-        self._odd_chars: set[str] = set()  # seen characters that Python's classes put elsewhere
+        self._unseen = re.compile(r"[\s\S]")
+        self._odd_chars: set[str] = set()
+        self._odd: re.Pattern[str] | None = None
         self._reset_cache()
 
     def _reset_cache(self) -> None:
-        self._word_index: dict[str, int] = {}
+        self._word_index = _WordIndex()
         self._flat = np.zeros(0, dtype=np.uint32)  # ids of all cached words, back to back
         self._start = np.zeros(0, dtype=np.int64)
         self._length = np.zeros(0, dtype=np.int64)
 
     def _rule_for(self, text: str) -> re.Pattern[str]:
         """The fast rule, widened for any character of ``text`` that it would classify differently."""
-        chars = set(text)
-        new = chars - self._seen_chars
-        if new:
+        if self._unseen.search(text):  # characters never met before: classify them once
+            new = set(text) - self._seen_chars
             self._seen_chars |= new
-            self._odd_chars |= {c for c in new if _fast_class(c) != _exact_class(c)}
-        exceptions = chars & self._odd_chars
-        return _rule_with(frozenset(exceptions)) if exceptions else _FAST_RULE
+            self._unseen = re.compile(f"[^{''.join(map(re.escape, sorted(self._seen_chars)))}]")
+            odd = {c for c in new if _fast_class(c) != _exact_class(c)}
+            if odd:
+                self._odd_chars |= odd
+                self._odd = re.compile(f"[{''.join(map(re.escape, sorted(self._odd_chars)))}]")
+        exceptions = frozenset(self._odd.findall(text)) if self._odd else frozenset()
+        return _rule_with(exceptions) if exceptions else _FAST_RULE
 
     def _add_words(self, words: Sequence[str]) -> None:
         seqs = [self._bpe(w) for w in words]
@@ -206,13 +220,15 @@ class BPETokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         words = self._rule_for(text).findall(text)
-        new = set(words).difference(self._word_index)
-        if len(self._word_index) + len(new) > self.MAX_CACHED_WORDS:
-            self._reset_cache()
-            new = set(words)
-        if new:
-            self._add_words(sorted(new))  # sorted: the cache layout, like the ids, is reproducible
         idx = np.fromiter(map(self._word_index.__getitem__, words), dtype=np.int64, count=len(words))
+        missing = np.flatnonzero(idx < 0)
+        if len(missing):  # words not cached yet: run BPE on each once
+            new = sorted({words[i] for i in missing})
+            if len(self._word_index) + len(new) > self.MAX_CACHED_WORDS:
+                self._reset_cache()
+                new, missing = sorted(set(words)), np.arange(len(words))
+            self._add_words(new)
+            idx[missing] = [self._word_index[words[i]] for i in missing]
         lengths = self._length[idx]
         ends = np.cumsum(lengths)
         # where each output id sits in _flat: its word's start plus its offset inside the word
