@@ -166,18 +166,19 @@ def test_sigterm_checkpoints_and_stops_cleanly(cache, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_at_the_same_global_batch(cache, tmp_path) -> None:
-    args = [*TINY, f"runtime.cache_dir={cache}", "budget.steps=12", "eval.points=3"]
+    args = [*TINY, f"runtime.cache_dir={cache}", "budget.steps=12", "eval.points=3", "eval.noise_scale=true"]
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "scalinglab", "train", *args, "--run-dir", str(tmp_path / "ddp")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    train(load_config(RunConfig, None, args), tmp_path / "one")
+    # one process: the same global batch of 8, as two micro-batches of 4 (B_small for the noise scale)
+    train(load_config(RunConfig, None, [*args, "optim.micro_batch_size=4"]), tmp_path / "one")
 
     a, b = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
     assert len(a) == len(b) == 12
     for ra, rb in zip(a, b):
-        for key in ("train_loss", "grad_norm", "val_loss_valid"):
+        for key in ("train_loss", "grad_norm", "val_loss_valid", "noise_grad_sq", "noise_trace_sigma"):
             if key in rb:
                 assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), (ra["step"], key)
     assert read_json(tmp_path / "ddp" / "env.json")["world_size"] == 2

@@ -91,7 +91,7 @@ class Trainer:
                 f"each of {self.dist.world} processes gets {self.rank_batch} sequences, not a multiple of "
                 f"optim.micro_batch_size={self.micro}; change one of them."
             )
-        if cfg.eval.noise_scale and self.micro * self.dist.world >= batch:
+        if cfg.eval.noise_scale and self.micro == batch:  # one process, no accumulation: B_small = B_big
             raise ConfigError(
                 "eval.noise_scale compares a micro-batch gradient with the full batch's; set "
                 "optim.micro_batch_size below optim.batch_size (e.g. a quarter of it)."
