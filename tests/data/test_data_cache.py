@@ -122,9 +122,22 @@ def test_undecodable_bytes_are_counted_in_the_split(tmp_path, small_docs):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"\n<|endoftext|>\n".join(d.encode() for d in small_docs) + b"\n<|endoftext|>\n\xff\xff oops")
     cfg = DataConfig(corpus=str(path), tokenizer="byte", eval_sets=(EvalSetConfig("all_text", str(path)),))
-    with pytest.warns(UserWarning, match="2 byte sequence"), pytest.warns(UserWarning, match="trains on"):
+    with pytest.warns(UserWarning, match="2 invalid UTF-8 sequence"), pytest.warns(UserWarning, match="trains on"):
         prepared = prepare(cfg, cache_dir=tmp_path / "cache", progress=False)
     assert prepared.splits["all_text"].replaced == 2
+
+
+def test_lone_surrogates_in_json_are_replaced_and_counted(tmp_path, small_docs):
+    path = tmp_path / "c.jsonl"
+    with open(path, "w") as f:
+        for doc in [*small_docs, "broken \ud800 pair"]:
+            f.write(json.dumps({"text": doc}) + "\n")  # JSON escapes the lone surrogate as \\ud800
+    cfg = DataConfig(corpus=str(path), tokenizer="byte", eval_sets=(EvalSetConfig("all_text", str(path)),))
+    with pytest.warns(UserWarning, match="1 invalid UTF-8 sequence"), pytest.warns(UserWarning, match="trains on"):
+        prepared = prepare(cfg, cache_dir=tmp_path / "cache", progress=False)
+    split = prepared.splits["all_text"]
+    assert split.replaced == 1
+    assert "broken \ufffd pair".encode() in bytes(np.asarray(split.tokens, dtype=np.uint8))
 
 
 def test_empty_corpus_and_oversized_train_tokens_name_the_fix(tmp_path, small_corpus):

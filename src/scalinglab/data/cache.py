@@ -238,7 +238,7 @@ def _encode_chunk(chunk: list[tuple[str, bool]], tokenizer: Tokenizer | None = N
     eot = np.array([tok.eot_id], dtype=np.uint32)
     for text, ends_doc in chunk:
         parts.append(tok.encode_array(text))
-        num_bytes += len(text.encode("utf-8", errors="surrogatepass"))
+        num_bytes += len(text.encode("utf-8"))
         if ends_doc:
             parts.append(eot)
             docs += 1

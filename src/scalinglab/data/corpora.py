@@ -28,6 +28,7 @@ import re
 import sys
 import sysconfig
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ class Document:
 
 
 class ReplacementCounter:
-    """Counts byte sequences that are not UTF-8 (replaced by U+FFFD while decoding)."""
+    """Counts text that is not UTF-8 (bad bytes in files, lone surrogates in JSON), replaced by U+FFFD."""
 
     count = 0
 
@@ -71,23 +72,35 @@ class ReplacementCounter:
         cls.count += 1
         return "\ufffd", error.end
 
+    @classmethod
+    def clean(cls, text: str) -> str:
+        """``text`` with lone surrogates (which JSON can hold but UTF-8 cannot) replaced and counted."""
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            text, n = _SURROGATE.subn("\ufffd", text)
+            cls.count += n
+            return text
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 codecs.register_error("scalinglab.replace", ReplacementCounter.handler)
 
 
-class Corpus:
+class Corpus(ABC):
     """A named source of documents with a fingerprint that changes whenever its text may change."""
 
     spec: str
     name: str
 
+    @abstractmethod
     def fingerprint(self) -> str:
         """Short hex digest identifying this corpus's content (part of every cache key)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def documents(self) -> Iterator[Document]:
-        """Every document, in a fixed order."""
-        raise NotImplementedError
+        """Every document, in a fixed order, as valid Unicode text."""
 
     def split(self, split: Split) -> Iterator[str]:
         """Texts of the documents in ``split`` ('all' = every document), in corpus order."""
@@ -138,7 +151,7 @@ def _slug(text: str) -> str:
 
 
 def _content_key(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _hash_files(paths: list[Path], root: Path | None, extra: str = "") -> str:
@@ -230,7 +243,7 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
                 keys = list(record) if isinstance(record, dict) else type(record).__name__
                 raise DataError(f"{path}:{number}: each JSONL record needs a string 'text' field (found {keys}).")
             if record["text"].strip():
-                yield record["text"]
+                yield ReplacementCounter.clean(record["text"])
 
 
 class FileCorpus(Corpus):
@@ -320,6 +333,7 @@ class HFCorpus(Corpus):
         for record in dataset:
             text = record.get("text")
             if isinstance(text, str) and text.strip():
+                text = ReplacementCounter.clean(text)
                 yield Document(_content_key(text), text)
 
 
@@ -336,7 +350,7 @@ def warn_replaced(count: int, what: str) -> None:
     """Warn that ``count`` undecodable byte sequences in ``what`` became U+FFFD."""
     if count:
         warnings.warn(
-            f"{count} byte sequence(s) in {what} were not valid UTF-8 and were replaced with U+FFFD; "
+            f"{count} invalid UTF-8 sequence(s) in {what} were replaced with U+FFFD; "
             "re-encode the source as UTF-8 to keep them.",
             stacklevel=2,
         )
