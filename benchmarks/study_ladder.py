@@ -60,7 +60,7 @@ def main() -> None:
         print(f"plan: {len(table)} runs, {table['steps'].sum()} steps, measured in {time.perf_counter() - t0:.1f} s")
         rows = []
         for k in args.workers:
-            estimate = plan_totals(table, k)["est_wall_seconds"]
+            estimate = plan_totals(table, k, remeasure=True)["est_wall_seconds"]
             study = study_in(Path(tmp) / f"w{k}")
             t0 = time.perf_counter()
             status = run_study(study, "local", workers=k, progress=False)

@@ -121,7 +121,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     study = load_study(args.study)
     table = plan_study(study, measure=not args.no_measure, remeasure=args.remeasure, progress=not args.json)
-    totals = plan_totals(table, ExecutorConfig(workers=args.workers).n_workers)
+    totals = plan_totals(table, ExecutorConfig(workers=args.workers).n_workers, remeasure=args.remeasure)
     if args.json:
         print_json({"study": study.name, "directory": str(study.directory), "runs": table.to_dict("records"), "totals": totals})
         return 0
@@ -131,7 +131,8 @@ def run_plan(args: argparse.Namespace) -> int:
         f"\n{totals['runs']} runs, {totals['tokens']:.3g} tokens, C = {totals['C']:.3g} FLOPs (6ND), "
         f"{totals['C_structural']:.3g} FLOPs (structural)\n"
         f"estimated {_duration(totals['est_run_seconds'])} of training, "
-        f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s); "
+        f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s) "
+        f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); "
         f"study directory {study.directory}"
     )
     return 0

@@ -58,7 +58,8 @@ class ExecutorConfig:
 
     @property
     def n_workers(self) -> int:
-        return self.workers or max(1, (os.cpu_count() or 1) // self.threads_per_run)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.workers or max(1, cores // self.threads_per_run)
 
 
 class Handle(Protocol):

@@ -10,8 +10,9 @@ a few real AdamW steps of the GPT are timed with the run's thread count
 where data_time is the measured time to load the run's corpus from the token cache and one evaluation
 forwards ``eval.tokens`` tokens per held-out set at a third of the training step's cost per token (a
 backward pass costs about two forwards, Kaplan §2.1). The study's wall time with K workers is the
-longest of K queues filled longest-run-first, plus the driver's data loading and one measured worker
-start-up.
+driver's data loading, plus the start-up of K workers at once, plus the longest of K queues filled
+longest-run-first, each run slowed by the factor measured when K processes train at once on this
+machine (:func:`scalinglab.study.throughput.parallel_costs`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.study.config import StudyConfig, expand_study
-from scalinglab.study.throughput import data_seconds, startup_seconds, step_seconds
+from scalinglab.study.throughput import data_seconds, parallel_costs, step_seconds
 from scalinglab.train.budget import resolve_steps, tokens_per_step
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.schedules import eval_steps, warmup_steps
@@ -86,7 +87,7 @@ def plan_study(
             }
         )
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table.attrs["startup_seconds"] = float("nan")
+    table.attrs["data_seconds"] = float("nan")
     if measure:
         data: dict[tuple[Any, str], float] = {}
         timed: set[tuple[Any, int]] = set()
@@ -100,8 +101,7 @@ def plan_study(
             refresh = remeasure and shape not in timed
             timed.add(shape)
             table.loc[i, "est_seconds"] = data[key] + estimate_seconds(cfg, threads, refresh)
-        # the driver loads each corpus once before the workers start, then each worker imports torch
-        table.attrs["startup_seconds"] = sum(data.values()) + startup_seconds(refresh=remeasure)
+        table.attrs["data_seconds"] = sum(data.values())  # the driver loads each corpus once, first
     return table
 
 
@@ -116,13 +116,22 @@ def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> flo
     return RUN_OVERHEAD_SECONDS + steps * step + evals * eval_seconds
 
 
-def plan_totals(table: pd.DataFrame, workers: int = 1) -> dict[str, Any]:
-    """Totals of a plan table and the study's estimated wall time with ``workers`` parallel runs."""
+def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False) -> dict[str, Any]:
+    """Totals of a plan table and the study's estimated wall time with ``workers`` parallel runs.
+
+    The parallel slowdown and start-up are measured for ``workers`` processes (cached; ``remeasure``
+    times them again).
+    """
+    workers = max(1, workers)
     seconds = sorted(table["est_seconds"].dropna(), reverse=True)
-    queues = [0.0] * max(1, workers)
-    for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
-        heapq.heapreplace(queues, queues[0] + s)
-    wall = max(queues) + table.attrs.get("startup_seconds", float("nan")) if seconds else float("nan")
+    wall = slowdown = float("nan")
+    if seconds:
+        startup, step = parallel_costs(workers, remeasure)
+        slowdown = max(1.0, step / parallel_costs(1, remeasure)[1]) if workers > 1 else 1.0
+        queues = [0.0] * workers
+        for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
+            heapq.heapreplace(queues, queues[0] + s * slowdown)
+        wall = table.attrs.get("data_seconds", 0.0) + startup + max(queues)
     return {
         "runs": len(table),
         "steps": int(table["steps"].sum()),
@@ -131,5 +140,6 @@ def plan_totals(table: pd.DataFrame, workers: int = 1) -> dict[str, Any]:
         "C_structural": float(table["C_structural"].sum()),
         "est_run_seconds": float(sum(seconds)) if seconds else float("nan"),
         "workers": workers,
+        "parallel_slowdown": slowdown,
         "est_wall_seconds": wall,
     }

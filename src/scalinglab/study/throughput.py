@@ -3,11 +3,13 @@
 - :func:`step_seconds`: one AdamW step of a GPT shape. The real model runs one warm-up step, then real
   steps (forward, backward, gradient clipping, fused AdamW, as the trainer does) are timed until there
   are at least 3 and 0.5 s; the median resists noise from other processes.
-- :func:`startup_seconds`: a fresh worker process importing the trainer (torch and its optimiser
-  machinery), paid once per worker.
+- :func:`parallel_costs`: what K runs at once cost: K fresh processes start together (importing
+  torch, its optimiser machinery and the trainer, as pool workers do), then time the same reference
+  step together, so the slowdown of parallel runs on this machine (shared cores, memory bandwidth,
+  other users) is measured rather than assumed.
 - :func:`data_seconds`: loading a prepared corpus from the token cache, paid by every run.
 
-Step and startup times are cached per host, torch version, thread count, shape and micro-batch in
+Measurements are cached per host and torch version (and shape, micro-batch, threads, K) in
 ``<cache>/throughput.json`` (the token cache directory, $SCALINGLAB_CACHE or ~/.cache/scalinglab).
 """
 
@@ -18,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,15 +33,16 @@ from scalinglab.train.rundir import read_json, write_json
 
 MIN_STEPS, MIN_SECONDS, MAX_STEPS = 3, 0.5, 50
 
-STARTUP = "import torch, torch._dynamo, scalinglab.train.trainer"
-"""What a fresh worker imports before its first run (AdamW imports torch._dynamo on first use)."""
+PROBE = ModelConfig(n_layer=2, d_model=64, n_head=4, n_ctx=64, vocab_size=1024)
+"""The reference model :func:`parallel_costs` times alone and K at a time (16 sequences per step)."""
+PROBE_SECONDS = 2.0
 
 
 def cache_path() -> Path:
     return default_cache_dir() / "throughput.json"
 
 
-def _cached(what: dict[str, Any], measure: Callable[[], float], refresh: bool = False) -> float:
+def _cached(what: dict[str, Any], measure: Callable[[], Any], refresh: bool = False) -> Any:
     """``measure()`` once per host and torch version for ``what`` (again with ``refresh``), then from the cache."""
     import torch
 
@@ -52,10 +56,10 @@ def _cached(what: dict[str, Any], measure: Callable[[], float], refresh: bool = 
         cache[key] = measure()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, cache)
-    return float(cache[key])
+    return cache[key]
 
 
-def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> float:
+def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1, min_seconds: float = MIN_SECONDS) -> float:
     """Median wall time of one training step on ``micro`` sequences, with ``threads`` CPU threads."""
     import torch
 
@@ -79,7 +83,7 @@ def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1) -> fl
 
         step()  # warm-up: allocations and first-call costs
         times: list[float] = []
-        while len(times) < MIN_STEPS or (sum(times) < MIN_SECONDS and len(times) < MAX_STEPS):
+        while len(times) < MIN_STEPS or (sum(times) < min_seconds and len(times) < MAX_STEPS):
             t0 = time.perf_counter()
             step()
             times.append(time.perf_counter() - t0)
@@ -92,18 +96,44 @@ def step_seconds(model: ModelConfig, micro: int, threads: int = 1, refresh: bool
     """Seconds per training step on ``micro`` sequences with ``threads`` threads (measured once, cached)."""
     shape = {k: v for k, v in to_dict(model).items() if k not in ("dropout", "init_std")}
     what = {"model": shape, "micro": micro, "threads": threads}
-    return _cached(what, lambda: measure_step_seconds(model, micro, threads), refresh)
+    return float(_cached(what, lambda: measure_step_seconds(model, micro, threads), refresh))
 
 
-def startup_seconds(refresh: bool = False) -> float:
-    """Seconds a fresh Python process takes to import the trainer (measured once, cached)."""
+def parallel_costs(workers: int, refresh: bool = False) -> tuple[float, float]:
+    """(start-up seconds, reference step seconds) when ``workers`` fresh processes start and train at once."""
+    startup, step = _cached({"parallel": workers, "probe": to_dict(PROBE)}, lambda: _measure_parallel(workers), refresh)
+    return float(startup), float(step)
 
-    def measure() -> float:
+
+def _measure_parallel(workers: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        code = "from scalinglab.study.throughput import probe; probe({!r}, {})"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", STARTUP], check=True)
-        return time.perf_counter() - start
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code.format(tmp, i)], stdout=subprocess.PIPE, text=True)
+            for i in range(workers)
+        ]
+        while not all((Path(tmp) / f"ready{i}").exists() for i in range(workers)):
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a throughput probe process died; run `scalinglab study plan --no-measure`.")
+            time.sleep(0.05)
+        startup = time.perf_counter() - start
+        (Path(tmp) / "go").touch()  # all processes time their steps over the same seconds
+        steps = [float(p.communicate()[0]) for p in procs]
+    return [startup, statistics.mean(steps)]
 
-    return _cached({"startup": STARTUP}, measure, refresh)
+
+def probe(tmp: str, index: int) -> None:
+    """One process of :func:`parallel_costs`: import what a worker imports, wait for the others, time steps."""
+    import torch._dynamo  # noqa: F401  (AdamW imports it on first use: part of a worker's start-up)
+
+    import scalinglab.study.worker  # noqa: F401
+    import scalinglab.train.trainer  # noqa: F401
+
+    (Path(tmp) / f"ready{index}").touch()
+    while not (Path(tmp) / "go").exists():
+        time.sleep(0.01)
+    print(measure_step_seconds(PROBE, 16, threads=1, min_seconds=PROBE_SECONDS))
 
 
 def data_seconds(data: DataConfig, cache_dir: str = "") -> float:
