@@ -102,7 +102,7 @@ class Design:
         """The model shapes this design trains: explicit shapes, shapes for target N, or the base model."""
         head_dim = self.head_dim or base.head_dim
         if self.shapes:
-            return [_with_heads(dataclasses.replace(base, n_layer=L, d_model=d), head_dim) for L, d in self.shapes]
+            return [_shape(base, L, d, head_dim) for L, d in self.shapes]
         aspect = self.aspect_ratio or base.d_model / base.n_layer
         return [
             shape_for_params(n, aspect_ratio=aspect, head_dim=head_dim, base=base) for n in self.target_sizes()
@@ -112,12 +112,11 @@ class Design:
         raise NotImplementedError
 
 
-def _with_heads(m: ModelConfig, head_dim: int) -> ModelConfig:
-    check(
-        m.d_model % head_dim == 0,
-        f"d_model={m.d_model} is not a multiple of head_dim={head_dim}; change the shape or set head_dim.",
-    )
-    return dataclasses.replace(m, n_head=m.d_model // head_dim)
+def _shape(base: ModelConfig, n_layer: int, d_model: int, head_dim: int) -> ModelConfig:
+    """An explicit shape: heads from head_dim, and a custom d_ff keeps its ratio to d_model."""
+    check(d_model % head_dim == 0, f"d_model={d_model} is not a multiple of head_dim={head_dim}; change the shape or set head_dim.")
+    d_ff = round(base.d_ff * d_model / base.d_model) if base.d_ff else 0
+    return dataclasses.replace(base, n_layer=n_layer, d_model=d_model, n_head=d_model // head_dim, d_ff=d_ff)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -83,15 +84,23 @@ class LocalExecutor:
 
     def __init__(self, cfg: ExecutorConfig) -> None:
         self.capacity: int | None = cfg.n_workers
-        self._pool = ProcessPoolExecutor(
-            cfg.n_workers,
+        self._cfg = cfg
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._cfg.n_workers,
             mp_context=multiprocessing.get_context("spawn"),  # no forked torch state, same on every OS
             initializer=init_local_worker,
-            initargs=(os.getpid(), cfg.threads_per_run),
+            initargs=(os.getpid(), self._cfg.threads_per_run),
         )
 
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
-        return [self._pool.submit(execute, job) for job in jobs]
+        try:
+            return [self._pool.submit(execute, job) for job in jobs]
+        except BrokenProcessPool:  # a worker was killed (OOM): its runs went stale; start a fresh pool
+            self._pool = self._new_pool()
+            return [self._pool.submit(execute, job) for job in jobs]
 
     def close(self, abort: bool = False) -> None:
         if abort:  # SIGKILL, not SIGTERM (which the trainer records as a failure): the runs stop at their

@@ -46,10 +46,9 @@ def plan_study(
 ) -> pd.DataFrame:
     """One row per run (columns :data:`COLUMNS`); ``est_seconds`` is NaN when ``measure`` is False.
 
-    Speeds are measured once per shape and cached; ``remeasure`` times them again (a machine whose
-    load changed since).
-    ``C`` is Kaplan's 6·N·D; ``C_structural`` counts every matmul (Hoffmann App F). Totals and the
-    wall-time estimate for K workers come from :func:`plan_totals`.
+    ``C`` is Kaplan's 6·N·D; ``C_structural`` counts every matmul (Hoffmann App F). Speeds are
+    measured once per shape and cached; ``remeasure`` times them again (the machine's load changed).
+    Totals and the wall-time estimate for K workers come from :func:`plan_totals`.
     """
     runs = expand_study(study)
     rows: list[dict[str, Any]] = []

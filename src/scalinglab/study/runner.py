@@ -22,7 +22,7 @@ from scalinglab.study.config import StudyConfig, StudyRun, expand_study
 from scalinglab.study.executors import ExecutorConfig, Handle, make_executor
 from scalinglab.study.recipes import replace_fields
 from scalinglab.study.store import RunStore
-from scalinglab.study.worker import DEFAULT_TRAIN, Job, Outcome
+from scalinglab.study.worker import Job, Outcome
 from scalinglab.train.budget import resolve_steps
 
 MAX_CRASHES = 2
@@ -49,7 +49,6 @@ def run_study(
     retry_failed: bool = False,
     progress: bool = True,
     poll_seconds: float = 0.5,
-    train_fn: str = DEFAULT_TRAIN,
 ) -> pd.DataFrame:
     """Train every run of ``study`` not yet done; return the final :func:`study_status` table.
 
@@ -67,12 +66,8 @@ def run_study(
         "runtime.progress": False,
         "runtime.out_dir": str(store.root),
     }
-    jobs = {
-        d: Job(replace_fields(r.config, runtime), str(d), study.stale_seconds, retry_failed, train_fn)
-        for d, r in dirs.items()
-    }
-    if train_fn == DEFAULT_TRAIN:
-        _prepare_data(runs, progress)
+    jobs = {d: Job(replace_fields(r.config, runtime), str(d), study.stale_seconds, retry_failed) for d, r in dirs.items()}
+    _prepare_data(runs, progress)
 
     inflight: dict[Path, Handle] = {}
     crashes: Counter[Path] = Counter()

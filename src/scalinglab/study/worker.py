@@ -8,20 +8,18 @@ its ``status.json`` with the error, and the study goes on.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from scalinglab.study.store import RunStore
 from scalinglab.train.config import RunConfig
-
-DEFAULT_TRAIN = "scalinglab.train.run:train"
-"""The training entry point, ``train(run_cfg, run_dir) -> summary``, imported by the worker."""
+from scalinglab.train.run import train
+from scalinglab.train.rundir import StatusWriter, read_status
 
 
 @dataclass(frozen=True)
@@ -32,8 +30,6 @@ class Job:
     run_dir: str
     stale_seconds: float
     retry_failed: bool = False
-    train_fn: str = DEFAULT_TRAIN
-    """``module:function`` that trains one run (a small fake in tests of the store)."""
 
 
 @dataclass(frozen=True)
@@ -46,26 +42,19 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _load(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def execute(job: Job) -> Outcome:
     """Claim, train and release one run (runs in the worker process)."""
     run_dir = Path(job.run_dir)
     claim = RunStore(run_dir.parent, job.stale_seconds).claim(run_dir)
     if claim is None:
         return Outcome(job.run_dir, "skipped", "claimed by another worker")
-    from scalinglab.train.rundir import StatusWriter, read_status
-
     with claim:
         state = read_status(run_dir)["state"]
         if state == "done" or (state == "failed" and not job.retry_failed):
             return Outcome(job.run_dir, "skipped", f"already {state}")
         start = time.time()
         try:
-            _load(job.train_fn)(job.config, run_dir)
+            train(job.config, run_dir)
         except Exception as e:  # the run failed: keep its error, let the rest of the study go on
             reason = f"{type(e).__name__}: {e}".splitlines()[0]
             if read_status(run_dir)["state"] != "failed":
