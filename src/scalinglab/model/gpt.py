@@ -1,10 +1,11 @@
-"""A GPT-2 style decoder-only Transformer, read top to bottom: attention, MLP, block, model.
+"""A GPT-2 style decoder-only Transformer, read top to bottom: attention, MLP, block, loss, model.
 
 Pre-LayerNorm blocks, GELU MLP, learned positions, causal attention through
 ``scaled_dot_product_attention``; the head is tied to the token embedding by default (Kaplan Table 1
 lists no de-embedding parameters). Parameter and FLOP counts live on the model as methods and are
 computed from the config by :mod:`scalinglab.model.counting`, so a study can cost a run without
-building it.
+building it. Speed on CPU (benchmarks/train_throughput.py) comes from one fused QKV matmul, the
+flash attention kernel, the exact GELU and a head + cross-entropy that makes no copies of the logits.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))  # (B, T, C), GPT-2's GELU
+        # exact GELU: on CPU twice as fast as GPT-2's tanh approximation, which was only a speed trick
+        return self.drop(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -61,6 +63,39 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))  # pre-LN residual (GPT-2)
         return x + self.mlp(self.ln_2(x))
+
+
+class HeadCrossEntropy(torch.autograd.Function):
+    """Per-row cross-entropy of the logits ``h @ w.T`` without copies of the (rows, vocab) logits.
+
+    ``F.cross_entropy`` writes a log-softmax copy of the logits forward and, backward, a zero-filled
+    gradient and another copy; at vocab 4096 those passes over memory cost small CPU models about as
+    much as the head matmul. Here the logits buffer becomes the softmax in place, a cache-sized block
+    of rows at a time, and backward turns it into the gradient p - onehot in place.
+    """
+
+    BLOCK_BYTES = 1 << 20  # rows per block: about 1 MiB of logits, to stay in L2 between passes
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = h @ w.t()  # (M, V)
+        target_logit = logits.gather(1, targets[:, None]).squeeze(1)  # (M,)
+        lse = torch.empty_like(target_logit)  # (M,) log-sum-exp per row
+        rows = max(1, HeadCrossEntropy.BLOCK_BYTES // (logits.shape[1] * logits.element_size()))
+        for block, lse_block in zip(logits.split(rows), lse.split(rows)):
+            torch.logsumexp(block, dim=1, out=lse_block)
+            block.sub_(lse_block[:, None]).exp_()  # softmax probabilities, in place
+        ctx.save_for_backward(h, w, targets, logits)
+        return lse - target_logit  # (M,) nats
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        h, w, targets, probs = ctx.saved_tensors
+        probs[torch.arange(len(targets), device=probs.device), targets] -= 1  # d loss / d logits, in place
+        g = grad_loss[:, None]  # (M, 1): scale the small tensors rather than the (M, V) gradient
+        grad_h = (probs @ w) * g if ctx.needs_input_grad[0] else None  # (M, C)
+        grad_w = probs.t() @ (h * g) if ctx.needs_input_grad[1] else None  # (V, C)
+        return grad_h, grad_w, None
 
 
 class GPT(nn.Module):
@@ -86,22 +121,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, V) for token ids (B, T)."""
-        B, T = idx.shape
-        if T > self.cfg.n_ctx:
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final normalised residual stream (B, T, C) for token ids (B, T): the head's input."""
+        T = idx.shape[1]
+        if self.cfg.n_ctx < T:
             raise ValueError(f"sequence of {T} tokens is longer than model.n_ctx={self.cfg.n_ctx}")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)  # (B, T, C)
-        return self.head(self.ln_f(x))  # (B, T, V)
+        return self.ln_f(x)  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) for token ids (B, T)."""
+        return self.head(self.features(idx))  # (B, T, V)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Cross-entropy in nats/token; ``reduction='none'`` gives (B, T) for per-position loss."""
-        logits = self(idx)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
-        return loss.view(targets.shape) if reduction == "none" else loss
+        """Cross-entropy in nats/token: 'mean', 'sum', or 'none' for (B, T) per-position losses."""
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+        x = self.features(idx).flatten(0, 1)  # (B*T, C)
+        if torch.is_autocast_enabled(x.device.type):  # bf16 logits: F.cross_entropy upcasts them itself
+            loss = F.cross_entropy(self.head(x).float(), targets.flatten(), reduction="none")
+        else:
+            loss = HeadCrossEntropy.apply(x, self.head.weight, targets.flatten())  # (B*T,)
+        if reduction == "none":
+            return loss.view(targets.shape)  # (B, T)
+        return loss.mean() if reduction == "mean" else loss.sum()
 
     # ---- accounting (computed from the config; see scalinglab.model.counting) ----
 

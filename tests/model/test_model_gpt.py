@@ -1,0 +1,90 @@
+"""The GPT module: its fused loss equals the textbook one, shapes, causality and input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scalinglab.model.config import ModelConfig
+from scalinglab.model.gpt import GPT, HeadCrossEntropy
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_and_gradients_equal_cross_entropy_of_the_logits(tie: bool, reduction: str) -> None:
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=16, vocab_size=300, tie_embeddings=tie)).double()
+    tokens = torch.randint(0, 300, (3, 17))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    reference = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction=reduction)
+    reference = reference.view(y.shape) if reduction == "none" else reference
+    weights = torch.rand_like(reference)  # any upstream gradient, not only the mean's
+    (reference * weights).sum().backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    loss = model.loss(x, y, reduction=reduction)
+    (loss * weights).sum().backward()
+    torch.testing.assert_close(loss, reference, rtol=0, atol=1e-12)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_fused_loss_is_exact_in_float32_at_block_boundaries() -> None:
+    """Rows spanning several cache blocks, with extreme logits, match F.cross_entropy."""
+    torch.manual_seed(1)
+    vocab = 1000
+    rows = 3 * (HeadCrossEntropy.BLOCK_BYTES // (vocab * 4)) + 7  # partial last block
+    h = (torch.randn(rows, 24) * 20).requires_grad_()  # large logits: log-sum-exp must not overflow
+    w = torch.randn(vocab, 24).requires_grad_()
+    t = torch.randint(0, vocab, (rows,))
+    loss = HeadCrossEntropy.apply(h, w, t)
+    reference = F.cross_entropy(h @ w.t(), t, reduction="none")
+    assert torch.isfinite(loss).all()
+    torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-3)
+
+
+def test_a_second_backward_through_the_fused_loss_is_refused() -> None:
+    model = GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=50))
+    tokens = torch.randint(0, 50, (2, 9))
+    loss = model.loss(tokens[:, :-1], tokens[:, 1:])
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()  # the softmax buffer became the gradient: reusing it would be wrong
+
+
+def test_causal_logits_shape_and_no_grad_eval() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_layer=2, d_model=32, n_head=4, n_ctx=12, vocab_size=64)
+    model = GPT(cfg).eval()
+    a = torch.randint(0, 64, (2, 12))
+    b = a.clone()
+    b[:, 8:] = (b[:, 8:] + 1) % 64  # change only the future
+    with torch.no_grad():
+        la, lb = model(a), model(b)
+        per_position = model.loss(a[:, :-1], a[:, 1:], reduction="none")
+    assert la.shape == (2, 12, 64) and per_position.shape == (2, 11)
+    torch.testing.assert_close(la[:, :8], lb[:, :8])  # positions before 8 cannot see it
+    assert not torch.allclose(la[:, 8:], lb[:, 8:])
+
+
+def test_bad_inputs() -> None:
+    model = GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=50))
+    with pytest.raises(ValueError, match="longer than model.n_ctx=8"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="reduction must be"):
+        model.loss(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long), reduction="avg")
+
+
+def test_tied_head_shares_storage_and_residual_init_is_scaled() -> None:
+    cfg = ModelConfig(n_layer=8, d_model=64, n_head=2, n_ctx=16, vocab_size=100)
+    model = GPT(cfg)
+    assert model.head.weight is model.wte.weight
+    std = model.blocks[0].mlp.proj.weight.std().item()
+    assert std == pytest.approx(cfg.init_std / (2 * cfg.n_layer) ** 0.5, rel=0.1)  # GPT-2 residual scaling
