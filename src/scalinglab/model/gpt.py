@@ -70,31 +70,25 @@ class HeadCrossEntropy(torch.autograd.Function):
 
     ``F.cross_entropy`` writes a log-softmax copy of the logits forward and, backward, a zero-filled
     gradient and another copy; at vocab 4096 those passes over memory cost small CPU models about as
-    much as the head matmul. Here the logits buffer becomes the softmax in place, a cache-sized block
-    of rows at a time, and backward turns it into the gradient p - onehot in place.
+    much as the head matmul. Here the logits buffer becomes the log-softmax in place and, backward,
+    the gradient softmax - onehot in place.
     """
-
-    BLOCK_BYTES = 1 << 20  # rows per block: about 1 MiB of logits, to stay in L2 between passes
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = h @ w.t()  # (M, V)
-        target_logit = logits.gather(1, targets[:, None]).squeeze(1)  # (M,)
-        lse = torch.empty_like(target_logit)  # (M,) log-sum-exp per row
-        rows = max(1, HeadCrossEntropy.BLOCK_BYTES // (logits.shape[1] * logits.element_size()))
-        for block, lse_block in zip(logits.split(rows), lse.split(rows)):
-            torch.logsumexp(block, dim=1, out=lse_block)
-            block.sub_(lse_block[:, None]).exp_()  # softmax probabilities, in place
-        ctx.save_for_backward(h, w, targets, logits)
-        return lse - target_logit  # (M,) nats
+        logp = torch.log_softmax(logits, dim=1, out=logits)  # in place: the kernel reads a row before writing it
+        ctx.save_for_backward(h, w, targets, logp)
+        return -logp.gather(1, targets[:, None]).squeeze(1)  # (M,) nats
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        h, w, targets, probs = ctx.saved_tensors
-        probs[torch.arange(len(targets), device=probs.device), targets] -= 1  # d loss / d logits, in place
+        h, w, targets, logp = ctx.saved_tensors
+        grad = logp.exp_()  # softmax, in place
+        grad[torch.arange(len(targets), device=grad.device), targets] -= 1  # d loss / d logits
         g = grad_loss[:, None]  # (M, 1): scale the small tensors rather than the (M, V) gradient
-        grad_h = (probs @ w) * g if ctx.needs_input_grad[0] else None  # (M, C)
-        grad_w = probs.t() @ (h * g) if ctx.needs_input_grad[1] else None  # (V, C)
+        grad_h = (grad @ w) * g if ctx.needs_input_grad[0] else None  # (M, C)
+        grad_w = grad.t() @ (h * g) if ctx.needs_input_grad[1] else None  # (V, C)
         return grad_h, grad_w, None
 
 
