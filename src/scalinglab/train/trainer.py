@@ -58,6 +58,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class Interrupted(TrainingError):
+    """The run was stopped from outside after a checkpoint; running it again resumes it."""
+
+
 class Trainer:
     """One run: ``Trainer(cfg, run_dir).run()`` trains it (or resumes it) and returns its summary."""
 
@@ -304,7 +308,9 @@ class Trainer:
         except BaseException as e:
             if self.main:
                 reason = str(e) if isinstance(e, ScalinglabError) else f"{type(e).__name__}: {e}".rstrip(": ")
-                self.status.set("failed", reason.splitlines()[0])
+                # A stop from outside (SIGTERM at a SLURM time limit, Ctrl-C) leaves the run resumable.
+                stopped = isinstance(e, (Interrupted, KeyboardInterrupt))
+                self.status.set("pending" if stopped else "failed", reason.splitlines()[0] or "interrupted")
                 if hasattr(self, "step"):
                     rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
             raise
@@ -367,7 +373,7 @@ class Trainer:
                     self._save()
                     last_ckpt = time.monotonic()
                 if stop and self.step < self.total_steps:
-                    raise TrainingError(f"stopped by SIGTERM at step {self.step} after a checkpoint; run again to resume.")
+                    raise Interrupted(f"stopped by SIGTERM at step {self.step} after a checkpoint; run again to resume.")
         finally:
             bar.close()
             if self.main:
