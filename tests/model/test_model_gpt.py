@@ -92,3 +92,15 @@ def test_tied_head_shares_storage_and_residual_init_is_scaled() -> None:
     assert model.head.weight is model.wte.weight
     std = model.blocks[0].mlp.proj.weight.std().item()
     assert std == pytest.approx(cfg.init_std / (2 * cfg.n_layer) ** 0.5, rel=0.1)  # GPT-2 residual scaling
+
+
+def test_loss_under_autocast_uses_float32_cross_entropy() -> None:
+    """With bf16 autocast (the CUDA path, here on CPU) the logits are upcast before the loss."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=1, d_model=32, n_head=2, n_ctx=8, vocab_size=64))
+    tokens = torch.randint(0, 64, (2, 9))
+    exact = model.loss(tokens[:, :-1], tokens[:, 1:], reduction="none")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model.loss(tokens[:, :-1], tokens[:, 1:], reduction="none")
+    assert mixed.dtype == torch.float32 and mixed.shape == (2, 8)
+    torch.testing.assert_close(mixed, exact, rtol=0.02, atol=0.02)
