@@ -36,7 +36,7 @@ n_ctx = 64
 vocab_size = 2048
 
 [base.optim]
-batch_size = 32         # 2,048 tokens per step
+batch_size = 8          # 512 tokens per step: near the critical batch of these losses (see the batch scan)
 
 [base.data]
 corpus = "stdlib"
@@ -55,14 +55,22 @@ tokens = {eval_tokens}
 kind = "ladder"
 shapes = {ladder}
 head_dim = 8
-overrides = ["eval.noise_scale=true", "optim.micro_batch_size=8"]
+overrides = ["eval.noise_scale=true", "optim.micro_batch_size=4"]
 
-# The smaller sizes again on fewer tokens, each with its own schedule: L(N, D) off the ladder's diagonal.
+# The smaller sizes again on other token budgets, each with its own schedule: L(N, D) off the
+# ladder's diagonal, for the joint fits and the backtest.
 [[design]]
 kind = "nd_grid"
 shapes = {grid_shapes}
 head_dim = 8
 tokens = {grid_tokens}
+
+[[design]]
+kind = "nd_grid"
+name = "nd_grid_long"
+shapes = {long_shapes}
+head_dim = 8
+tokens = {long_tokens}
 
 # One model on nested subsets of the data, several epochs each, early-stopped (Kaplan §3.3).
 [[design]]
@@ -86,7 +94,9 @@ FULL = dict(
     eval_tokens=16384,
     ladder="[[3, 96], [3, 80], [2, 64], [2, 48], [2, 32], [2, 24]]",
     grid_shapes="[[2, 64], [2, 48], [2, 32], [2, 24]]",
-    grid_tokens="[300_000, 1_000_000]",
+    grid_tokens="[1_000_000]",
+    long_shapes="[[2, 48], [2, 32]]",
+    long_tokens="[2_000_000]",
     data_shape="2, 48",
     data_tokens="[100_000, 200_000, 400_000, 800_000]",
     data_budget="1_200_000",
@@ -101,7 +111,9 @@ QUICK = dict(
     eval_tokens=8192,
     ladder="[[2, 56], [2, 48], [2, 40], [2, 32], [2, 24], [2, 16]]",
     grid_shapes="[[2, 32], [2, 16]]",
-    grid_tokens="[60_000, 150_000]",
+    grid_tokens="[150_000]",
+    long_shapes="[[2, 24]]",
+    long_tokens="[400_000]",
     data_shape="2, 24",
     data_tokens="[25_000, 50_000, 100_000]",
     data_budget="200_000",

@@ -1,11 +1,98 @@
-"""The quick demo, run once per test session: its study and report are shared by the report tests."""
+"""Fixtures of the report tests: a study generated from known laws, and the quick demo (run once).
+
+The synthetic study's losses follow Kaplan's L(N, S_min) (eq 1.6) with S_min from the critical batch
+B_crit(L) (eqs 1.4, 5.4) and, for data-limited runs, a floor from L(N, D) (eq 1.5). Its constants are
+arbitrary CPU-scale values, not the paper's; its tables have the columns of docs/contracts.md.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
+
+ALPHA_N, N_C = 0.3, 1e3  # L(N) = (N_c/N)^alpha_N: loss ~ 4.0 at N = 1e5
+ALPHA_S, S_C = 0.7, 30.0
+B_STAR, ALPHA_B = 5e6, 0.25  # B_crit(L) = B*/L^(1/alpha_B): 2e4 tokens at L = 4
+ALPHA_D, D_C = 0.35, 2e3
+N_CTX = 64
+
+
+def b_crit(loss):
+    return B_STAR / np.asarray(loss) ** (1 / ALPHA_B)
+
+
+def converged(n):
+    return (N_C / np.asarray(n, float)) ** ALPHA_N
+
+
+def curve(n: float, batch: float, steps: np.ndarray) -> np.ndarray:
+    """Loss after each step at batch ``batch``: invert S = S_min(L) (1 + B_crit(L)/B) on a loss grid."""
+    loss = converged(n) + np.geomspace(3.0, 1e-4, 4000)
+    s_min = S_C / (loss - converged(n)) ** (1 / ALPHA_S)
+    s = s_min * (1 + b_crit(loss) / batch)
+    return np.interp(np.log(steps), np.log(s), loss)
+
+
+def _run(run_id, kind, group, n, batch, steps, limit=0, n_layer=3, d_model=64, n_head=2, d_ff=0):
+    evals = np.unique(np.geomspace(10, steps, 16).round())
+    loss = curve(n, batch, evals)
+    if limit:
+        floor = (((N_C / n) ** (ALPHA_N / ALPHA_D)) + D_C / limit) ** ALPHA_D
+        loss = np.maximum(loss, floor)
+    tokens = evals * batch
+    c = pd.DataFrame({"run_id": run_id, "step": evals, "tokens": tokens, "C": 6 * n * tokens, "loss": loss,
+                      "loss_books": loss + 0.3 + 0.05 * (loss - 4), "N": n, "N_total": n + 2048 * d_model,
+                      "batch_tokens": batch, "design": kind, "kind": kind, "group": group})
+    r = {"run_id": run_id, "name": run_id, "design": kind, "kind": kind, "group": group, "status": "done",
+         "n_layer": n_layer, "d_model": d_model, "n_head": n_head, "d_ff": d_ff, "n_ctx": N_CTX,
+         "batch_tokens": batch, "train_tokens_limit": limit, "N": n, "N_total": n + 2048 * d_model,
+         "steps": steps, "D": tokens[-1], "C": 6 * n * tokens[-1], "loss": loss[-1], "best_loss": loss.min(),
+         "epochs": tokens[-1] / limit if limit else 1.0, "loss_books": loss[-1] + 0.3 + 0.05 * (loss[-1] - 4)}
+    return r, c
+
+
+def synthetic_metrics(runs: pd.DataFrame) -> pd.DataFrame:
+    """metrics.jsonl-like records, one per step: the training loss of every run (no noise)."""
+    frames = []
+    for r in runs.itertuples():
+        steps = np.arange(1, r.steps + 1)
+        frames.append(pd.DataFrame({"run_id": r.run_id, "step": steps, "train_loss": curve(r.N, r.batch_tokens, steps)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def synthetic_study() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, curves) of a ladder, a grid of shorter runs, a dataset-size sweep, a batch scan and a shape scan."""
+    rows, curves = [], []
+
+    def add(*args, **kw):
+        r, c = _run(*args, **kw)
+        rows.append(r)
+        curves.append(c)
+
+    for i, n in enumerate(np.geomspace(2e4, 4e5, 6)):
+        add(f"ladder-{i}", "ladder", f"size{i}", n, 4096, int(20 * n / 4096), n_layer=2 + i // 2, d_model=32 * (i + 1))
+    for i, n in enumerate(np.geomspace(2e4, 4e5, 6)[:4]):
+        add(f"grid-{i}", "nd_grid", f"size{i}", n, 4096, int(6 * n / 4096), n_layer=2 + i // 2, d_model=32 * (i + 1))
+    for j, d in enumerate([2e5, 4e5, 8e5, 1.6e6]):
+        add(f"data-{j}", "dataset_size", "size", 1e5, 4096, 1000, limit=d)
+    for k, b in enumerate([1024, 2048, 4096, 8192, 16384]):
+        add(f"batch-{k}", "batch_scan", "size", 3e4, b, int(4e6 / b))
+    for k, (layers, width) in enumerate([(2, 96), (4, 64), (8, 48)]):
+        add(f"shape-{k}", "shape_scan", "aspect_ratio", 1e5 * (1 + 0.02 * k), 4096, 500, n_layer=layers, d_model=width)
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> SimpleNamespace:
+    """The synthetic study's (runs, curves) and the B_crit law that generated it."""
+    runs, curves = synthetic_study()
+    return SimpleNamespace(runs=runs, curves=curves, metrics=synthetic_metrics(runs), b_crit=b_crit, alpha_B=ALPHA_B,
+                           B_star=B_STAR)
 
 
 @pytest.fixture(scope="session")

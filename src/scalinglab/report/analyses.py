@@ -48,7 +48,10 @@ MIN_LAYERS = 2
 """Kaplan excludes 1-layer models from the L(N) and L(C) fits (§3.2, App D.7, Fig 13)."""
 
 BOOTSTRAP = 100
-"""Bootstrap resamples for the intervals of every fitted constant."""
+"""Bootstrap resamples for the intervals of the constants of one-variable laws (fast to refit)."""
+
+JOINT_BOOTSTRAP = 20
+"""Bootstrap resamples for the joint laws L(N, D) and L(N, S), whose refits cost seconds each on a CPU."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,15 @@ class LossVsND:
         return rows
 
 
+def _chinchilla(points: pd.DataFrame) -> FitResult | None:
+    """Hoffmann's form on the same runs, or None when it degenerates (an exponent at 0: no D or N term)."""
+    try:
+        fit = fit_law("chinchilla", points, bootstrap=JOINT_BOOTSTRAP)
+    except ScalinglabError:
+        return None
+    return fit if min(fit.params["alpha"], fit.params["beta"]) > 1e-3 else None
+
+
 def loss_vs_nd(runs: pd.DataFrame) -> LossVsND:
     """L(N, D) on every run on the recipe, D = distinct tokens, loss = early-stopped (best) loss."""
     df = law_runs(runs)
@@ -223,11 +235,8 @@ def loss_vs_nd(runs: pd.DataFrame) -> LossVsND:
     _need(points, 5, "L(N, D)", "train a ladder plus a dataset_size sweep (or an nd_grid).")
     if points["N"].nunique() < 2 or points["D"].nunique() < 3:
         raise DataError("L(N, D) needs runs at 2 or more model sizes and 3 or more dataset sizes.")
-    fit = fit_law("kaplan_nd", points, bootstrap=BOOTSTRAP)
-    try:
-        chin = fit_law("chinchilla", points, bootstrap=BOOTSTRAP)
-    except ScalinglabError:
-        chin = None
+    fit = fit_law("kaplan_nd", points, bootstrap=JOINT_BOOTSTRAP)
+    chin = _chinchilla(points)
     p = fit.params
     converged = (p["N_c"] / points["N"]) ** p["alpha_N"]  # L(N, ∞) from the fit, eq 4.2's denominator
     points = points.assign(
@@ -245,7 +254,8 @@ class CriticalBatchSize:
     """Kaplan Fig 18 (steps vs tokens to reach each loss, eq 5.1) and Fig 10 (B_crit(L), eq 1.4)."""
 
     scan: pd.DataFrame
-    """One row per (model, run, level): ``N``, ``batch_tokens``, ``level``, ``steps``, ``tokens``."""
+    """One row per (model, run, level): ``N``, ``batch_tokens``, ``level`` (smoothed training loss),
+    ``steps``, ``tokens``."""
     levels: pd.DataFrame
     """One row per (model, level): ``N``, ``loss``, ``s_min``, ``e_min``, ``b_crit``, ``n_runs``."""
     fit: FitResult
@@ -269,37 +279,67 @@ class CriticalBatchSize:
                           unit={"B_star": "tokens"})
 
 
-def critical_batch(runs: pd.DataFrame, curves: pd.DataFrame, noise_metrics: pd.DataFrame | None = None) -> CriticalBatchSize:
-    """B_crit at each loss from every batch-size scan (one per model size), then B_crit(L) through them.
+def smooth_train_loss(metrics: pd.DataFrame, window: int = 10) -> pd.DataFrame:
+    """Per run, the training loss smoothed by a centred rolling mean of ``window`` logged steps.
 
-    ``noise_metrics`` holds metrics.jsonl records with ``noise_b_simple`` (optional trainer callback);
-    they are summarised per loss bin for comparison with the scans (Kaplan footnote 5).
+    Hoffmann et al. smooth learning curves with a window of 10 steps (App D.1); the raw per-step
+    loss is too noisy to read off the step at which a loss is first reached.
+    """
+    return metrics.sort_values(["run_id", "step"]).assign(
+        loss=lambda d: d.groupby("run_id")["train_loss"].transform(
+            lambda x: x.rolling(window, center=True, min_periods=1).mean()
+        )
+    )
+
+
+def _shared_levels(curves: pd.DataFrame, num: int = 8) -> np.ndarray:
+    """Loss levels inside the range every run of a scan covers: below the lowest of the runs' highest
+    losses (after warmup) and above the highest of their final ones.
+
+    Runs of a scan process the same tokens in different numbers of steps, so "a tenth of the way in"
+    means different losses for each; the shared range is what eq 5.1 can be fitted on.
+    """
+    per_run = curves.groupby("run_id")["loss"]
+    hi, lo = float(per_run.max().min()), float(per_run.min().max())
+    if hi <= lo:
+        raise DataError("the batch sizes of the scan share no range of losses; train every batch size longer.")
+    return np.geomspace(hi, lo, num + 2)[1:-1]
+
+
+def critical_batch(runs: pd.DataFrame, metrics: pd.DataFrame) -> CriticalBatchSize:
+    """B_crit at each training loss from every batch-size scan (one per model size), then B_crit(L).
+
+    ``metrics`` holds the runs' metrics.jsonl records (``run_id``, ``step``, ``train_loss`` and, from
+    the optional trainer callback, ``noise_b_simple``). The scans are read on the smoothed training
+    loss, which is logged far more often than the validation loss (Kaplan Fig 10 plots the training
+    loss too); the noise scale is summarised per loss bin for comparison (Kaplan footnote 5).
     """
     scans = finished(runs)
     scans = scans[kind(scans) == "batch_scan"]
     if scans.empty:
         raise DataError("no batch-size scan in this study; add a batch_scan design to measure B_crit.")
+    curves = smooth_train_loss(metrics[metrics["run_id"].isin(scans["run_id"])])
+    curves = curves.merge(scans[["run_id", "N", "batch_tokens"]], on="run_id")
+    curves = curves[curves["step"] >= 0.02 * curves.groupby("run_id")["step"].transform("max")]  # warmup transient
     scan_rows, level_rows = [], []
-    for n, group in scans.groupby("N"):
-        c = curves_of(curves, group)
-        found: list[CriticalBatch] = critical_batch_scan(c)
-        for cb in found:
-            level_rows.append({"N": n, "loss": cb.loss, "s_min": cb.s_min, "e_min": cb.e_min, "b_crit": cb.b_crit,
-                               "n_runs": cb.n_runs})
+    for n, group in curves.groupby("N"):
+        found: list[CriticalBatch] = critical_batch_scan(group, levels=_shared_levels(group))
+        level_rows += [{"N": n, "loss": cb.loss, "s_min": cb.s_min, "e_min": cb.e_min, "b_crit": cb.b_crit,
+                        "n_runs": cb.n_runs} for cb in found]
         levels = np.array([cb.loss for cb in found])
-        for run_id, rc in c.groupby("run_id"):
+        for run_id, rc in group.groupby("run_id"):
             b = float(rc["batch_tokens"].iloc[0])
             s = steps_to_loss(rc["step"].to_numpy(float), rc["loss"].to_numpy(float), levels)
             scan_rows += [{"N": n, "run_id": run_id, "batch_tokens": b, "level": lv, "steps": st, "tokens": st * b}
                           for lv, st in zip(levels, s) if np.isfinite(st)]
     levels = pd.DataFrame(level_rows)
-    fit = fit_law("bcrit", levels.rename(columns={"b_crit": "B_crit"}), bootstrap=BOOTSTRAP)
-    noise = pd.DataFrame()
-    if noise_metrics is not None and "noise_b_simple" in noise_metrics.columns:
-        try:
-            noise = noise_scale_by_loss(noise_metrics)
-        except DataError:
-            noise = pd.DataFrame()
+    # least squares (a Huber threshold far above the residuals): the scan's B_crit are noisy, and the
+    # near-L1 loss of delta = 1e-3 pins a two-parameter line to two of the points
+    fit = fit_law("bcrit", levels.rename(columns={"b_crit": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
+    try:
+        noise = noise_scale_by_loss(metrics)
+    except DataError:
+        noise = pd.DataFrame()
     return CriticalBatchSize(pd.DataFrame(scan_rows), levels, fit, noise)
 
 
@@ -426,7 +466,7 @@ def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBat
     s = c["step"].to_numpy(float) if b is None else adjusted_steps(c["step"], c["batch_tokens"], b)
     points = pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
                            "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
-    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=BOOTSTRAP), b is not None)
+    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP), b is not None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -695,7 +735,8 @@ class Backtest:
     """Laws of N and D fitted on the runs with the smallest ``train_fraction`` of compute, scored on the rest."""
 
     points: pd.DataFrame
-    """``run_id``, ``N``, ``D``, ``C``, ``loss``, ``train`` (used in the fit), ``pred_<law>`` per law."""
+    """``run_id``, ``N``, ``D`` (tokens processed), ``C``, ``loss`` (final), ``train`` (used in the fit),
+    ``pred_<law>`` per law."""
     errors: pd.DataFrame
     """Per law: ``law``, ``max_error``, ``mean_error`` (relative, over the held-out runs), ``n_train``, ``n_test``."""
     fits: dict[str, FitResult]
@@ -704,16 +745,23 @@ class Backtest:
         return float(self.errors.set_index("law").loc[law, "max_error"])
 
 
-def backtest(nd: LossVsND, laws: tuple[str, ...] = ("kaplan_nd", "chinchilla"), train_fraction: float = 2 / 3) -> Backtest:
-    """Fit each law of (N, D) on the cheapest ``train_fraction`` of the L(N, D) runs by compute C = 6ND_processed.
+def backtest(runs: pd.DataFrame, laws: tuple[str, ...] = ("kaplan_nd", "chinchilla"), train_fraction: float = 2 / 3
+             ) -> Backtest:
+    """Fit each law of N and D on the cheapest ``train_fraction`` of the runs, predict the final loss of the rest.
 
-    The held-out runs are the most expensive ones, so the error measures extrapolation in compute,
-    the question a scaling law exists to answer (spec §6 item 13).
+    The runs are those on the recipe with enough data (ladders, grids, IsoFLOPs: no data-limited
+    sweeps), D = tokens processed and the loss the final one, as in Hoffmann's approach 3. The
+    held-out runs are the most expensive, so the error measures extrapolation in compute, the
+    question a scaling law exists to answer (spec §6 item 13).
     """
-    p = nd.points.sort_values("C").reset_index(drop=True)
+    df = law_runs(runs)
+    df = df[~data_limited(df)]
+    p = df[["run_id", "N", "D", "C", "loss"]].sort_values("C").reset_index(drop=True)
     n_train = int(np.floor(train_fraction * len(p)))
     if n_train < 5 or len(p) - n_train < 1:
-        raise DataError(f"a backtest needs at least 6 runs with L(N, D) data (has {len(p)}).")
+        raise DataError(f"a backtest needs at least 8 runs with enough data (has {len(p)}); add sizes or budgets.")
+    if p.loc[: n_train - 1, "N"].nunique() < 2 or p.loc[: n_train - 1, "D"].nunique() < 2:
+        raise DataError("the cheaper runs of the backtest cover one N or one D; add an nd_grid or isoflop design.")
     p = p.assign(train=np.arange(len(p)) < n_train)
     rows, fits = [], {}
     for law in laws:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from scalinglab.errors import DataError, ScalinglabError
@@ -75,19 +76,20 @@ def per_position_table(runs: pd.DataFrame, dirs: dict[str, Path]) -> pd.DataFram
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["run_id", "T", "loss"])
 
 
-def noise_table(runs: pd.DataFrame, dirs: dict[str, Path]) -> pd.DataFrame | None:
-    """metrics.jsonl records (train_loss, noise_b_simple) of the runs that measured the noise scale."""
+def metrics_table(runs: pd.DataFrame, dirs: dict[str, Path]) -> pd.DataFrame:
+    """Every logged step of every run (metrics.jsonl): ``run_id``, ``step``, ``train_loss``, ``noise_b_simple``."""
     from scalinglab.train.rundir import read_metrics
 
     frames = []
     for run_id in runs["run_id"]:
         d = dirs.get(str(run_id))
-        if d is None:
-            continue
-        records = [r for r in read_metrics(d) if r.get("noise_b_simple") is not None]
+        records = read_metrics(d) if d is not None else []
         if records:
-            frames.append(pd.DataFrame(records)[["step", "train_loss", "noise_b_simple"]].assign(run_id=run_id))
-    return pd.concat(frames, ignore_index=True) if frames else None
+            df = pd.DataFrame(records)
+            frames.append(df.reindex(columns=["step", "train_loss", "noise_b_simple"]).assign(run_id=run_id))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "step", "train_loss", "noise_b_simple"])
+    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,7 +149,8 @@ FIGURES = [
          "from the envelope (1), IsoFLOP parabolas (2), the parametric fit (3) and Kaplan's C_min envelope.",
          "approaches", fg.fig_approaches),
     _Fig("backtest", "Backtest: predict the largest runs", "Laws of N and D fitted on the runs with the "
-         "smallest two thirds of compute, predicting the rest (filled markers).", "backtest", fg.fig_backtest),
+         "smallest two thirds of compute (D = tokens processed, final loss), predicting the rest (filled markers).",
+         "backtest", fg.fig_backtest),
 ]
 """Every figure of the report, in page order."""
 
@@ -167,8 +170,8 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, dirs: dict[str, Path], pro
         ("L(N)", lambda: an.loss_vs_n(runs)),
         ("L(D)", lambda: an.loss_vs_d(runs)),
         ("L(N, D)", lambda: an.loss_vs_nd(runs)),
-        ("backtest", lambda: an.backtest(need("L(N, D)"))),
-        ("B_crit", lambda: an.critical_batch(runs, curves, noise_table(runs, dirs))),
+        ("backtest", lambda: an.backtest(runs)),
+        ("B_crit", lambda: an.critical_batch(runs, metrics_table(runs, dirs))),
         ("L(C)", lambda: an.compute_frontier(runs, curves, results["B_crit"])),
         ("L(N, S)", lambda: an.learning_curves(runs, curves, results["B_crit"])),
         ("sample efficiency", lambda: an.sample_efficiency(runs, curves, results["B_crit"])),
@@ -198,7 +201,8 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progr
     runs, curves = collect(study_dir)
     if runs.empty:
         raise DataError(f"no runs in '{study_dir}'; run the study first (scalinglab study run STUDY.toml).")
-    results, skipped = analyse(runs, curves, _run_dirs(study_dir), progress)
+    with threadpool_limits(1):  # the fits are tiny: threaded BLAS only contends (9x slower on a busy machine)
+        results, skipped = analyse(runs, curves, _run_dirs(study_dir), progress)
     result = ReportResult(out / "index.html", skipped=dict(skipped))
 
     sections = []

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
@@ -71,6 +72,9 @@ def _grid(x: np.ndarray, pad: float = 1.5, num: int = 200) -> np.ndarray:
 def _finish(fig: Figure, axes: list[plt.Axes]) -> Figure:
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
+        if ax.get_yscale() == "log" and ax.get_ylim()[1] / ax.get_ylim()[0] < 20:  # a loss axis: plain numbers
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -281,7 +285,8 @@ def fig_critical_batch(a: CriticalBatchSize) -> Figure:
         nz = a.noise
         ax.errorbar(nz["loss"], nz["b_simple"], yerr=[nz["b_simple"] - nz["q25"], nz["q75"] - nz["b_simple"]],
                     fmt="s", color="tab:red", ms=4, alpha=0.7, label=r"noise scale $B_{simple}$ (median, IQR)")
-    ax.set(xscale="log", yscale="log", xlabel=LOSS, ylabel="critical batch size (tokens)", title="B_crit(L)")
+    ax.set(xscale="log", yscale="log", xlabel="training loss, smoothed (nats/token)", ylabel="critical batch size (tokens)",
+           title="B_crit(L)")
     return _finish(fig, [ax])
 
 
@@ -290,24 +295,26 @@ def fig_critical_batch(a: CriticalBatchSize) -> Figure:
 
 
 def fig_sample_efficiency(a: SampleEfficiency) -> Figure:
-    """Kaplan Figs 2 (left) and 19: loss against tokens per size, and tokens/steps to reach fixed losses."""
-    fig, (ax, ax2) = _new(2)
+    """Kaplan Figs 2 (left) and 19: loss against tokens per size, and E_min and S_min to reach fixed losses."""
+    fig, (ax, ax2, ax3) = _new(3, width=4.8)
     c = a.curves
     color = _cmap(c["N"].to_numpy(float))
-    for _, g in c.groupby("run_id"):
-        g = g[g["tokens"] > 0]
-        ax.plot(g["tokens"], g["loss"], color=color(g["N"].iloc[0]), label=f"N = {g['N'].iloc[0]:.3g}")
-    ax.set(xscale="log", yscale="log", xlabel="tokens processed", ylabel=LOSS, title="larger models are more sample-efficient")
+    for n, g in sorted(c.groupby("N"), key=lambda item: item[0]):
+        for _, run in g.groupby("run_id"):
+            run = run[run["tokens"] > 0]
+            ax.plot(run["tokens"], run["loss"], color=color(n), label=f"N = {n:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel="tokens processed", ylabel=LOSS, title="larger models learn faster")
     r = a.reach
     lc = _cmap(r["level"].to_numpy(float))
     for level, g in r.groupby("level"):
         g = g.sort_values("N")
-        ax2.plot(g["N"], g["e_min"], "o-", color=lc(level), label=f"E_min, L = {level:.2f}")
-        ax2.plot(g["N"], g["s_min"] * g["tokens"].iloc[0] / g["steps"].iloc[0], "x:", color=lc(level))
-    ax2.plot([], [], "kx:", label="S_min × batch (steps, scaled)")
-    ax2.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="tokens to reach the loss",
-            title="tokens (E_min) and steps (S_min) to reach a loss")
-    return _finish(fig, [ax, ax2])
+        ax2.plot(g["N"], g["e_min"], "o-", color=lc(level), label=f"L = {level:.2f}")
+        ax3.plot(g["N"], g["s_min"], "s-", color=lc(level), label=f"L = {level:.2f}")
+    ax2.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="E_min: tokens to reach the loss",
+            title="examples to reach a loss")
+    ax3.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="S_min: steps to reach the loss",
+            title="steps to reach a loss")
+    return _finish(fig, [ax, ax2, ax3])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,6 +434,6 @@ def fig_backtest(a: Backtest) -> Figure:
     ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
     ax.fill_between([lo, hi], [lo * 0.97, hi * 0.97], [lo * 1.03, hi * 1.03], color="gray", alpha=0.15, label="±3%")
     ax.scatter([], [], facecolors="none", edgecolors="gray", label="runs used for the fit")
-    ax.set(xlabel="observed early-stopped " + LOSS, ylabel="predicted loss (nats/token)",
+    ax.set(xlabel="observed final " + LOSS, ylabel="predicted loss (nats/token)",
            title="backtest: fit the cheaper runs, predict the rest")
     return _finish(fig, [ax])

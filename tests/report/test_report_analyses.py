@@ -1,0 +1,78 @@
+"""Analyses on a study generated from known laws: they pick the right runs and recover what went in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from scalinglab.errors import DataError
+from scalinglab.report import analyses as an
+
+
+@pytest.fixture(scope="module")
+def study(synthetic) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return synthetic.runs, synthetic.curves
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(1):  # tiny fits: threaded BLAS only contends
+        yield
+
+
+def test_run_selection(study):
+    runs, _ = study
+    assert set(an.law_runs(runs)["kind"]) == {"ladder", "nd_grid", "dataset_size"}  # scans never enter a law
+    limited = an.data_limited(runs)
+    assert set(runs.loc[limited, "kind"]) == {"dataset_size"}
+    d = an.dataset_size(runs)
+    assert (d[limited] == runs.loc[limited, "train_tokens_limit"]).all()
+    assert (d[~limited] == runs.loc[~limited, "D"]).all()
+
+
+def test_critical_batch_recovers_the_law(study, synthetic):
+    runs, curves = study
+    bc = an.critical_batch(runs, synthetic.metrics)
+    assert len(bc.levels) >= 4
+    # the scan reads B_crit(L) off the curves generated with it (eq 5.1 is exact here)
+    ratio = bc.levels["b_crit"] / synthetic.b_crit(bc.levels["loss"])
+    assert np.all(np.abs(ratio - 1) < 0.25), ratio
+    assert bc.fit.params["alpha_B"] == pytest.approx(synthetic.alpha_B, rel=0.2)
+    assert bc.law(4.0) == pytest.approx(synthetic.B_star / 4.0 ** (1 / synthetic.alpha_B), rel=0.3)
+
+
+def test_frontier_batch_adjustment_lowers_compute(study, synthetic):
+    runs, curves = study
+    bc = an.critical_batch(runs, synthetic.metrics)
+    fr = an.compute_frontier(runs, curves, bc)
+    assert fr.frontier_min is not None and fr.fit_min is not None
+    assert (fr.curves["C_min"] < fr.curves["C"]).all()  # eq 5.5: C_min = C / (1 + B/B_crit)
+    assert 0 < fr.frontier.a < 1.5
+    assert fr.fit.params["alpha_C"] > 0
+
+
+def test_shape_and_transfer(study):
+    runs, curves = study
+    law_n = an.loss_vs_n(runs)
+    shape = an.shape_invariance(runs, law_n)
+    assert set(shape.points["group"]) == {"aspect_ratio"}
+    assert shape.points["increase"].min() == 0 and (shape.points["increase"] >= 0).all()
+    tr = an.transfer(runs, curves)
+    row = tr.offsets.set_index("set").loc["books"]
+    assert row["slope"] == pytest.approx(1.05, rel=1e-6)  # generated as loss + 0.3 + 0.05 (loss - 4)
+    assert row["intercept"] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_missing_designs_say_what_to_add(study):
+    runs, curves = study
+    ladder_only = runs[runs["kind"] == "ladder"]
+    with pytest.raises(DataError, match="batch_scan"):
+        an.critical_batch(ladder_only, curves)
+    with pytest.raises(DataError, match="dataset_size"):
+        an.loss_vs_d(ladder_only)
+    with pytest.raises(DataError, match="shape_scan"):
+        an.shape_invariance(ladder_only)
+    with pytest.raises(DataError, match="eval_sets"):
+        an.transfer(ladder_only.drop(columns=["loss_books"]), curves)

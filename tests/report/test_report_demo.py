@@ -1,0 +1,72 @@
+"""The quick demo end to end (a real study on the built-in corpus), its report, and the report in a browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.report.build import FIGURES
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def test_quick_demo_finishes_in_time_with_a_complete_report(quick_demo):
+    result, _ = quick_demo
+    html = result.report.path.read_text()
+    assert result.report.path.name == "index.html" and result.report.path.parent.name == "report"
+    for fig in FIGURES:  # every figure is in the page: drawn, or skipped with a visible reason
+        assert f'id="{fig.key}"' in html
+        assert fig.key in result.report.figures or fig.key in result.report.skipped or "Skipped:" in html
+    # the demo's designs feed every analysis but shape, transfer and IsoFLOP-based ones
+    for key in ("fig1_loss_vs_n", "fig1_loss_vs_d", "fig13_compute_frontier", "fig4_loss_vs_nd",
+                "fig18_batch_scan", "fig10_critical_batch", "fig20_per_position", "backtest"):
+        assert key in result.report.figures, result.report.skipped
+        png = result.report.figures[key]
+        assert png.stat().st_size > 5000 and png.with_suffix(".svg").is_file()
+    assert 'id="fig5_shape"' in html and "no shape scan" in html  # skipped, and says what to add
+    assert "src=\"data:image/png;base64," in html and "<img src=\"figures/" not in html  # self-contained
+    n = result.report.numbers
+    assert n["alpha_N"] > 0 and n["B_star"] > 0
+
+
+def test_report_command_rebuilds_the_report(quick_demo, tmp_path, capsys):
+    result, _ = quick_demo
+    study_dir = result.report.path.parent.parent
+    assert main(["report", str(study_dir), "--out", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "index.html") in out
+    assert (tmp_path / "figures" / "fig1_loss_vs_n.png").is_file()
+
+
+def test_report_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")
+def test_every_image_loads_in_a_real_browser(quick_demo, tmp_path):
+    result, _ = quick_demo
+    page = Path(result.report.path).resolve()
+    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+           "--dump-dom", page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    body = re.search(r"<body[^>]*>", dom)
+    assert body is not None, dom[:500]
+    n_img = len(re.findall(r"<img ", dom))
+    assert n_img == len(result.report.figures) > 0
+    assert 'data-images-ok="yes"' in body.group(0), body.group(0)  # every <img> complete with naturalWidth > 0
+    assert f'data-images="{n_img}"' in body.group(0)
