@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,7 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, dirs: dict[str, Path], pro
         ("per-position", lambda: an.per_position(runs, per_position_table(runs, dirs))),
         ("approaches", lambda: an.approaches(runs, need("L(C)"), results["L(N, D)"])),
     ]
-    for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not progress, leave=False):
+    for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
         try:
             results[name] = fn()
         except ScalinglabError as e:
@@ -206,7 +207,7 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progr
     result = ReportResult(out / "index.html", skipped=dict(skipped))
 
     sections = []
-    for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not progress, leave=False):
+    for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not (progress and sys.stderr.isatty()), leave=False):
         a = results.get(f.analysis)
         if a is None:
             sections.append(Section(f.key, f.title, f.caption, None, skipped.get(f.analysis, "no data")))
