@@ -4,13 +4,17 @@ The study is written as a study file (below, and copied to ``<out>/study.toml`` 
 ``scalinglab study run`` can re-run or extend it). It trains tiny GPT models on the Python standard
 library (the built-in 'stdlib' corpus, no network) with a 2,048-token BPE:
 
-- a ladder of 6 sizes, N = 14k..330k non-embedding parameters, over two decades of compute, with the
-  online gradient-noise scale measured;
-- a dataset-size sweep: one model on nested subsets of 1/16..1/2 of its ladder data, early-stopped;
-- a batch-size scan: one model at 5 batch sizes over the same tokens, for B_crit(L).
+- a ladder of 6 sizes, N = 14k..336k non-embedding parameters, over 2.3 decades of compute, with
+  the online gradient-noise scale measured;
+- the four smaller sizes again on 1M tokens, and two of them on 2M: L(N, D) off the ladder's diagonal;
+- a dataset-size sweep: one model on nested subsets of 100k..800k tokens, several epochs, early-stopped;
+- a batch-size scan: one model at 5 batch sizes over the same 1M tokens, for B_crit(L).
 
-Sized for 2 CPU cores (2 one-thread workers) in about 20 minutes; ``quick`` is the same study
-shrunk to about 3 minutes for tests and CI. Results are honest, not tuned to look like the paper:
+Every run uses Kaplan's recipe (one batch for all, LR by eq D.1, cosine to zero) at 512 tokens per
+step, close to the critical batch these losses have (a larger batch wastes most of its tokens here).
+Sized for 2 CPU cores (2 one-thread workers) in about 20 minutes (``benchmarks/demo_plan.py``
+estimates it on the machine at hand); ``quick`` is the same study shrunk to about 3 minutes for
+tests and CI. Results are honest, not tuned to look like the paper:
 the closing note compares them with Kaplan et al.'s constants, which belong to another tokenizer
 and corpus.
 """
