@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalinglab.cli._common import add_json_flag, command, print_json
 from scalinglab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scalinglab.model.config import ModelConfig
 
 DESCRIPTION = """\
 Count a model's parameters and training FLOPs per token without building it: Kaplan's
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_config(args: argparse.Namespace):
+def _model_config(args: argparse.Namespace) -> ModelConfig:
+    """The [model] table of the config file (if any) with the model.* overrides on top."""
     from scalinglab.config import from_dict, merge, parse_override, read_toml
     from scalinglab.model.config import ModelConfig
 
@@ -70,7 +74,8 @@ def _model_config(args: argparse.Namespace):
     return from_dict(ModelConfig, data, "model")
 
 
-def _table(cfg, r: dict[str, Any]) -> str:
+def _table(cfg: ModelConfig, r: dict[str, Any]) -> str:
+    """The human-readable report: shape, parameter conventions, groups, FLOPs (and compute)."""
     g, f = r["groups"], r["flops_per_token"]
     shape = (
         f"n_layer={cfg.n_layer} d_model={cfg.d_model} n_head={cfg.n_head} d_ff={cfg.ff_width} "
