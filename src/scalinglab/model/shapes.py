@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from scalinglab.config import check
 from scalinglab.errors import ConfigError
@@ -62,8 +62,8 @@ def shape_for_params(
         k_ideal = math.sqrt(target_N / (12 * n_layer)) / head_dim
         k_lo = max(1, math.ceil(aspect_ratio / ASPECT_BAND * n_layer / head_dim))
         k_hi = math.floor(aspect_ratio * ASPECT_BAND * n_layer / head_dim)
-        near_ideal = {math.floor(k_ideal) - 1, math.floor(k_ideal), math.ceil(k_ideal) + 1, k_lo, k_hi}
-        for k in near_ideal:
+        k0 = math.floor(k_ideal)
+        for k in {k0 - 1, k0, k0 + 1, k0 + 2, k_lo, k_hi}:
             if k_lo <= k <= k_hi:
                 cfg = _shape(base, n_layer, k * head_dim, head_dim)
                 if nearest is None or n_miss(cfg) < n_miss(nearest):
@@ -86,7 +86,7 @@ def shape_for_params(
 
 
 def shape_ladder(
-    smallest: float, largest: float, count: int, aspect_ratio: float = 64.0, head_dim: int = 32, **kwargs
+    smallest: float, largest: float, count: int, aspect_ratio: float = 64.0, head_dim: int = 32, **kwargs: Any
 ) -> list[ModelConfig]:
     """Distinct shapes for ``count`` log-spaced targets from ``smallest`` to ``largest`` (keywords as
     :func:`shape_for_params`); neighbours that round to the same shape appear once."""
