@@ -286,7 +286,7 @@ def _summary_rows(n: dict[str, float]) -> list[tuple[str, str]]:
         ("α_N, α_D (joint L(N, D), Kaplan 0.076, 0.103)", f"{fmt(n['alpha_N_joint'])}, {fmt(n['alpha_D_joint'])}"),
         ("compute-optimal N ∝ C^a: envelope / over C_min / parametric (Kaplan 0.73, Chinchilla 0.46-0.50)",
          f"{fmt(n['a_envelope'])} / {fmt(n['a_envelope_min'])} / {fmt(n['a_parametric'])}"),
-        ("B_crit(L) = B*/L^(1/α_B) (Kaplan B* = 2.1×10<sup>8</sup> tokens, α_B = 0.21)",
+        ("B_crit(L) = B*/L^(1/α_B) (Kaplan B* = 2.1e8 tokens, α_B = 0.21)",
          f"B* = {fmt(n['B_star'])} tokens, α_B = {fmt(n['alpha_B'])}"),
         ("noise scale B_simple / B_crit (median)", fmt(n["noise_to_bcrit"])),
         ("backtest: L(N, D) on the cheapest 2/3 of runs, max error on the rest (Kaplan form / Chinchilla form)",
@@ -316,7 +316,12 @@ def _backtest_table(bt: an.Backtest | None) -> Table | None:
             for r in bt.errors.itertuples()]
     return Table("Backtest: fit on the cheapest two thirds of runs, predict the rest",
                  ["law", "runs fitted", "runs predicted", "max |error|", "mean |error|"], rows,
-                 "Runs are ordered by training compute; errors are relative to the observed early-stopped loss.")
+                 "Runs are ordered by training compute C; D = tokens processed; errors are relative to the observed "
+                 "final loss.")
+
+
+MIN_TOKENS_PER_PARAM = 0.1
+"""An allocation with fewer tokens per parameter than this is not a training run: the law is extrapolating."""
 
 
 def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | None:
@@ -335,19 +340,24 @@ def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | No
     if not laws:
         return None
     top = float(runs["C"].max())
-    rows = []
+    rows, dropped = [], []
     for budget in (top, 10 * top, 100 * top):
         for label, law in laws:
             try:
                 p = plan_budget(law, budget)
             except ScalinglabError:
                 continue
+            if p.tokens_per_param is not None and p.tokens_per_param < MIN_TOKENS_PER_PARAM:
+                dropped.append(label)
+                continue
             rows.append([fmt(budget), fmt(budget / PF_DAY), label, fmt(p.n_params), fmt(p.tokens), fmt(p.tokens_per_param),
                          fmt(p.batch_tokens), fmt(p.steps), fmt(p.loss)])
     return Table("Recommended allocation", ["C (FLOPs)", "C (PF-days)", "law", "N (non-embedding)", "tokens D",
                                             "D/N", "batch (tokens)", "steps", "predicted loss"], rows,
                  "Budgets: the study's largest run, 10x and 100x it. Batch = B_crit at the predicted loss when "
-                 "B_crit was measured. Kaplan's App. B trains at B_crit, spending C = 2 C_min.")
+                 "B_crit was measured. Kaplan's App. B trains at B_crit, spending C = 2 C_min."
+                 + (f" Left out as implausible (fewer than {MIN_TOKENS_PER_PARAM} tokens per parameter, a sign "
+                    f"that the fit is not identified on these runs): {', '.join(sorted(set(dropped)))}." if dropped else ""))
 
 
 def _transfer_table(tr: an.Transfer | None) -> Table | None:
