@@ -11,7 +11,6 @@ are scheduled longest first on 2 workers.
 from __future__ import annotations
 
 import time
-
 import tomllib
 
 from scalinglab.data import prepare
