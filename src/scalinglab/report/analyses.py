@@ -439,8 +439,30 @@ class LearningCurves:
     points: pd.DataFrame
     """``run_id``, ``N``, ``S`` (S_min or raw steps), ``loss``, ``C``, ``batch_tokens``."""
     fit: FitResult
-    adjusted: bool
-    """True when S is S_min (eq 5.4), False when raw steps (no batch scan)."""
+    bcrit: BcritLaw | None = None
+    """B_crit(L) used to turn steps into S_min (eq 5.4); None when the study has no batch scan."""
+
+    @property
+    def adjusted(self) -> bool:
+        """True when S is S_min (eq 5.4), False when raw steps (no batch scan)."""
+        return self.bcrit is not None
+
+    def loss_at(self, n: np.ndarray, steps: np.ndarray, batch: float) -> np.ndarray:
+        """L(N, S_min) after ``steps`` steps at ``batch`` tokens per step.
+
+        S_min = S/(1 + B_crit(L)/B) depends on the loss itself; L - L(N, S_min(L)) increases with L,
+        so its root is found by bisection (in log L, between 0.1 and 100 nats).
+        """
+        n, steps = np.asarray(n, dtype=float), np.asarray(steps, dtype=float)
+        if self.bcrit is None:
+            return self.fit.predict(pd.DataFrame({"N": n, "S": steps}))
+        lo, hi = np.full(n.shape, np.log(0.1)), np.full(n.shape, np.log(100.0))
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            s_min = adjusted_steps(steps, batch, self.bcrit(np.exp(mid)))
+            above = np.exp(mid) > self.fit.predict(pd.DataFrame({"N": n, "S": s_min}))
+            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        return np.exp((lo + hi) / 2)
 
     def constants(self) -> list[Constant]:
         return _constants("L(N, S)", self.fit,
@@ -466,7 +488,7 @@ def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBat
     s = c["step"].to_numpy(float) if b is None else adjusted_steps(c["step"], c["batch_tokens"], b)
     points = pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
                            "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
-    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP), b is not None)
+    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP), None if bcrit is None else bcrit.law)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -224,7 +224,10 @@ def fig_learning_curves(a: LearningCurves) -> Figure:
 
 
 def fig_loss_at_fixed_compute(a: LearningCurves) -> Figure:
-    """Kaplan Fig 11 (left): loss against N at fixed compute, measured (interpolated curves) and from L(N, S)."""
+    """Kaplan Fig 11 (left): loss against N at fixed compute, measured (interpolated curves) and from L(N, S).
+
+    The lines take S = C/(6NB) steps at the study's batch B, turned into S_min with B_crit(L) (eq 5.4).
+    """
     fig, (ax,) = _new(width=7.0)
     p = a.points
     budgets = np.geomspace(p["C"].quantile(0.2), p["C"].max(), 5)
@@ -242,8 +245,7 @@ def fig_loss_at_fixed_compute(a: LearningCurves) -> Figure:
             ax.scatter(xs, ys, color=color(c), zorder=3)
         steps = c / (6 * n * batch)
         ok = steps >= 1
-        ax.plot(n[ok], a.fit.predict(pd.DataFrame({"N": n[ok], "S": steps[ok]})), color=color(c), lw=1,
-                label=f"C = {c / PF_DAY:.2g} PF-days")
+        ax.plot(n[ok], a.loss_at(n[ok], steps[ok], batch), color=color(c), lw=1, label=f"C = {c / PF_DAY:.2g} PF-days")
     ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS,
            title="loss at fixed compute (points: runs; lines: L(N, S))")
     return _finish(fig, [ax])
