@@ -181,7 +181,7 @@ def summary_lines(result: DemoResult) -> list[str]:
         f"  N_opt ~ C^a: a = {f(n['a_envelope'])} (envelope), {f(n['a_envelope_min'])} (over C_min), "
         f"{f(n['a_parametric'])} (Chinchilla approach 3)   (Kaplan 0.73; Chinchilla 0.46-0.50)",
         f"  B_crit(L) = {f(n['B_star'], '.3g')} tokens * L^-{f(1 / n['alpha_B'] if n['alpha_B'] else float('nan'), '.2f')}"
-        f"   (Kaplan 2.1e8 * L^-4.8)",
+        f"   (Kaplan 2.1e8 * L^-4.8); online noise scale: alpha_B = {f(n['alpha_B_noise'])} (Kaplan 0.21)",
         f"  backtest  : L(N, D) fitted on the cheapest 2/3 of runs predicts the rest within "
         f"{f(100 * n['backtest_max_error'], '.2f')}% (Chinchilla form {f(100 * n['backtest_max_error_chinchilla'], '.2f')}%)",
         "  Exponents are comparable with the paper's; scales (N_c, D_c, B*) depend on the tokenizer and corpus.",

@@ -89,6 +89,25 @@ def kind(runs: pd.DataFrame) -> pd.Series:
     return runs["kind"] if "kind" in runs.columns else runs["design"] if "design" in runs.columns else pd.Series("", runs.index)
 
 
+def kinds(runs: pd.DataFrame) -> pd.Series:
+    """Every design kind each run belongs to: a run two designs share is trained once (study.store) and
+    listed in ``designs`` (labels, ';'-separated); labels map to kinds through the runs that carry them."""
+    primary = kind(runs)
+    if "designs" not in runs.columns or "design" not in runs.columns:
+        return primary.map(lambda k: frozenset({k}))
+    label_kind = dict(zip(runs["design"], primary))
+    return pd.Series(
+        [frozenset({k}) | {label_kind.get(label, label) for label in str(d).split(";") if label}
+         for k, d in zip(primary, runs["designs"].fillna(""))],
+        index=runs.index,
+    )
+
+
+def in_design(runs: pd.DataFrame, design_kind: str) -> pd.Series:
+    """True for the runs that belong to a design of ``design_kind`` (as their own or shared)."""
+    return kinds(runs).map(lambda ks: design_kind in ks)
+
+
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that ended normally (``status == 'done'``)."""
     return runs[runs["status"] == "done"] if "status" in runs.columns else runs
@@ -108,7 +127,7 @@ def dataset_size(runs: pd.DataFrame) -> pd.Series:
 def law_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs on the recipe (no hyper-parameter scans) with at least 2 layers."""
     df = finished(runs)
-    df = df[~kind(df).isin(SCAN_DESIGNS)]
+    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)]  # a scan run shared with a law design stays
     return df[df["n_layer"] >= MIN_LAYERS] if "n_layer" in df.columns else df
 
 
@@ -262,6 +281,8 @@ class CriticalBatchSize:
     """Kaplan eq 1.4 fitted to ``levels`` (form ``bcrit``: target B_crit, input loss)."""
     noise: pd.DataFrame
     """The online B_simple per loss bin (``loss``, ``b_simple``, ``q25``, ``q75``, ``n``); may be empty."""
+    noise_fit: FitResult | None = None
+    """Eq 1.4's form fitted to the B_simple bins, to compare its exponent with the scans' (Kaplan Fig 10)."""
 
     @property
     def law(self) -> BcritLaw:
@@ -274,9 +295,11 @@ class CriticalBatchSize:
         return float(np.median(self.noise["b_simple"] / self.law(self.noise["loss"])))
 
     def constants(self) -> list[Constant]:
-        return _constants("B_crit(L)", self.fit,
-                          {"alpha_B": (0.21, "Kaplan Table 5"), "B_star": (2.1e8, "Kaplan Table 5")},
-                          unit={"B_star": "tokens"})
+        paper = {"alpha_B": (0.21, "Kaplan Table 5"), "B_star": (2.1e8, "Kaplan Table 5")}
+        rows = _constants("B_crit(L)", self.fit, paper, unit={"B_star": "tokens"})
+        if self.noise_fit is not None:
+            rows += _constants("B_simple(L), noise scale", self.noise_fit, paper, unit={"B_star": "tokens"})
+        return rows
 
 
 def smooth_train_loss(metrics: pd.DataFrame, window: int = 10) -> pd.DataFrame:
@@ -315,7 +338,7 @@ def critical_batch(runs: pd.DataFrame, metrics: pd.DataFrame) -> CriticalBatchSi
     loss too); the noise scale is summarised per loss bin for comparison (Kaplan footnote 5).
     """
     scans = finished(runs)
-    scans = scans[kind(scans) == "batch_scan"]
+    scans = scans[in_design(scans, "batch_scan")]
     if scans.empty:
         raise DataError("no batch-size scan in this study; add a batch_scan design to measure B_crit.")
     curves = smooth_train_loss(metrics[metrics["run_id"].isin(scans["run_id"])])
@@ -338,9 +361,10 @@ def critical_batch(runs: pd.DataFrame, metrics: pd.DataFrame) -> CriticalBatchSi
     fit = fit_law("bcrit", levels.rename(columns={"b_crit": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
     try:
         noise = noise_scale_by_loss(metrics)
-    except DataError:
-        noise = pd.DataFrame()
-    return CriticalBatchSize(pd.DataFrame(scan_rows), levels, fit, noise)
+        noise_fit = fit_law("bcrit", noise.rename(columns={"b_simple": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
+    except (DataError, FitError):
+        noise, noise_fit = pd.DataFrame(), None
+    return CriticalBatchSize(pd.DataFrame(scan_rows), levels, fit, noise, noise_fit)
 
 
 def _bcrit_at(bcrit: CriticalBatchSize | None, loss: pd.Series) -> np.ndarray | None:
@@ -567,7 +591,7 @@ def shape_invariance(runs: pd.DataFrame, law_n: LossVsN | None = None) -> ShapeI
     multiplied by L(N_ref)/L(N), with N_ref the group's median N.
     """
     df = finished(runs)
-    df = df[(kind(df) == "shape_scan") & df["group"].isin(list(_SHAPE_AXES))]
+    df = df[in_design(df, "shape_scan") & df["group"].isin(list(_SHAPE_AXES))]
     if df.empty:
         raise DataError("no shape scan in this study; add a shape_scan design to test shape invariance.")
     df = df.assign(d_ff=df["d_ff"].where(df["d_ff"] > 0, 4 * df["d_model"]), size=group_budgets(df["N"], rel_tol=0.5))
@@ -603,7 +627,7 @@ def _power_scatter(x: np.ndarray, y: np.ndarray) -> float:
 def embedding_collapse(runs: pd.DataFrame) -> EmbeddingCollapse:
     """Scatter of the final loss about a power law in N versus in N_total, over the best run per shape."""
     df = finished(runs)
-    df = df[~kind(df).isin(SCAN_DESIGNS - {"shape_scan"})]
+    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS - {"shape_scan"})]
     df = df[~data_limited(df)]
     df = df.loc[df.groupby(["n_layer", "d_model"])["loss"].idxmin()]
     _need(df, 3, "the embedding comparison", "train at least 3 model shapes with enough data.")
@@ -636,7 +660,7 @@ def transfer(runs: pd.DataFrame, curves: pd.DataFrame) -> Transfer:
         raise DataError("no extra eval sets in this study; add data.eval_sets to measure transfer (Kaplan Fig 8).")
     df = finished(runs)
     df = df[~data_limited(df)]
-    df = df[~kind(df).isin(SCAN_DESIGNS)]
+    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)]
     largest = df.loc[df["N"].idxmax(), "run_id"]
     lc = curves_of(curves, df[df["run_id"] == largest])
     pts, curve, offs = [], [], []
@@ -737,7 +761,7 @@ def approaches(runs: pd.DataFrame, frontier: ComputeFrontier, nd: LossVsND | Non
     """Approach 1 from the frontier, approach 2 from IsoFLOP runs (if any), approach 3 from the L(N, D) runs."""
     iso, note = None, ""
     df = law_runs(runs)
-    iso_runs = df[kind(df) == "isoflop"]
+    iso_runs = df[in_design(df, "isoflop")]
     if iso_runs.empty:
         note = "no isoflop design in this study"
     else:

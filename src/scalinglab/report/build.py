@@ -243,7 +243,7 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     """α_N, α_D, the compute-optimal exponents, B_crit's law, and the backtest error (nan where missing)."""
     nan = float("nan")
     out = {k: nan for k in ("alpha_N", "alpha_D", "alpha_N_joint", "alpha_D_joint", "alpha_C", "alpha_C_min",
-                            "a_envelope", "a_envelope_min", "a_parametric", "B_star", "alpha_B", "noise_to_bcrit",
+                            "a_envelope", "a_envelope_min", "a_parametric", "B_star", "alpha_B", "alpha_B_noise", "noise_to_bcrit",
                             "backtest_max_error", "backtest_mean_error", "backtest_max_error_chinchilla",
                             "sample_efficiency_gain")}
     if results.get("L(N)"):
@@ -264,6 +264,8 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     if bc := results.get("B_crit"):
         out["B_star"], out["alpha_B"] = bc.fit.params["B_star"], bc.fit.params["alpha_B"]
         out["noise_to_bcrit"] = bc.noise_ratio()
+        if bc.noise_fit is not None:
+            out["alpha_B_noise"] = bc.noise_fit.params["alpha_B"]
     if bt := results.get("backtest"):
         e = bt.errors.set_index("law")
         if "kaplan_nd" in e.index:
@@ -288,7 +290,7 @@ def _summary_rows(n: dict[str, float]) -> list[tuple[str, str]]:
          f"{fmt(n['a_envelope'])} / {fmt(n['a_envelope_min'])} / {fmt(n['a_parametric'])}"),
         ("B_crit(L) = B*/L^(1/α_B) (Kaplan B* = 2.1e8 tokens, α_B = 0.21)",
          f"B* = {fmt(n['B_star'])} tokens, α_B = {fmt(n['alpha_B'])}"),
-        ("noise scale B_simple / B_crit (median)", fmt(n["noise_to_bcrit"])),
+        ("noise scale: α_B of B_simple(L); median B_simple / B_crit", f"{fmt(n['alpha_B_noise'])}; {fmt(n['noise_to_bcrit'])}"),
         ("backtest: L(N, D) on the cheapest 2/3 of runs, max error on the rest (Kaplan form / Chinchilla form)",
          f"{pct(n['backtest_max_error'])} / {pct(n['backtest_max_error_chinchilla'])}"),
     ]

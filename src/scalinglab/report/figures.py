@@ -287,6 +287,10 @@ def fig_critical_batch(a: CriticalBatchSize) -> Figure:
         nz = a.noise
         ax.errorbar(nz["loss"], nz["b_simple"], yerr=[nz["b_simple"] - nz["q25"], nz["q75"] - nz["b_simple"]],
                     fmt="s", color="tab:red", ms=4, alpha=0.7, label=r"noise scale $B_{simple}$ (median, IQR)")
+        if a.noise_fit is not None:
+            q = a.noise_fit.params
+            ax.plot(x, a.noise_fit.predict(pd.DataFrame({"loss": x})), color="tab:red", ls=":",
+                    label=rf"$B_{{simple}}={sci(q['B_star'])}\,L^{{-{1 / q['alpha_B']:.2f}}}$ tokens")
     ax.set(xscale="log", yscale="log", xlabel="training loss, smoothed (nats/token)", ylabel="critical batch size (tokens)",
            title="B_crit(L)")
     return _finish(fig, [ax])
