@@ -12,9 +12,6 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.backtest import backtest, parse_split
-from scalinglab.laws.tables import drop_highest, read_runs_table
-
-EPOCH_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
 
 
 def test_parse_split() -> None:
@@ -64,11 +61,8 @@ def test_backtest_refuses_empty_sides() -> None:
         backtest("chinchilla", runs, "C<1", bootstrap=0)
 
 
-def test_epoch_extrapolation_beyond_1e21() -> None:
-    if not EPOCH_CSV.is_file():
-        pytest.skip(f"published runs not found at {EPOCH_CSV} (shared data absent)")
-    runs = drop_highest(read_runs_table(EPOCH_CSV), 5)
-    result = backtest("chinchilla", runs, "C<1e21", bootstrap=400)
+def test_epoch_extrapolation_beyond_1e21(epoch240: pd.DataFrame) -> None:
+    result = backtest("chinchilla", epoch240, "C<1e21", bootstrap=400)
     assert (result.n_train, result.n_test) == (217, 23)
     assert result.mae <= 0.024  # SOURCE.md: about 0.024 nats with a correct fitter
     # Measured 20 of 23 (0.87); the runs above 1e21 are twice as noisy as those below (see report).

@@ -13,19 +13,10 @@ from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.fit import FitResult, fit_law
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.objective import Problem
-from scalinglab.laws.tables import drop_highest, read_runs_table
 
-EPOCH_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
 # Optimum of the summed-Huber objective on Epoch's 240 points (shared/data/runs/SOURCE.md).
 EPOCH_OPTIMUM = {"E": 1.8172, "A": 477.8, "B": 2143.4, "alpha": 0.34731, "beta": 0.36717}
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann eq 10, rounded
-
-
-@pytest.fixture(scope="module")
-def epoch240() -> pd.DataFrame:
-    if not EPOCH_CSV.is_file():
-        pytest.skip(f"published runs not found at {EPOCH_CSV} (shared data absent)")
-    return drop_highest(read_runs_table(EPOCH_CSV), 5)  # Epoch drop the 5 highest-loss runs
 
 
 def assert_epoch_optimum(result: FitResult) -> None:
@@ -85,10 +76,8 @@ def test_bootstrap_intervals_match_epoch(epoch240: pd.DataFrame, tmp_path: Path)
     assert np.all(lo < result.predict(X)) and np.all(result.predict(X) < hi)
 
 
-def test_outliers_flag_epochs_worst_runs() -> None:
-    if not EPOCH_CSV.is_file():
-        pytest.skip(f"published runs not found at {EPOCH_CSV}")
-    runs = read_runs_table(EPOCH_CSV)
+def test_outliers_flag_epochs_worst_runs(epoch_runs: pd.DataFrame) -> None:
+    runs = epoch_runs
     result = fit_law("chinchilla", runs)
     worst = runs["loss"].nlargest(5).index.astype(str)
     assert set(worst) <= {f["row"] for f in result.outliers}  # the 5 runs Epoch drop stand out

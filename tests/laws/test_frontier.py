@@ -3,8 +3,6 @@ Kaplan App. B reproduces the paper's own numbers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,14 +171,8 @@ def test_kaplan_table6_matches_spec_derived_numbers() -> None:
     assert t.loss(1e15) == pytest.approx(4.69, abs=0.01)
 
 
-SHARED_RUNS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
-
-
-def test_isoflop_on_chinchillas_published_runs() -> None:
-    if not SHARED_RUNS.exists():
-        pytest.skip(f"published runs not found at {SHARED_RUNS} (../shared/data is a developer checkout only)")
-    runs = pd.read_csv(SHARED_RUNS)
-    runs = runs.drop(runs["loss"].nlargest(5).index)  # as Besiroglu et al. 2024
+def test_isoflop_on_chinchillas_published_runs(epoch240: pd.DataFrame) -> None:
+    runs = epoch240
     with pytest.raises(FitError, match="IsoFLOP profile"):
         isoflop_frontier(runs)  # digitised runs are not all bracketed: strict mode refuses
     result = isoflop_frontier(runs, strict=False)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalinglab.cli import main
@@ -22,7 +23,6 @@ from scalinglab.laws.plan import (
     plan_budget,
     plan_target_loss,
 )
-from scalinglab.laws.tables import read_runs_table
 
 # Chinchilla Table 3: 1.21e20 FLOPs -> 1B parameters, 20.2B tokens (spec §5.1).
 TABLE3_C, TABLE3_N, TABLE3_D = 1.21e20, 1e9, 20.2e9
@@ -105,15 +105,10 @@ def test_cli_plan_unreachable_target_is_a_one_line_error(capsys: pytest.CaptureF
     assert "not reached" in err and "floor is 1.817" in err and "Traceback" not in err
 
 
-SHARED_RUNS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
-
-
-def test_fitted_epoch_law_plans_chinchilla_table3_through_fit_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not SHARED_RUNS.exists():
-        pytest.skip(f"published runs not found at {SHARED_RUNS} (../shared/data is a developer checkout only)")
-    runs = read_runs_table(SHARED_RUNS)
-    runs = runs.drop(runs["loss"].nlargest(5).index)  # Besiroglu et al. drop the 5 highest-loss runs
-    fit_law("chinchilla", runs, bootstrap=40).to_json(tmp_path / "fit.json")
+def test_fitted_epoch_law_plans_chinchilla_table3_through_fit_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], epoch240: pd.DataFrame
+) -> None:
+    fit_law("chinchilla", epoch240, bootstrap=40).to_json(tmp_path / "fit.json")
     assert main(["plan", "--fit", str(tmp_path / "fit.json"), "--budget", str(TABLE3_C), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["n_params"] == pytest.approx(TABLE3_N, rel=0.15)
