@@ -6,11 +6,14 @@ members differ only in their weights). A replicate that has not converged is fin
 or, failing that, dropped and counted.
 
 A prediction interval for a *new* run adds run-to-run noise and extrapolation error to the
-parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)², where d is
-how far the run lies beyond the fitted runs along an axis (log C, or the log of a chosen column). ``s0`` and
-``slope`` are calibrated by forward-chaining cross-validation inside the data
-(:func:`calibrate_noise`): fit the smaller runs, predict the larger ones, and regress the squared
-errors on the squared distance, since in-sample residuals understate a law's error out of sample.
+parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)² + (spread·u)²,
+where d is how far the run lies beyond the fitted runs along an axis (log C, or the log of a chosen
+column) and u how far its inputs lie from the fitted runs' median across the form's own axis (for a
+law of N and D: how far its tokens per parameter are from the typical run's; the ends of IsoFLOP
+profiles are where such a law fits worst). ``s0``, ``slope`` and ``spread`` are calibrated by forward-chaining
+cross-validation inside the data (:func:`calibrate_noise`): fit the smaller runs, predict the larger
+ones, and regress the squared errors on d² and u², since in-sample residuals understate a law's error
+out of sample. A term the errors do not support comes out zero.
 """
 
 from __future__ import annotations
@@ -80,7 +83,11 @@ def percentile_intervals(samples: Mapping[str, np.ndarray], level: float) -> dic
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Log-space sd of a new run around the law: sqrt(s0² + (slope·d)²), d = distance outside the data."""
+    """Log-space sd of a new run around the law: sqrt(s0² + (slope·d)² + (spread·u)²).
+
+    d is the distance outside the data along the axis; u the distance from the data's median across the
+    form's own axis (tokens per parameter, for a law of N and D).
+    """
 
     s0: float
     """Out-of-sample error scale next to the data (run-to-run noise included)."""
@@ -91,6 +98,22 @@ class NoiseModel:
     """Range of the fitted runs along the axis."""
     axis: str | None = None
     """Column whose log is the axis (e.g. ``"N"``); None: the form's own axis (e.g. log N + log D)."""
+    spread: float = 0.0
+    """Growth of the error scale per unit of distance across the axis (natural-log units)."""
+    center: tuple[float, ...] = ()
+    """Median log inputs of the fitted runs (in the form's input order)."""
+    along: tuple[float, ...] = ()
+    """Unit direction of the form's own axis (log C for a law of N and D) in log-input space; u is the
+    length of the part of (log x - center) orthogonal to it."""
+
+    def across(self, form: Form, X) -> np.ndarray:
+        """u: distance of each row from the fitted runs' median across the form's axis (0 for a one-input law)."""
+        if not self.center:
+            return np.zeros(len(np.atleast_1d(self.axis_values(form, X))))
+        logx = form.log_inputs(X)
+        v = np.column_stack([logx[name] for name in form.inputs]) - np.asarray(self.center)  # (n, k)
+        v = v - np.outer(v @ np.asarray(self.along), self.along)
+        return np.sqrt((v**2).sum(axis=1))
 
     def axis_values(self, form: Form, X) -> np.ndarray:
         if self.axis is None:
@@ -103,7 +126,8 @@ class NoiseModel:
         """The sd at each row of ``X``."""
         axis = self.axis_values(form, X)
         d = np.maximum(0.0, np.maximum(axis - self.axis_max, self.axis_min - axis))
-        return np.sqrt(self.s0**2 + (self.slope * d) ** 2)
+        u = self.across(form, X) if self.spread > 0 else 0.0
+        return np.sqrt(self.s0**2 + (self.slope * d) ** 2 + (self.spread * u) ** 2)
 
 
 def calibrate_noise(
@@ -113,7 +137,7 @@ def calibrate_noise(
     axis_name: str | None = None,
     fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
 ) -> NoiseModel:
-    """Fit the runs below each quantile of ``axis`` (per row), predict the rest, fit s0 and slope to the errors.
+    """Fit the runs below each quantile of ``axis`` (per row), predict the rest, fit the noise terms to the errors.
 
     Falls back to the robust in-sample scale with no growth when there are too few runs for an
     inner fit (fewer than P + 2 below a threshold).
@@ -129,6 +153,10 @@ def calibrate_noise(
     residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
     lo, hi = float(axis[used].min()), float(axis[used].max())
     fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, lo, hi, axis_name)
+    logx = np.column_stack([problem.logx[name] for name in form.inputs])  # (n, k)
+    center, along = _axis_frame(logx[used], form.axis_values(problem.logx)[used])
+    v = logx - center
+    u = np.sqrt(((v - np.outer(v @ along, along)) ** 2).sum(axis=1))  # distance across the axis, per row
     if not masks:
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
@@ -139,15 +167,27 @@ def calibrate_noise(
     if not ok.any():
         return fallback
     logpred, _ = form.evaluate(theta[ok], problem.logx, False)
-    errors, dist = [], []
+    errors, dist, cross = [], [], []
     for pred, train in zip(logpred, np.array(masks)[ok]):
         test = used & ~train
         errors.append(pred[test] - problem.logy[test])
         dist.append(axis[test] - axis[train].max())
-    e2, d2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2
-    (s0_sq, slope_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2]), e2)
+        cross.append(u[test])
+    e2, d2, u2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2, np.concatenate(cross) ** 2
+    (s0_sq, slope_sq, spread_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2, u2]), e2)
     s0 = max(np.sqrt(s0_sq), fallback.s0)  # never below the in-sample noise
-    return NoiseModel(float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name)
+    return NoiseModel(
+        float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name,
+        spread=float(np.sqrt(spread_sq)), center=tuple(map(float, center)), along=tuple(map(float, along)),
+    )
+
+
+def _axis_frame(logx: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median log inputs ``(k,)`` and the unit direction ``(k,)`` in which ``axis`` grows (least squares)."""
+    center = np.median(logx, axis=0)
+    grad, *_ = np.linalg.lstsq(logx - logx.mean(axis=0), axis - axis.mean(), rcond=None)
+    norm_ = np.linalg.norm(grad)
+    return center, (grad / norm_ if norm_ > 0 else grad)
 
 
 def prediction_interval(
