@@ -23,7 +23,14 @@ import pandas as pd
 from scalinglab import __version__
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.forms import Form, get_form
-from scalinglab.laws.objective import Problem, expected_decrease, multistart, polish, projected_gradient_norm
+from scalinglab.laws.objective import (
+    Problem,
+    expected_decrease,
+    finish,
+    multistart,
+    polish,
+    projected_gradient_norm,
+)
 from scalinglab.laws.tables import fit_frame
 from scalinglab.laws.uncertainty import (
     NoiseModel,
@@ -273,7 +280,7 @@ def fit_law(
         res = polish(problem, theta)
         if best is None or res.fun < best.fun:
             best = res
-    theta_hat = best.x
+    theta_hat = finish(problem, best.x)
     f, dec = expected_decrease(problem, theta_hat[None, :])
     converged = bool(is_converged(f, dec)[0])
     status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
