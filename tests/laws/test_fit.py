@@ -111,6 +111,17 @@ def test_overprediction_penalty_lowers_the_bias() -> None:
     assert over(penalised) < over(plain)
 
 
+def test_few_runs_with_the_floor_at_its_bound_converge() -> None:
+    # 8 small runs of a law without a floor, like a CPU demo's cheapest runs: E sits at its lower bound
+    # and the problem is ill-conditioned, where L-BFGS-B alone stalls in about half of the draws.
+    N = np.array([1.4e4, 1.4e4, 2.5e4, 2.5e4, 2.5e4, 5.7e4, 5.7e4, 1e5])
+    D = np.array([5e5, 1e6, 7e5, 1e6, 2e6, 1e6, 1.3e6, 1e6])
+    for seed in range(6):
+        noise = np.exp(np.random.default_rng(seed).normal(0, 0.01, N.size))
+        fit = fit_law("chinchilla", pd.DataFrame({"N": N, "D": D, "loss": (18 / N**0.39 + 38 / D**0.158) * noise}))
+        assert fit.converged, (seed, fit.status)
+
+
 def test_user_function_fit_recovers_parameters() -> None:
     rng = np.random.default_rng(0)
     C = np.logspace(17, 22, 30)
