@@ -8,10 +8,16 @@ library (the built-in 'stdlib' corpus, no network) with a 2,048-token BPE:
   the online gradient-noise scale measured;
 - the four smaller sizes again on 1M tokens, and two of them on 2M: L(N, D) off the ladder's diagonal;
 - a dataset-size sweep: one model on nested subsets of 100k..800k tokens, several epochs, early-stopped;
-- a batch-size scan: one model at 5 batch sizes over the same 1M tokens, for B_crit(L).
+- a batch-size scan: one model at 5 batch sizes over the same 1M tokens, for B_crit(L);
+- a shape scan at N = 5e4: depth 2..7, feed-forward ratio and head size at fixed N (Kaplan Fig 5).
 
-Every run uses Kaplan's recipe (one batch for all, LR by eq D.1, cosine to zero) at 512 tokens per
-step, close to the critical batch these losses have (a larger batch wastes most of its tokens here).
+Every run is also evaluated on the docstrings of the held-out standard-library files (the built-in
+'stdlib-docstrings' corpus: English prose instead of code) for transfer (Kaplan Fig 8).
+
+Every run uses the ``tiny-v1`` recipe, Kaplan's (one batch for all, cosine to zero) with the learning
+rate and init of models a few dozen wide, LR = 0.4 / d_model and init std 1 / sqrt(d_model) (eq D.1's
+1.8e-3 and GPT-2's 0.02 are several times too small here), at 512 tokens per step, close to the critical batch these losses have (a larger batch wastes most of
+its tokens here).
 Sized for 2 CPU cores (2 one-thread workers) in about 20 minutes (``benchmarks/demo_plan.py``
 estimates it on the machine at hand); ``quick`` is the same study shrunk to about 3 minutes for
 tests and CI. Results are honest, not tuned to look like the paper:
@@ -33,7 +39,7 @@ from scalinglab.study import load_study, run_study
 DEMO_STUDY = """\
 # The scalinglab demo: Kaplan et al. 2020's laws on the Python standard library, on 2 CPU cores.
 name = "demo"
-recipe = "kaplan2020"   # Kaplan's setup: one batch for every run, LR by eq D.1, cosine to zero
+recipe = "tiny-v1"   # Kaplan's setup (one batch, cosine to zero); LR 0.4 / d_model, init std 1 / sqrt(d_model)
 
 [base.model]
 n_ctx = 64
@@ -45,6 +51,8 @@ batch_size = 8          # 512 tokens per step: near the critical batch of these 
 [base.data]
 corpus = "stdlib"
 vocab_size = 2048
+# transfer: English prose (the docstrings of the held-out files) under the code-trained tokenizer
+eval_sets = [{{ name = "docstrings", corpus = "stdlib-docstrings", split = "valid" }}]
 
 [base.budget]
 tokens_per_param = {tokens_per_param}   # tokens per parameter, embeddings included
@@ -91,6 +99,17 @@ shapes = [[{batch_shape}]]
 head_dim = 8
 batch_sizes = {batch_sizes}
 budget = {{ tokens = {batch_budget} }}
+
+# Shapes at one N, one knob at a time: depth (d_model / n_layer), d_ff / d_model, head size (Kaplan Fig 5).
+[[design]]
+kind = "shape_scan"
+params = [{shape_params}]
+aspect_ratio = {shape_aspect}
+head_dim = 8
+aspect_ratios = {aspect_ratios}
+ff_ratios = {ff_ratios}
+head_dims = {head_dims}
+budget = {{ tokens = {shape_budget} }}
 """
 
 FULL = dict(
@@ -107,6 +126,12 @@ FULL = dict(
     batch_shape="2, 32",
     batch_sizes="[4, 8, 16, 32, 64]",
     batch_budget="1_000_000",
+    shape_params="5e4",
+    shape_aspect=24,
+    aspect_ratios="[4, 8, 13, 24]",
+    ff_ratios="[2, 4, 8]",
+    head_dims="[8, 16]",
+    shape_budget="1_000_000",
 )
 """The full demo: about 20 minutes on 2 cores."""
 
@@ -124,6 +149,12 @@ QUICK = dict(
     batch_shape="2, 16",
     batch_sizes="[4, 8, 16, 64]",
     batch_budget="200_000",
+    shape_params="1.2e4",
+    shape_aspect=12,
+    aspect_ratios="[4, 12]",
+    ff_ratios="[2, 4]",
+    head_dims="[8]",
+    shape_budget="150_000",
 )
 """The quick demo: about 3 minutes on 2 cores (tests and CI)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.data import load_corpus
-from scalinglab.data.corpora import MIN_DOCUMENTS, StdlibCorpus
+from scalinglab.data.corpora import MIN_DOCUMENTS, StdlibCorpus, split_of
 from scalinglab.errors import DataError
 
 
@@ -27,6 +27,21 @@ def test_stdlib_splits_by_file_deterministically_and_disjointly():
     assert not set(splits["train"]) & set(splits["valid"])  # whole files, never shared
     assert list(load_corpus("stdlib").split("valid")) == splits["valid"]
     assert load_corpus("stdlib").fingerprint() == corpus.fingerprint()
+
+
+def test_stdlib_docstrings_hold_out_the_files_stdlib_never_trains_on():
+    code = {d.key: d.text for d in load_corpus("stdlib").documents()}
+    docstrings = load_corpus("stdlib-docstrings")
+    docs = list(docstrings.documents())
+    assert len(docs) > MIN_DOCUMENTS and {d.key for d in docs} <= set(code)
+    for d in docs[:50]:
+        first = d.text.split("\n\n")[0].strip()
+        assert first.splitlines()[0] in code[d.key] or "\\" in code[d.key]  # from that very file (unless escaped)
+        assert "def " not in d.text.split("\n")[0]
+    valid_keys = {d.key for d in docs if split_of(d.key) == "valid"}
+    stdlib_train = {k for k in code if split_of(k) == "train"}
+    assert valid_keys and not valid_keys & stdlib_train
+    assert docstrings.fingerprint() != load_corpus("stdlib").fingerprint()
 
 
 def test_text_file_documents_are_separated_by_eot_lines(tmp_path, small_docs, make_corpus):

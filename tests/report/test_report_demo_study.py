@@ -16,13 +16,15 @@ from scalinglab.train.budget import resolve_steps, tokens_per_step
 def test_demo_study_has_a_ladder_over_decades_a_data_sweep_and_a_batch_scan(quick, decades):
     runs = expand_study(study_from_dict(tomllib.loads(study_text(quick))))
     kinds = {r.kind for r in runs}
-    assert {"ladder", "nd_grid", "dataset_size", "batch_scan"} <= kinds
+    assert {"ladder", "nd_grid", "dataset_size", "batch_scan", "shape_scan"} <= kinds
     ladder = [r.config for r in runs if r.kind == "ladder"]
     assert len({count_params(c.model)["N"] for c in ladder}) >= 6
     compute = [6 * count_params(c.model)["N"] * resolve_steps(c) * tokens_per_step(c) for c in ladder]
     assert max(compute) / min(compute) >= 10**decades  # the full demo: at least two decades of compute
     assert all(c.model.n_layer >= 2 for c in ladder)  # Kaplan leaves 1-layer models out of the fits
-    assert all(c.data.corpus == "stdlib" for c in (r.config for r in runs))  # no download
+    configs = [r.config for r in runs]
+    assert all(c.data.corpus == "stdlib" for c in configs)  # built in: no download
+    assert all([e.corpus for e in c.data.eval_sets] == ["stdlib-docstrings"] for c in configs)  # transfer
     assert len({r.config.optim.batch_size for r in runs if r.kind == "batch_scan"}) >= 4
 
 

@@ -4,6 +4,9 @@ Specs:
 
 - ``stdlib``: the ``.py`` files of the running interpreter's standard library (tests, bundled
   packages and generated tables left out), one document per file. Real text on every machine.
+- ``stdlib-docstrings``: the docstrings of those files (English prose about code), one document per
+  file under the same key, so its validation split comes from the files ``stdlib`` never trains on: a
+  second distribution for transfer (Kaplan Fig 8) on every machine.
 - a path: a ``.txt``/``.txt.xz``/``.txt.gz``/``.gz``/``.xz`` file, a ``.jsonl`` file (optionally
   compressed) whose records have a ``text`` field, a directory (every such file under it) or a glob.
   Text files hold documents separated by lines reading ``<|endoftext|>``; one without is one document.
@@ -16,7 +19,9 @@ the text otherwise), so the splits never depend on reading order and grow gracef
 
 from __future__ import annotations
 
+import ast
 import codecs
+import functools
 import glob
 import gzip
 import hashlib
@@ -24,6 +29,7 @@ import io
 import itertools
 import json
 import lzma
+import os
 import re
 import sys
 import sysconfig
@@ -175,11 +181,7 @@ class StdlibCorpus(Corpus):
 
     def __init__(self) -> None:
         self.root = Path(sysconfig.get_paths()["stdlib"])
-        self.files = sorted(
-            p
-            for p in self.root.rglob("*.py")
-            if not STDLIB_EXCLUDED.intersection(p.relative_to(self.root).parts[:-1]) and p.is_file()
-        )
+        self.files = list(_stdlib_files(self.root))
         if not self.files:
             raise DataError(f"found no .py files under the standard library at '{self.root}'; use a corpus path instead.")
 
@@ -195,6 +197,37 @@ class StdlibCorpus(Corpus):
             text = p.read_bytes().decode("utf-8", errors="scalinglab.replace")
             if text.strip():
                 yield Document(p.relative_to(self.root).as_posix(), text)
+
+
+@functools.lru_cache(maxsize=2)
+def _stdlib_files(root: Path) -> tuple[Path, ...]:
+    """The library's ``.py`` files, sorted, skipping excluded folders without entering them (once per process:
+    a study's worker prepares data for every run)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in STDLIB_EXCLUDED]
+        found += [Path(folder) / f for f in files if f.endswith(".py")]
+    return tuple(sorted(p for p in found if p.is_file()))
+
+
+class StdlibDocstringsCorpus(StdlibCorpus):
+    """The docstrings of the standard library's modules, classes and functions, one document per file."""
+
+    spec = name = "stdlib-docstrings"
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.spec}:{super().fingerprint()}".encode()).hexdigest()[:16]
+
+    def documents(self) -> Iterator[Document]:
+        for doc in super().documents():
+            try:
+                tree = ast.parse(doc.text)
+            except (SyntaxError, ValueError):  # a file this interpreter cannot parse has no docstrings to give
+                continue
+            nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))]
+            texts = [t for t in (ast.get_docstring(n) for n in nodes) if t]
+            if texts:
+                yield Document(doc.key, "\n\n".join(texts) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- files
@@ -341,6 +374,8 @@ def load_corpus(spec: str) -> Corpus:
     """The corpus a spec string names (see the module docstring for the forms)."""
     if spec == "stdlib":
         return StdlibCorpus()
+    if spec == "stdlib-docstrings":
+        return StdlibDocstringsCorpus()
     if spec.startswith("hf:"):
         return HFCorpus(spec)
     return FileCorpus(spec)

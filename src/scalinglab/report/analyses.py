@@ -591,7 +591,12 @@ def shape_invariance(runs: pd.DataFrame, law_n: LossVsN | None = None) -> ShapeI
     multiplied by L(N_ref)/L(N), with N_ref the group's median N.
     """
     df = finished(runs)
-    df = df[in_design(df, "shape_scan") & df["group"].isin(list(_SHAPE_AXES))]
+    df = df[in_design(df, "shape_scan")]
+    if "groups" in df.columns:  # a run shared by several groups (the default shape) counts in each
+        pairs = [[(d, g) for d, g in zip(str(ds).split(";"), str(gs).split(";")) if d == "shape_scan"] or [("shape_scan", g0)]
+                 for ds, gs, g0 in zip(df["designs"].fillna(""), df["groups"].fillna(""), df["group"])]
+        df = df.assign(group=[[g for _, g in p] for p in pairs]).explode("group")
+    df = df[df["group"].isin(list(_SHAPE_AXES))]
     if df.empty:
         raise DataError("no shape scan in this study; add a shape_scan design to test shape invariance.")
     df = df.assign(d_ff=df["d_ff"].where(df["d_ff"] > 0, 4 * df["d_model"]), size=group_budgets(df["N"], rel_tol=0.5))

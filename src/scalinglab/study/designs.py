@@ -278,7 +278,9 @@ class ShapeScan(Design):
             for knob, short, values in scans:
                 for value in values:
                     if knob == "ff_ratio":  # shape_for_params keeps the base model's d_ff / d_model
-                        m = shape_for_params(n, base=dataclasses.replace(m0, d_ff=round(value * m0.d_model)), **default)
+                        d_ff = round(value * m0.d_model)
+                        d_ff = 0 if m0.d_ff == 0 and d_ff == m0.ff_width else d_ff  # the default ratio: the same run
+                        m = shape_for_params(n, base=dataclasses.replace(m0, d_ff=d_ff), **default)
                     else:
                         m = shape_for_params(n, base=m0, **(default | {knob: value}))
                     yield Variant(knob, f"N{fmt(n)}-{short}{fmt(value)}-{shape_tag(m)}", {"model": m})
