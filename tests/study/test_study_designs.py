@@ -142,6 +142,12 @@ def test_recipes(tmp_path: Path) -> None:
     assert k.optim.batch_size == cfg.optim.batch_size  # kaplan2020 keeps the base batch
     kept = get_recipe("tuned-v1")(cfg, frozenset({"optim.batch_size", "optim.lr"}))
     assert kept.optim.batch_size == cfg.optim.batch_size and kept.optim.lr == cfg.optim.lr
+    for run in runs:  # tiny-v1: kaplan2020 with the width rules for LR and init
+        t = get_recipe("tiny-v1")(run.config, frozenset())
+        d = run.config.model.d_model
+        assert t.optim.lr == pytest.approx(0.4 / d) and t.model.init_std == pytest.approx(d**-0.5)
+        assert t.schedule == get_recipe("kaplan2020")(run.config, frozenset()).schedule
+    assert get_recipe("tiny-v1")(cfg, frozenset({"optim.lr"})).optim.lr == cfg.optim.lr  # an lr_scan keeps its LRs
 
 
 def test_python_study_and_plan_table(tmp_path: Path) -> None:
