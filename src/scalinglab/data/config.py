@@ -30,7 +30,7 @@ class DataConfig:
     """Text and tokens for one run; every field is part of the run identity."""
 
     corpus: str = "stdlib"
-    """Corpus spec: 'stdlib' (built in), a path (.txt, .txt.xz, .gz, .jsonl, a directory, a glob), or 'hf:NAME[:CONFIG][:SPLIT]'."""
+    """Corpus spec: 'stdlib' or 'stdlib-docstrings' (built in), a path (.txt, .txt.xz, .gz, .jsonl, a directory, a glob), or 'hf:NAME[:CONFIG][:SPLIT]'."""
     tokenizer: Literal["bpe", "byte"] = "bpe"
     """'bpe': byte-level BPE trained on the corpus's train split; 'byte': raw bytes (vocab 256)."""
     vocab_size: int = 4096
