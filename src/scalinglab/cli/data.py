@@ -15,6 +15,7 @@ Documents go to train/valid/test (90/5/5%) by a hash of each document, the same 
 
 corpus specs:
   stdlib                          the running Python's standard library (built in, no download)
+  stdlib-docstrings               its docstrings: English prose, split like stdlib (for transfer)
   books.txt.xz, data/, 'data/*.gz'  text files; documents separated by '<|endoftext|>' lines
   corpus.jsonl                    one JSON record per line with a 'text' field
   hf:NAME[:CONFIG][:SPLIT]        a Hugging Face dataset with a 'text' column (needs 'datasets')

@@ -9,8 +9,9 @@ from scalinglab.cli._common import add_json_flag, command, print_json
 DESCRIPTION = """\
 Reproduce Kaplan et al. 2020's scaling laws on this machine, with no download: train a real small
 study of GPT models on the Python standard library (the built-in 'stdlib' corpus, a 2,048-token BPE)
-- a ladder of 6 sizes over two decades of compute, a dataset-size sweep and a batch-size scan - then
-fit the laws and write an HTML report with the paper's figures. It ends with a summary: the fitted
+- a ladder of 6 sizes over two decades of compute, an N x D grid, a dataset-size sweep, a batch-size
+scan and a shape scan, every run also evaluated on the library's docstrings for transfer - then fit
+the laws and write an HTML report with the paper's figures. It ends with a summary: the fitted
 alpha_N, alpha_D, the compute-optimal exponent, B_crit(L), the backtest error and the report's path.
 
 About 20 minutes on 2 CPU cores (two one-thread workers); --quick shrinks it to about 3 minutes.
