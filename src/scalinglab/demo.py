@@ -131,7 +131,7 @@ FULL = dict(
     aspect_ratios="[4, 8, 13, 24]",
     ff_ratios="[2, 4, 8]",
     head_dims="[8, 16]",
-    shape_budget="1_000_000",
+    shape_budget="600_000",
 )
 """The full demo: about 20 minutes on 2 cores."""
 
