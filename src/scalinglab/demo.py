@@ -8,7 +8,7 @@ library (the built-in 'stdlib' corpus, no network) with a 2,048-token BPE:
   the online gradient-noise scale measured;
 - the four smaller sizes again on 1M tokens, and two of them on 2M: L(N, D) off the ladder's diagonal;
 - a dataset-size sweep: one model on nested subsets of 100k..800k tokens, several epochs, early-stopped;
-- a batch-size scan: one model at 5 batch sizes over the same 1M tokens, for B_crit(L);
+- a batch-size scan: one model at 4 batch sizes over the same 1M tokens, for B_crit(L);
 - a shape scan at N = 5e4: depth 2..7, feed-forward ratio and head size at fixed N (Kaplan Fig 5).
 
 Every run is also evaluated on the docstrings of the held-out standard-library files (the built-in
@@ -58,7 +58,7 @@ eval_sets = [{{ name = "docstrings", corpus = "stdlib-docstrings", split = "vali
 tokens_per_param = {tokens_per_param}   # tokens per parameter, embeddings included
 
 [base.eval]
-points = 16
+points = 12
 tokens = {eval_tokens}
 
 # Model sizes over two decades of compute, largest first so the longest run starts first; the
@@ -103,6 +103,7 @@ budget = {{ tokens = {batch_budget} }}
 # Shapes at one N, one knob at a time: depth (d_model / n_layer), d_ff / d_model, head size (Kaplan Fig 5).
 [[design]]
 kind = "shape_scan"
+overrides = ["eval.points=4"]   # only the final loss is used
 params = [{shape_params}]
 aspect_ratio = {shape_aspect}
 head_dim = 8
@@ -122,16 +123,16 @@ FULL = dict(
     long_tokens="[2_000_000]",
     data_shape="2, 48",
     data_tokens="[100_000, 200_000, 400_000, 800_000]",
-    data_budget="1_200_000",
+    data_budget="1_000_000",
     batch_shape="2, 32",
-    batch_sizes="[4, 8, 16, 32, 64]",
+    batch_sizes="[4, 8, 16, 32]",
     batch_budget="1_000_000",
     shape_params="5e4",
     shape_aspect=24,
     aspect_ratios="[4, 8, 13, 24]",
     ff_ratios="[2, 4, 8]",
     head_dims="[8, 16]",
-    shape_budget="600_000",
+    shape_budget="400_000",
 )
 """The full demo: about 20 minutes on 2 cores."""
 

@@ -25,7 +25,8 @@ def test_demo_study_has_a_ladder_over_decades_a_data_sweep_and_a_batch_scan(quic
     configs = [r.config for r in runs]
     assert all(c.data.corpus == "stdlib" for c in configs)  # built in: no download
     assert all([e.corpus for e in c.data.eval_sets] == ["stdlib-docstrings"] for c in configs)  # transfer
-    assert len({r.config.optim.batch_size for r in runs if r.kind == "batch_scan"}) >= 4
+    in_scan = [r for r in runs if r.kind == "batch_scan" or any(d == "batch_scan" for d, _ in r.also)]  # shared too
+    assert len({r.config.optim.batch_size for r in in_scan}) >= 4
 
 
 def test_quick_demo_is_much_smaller():
