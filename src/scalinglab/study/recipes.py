@@ -20,7 +20,7 @@ its meaning and its run identities.
   both are several times too small, and short runs then spend most of their steps on the early plateau,
   where the loss hardly depends on N. Measured on 2-layer models of d_model 24..64, 1M tokens of the
   built-in corpus, n_ctx 64 and 512 tokens per step: with the 0.02 init, the best LR between eq D.1's
-  and 0.032 (steps of 2 or less) was at LR x d_model = 0.4-0.5 for d_model 32, 48 and 64 (0.4 and 0.8
+  and 0.032 (4-7 values per width) was at LR x d_model = 0.4-0.5 for d_model 32, 48 and 64 (0.4 and 0.8
   tied at 24); with the 1 / sqrt(d_model) init, 0.4 / d_model beat 0.2 / d_model and 0.8 / d_model at
   d_model 32 and 64. Together the two rules lowered the loss at
   1M tokens by 0.5-0.65 nats (d_model 24: 4.76 -> 4.22; 32: 4.73 -> 4.10; 64: 4.53 -> 3.99).
