@@ -111,9 +111,7 @@ class NoiseModel:
         if not self.center:
             return np.zeros(len(np.atleast_1d(self.axis_values(form, X))))
         logx = form.log_inputs(X)
-        v = np.column_stack([logx[name] for name in form.inputs]) - np.asarray(self.center)  # (n, k)
-        v = v - np.outer(v @ np.asarray(self.along), self.along)
-        return np.sqrt((v**2).sum(axis=1))
+        return _distance_across(np.column_stack([logx[name] for name in form.inputs]), self.center, self.along)
 
     def axis_values(self, form: Form, X) -> np.ndarray:
         if self.axis is None:
@@ -153,10 +151,6 @@ def calibrate_noise(
     residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
     lo, hi = float(axis[used].min()), float(axis[used].max())
     fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, lo, hi, axis_name)
-    logx = np.column_stack([problem.logx[name] for name in form.inputs])  # (n, k)
-    center, along = _axis_frame(logx[used], form.axis_values(problem.logx)[used])
-    v = logx - center
-    u = np.sqrt(((v - np.outer(v @ along, along)) ** 2).sum(axis=1))  # distance across the axis, per row
     if not masks:
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
@@ -167,6 +161,9 @@ def calibrate_noise(
     if not ok.any():
         return fallback
     logpred, _ = form.evaluate(theta[ok], problem.logx, False)
+    logx = np.column_stack([problem.logx[name] for name in form.inputs])  # (n, k)
+    center, along = _axis_frame(logx[used], form.axis_values(problem.logx)[used])
+    u = _distance_across(logx, center, along)
     errors, dist, cross = [], [], []
     for pred, train in zip(logpred, np.array(masks)[ok]):
         test = used & ~train
@@ -180,6 +177,13 @@ def calibrate_noise(
         float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name,
         spread=float(np.sqrt(spread_sq)), center=tuple(map(float, center)), along=tuple(map(float, along)),
     )
+
+
+def _distance_across(logx: np.ndarray, center, along) -> np.ndarray:
+    """Length ``(n,)`` of the part of ``logx - center`` ``(n, k)`` orthogonal to the unit vector ``along``."""
+    v = logx - np.asarray(center)
+    v = v - np.outer(v @ np.asarray(along), along)
+    return np.sqrt((v**2).sum(axis=1))
 
 
 def _axis_frame(logx: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -108,6 +108,19 @@ def in_design(runs: pd.DataFrame, design_kind: str) -> pd.Series:
     return kinds(runs).map(lambda ks: design_kind in ks)
 
 
+def groups_in(runs: pd.DataFrame, design_kind: str) -> pd.Series:
+    """Per run, its groups in designs of ``design_kind`` (a list): its own group and those it is shared into."""
+    primary = kind(runs)
+    if "designs" not in runs.columns or "groups" not in runs.columns:
+        return pd.Series([[g] if k == design_kind else [] for g, k in zip(runs["group"], primary)], index=runs.index)
+    label_kind = dict(zip(runs["design"], primary))
+    return pd.Series(
+        [[g for d, g in zip(str(ds).split(";"), str(gs).split(";")) if label_kind.get(d, d) == design_kind]
+         for ds, gs in zip(runs["designs"].fillna(""), runs["groups"].fillna(""))],
+        index=runs.index,
+    )
+
+
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that ended normally (``status == 'done'``)."""
     return runs[runs["status"] == "done"] if "status" in runs.columns else runs
@@ -591,11 +604,7 @@ def shape_invariance(runs: pd.DataFrame, law_n: LossVsN | None = None) -> ShapeI
     multiplied by L(N_ref)/L(N), with N_ref the group's median N.
     """
     df = finished(runs)
-    df = df[in_design(df, "shape_scan")]
-    if "groups" in df.columns:  # a run shared by several groups (the default shape) counts in each
-        pairs = [[(d, g) for d, g in zip(str(ds).split(";"), str(gs).split(";")) if d == "shape_scan"] or [("shape_scan", g0)]
-                 for ds, gs, g0 in zip(df["designs"].fillna(""), df["groups"].fillna(""), df["group"])]
-        df = df.assign(group=[[g for _, g in p] for p in pairs]).explode("group")
+    df = df.assign(group=groups_in(df, "shape_scan")).explode("group")  # the default shape counts in each group
     df = df[df["group"].isin(list(_SHAPE_AXES))]
     if df.empty:
         raise DataError("no shape scan in this study; add a shape_scan design to test shape invariance.")
