@@ -26,6 +26,9 @@ its meaning and its run identities.
   1M tokens by 0.5-0.65 nats (d_model 24: 4.76 -> 4.22; 32: 4.73 -> 4.10; 64: 4.53 -> 3.99).
   ``studies/lr_width.toml`` is that sweep as a study, to re-measure the constant on another corpus. The
   1 / width LR is muP's for Adam (Yang et al. 2021, Tensor Programs V); the init is the usual fan-in one.
+
+A recipe never overrides a field the design pins (``keep``): an ``lr_scan`` keeps its learning rates,
+a ``batch_scan`` its batches, and the recipe fits the rest (warmup, decay) around them.
 """
 
 from __future__ import annotations
