@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.constants import PF_DAY
 
 DESCRIPTION = """\
 Plan a training run from a fitted law or published constants: the compute-optimal model size N and
@@ -81,7 +82,7 @@ def format_plan(plan) -> str:
         lo, hi = plan.loss_interval
         loss += f"   [{lo:.4f}, {hi:.4f}] {plan.interval_level:.0%} prediction interval"
     rows = [
-        ("compute C", _num(plan.budget, " FLOPs") + f"  ({plan.budget / 8.64e19:.3g} PF-days)"),
+        ("compute C", _num(plan.budget, " FLOPs") + f"  ({plan.budget / PF_DAY:.3g} PF-days)"),
         ("parameters N", _num(plan.n_params) + _range(plan.n_params_interval, plan.interval_level)),
         ("tokens D", _num(plan.tokens) + _range(plan.tokens_interval, plan.interval_level)),
         ("tokens per parameter", _num(plan.tokens_per_param)),

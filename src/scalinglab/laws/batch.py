@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from scalinglab.constants import KAPLAN_TABLE5
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.fit import FitResult, fit_law
 
@@ -24,8 +25,8 @@ from scalinglab.laws.fit import FitResult, fit_law
 class BcritLaw:
     """Kaplan eq 1.4: B_crit(L) = B*/L^(1/α_B), in tokens (Table 5: B* = 2.1e8, α_B = 0.21)."""
 
-    B_star: float = 2.1e8
-    alpha_B: float = 0.21
+    B_star: float = KAPLAN_TABLE5["B_star"]
+    alpha_B: float = KAPLAN_TABLE5["alpha_B"]
 
     def __call__(self, loss: np.ndarray | float) -> np.ndarray:
         return self.B_star / np.asarray(loss, dtype=float) ** (1 / self.alpha_B)

@@ -23,11 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from scalinglab.constants import KAPLAN_OVERFITTING, KAPLAN_TABLE3, KAPLAN_TABLE5, KAPLAN_TABLE6, PF_DAY
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.batch import BcritLaw
-
-PF_DAY = 8.64e19
-"""FLOPs in one PF-day (Kaplan §1.3): 1e15 * 24 * 3600."""
 
 LossND = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A law L(N, D) evaluated elementwise on arrays of parameters and tokens."""
@@ -346,13 +344,13 @@ class KaplanFrontier:
     Table 5 (B*, α_B).
     """
 
-    N_c: float = 6.5e13
-    alpha_N: float = 0.077
-    S_c: float = 2.1e3
-    alpha_S: float = 0.76
-    B_star: float = 2.1e8
+    N_c: float = KAPLAN_TABLE3["N_c"]
+    alpha_N: float = KAPLAN_TABLE3["alpha_N"]
+    S_c: float = KAPLAN_TABLE3["S_c"]
+    alpha_S: float = KAPLAN_TABLE3["alpha_S"]
+    B_star: float = KAPLAN_TABLE5["B_star"]
     """B_crit(L) = B*/L^(1/α_B), in tokens."""
-    alpha_B: float = 0.21
+    alpha_B: float = KAPLAN_TABLE5["alpha_B"]
 
     @classmethod
     def from_laws(cls, ns_params: Mapping[str, float], bcrit: BcritLaw) -> KaplanFrontier:
@@ -433,24 +431,24 @@ class KaplanFrontier:
 
 def kaplan_min_tokens(n: np.ndarray | float) -> np.ndarray:
     """Eq 4.4: tokens needed to keep overfitting below seed noise, D ≳ 5e3 N^0.74 (N non-embedding)."""
-    return 5e3 * np.asarray(n, dtype=float) ** 0.74
+    return KAPLAN_OVERFITTING["D_e"] * np.asarray(n, dtype=float) ** KAPLAN_OVERFITTING["p"]
 
 
 @dataclass(frozen=True)
 class KaplanTable6:
     """Kaplan Table 6: the measured compute-efficient allocation, X = X_e C_min^p with C_min in PF-days."""
 
-    N_e: float = 1.3e9
-    p_N: float = 0.73
-    B_e: float = 2.0e6
-    p_B: float = 0.24
-    S_e: float = 5.4e3
-    p_S: float = 0.03
-    D_e: float = 2e10
-    p_D: float = 0.27
-    C_c_min: float = 3.1e8
+    N_e: float = KAPLAN_TABLE6["N_e"]
+    p_N: float = KAPLAN_TABLE6["p_N"]
+    B_e: float = KAPLAN_TABLE6["B_e"]
+    p_B: float = KAPLAN_TABLE6["p_B"]
+    S_e: float = KAPLAN_TABLE6["S_e"]
+    p_S: float = KAPLAN_TABLE6["p_S"]
+    D_e: float = KAPLAN_TABLE6["D_e"]
+    p_D: float = KAPLAN_TABLE6["p_D"]
+    C_c_min: float = KAPLAN_TABLE5["C_c_min"]
     """L(C_min) = (C_c_min/C_min)^α_C^min, C_min in PF-days (Kaplan Table 5)."""
-    alpha_C_min: float = 0.050
+    alpha_C_min: float = KAPLAN_TABLE5["alpha_C_min"]
 
     def n_opt(self, c_min: np.ndarray | float) -> np.ndarray:
         return self.N_e * (np.asarray(c_min, dtype=float) / PF_DAY) ** self.p_N

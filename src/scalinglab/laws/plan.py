@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
 from scalinglab.laws.forms import get_form
@@ -130,20 +131,14 @@ PRESETS: dict[str, PlanningLaw] = {
     # al.'s code; spec §5.1. The rounded values in the paper's body are biased (spec §5.2).
     "chinchilla2022": PlanningLaw(
         form="chinchilla",
-        params={
-            "E": float(np.exp(0.5267228)),
-            "A": float(np.exp(6.0073404)),
-            "B": float(np.exp(6.0179186)),
-            "alpha": 0.33917084,
-            "beta": 0.2849083,
-        },
+        params=dict(HOFFMANN_APPROACH3_TEX),
         source="Hoffmann et al. 2022, approach 3 (§3.3, App. D.2), unrounded TeX constants [spec §5.1]",
         convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
     ),
     # Besiroglu et al. 2024's refit of Chinchilla Fig 4 (240 runs); spec §5.2.
     "epoch2024": PlanningLaw(
         form="chinchilla",
-        params={"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658},
+        params=dict(EPOCH_REFIT),
         source="Besiroglu et al. 2024 (Epoch AI), refit of Chinchilla's runs [spec §5.2]",
         convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
     ),

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scalinglab.constants import PF_DAY  # FLOPs in a PF-day, re-exported for callers
 from scalinglab.model.config import ModelConfig
-
-PF_DAY = 1e15 * 24 * 3600
-"""FLOPs in one petaflop/s-day = 8.64e19 (Kaplan §1.3)."""
 
 
 def param_groups(cfg: ModelConfig) -> dict[str, int]:
