@@ -17,11 +17,13 @@ write two tables, as Parquet and CSV:
   steps.parquet / steps.csv  one row per evaluation step: tokens, C_*, lr, train_loss, loss, loss_<set>
 
 Column definitions: docs/contracts.md ("Runs tables"). `scalinglab fit` reads runs.* directly and
-keeps the runs whose status is done.
+keeps the runs whose status is done. stderr then says which runs L(N), L(D) and L(N, D) would fit
+(the report's selection, study.selection); --design NAME writes and counts only that design's runs.
 
 Examples:
   scalinglab collect runs/ladder
   scalinglab collect runs/ladder --out tables/ --json
+  scalinglab collect runs/demo --design ladder --out tables/ladder
 """
 
 
@@ -29,17 +31,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "collect", "tidy runs and steps tables from a study directory", DESCRIPTION, run)
     p.add_argument("study_dir", metavar="STUDY_DIR", help="the study directory (runs/<study name>)")
     p.add_argument("--out", metavar="DIR", help="where to write the tables (default: STUDY_DIR)")
+    p.add_argument("--design", metavar="NAME", help="only this design's runs (needs --out: the study's own tables stay whole)")
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from scalinglab.study.collect import collect, write_tables
+    import sys
 
-    paths = write_tables(args.study_dir, args.out)
+    from scalinglab.errors import ConfigError, ScalinglabError
+    from scalinglab.study.collect import collect, only_design, save_tables
+    from scalinglab.study.selection import LAW_QUESTIONS, select_for_law
+
+    if args.design and not args.out:
+        raise ConfigError("--design writes a part of the study; give --out DIR so the study's own tables stay whole.")
     runs, steps = collect(args.study_dir)
+    if args.design:
+        runs, steps = only_design(runs, steps, args.design)
+    paths = save_tables(runs, steps, args.out or args.study_dir)
     counts = runs["status"].value_counts().to_dict()
+    selection = {}
+    for law in ("kaplan_n", "kaplan_d", "kaplan_nd"):
+        try:
+            selection[LAW_QUESTIONS[law]] = select_for_law(runs, law, args.design)[1]
+        except ScalinglabError as e:
+            selection[LAW_QUESTIONS[law]] = str(e)
+    for line in selection.values():
+        print(f"scalinglab collect: {line}", file=sys.stderr)
     if args.json:
-        print_json({"files": [str(p) for p in paths], "runs": len(runs), "steps": len(steps), "status": counts})
+        print_json({"files": [str(p) for p in paths], "runs": len(runs), "steps": len(steps), "status": counts,
+                    "selection": selection})
     else:
         print(f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {len(steps)} evaluation rows")
         for p in paths:

@@ -18,6 +18,8 @@ with the fixes of Besiroglu et al. 2024). Bootstrap refits over runs give the in
 Laws: {LAWS}, or your own function as path/to/file.py:function (named parameters).
 The table (CSV, Parquet, JSONL, a W&B CSV export, or a study directory with runs.parquet) needs the
 law's columns: N, D (or C, then D = C/(6N)), loss by default; --columns maps other names.
+From a study directory the law fits the runs the report uses for it (scans and 1-layer models left
+out; L(D) on the data-limited runs, early-stopped), or one design's with --design; stderr says which.
 
 Examples:
   scalinglab fit runs.csv --law chinchilla --out fit.json
@@ -32,6 +34,7 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) or a study directory")
     p.add_argument("--law", default="chinchilla", help=f"law to fit (default chinchilla): {LAWS}, or file.py:function")
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. loss=val/loss,N=params")
+    p.add_argument("--design", metavar="NAME", help="from a study directory, fit only this design's runs (scans included)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs first")
     p.add_argument(
         "--starts", default="default", metavar="default|full|hoffmann|K",
@@ -46,9 +49,25 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_table(args: argparse.Namespace):
+    """The runs table; from a study directory, only the runs the law answers (study.selection), said on stderr."""
+    from pathlib import Path
+
     from scalinglab.laws.tables import drop_highest, read_runs_table
 
-    return drop_highest(read_runs_table(args.table, args.columns), args.drop_highest_loss)
+    table = read_runs_table(args.table, args.columns)
+    if Path(args.table).is_dir():
+        from scalinglab.study.selection import select_for_law
+
+        attrs = table.attrs
+        table, used = select_for_law(table, args.law, args.design)
+        table = table.reset_index(drop=True)
+        table.attrs = {**attrs, "notes": [*attrs.get("notes", []), used]}
+        print(f"scalinglab {args.command}: {used}", file=sys.stderr)
+    elif args.design:
+        from scalinglab.errors import DataError
+
+        raise DataError(f"--design needs a study directory; '{args.table}' is a table file.")
+    return drop_highest(table, args.drop_highest_loss)
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,13 +17,16 @@ the noise of one new evaluation. Extrapolate constant-LR or stable-phase curves:
 the LR decays cannot see the decay's gain.
 
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default) or a CSV with columns
-step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient).
+step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient). A study
+directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
+common batch, the largest model first: L(N, S) over them predicts the largest; stderr says which.
 
 Examples:
   scalinglab predict runs/gpt-3f2a9c                      # its final loss, from the points so far
   scalinglab predict runs/gpt-3f2a9c --at-step 20000
   scalinglab predict curve.csv --at-step 5000 --fit-until 1000 --json   # backtest a known tail
   scalinglab predict runs/big runs/small runs/medium --at-step 20000       # L(N, S) over three runs
+  scalinglab predict runs/demo --design ladder --fit-until 200             # a study's ladder
 """
 
 
@@ -39,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--metric", default="val_loss_valid", help="metrics.jsonl column (default val_loss_valid)")
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
+    p.add_argument("--design", metavar="NAME", help="from a study directory, only this design's runs")
     add_json_flag(p)
 
 
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.laws.curves import load_curves, predict_curve
 
-    curves = [c for path in args.curves for c in load_curves(path, args.metric)]
+    paths = [p for path in args.curves for p in _study_runs(path, args.design)]
+    curves = [c for path in paths for c in load_curves(path, args.metric)]
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
     if args.json:
         print_json(dataclasses.asdict(pred))
@@ -62,3 +67,24 @@ def run(args: argparse.Namespace) -> int:
     if pred.observed is not None:
         print(f"observed at that step: {pred.observed:.4f} ({'inside' if lo <= pred.observed <= hi else 'OUTSIDE'} the interval)")
     return 0
+
+
+def _study_runs(path: str, design: str | None) -> list[str]:
+    """A study directory's run directories for L(N, S) (study.selection), said on stderr; other paths as given."""
+    import sys
+    from pathlib import Path
+
+    from scalinglab.study.collect import collect
+    from scalinglab.study.selection import select_for_law
+
+    root = Path(path)
+    if not root.is_dir() or (root / "metrics.jsonl").is_file() or not any(root.glob("*/config.json")):
+        return [path]
+    runs, _ = collect(root)
+    runs, used = select_for_law(runs, "kaplan_ns", design)
+    batch = runs["batch_tokens"].mode()
+    runs = runs[runs["batch_tokens"] == batch.iloc[0]] if len(batch) else runs  # L(N, S) holds at one batch
+    runs = runs.sort_values("N", ascending=False)
+    print(f"scalinglab predict: {used}; {len(runs)} at {int(batch.iloc[0]) if len(batch) else 0} tokens per step, "
+          f"predicting the largest ({runs['name'].iloc[0] if len(runs) else 'none'})", file=sys.stderr)
+    return [str(root / d) for d in runs["run_dir"]]

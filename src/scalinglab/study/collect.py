@@ -24,7 +24,8 @@ RUN_COLUMNS = [
     "best_step", "epochs",
 ]  # fmt: skip
 """Leading columns of the runs table; then ``loss_<set>``, ``bpb_<set>``, ``wall_time``, ``kind``, ``recipe``,
-``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated)."""
+``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated)
+and ``run_dir`` (the run's directory name inside the study directory)."""
 
 STEP_COLUMNS = [
     "run_id", "step", "tokens", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "lr", "train_loss",
@@ -81,6 +82,7 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         recipe=labels.get("recipe", ""),
         designs=labels.get("designs", row["design"]),  # every design the run belongs to, ';'-separated
         groups=labels.get("groups", row["group"]),
+        run_dir=run_dir.name,  # the run's directory inside the study directory
     )
     return row
 
@@ -128,10 +130,20 @@ def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs_df, steps_df
 
 
-def write_tables(study_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Collect ``study_dir`` and write runs/steps as Parquet and CSV into ``out_dir`` (default: the study dir)."""
-    runs, steps = collect(study_dir)
-    out = Path(out_dir or study_dir)
+def only_design(runs: pd.DataFrame, steps: pd.DataFrame, design: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs (and their evaluation rows) of the design called ``design``, as their own or shared into it."""
+    from scalinglab.study.selection import in_label
+
+    mine = runs[in_label(runs, design)]
+    if mine.empty:
+        labels = sorted({x for d in runs["designs"].fillna("") for x in str(d).split(";") if x})
+        raise DataError(f"no run belongs to design '{design}'; designs in this study: {', '.join(labels) or 'none'}.")
+    return mine.reset_index(drop=True), steps[steps["run_id"].isin(mine["run_id"])].reset_index(drop=True)
+
+
+def save_tables(runs: pd.DataFrame, steps: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write runs and steps as Parquet and CSV into ``out_dir``; the paths written."""
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, df in (("runs", runs), ("steps", steps)):
@@ -139,3 +151,11 @@ def write_tables(study_dir: str | Path, out_dir: str | Path | None = None) -> li
             write(path, index=False)
             paths.append(path)
     return paths
+
+
+def write_tables(study_dir: str | Path, out_dir: str | Path | None = None, design: str | None = None) -> list[Path]:
+    """Collect ``study_dir`` (only ``design``'s runs when given) and write runs/steps into ``out_dir`` (default: the study dir)."""
+    runs, steps = collect(study_dir)
+    if design:
+        runs, steps = only_design(runs, steps, design)
+    return save_tables(runs, steps, out_dir or study_dir)

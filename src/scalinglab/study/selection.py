@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-SCAN_DESIGNS = frozenset({"batch_scan", "lr_scan", "shape_scan", "context_scan"})
+from scalinglab.errors import DataError
+
+SCAN_DESIGNS = frozenset({"batch_scan", "lr_scan", "hp_grid", "shape_scan", "context_scan"})
 """Designs that move one hyper-parameter off the recipe: measured on their own, never in a law's fit."""
 
 MIN_LAYERS = 2
@@ -78,3 +80,97 @@ def law_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def curves_of(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """The evaluation rows of ``runs`` (matched on run_id), in step order."""
     return curves[curves["run_id"].isin(runs["run_id"])].sort_values(["run_id", "step"])
+
+
+LAW_QUESTIONS = {
+    "kaplan_n": "L(N)",
+    "kaplan_d": "L(D)",
+    "kaplan_nd": "L(N, D)",
+    "chinchilla": "L(N, D), Chinchilla form",
+    "kaplan_c": "L(C)",
+    "kaplan_ns": "L(N, S)",
+}
+"""What each law answers, for the line that says which runs it used."""
+
+
+def in_label(runs: pd.DataFrame, label: str) -> pd.Series:
+    """True for the runs of the design called ``label`` (as their own design or shared into it)."""
+    if "designs" in runs.columns:
+        return runs["designs"].fillna("").map(lambda d: label in str(d).split(";"))
+    if "design" in runs.columns:
+        return runs["design"] == label
+    return pd.Series(False, runs.index)
+
+
+def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The finished runs a law may use, and what was left out: scans (unless asked for), 1-layer models."""
+    left: list[str] = []
+    df = finished(runs)
+    if len(df) < len(runs):
+        left.append(f"{len(runs) - len(df)} unfinished")
+    if design is not None:
+        mine = in_label(df, design)
+        if not mine.any():
+            labels = sorted({x for d in df.get("designs", df.get("design", pd.Series(dtype=str))).fillna("")
+                             for x in str(d).split(";") if x})
+            raise DataError(f"no finished run belongs to design '{design}'; designs in this study: {', '.join(labels) or 'none'}.")
+        left.append(f"{int((~mine).sum())} of other designs")
+        df = df[mine]
+    else:
+        scan = kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)  # a scan run shared with a law design stays
+        if scan.any():
+            left.append(f"{int(scan.sum())} hyper-parameter scan runs")
+        df = df[~scan]
+    if "n_layer" in df.columns:
+        shallow = df["n_layer"] < MIN_LAYERS
+        if shallow.any():
+            left.append(f"{int(shallow.sum())} with fewer than {MIN_LAYERS} layers")
+        df = df[~shallow]
+    return df, left
+
+
+def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The rows of a collected study that fit ``law``, and one line saying what was kept and why.
+
+    The rules are the report's (spec §1, §4): L(N) takes, per model size, the lowest final loss of
+    the single-pass runs (the longest-trained: Kaplan fits converged models); L(D) the early-stopped
+    loss of the largest model of the data-limited (nested subset) runs, D = distinct tokens (Kaplan
+    §3.3); L(N, D) and Hoffmann's form every run, D = distinct tokens and the early-stopped loss; any
+    other law the single-pass runs with their final loss. Hyper-parameter scans and 1-layer models
+    are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by name, scans included).
+    The rows keep every column of ``runs``; ``D`` and ``loss`` hold what the law fits.
+    """
+    df, left = _pool(runs, design)
+    question = LAW_QUESTIONS.get(law, law)
+    limited = data_limited(df) if "D" in df.columns else pd.Series(False, df.index)
+    if law == "kaplan_n":
+        if limited.any():
+            left.append(f"{int(limited.sum())} data-limited")
+        df = df[~limited]
+        kept = df.loc[df.groupby("N")["loss"].idxmin()].sort_values("N") if len(df) else df
+        if len(kept) < len(df):
+            left.append(f"{len(df) - len(kept)} shorter runs of a size already kept")
+        rule = "per model size the lowest final loss of the single-pass runs"
+    elif law == "kaplan_d":
+        if (~limited).any():
+            left.append(f"{int((~limited).sum())} single-pass")
+        df = df[limited]
+        df = df.assign(D=dataset_size(df), loss=df["best_loss"])
+        largest = df[df["N"] == df["N"].max()] if len(df) else df
+        if len(largest) < len(df):
+            left.append(f"{len(df) - len(largest)} of smaller models")
+        kept = largest.loc[largest.groupby("D")["loss"].idxmin()].sort_values("D") if len(largest) else largest
+        if len(kept) < len(largest):
+            left.append(f"{len(largest) - len(kept)} repeats of a dataset size")
+        rule = "the largest model's data-limited runs, early-stopped loss over D = distinct tokens"
+    elif law in ("kaplan_nd", "chinchilla"):
+        kept = df.assign(D=dataset_size(df), loss=df["best_loss"]) if "best_loss" in df.columns else df
+        rule = "every run, early-stopped loss over D = distinct tokens"
+    else:
+        if limited.any():
+            left.append(f"{int(limited.sum())} data-limited")
+        kept = df[~limited]
+        rule = "the single-pass runs, final loss"
+    where = f" of design '{design}'" if design else " on the recipe"
+    text = f"{question}: {len(kept)} of {len(runs)} runs{where}: {rule}"
+    return kept, text + (f"; left out {', '.join(left)}" if left else "")

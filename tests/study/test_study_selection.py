@@ -1,0 +1,85 @@
+"""Run selection: which runs of a collected study each law fits (study.selection), from the CLI too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.errors import DataError
+from scalinglab.study.selection import select_for_law
+
+
+def _row(run_id, kind, n, loss, best=None, limit=0, d=1e6, n_layer=2, designs=None, status="done"):
+    return {"run_id": run_id, "name": run_id, "design": kind, "kind": kind, "group": "g", "status": status,
+            "n_layer": n_layer, "N": n, "D": d, "C": 6 * n * d, "loss": loss,
+            "best_loss": loss if best is None else best, "train_tokens_limit": limit,
+            "designs": designs or kind, "groups": "g", "batch_tokens": 512}
+
+
+def study_table() -> pd.DataFrame:
+    """A ladder, a longer grid, a dataset-size sweep, a batch scan, a 1-layer model and an unfinished run."""
+    rows = [_row(f"lad{i}", "ladder", n, 5 - i * 0.3) for i, n in enumerate([1e4, 3e4, 1e5])]
+    rows += [_row("grid0", "nd_grid", 1e4, 4.7, d=4e6), _row("grid1", "nd_grid", 3e4, 4.9, d=4e6)]
+    rows += [_row(f"data{j}", "dataset_size", 3e4, 5.5, best=5.2 - 0.1 * j, limit=t, d=2e6)
+             for j, t in enumerate([1e5, 2e5, 4e5])]
+    rows += [_row("small-data", "dataset_size", 1e4, 5.5, best=5.0, limit=1e5, d=2e6)]
+    rows += [_row(f"batch{k}", "batch_scan", 1e4, 4.0 + k) for k in range(2)]
+    rows += [_row("shared", "batch_scan", 1e5, 4.1, designs="batch_scan;ladder")]  # shared into the ladder
+    rows += [_row("one-layer", "ladder", 2e5, 3.0, n_layer=1), _row("running", "ladder", 3e5, 3.0, status="running")]
+    return pd.DataFrame(rows)
+
+
+def test_l_of_n_takes_the_lowest_final_loss_per_size_of_single_pass_runs() -> None:
+    rows, text = select_for_law(study_table(), "kaplan_n")
+    # lad0 (4.7 beats 5.0 at 1e4: grid0 is longer), lad1 vs grid1 (4.7 < 4.9), at 1e5 the shared run (4.1 < 4.4)
+    assert dict(zip(rows["N"], rows["run_id"])) == {1e4: "grid0", 3e4: "lad1", 1e5: "shared"}
+    assert text.startswith("L(N): 3 of 14 runs on the recipe")
+    for reason in ("1 unfinished", "2 hyper-parameter scan runs", "1 with fewer than 2 layers", "4 data-limited"):
+        assert reason in text
+
+
+def test_l_of_d_takes_the_largest_model_early_stopped_over_distinct_tokens() -> None:
+    rows, text = select_for_law(study_table(), "kaplan_d")
+    assert list(rows["run_id"]) == ["data0", "data1", "data2"]
+    assert list(rows["D"]) == [1e5, 2e5, 4e5]  # distinct tokens, not the 2e6 processed
+    assert np.allclose(rows["loss"], [5.2, 5.1, 5.0])  # early-stopped
+    assert "1 of smaller models" in text
+
+
+def test_l_of_nd_takes_every_law_run_with_distinct_tokens_and_best_loss() -> None:
+    rows, _ = select_for_law(study_table(), "kaplan_nd")
+    assert len(rows) == 10
+    assert rows.set_index("run_id").loc["data1", "D"] == 2e5
+    assert rows.set_index("run_id").loc["data1", "loss"] == pytest.approx(5.1)
+
+
+def test_a_design_restricts_the_runs_and_an_unknown_one_names_the_known() -> None:
+    rows, text = select_for_law(study_table(), "kaplan_n", design="batch_scan")
+    assert set(rows["run_id"]) == {"batch0", "shared"}  # scans count when asked for; lowest per size
+    assert "of design 'batch_scan'" in text
+    with pytest.raises(DataError, match="designs in this study: batch_scan, dataset_size, ladder, nd_grid"):
+        select_for_law(study_table(), "kaplan_n", design="ladderz")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_fit_on_a_study_directory_fits_the_selection_and_says_so(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    table = study_table()
+    table["loss"] = np.where(table["kind"] == "ladder", (1e8 / table["N"]) ** 0.1, table["loss"])
+    table.to_csv(study / "runs.csv", index=False)
+    out = _cli("fit", str(study), "--law", "kaplan_n", "--bootstrap", "0", "--json")
+    assert out.returncode in (0, 1), out.stderr
+    assert "scalinglab fit: L(N): 3 of 13 runs on the recipe" in out.stderr  # the unfinished one is dropped first
+    assert json.loads(out.stdout)["n_points"] == 3
+    bad = _cli("fit", str(study / "runs.csv"), "--design", "ladder")
+    assert bad.returncode == 2 and "--design needs a study directory" in bad.stderr
