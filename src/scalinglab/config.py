@@ -6,7 +6,10 @@ holds the generic machinery they share:
 
 - :func:`from_dict` builds a (nested) config from plain data, rejecting unknown keys with a
   did-you-mean hint and coercing TOML/JSON values to the annotated types;
-- :func:`apply_overrides` applies ``section.field=value`` strings (the CLI's dotted overrides);
+- :func:`replace_fields` replaces dotted fields of a frozen config (``dataclasses.replace`` per
+  section), the one override mechanism: :func:`apply_overrides` applies ``section.field=value``
+  strings (the CLI's dotted overrides) through it;
+- :func:`leaf_fields` / :func:`changed_fields` say which dotted fields a table sets or a config changes;
 - :func:`load_config` = TOML file + overrides;
 - :func:`to_dict` / :func:`stable_hash` for ``config.json`` and run identities.
 """
@@ -174,15 +177,63 @@ def merge(base: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
     return base
 
 
+def replace_fields(cfg: T, updates: Mapping[str, Any], where: str = "") -> T:
+    """A copy of a frozen config with dotted fields replaced: ``{"optim.lr": 1e-3, "model": m}``.
+
+    Built with ``dataclasses.replace`` section by section, so every touched config re-validates;
+    values are coerced to the annotated types like a fresh load (a TOML table becomes its config).
+    """
+    nested: dict[str, Any] = {}
+    direct: dict[str, Any] = {}
+    for key, value in updates.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    if not dataclasses.is_dataclass(cfg):
+        raise ConfigError(f"'{where}' is a value, not a table of settings; set it whole ({where}=...).")
+    fields = {f.name for f in dataclasses.fields(cfg) if f.init}
+    for head in [*nested, *direct]:
+        if head not in fields:
+            raise _unknown_key(head, sorted(fields), where)
+    hints = typing.get_type_hints(type(cfg))
+    for head, value in direct.items():
+        direct[head] = _coerce(value, hints[head], f"{where}.{head}" if where else head)
+    for head, sub in nested.items():
+        direct[head] = replace_fields(direct.get(head, getattr(cfg, head)), sub, f"{where}.{head}" if where else head)
+    return dataclasses.replace(cfg, **direct)
+
+
+def override_fields(overrides: Sequence[str]) -> dict[str, Any]:
+    """Dotted ``key=value`` override strings as ``{"section.key": value}``."""
+    return {".".join(path): value for path, value in map(parse_override, overrides)}
+
+
 def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
     """A new config with dotted ``key=value`` overrides applied (validated like a fresh load)."""
-    if not overrides:
-        return cfg
-    data = to_dict(cfg)
-    for text in overrides:
-        path, value = parse_override(text)
-        merge(data, path, value)
-    return from_dict(type(cfg), data)
+    return replace_fields(cfg, override_fields(overrides)) if overrides else cfg
+
+
+def leaf_fields(data: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """The dotted keys a table of settings sets: ``{"schedule": {"kind": "wsd"}}`` -> {"schedule.kind"}."""
+    out: set[str] = set()
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        out |= leaf_fields(value, f"{dotted}.") if isinstance(value, Mapping) and value else {dotted}
+    return frozenset(out)
+
+
+def changed_fields(cfg: Any, reference: Any) -> frozenset[str]:
+    """The dotted leaf fields where config ``cfg`` differs from ``reference`` (e.g. the defaults)."""
+    a, b = to_dict(cfg), to_dict(reference)
+
+    def walk(x: Any, y: Any, prefix: str) -> set[str]:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return {f for k in x for f in walk(x[k], y.get(k), f"{prefix}{k}.")}
+        return set() if x == y else {prefix.rstrip(".")}
+
+    return frozenset(walk(a, b, ""))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import sys
 from typing import Any
 
 from scalinglab.cli._common import add_json_flag, command, print_json
@@ -25,8 +27,10 @@ Examples:
 
 PLAN_HELP = """\
 Dry run: expand the study and print one row per run (shape, N, N_total, tokens, FLOPs, steps,
-batch, LR, estimated time) and the totals, before anything trains. A bad study file (unknown design,
-impossible shape, budget below one step) fails here with a one-line message.
+schedule, LR, warmup, batch, init std, estimated time) and the totals, before anything trains. Each
+hyper-parameter says where it came from: study (the file sets it: base, design or overrides, which
+always win), recipe (the recipe fills what the study leaves unset) or default. A bad study file
+(unknown design, impossible shape, budget below one step) fails here with a one-line message.
 
 Times come from a few real training steps per distinct shape, timed on this machine with one thread
 per run and cached in $SCALINGLAB_CACHE/throughput.json; --remeasure times them again, --no-measure
@@ -42,7 +46,10 @@ Train every run of the study that is not done yet, in parallel, exactly once. Ru
 <out_dir>/<name>-<identity> (default out_dir: runs/<study name>). Re-running is always safe:
 finished runs are skipped, interrupted runs (killed driver or worker, stale heartbeat) resume from
 their last checkpoint, and two drivers on one study share the work. Failed runs keep their error in
-status.json and are retried only with --retry-failed.
+status.json and are retried only with --retry-failed. SIGTERM or Ctrl-C stops the driver and its
+workers, leaving their runs to resume. The exit status is non-zero while any run is failed or
+unfinished (stopped, crashed twice, damaged, or held by another process), with a line saying how
+many and why.
 
 Examples:
   scalinglab study run studies/ladder.toml                         # local pool, one worker per core
@@ -125,8 +132,14 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"study": study.name, "directory": str(study.directory), "runs": table.to_dict("records"), "totals": totals})
         return 0
-    columns = ["name", "n_layer", "d_model", "n_head", "N", "N_total", "tokens", "C", "steps", "batch_size", "lr", "est_seconds"]
-    print(_table(table.to_dict("records"), columns))
+    rows = table.to_dict("records")
+    for r in rows:  # each hyper-parameter beside where it came from
+        for col, name in (("schedule", "schedule"), ("lr", "lr"), ("warmup_steps", "warmup"), ("batch_size", "batch"),
+                          ("init_std", "init")):
+            r[col] = f"{_fmt(r[col])} ({r[f'{name}_from']})"
+    columns = ["name", "n_layer", "d_model", "N", "tokens", "C", "steps", "schedule", "lr", "warmup_steps", "batch_size",
+               "init_std", "est_seconds"]
+    print(_table(rows, columns))
     print(
         f"\n{totals['runs']} runs, {totals['tokens']:.3g} tokens, C = {totals['C']:.3g} FLOPs (6ND), "
         f"{totals['C_structural']:.3g} FLOPs (structural)\n"
@@ -153,8 +166,16 @@ def run_run(args: argparse.Namespace) -> int:
         slurm_partition=args.slurm_partition,
         slurm_time_min=args.slurm_time_min,
     )
-    status = run_study(study, executor, retry_failed=args.retry_failed, progress=not (args.no_progress or args.json))
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a scheduler's stop: like Ctrl-C, runs stay resumable
+    try:
+        status = run_study(study, executor, retry_failed=args.retry_failed, progress=not (args.no_progress or args.json))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return _print_status(study, status, args.json, failed_exit=True)
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -172,4 +193,14 @@ def _print_status(study: Any, status: Any, as_json: bool, failed_exit: bool = Fa
     else:
         print(_table(rows, ["name", "design", "group", "state", "step", "steps", "reason"]))
         print("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; study directory {study.directory}")
-    return 1 if failed_exit and counts.get("failed") else 0
+    if not failed_exit:
+        return 0
+    unfinished = {s: n for s, n in sorted(counts.items()) if s not in ("done", "failed")}
+    if unfinished:  # stopped (SIGTERM, full disk), crashed twice, damaged, or held by another driver
+        what = ", ".join(f"{n} {s}" for s, n in unfinished.items())
+        print(
+            f"scalinglab study run: {sum(unfinished.values())} run(s) unfinished ({what}); see the reason column, "
+            "fix what it names, then run the same command again to resume them.",
+            file=sys.stderr,
+        )
+    return 1 if counts.get("failed") or unfinished else 0

@@ -21,10 +21,11 @@ A study is a TOML file (or a Python function returning a :class:`StudyConfig`)::
     aspect_ratio = 32
 
 Every design kind and its keys are documented in :mod:`scalinglab.study.designs` and
-docs/contracts.md. Expansion applies each design's pins to the frozen base run with
-``dataclasses.replace``, lets the recipe set the remaining hyper-parameters, names the run
-``<design>-<tag>`` and checks that it is trainable (a sane shape, at least one optimiser step), so a
-bad study fails at ``scalinglab study plan`` before anything trains.
+docs/contracts.md. Expansion applies each design's overrides and pins to the frozen base run with
+``dataclasses.replace``, lets the recipe fill the hyper-parameters the study leaves unset (what the
+study says always wins: base, then design, then overrides), names the run ``<design>-<tag>`` and
+checks that it is trainable (a sane shape, at least one optimiser step), so a bad study fails at
+``scalinglab study plan`` before anything trains.
 """
 
 from __future__ import annotations
@@ -36,10 +37,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalinglab.config import apply_overrides, check, from_dict, read_toml
+from scalinglab.config import (
+    apply_overrides,
+    changed_fields,
+    check,
+    from_dict,
+    leaf_fields,
+    override_fields,
+    read_toml,
+    replace_fields,
+)
 from scalinglab.errors import ConfigError
+from scalinglab.paths import check_name
 from scalinglab.study.designs import Design, parse_design
-from scalinglab.study.recipes import get_recipe, replace_fields
+from scalinglab.study.recipes import RECIPE_FIELDS, get_recipe
 from scalinglab.train.budget import resolve_steps
 from scalinglab.train.config import RunConfig
 
@@ -60,9 +71,13 @@ class StudyConfig:
     """The study directory; empty means runs/<name> under the current directory."""
     stale_seconds: float = 120.0
     """A run whose heartbeat is older than this is taken to be dead, reclaimed and resumed."""
+    base_fields: tuple[str, ...] = ()
+    """Dotted fields the [base] tables set (read from the study file); the recipe never changes them.
+    Fields of ``base`` that differ from RunConfig's defaults count as set too (a study built in Python)."""
 
     def __post_init__(self) -> None:
-        check(bool(self.name) and "/" not in self.name, f"study name {self.name!r} must be a non-empty name without '/'.")
+        check(bool(self.name), "the study has no name; set name = '...' (it names the study directory).")
+        check_name(self.name, "study name")
         check(len(self.designs) >= 1, "the study has no designs; add at least one [[design]] table with a kind.")
         labels = [d.label for d in self.designs]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -73,6 +88,20 @@ class StudyConfig:
     @property
     def directory(self) -> Path:
         return Path(self.out_dir or Path("runs") / self.name)
+
+    def set_fields(self) -> frozenset[str]:
+        """Every dotted field of the base run that the study sets, which no recipe may change."""
+        return frozenset(self.base_fields) | changed_fields(self.base, RunConfig()) - {"name"}
+
+
+ORIGIN_FIELDS = {
+    "schedule": ("schedule.kind",),
+    "lr": ("optim.lr", "optim.lr_rule"),
+    "warmup": ("schedule.warmup_steps", "schedule.warmup_fraction"),
+    "batch": ("optim.batch_size",),
+    "init": ("model.init_std",),
+}
+"""The hyper-parameters ``study plan`` traces, and the dotted fields behind each."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,8 @@ class StudyRun:
     recipe: str
     also: tuple[tuple[str, str], ...] = ()
     """Other (design, group) pairs that produced the same run (it is trained once, for all of them)."""
+    origin: tuple[tuple[str, str], ...] = ()
+    """Where each of :data:`ORIGIN_FIELDS` came from: ('lr', 'study' | 'recipe' | 'default'), ..."""
 
     @property
     def name(self) -> str:
@@ -118,8 +149,12 @@ def study_from_dict(data: Mapping[str, Any], source: str = "study") -> StudyConf
     if isinstance(raw, Mapping):
         raw = [raw]
     designs = tuple(parse_design(d, i) for i, d in enumerate(raw))
+    if "base_fields" in data:
+        raise ConfigError(f"{source}: base_fields is read from the [base] tables; remove the key.")
+    base = data.get("base", {})
+    fields = tuple(sorted(leaf_fields(base))) if isinstance(base, Mapping) else ()
     try:
-        return from_dict(StudyConfig, {**data, "designs": designs})
+        return from_dict(StudyConfig, {**data, "designs": designs, "base_fields": fields})
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 
@@ -161,9 +196,11 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
     and lists the others in ``also``.
     """
     recipe = get_recipe(study.recipe)
+    study_set = study.set_fields()
     runs: dict[str, StudyRun] = {}
     for design in study.designs:
         try:
+            design_set = study_set | set(override_fields(design.overrides))
             base = apply_overrides(study.base, design.overrides)
             if design.budget is not None:
                 base = dataclasses.replace(base, budget=design.budget)
@@ -173,7 +210,8 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
         for v in variants:
             name = f"{design.label}-{v.tag}"
             try:
-                cfg = recipe(replace_fields(base, v.pins), frozenset(v.pins))
+                keep = frozenset(design_set | set(v.pins))
+                cfg = recipe(replace_fields(base, v.pins), keep)
                 if v.lr_scale != 1.0:
                     cfg = replace_fields(cfg, {"optim.lr": cfg.optim.lr * v.lr_scale})
                 cfg = dataclasses.replace(cfg, name=name)
@@ -186,5 +224,15 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
                 if (design.label, v.group) not in ((first.design, first.group), *first.also):
                     runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
             else:
-                runs[key] = StudyRun(cfg, design.label, design.kind, v.group, study.recipe)
+                origin = _origin(keep, RECIPE_FIELDS[study.recipe])
+                runs[key] = StudyRun(cfg, design.label, design.kind, v.group, study.recipe, origin=origin)
     return list(runs.values())
+
+
+def _origin(keep: frozenset[str], recipe_sets: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """Per traced hyper-parameter: 'study' when the study sets it, 'recipe' when the recipe does, else 'default'."""
+    out = []
+    for name, fields in ORIGIN_FIELDS.items():
+        src = "study" if keep & set(fields) else "recipe" if recipe_sets & set(fields) else "default"
+        out.append((name, src))
+    return tuple(out)

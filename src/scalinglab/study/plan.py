@@ -37,8 +37,10 @@ RUN_OVERHEAD_SECONDS = 0.5
 COLUMNS = [
     "name", "design", "group", "n_layer", "d_model", "n_head", "d_ff", "n_ctx", "vocab_size",
     "N", "N_total", "N_with_head", "batch_size", "batch_tokens", "steps", "tokens", "train_tokens_limit",
-    "C", "C_structural", "lr", "warmup_steps", "seed", "est_seconds",
+    "C", "C_structural", "schedule", "lr", "warmup_steps", "init_std", "seed", "schedule_from", "lr_from",
+    "warmup_from", "batch_from", "init_from", "est_seconds",
 ]  # fmt: skip
+"""The plan's columns; ``<x>_from`` says where hyper-parameter x came from: study, recipe or default."""
 
 
 def plan_study(
@@ -79,9 +81,12 @@ def plan_study(
                 "train_tokens_limit": cfg.data.train_tokens,
                 "C": flops["6N"] * tokens,
                 "C_structural": flops["structural"] * tokens,
+                "schedule": cfg.schedule.kind,
                 "lr": peak_lr(cfg.optim, m),
                 "warmup_steps": warmup_steps(cfg.schedule, steps),
+                "init_std": m.init_std,
                 "seed": cfg.seed,
+                **{f"{name}_from": src for name, src in run.origin},
                 "est_seconds": float("nan"),
             }
         )

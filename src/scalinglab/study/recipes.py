@@ -27,17 +27,21 @@ its meaning and its run identities.
   ``studies/lr_width.toml`` is that sweep as a study, to re-measure the constant on another corpus. The
   1 / width LR is muP's for Adam (Yang et al. 2021, Tensor Programs V); the init is the usual fan-in one.
 
-A recipe never overrides a field the design pins (``keep``): an ``lr_scan`` keeps its learning rates,
-a ``batch_scan`` its batches, and the recipe fits the rest (warmup, decay) around them.
+A recipe fills only what the study leaves unset: it never overrides a field in ``keep``, which holds
+every field the study file sets (its [base] tables, a design's overrides and the fields the design
+pins), so ``[base.schedule] kind = "wsd"`` trains WSD, an ``lr_scan`` keeps its learning rates, a
+``batch_scan`` its batches, and the recipe fits the rest (warmup, decay) around them. Each recipe
+declares the fields it may set (:data:`RECIPE_FIELDS`), so ``study plan`` can say where every
+hyper-parameter came from.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from scalinglab.config import replace_fields
 from scalinglab.errors import ConfigError
 from scalinglab.model.counting import count_params
 from scalinglab.train.budget import resolve_steps, tokens_per_step
@@ -48,6 +52,14 @@ Recipe = Callable[[RunConfig, frozenset[str]], RunConfig]
 """A recipe maps a run (shape, budget and the design's pinned fields set) to the run fully specified."""
 
 RECIPES: dict[str, Recipe] = {}
+
+RECIPE_FIELDS: dict[str, frozenset[str]] = {}
+"""The dotted fields each recipe may set (everything else keeps the study's value or the default)."""
+
+_KAPLAN_FIELDS = (
+    "optim.lr", "optim.lr_rule", "schedule.kind", "schedule.warmup_fraction", "schedule.warmup_steps",
+    "schedule.min_lr_ratio",
+)  # fmt: skip
 
 KAPLAN_WARMUP_FRACTION = 3000 / 250_000
 """Kaplan's 3000 warmup steps out of 2.5e5 training steps (Kaplan §2.2, §3)."""
@@ -71,11 +83,13 @@ TINY_INIT_TIMES_SQRT_WIDTH = 1.0
 """tiny-v1's init std x sqrt(d_model): the fan-in init (see the module docstring)."""
 
 
-def recipe(name: str) -> Callable[[Recipe], Recipe]:
-    """Register a recipe under ``name`` (names are versioned: never change a published one)."""
+def recipe(name: str, sets: tuple[str, ...]) -> Callable[[Recipe], Recipe]:
+    """Register a recipe under ``name`` that sets the dotted fields ``sets`` (names are versioned: never
+    change a published one)."""
 
     def register(fn: Recipe) -> Recipe:
         RECIPES[name] = fn
+        RECIPE_FIELDS[name] = frozenset(sets)
         return fn
 
     return register
@@ -88,33 +102,11 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def replace_fields(cfg: Any, updates: Mapping[str, Any]) -> Any:
-    """A copy of a frozen config with dotted fields replaced: ``{"optim.lr": 1e-3, "model": m}``.
-
-    Built with ``dataclasses.replace`` section by section, so every touched config re-validates.
-    """
-    nested: dict[str, Any] = {}
-    direct: dict[str, Any] = {}
-    for key, value in updates.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            direct[head] = value
-    names = {f.name for f in dataclasses.fields(cfg)}
-    for head in [*nested, *direct]:
-        if head not in names:
-            raise ConfigError(f"unknown config field '{head}' in {type(cfg).__name__}; valid: {', '.join(sorted(names))}.")
-    for head, sub in nested.items():
-        direct[head] = replace_fields(direct.get(head, getattr(cfg, head)), sub)
-    return dataclasses.replace(cfg, **direct)
-
-
 def _apply(cfg: RunConfig, keep: frozenset[str], updates: Mapping[str, Any]) -> RunConfig:
     return replace_fields(cfg, {k: v for k, v in updates.items() if k not in keep})
 
 
-@recipe("kaplan2020")
+@recipe("kaplan2020", sets=_KAPLAN_FIELDS)
 def kaplan2020(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
     """Kaplan et al. 2020: LR by eq D.1, warmup 1.2% of the run, cosine to zero; the base batch."""
     n = count_params(cfg.model)["N"]
@@ -135,7 +127,7 @@ def kaplan2020(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
     )
 
 
-@recipe("tiny-v1")
+@recipe("tiny-v1", sets=(*_KAPLAN_FIELDS, "model.init_std"))
 def tiny_v1(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
     """kaplan2020 with the LR and init of models a few dozen wide: LR = 0.4 / d_model, init std 1 / sqrt(d_model)."""
     d = cfg.model.d_model
@@ -149,14 +141,19 @@ def tuned_batch_tokens(n: float) -> float:
     return b_ref * (n / n_ref) ** TUNED_BATCH_EXPONENT
 
 
-@recipe("tuned-v1")
+@recipe(
+    "tuned-v1",
+    sets=("optim.batch_size", "optim.micro_batch_size", "optim.lr", "optim.lr_rule", "schedule.kind",
+          "schedule.warmup_steps", "schedule.min_lr_ratio"),
+)
 def tuned_v1(cfg: RunConfig, keep: frozenset[str] = frozenset()) -> RunConfig:
     """Porian-style corrections: short warmup (<= 5% and <= N tokens), cosine 10x, LR and batch by N."""
     n = count_params(cfg.model)["N"]
     # batch in sequences, rounded to a power of two for regular shapes
     batch = 2 ** max(0, round(math.log2(tuned_batch_tokens(n) / cfg.model.n_ctx)))
-    micro = cfg.optim.micro_batch_size if batch % max(1, cfg.optim.micro_batch_size) == 0 else 0
-    cfg = _apply(cfg, keep, {"optim.batch_size": batch, "optim.micro_batch_size": micro})
+    if "optim.batch_size" not in keep:  # a micro-batch that does not divide the recipe's batch is dropped
+        micro = cfg.optim.micro_batch_size if batch % max(1, cfg.optim.micro_batch_size) == 0 else 0
+        cfg = _apply(cfg, keep, {"optim.batch_size": batch, "optim.micro_batch_size": micro})
     steps = resolve_steps(cfg)
     warmup = min(TUNED_WARMUP_FRACTION * steps, n / tokens_per_step(cfg))  # P24: warmup <= N tokens
     return _apply(

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from scalinglab.config import replace_fields
 from scalinglab.study.config import StudyConfig, StudyRun, expand_study
 from scalinglab.study.executors import ExecutorConfig, Handle, make_executor
-from scalinglab.study.recipes import replace_fields
 from scalinglab.study.store import RunStore
 from scalinglab.study.worker import Job, Outcome
 from scalinglab.train.budget import resolve_steps
@@ -85,6 +85,8 @@ def run_study(
                 if handle.done():
                     del inflight[d]
                     outcome = _result(handle, d, crashes)
+                    if outcome.state == "stopped":  # SIGTERM or a full disk: left pending for the next study run
+                        crashes[d] = MAX_CRASHES
                     if outcome.state != "skipped" and progress:
                         name = dirs[d].name
                         bar.write(f"{outcome.state:6s} {name} ({outcome.seconds:.0f} s) {outcome.reason}".rstrip(), file=sys.stderr)
