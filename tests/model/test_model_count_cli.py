@@ -60,3 +60,28 @@ def test_bad_input_is_one_line_error(args: list[str], message: str, capsys: pyte
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_every_family_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    lstm = ["model.arch=lstm", "model.n_layer=2", "model.d_model=256", "model.vocab_size=4096"]
+    assert main(["count", *lstm, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"]["arch"] == "lstm"
+    assert out["N"] == 2 * (2 * 1024 * 256 + 2 * 1024) + 2 * 256  # gates W_ih, W_hh, b_ih, b_hh; final norm
+    assert out["flops_per_token"]["structural"] == 3 * (2 * 4096 * 256 * 2 + 2 * 2 * 256 * 1024 * 2)
+    assert main(["count", *lstm]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("LSTM n_layer=2") and "1,053,184" in table and "lstm " in table
+
+    universal = ["model.arch=universal", "model.reuse=4", "model.n_layer=2", "model.d_model=256"]
+    assert main(["count", *universal]) == 0
+    table = capsys.readouterr().out
+    block = 256 * 768 + 768 + 256 * 256 + 256 + 2 * 256 * 1024 + 1024 + 256 + 4 * 256  # one block and its 2 norms
+    assert f"{2 * block + 512:,}" in table and f"{4 * 2 * block + 512:,}" in table  # N, then N_with_reuse
+    assert "N_with_reuse" in table and "reuse=4" in table
+
+
+def test_reuse_without_the_universal_family_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["count", "model.arch=lstm", "model.reuse=2"]) == 2
+    err = capsys.readouterr().err
+    assert "model.reuse=2 applies only to model.arch='universal'" in err and err.count("\n") == 1

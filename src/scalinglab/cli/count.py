@@ -18,12 +18,18 @@ FLOPs per token as 6N, 6·N_total, Kaplan's 3·C_forward (Table 1) and the struc
 matmul including attention and the head (Chinchilla App. F). With --tokens, also the run's compute
 in FLOPs and PF-days.
 
+Every family counts: model.arch=gpt (the Transformer), lstm (its gate matmuls, input and
+recurrent, per layer per token) and universal with model.reuse=k (N counts each block once,
+N_with_reuse once per application, and the FLOPs charge every application; Kaplan Fig 17).
+
 The shape comes from the [model] table of a run's TOML file and/or model.key=value overrides.
 
 Examples:
   scalinglab count model.n_layer=4 model.d_model=256 model.n_head=4 model.n_ctx=256 model.vocab_size=4096
   scalinglab count run.toml --json
   scalinglab count --config run.toml model.tie_embeddings=false --tokens 2e8
+  scalinglab count model.arch=lstm model.n_layer=2 model.d_model=256
+  scalinglab count model.arch=universal model.reuse=4 model.n_layer=2 model.d_model=256
 """
 
 
@@ -77,23 +83,28 @@ def _model_config(args: argparse.Namespace) -> ModelConfig:
 def _table(cfg: ModelConfig, r: dict[str, Any]) -> str:
     """The human-readable report: shape, parameter conventions, groups, FLOPs (and compute)."""
     g, f = r["groups"], r["flops_per_token"]
+    family = {"gpt": "", "lstm": "LSTM ", "universal": f"universal Transformer, reuse={cfg.reuse}, "}[cfg.arch]
+    width = "" if cfg.arch == "lstm" else f"n_head={cfg.n_head} d_ff={cfg.ff_width} "  # no attention or MLP
     shape = (
-        f"n_layer={cfg.n_layer} d_model={cfg.d_model} n_head={cfg.n_head} d_ff={cfg.ff_width} "
+        f"{family}n_layer={cfg.n_layer} d_model={cfg.d_model} {width}"
         f"n_ctx={cfg.n_ctx} vocab_size={cfg.vocab_size} {'tied' if cfg.tie_embeddings else 'untied'} head, "
         f"{'with' if cfg.bias else 'no'} biases"
     )
+    formula = "8·L·d²       LSTM gate matrices" if cfg.arch == "lstm" else "12·L·d²      Kaplan Table 1 formula"
+    context = "kaplan       3·2N (no attention)" if cfg.arch == "lstm" else "kaplan       3·(2N + 2·L·n_ctx·d)"
     rows = [
         ("parameters", None),
         ("N            Kaplan non-embedding", r["N"]),
         ("N_total      Chinchilla, all", r["N_total"]),
         ("N_with_head  Porian, blocks + head", r["N_with_head"]),
-        ("12·L·d²      Kaplan Table 1 formula", r["N_kaplan_formula"]),
+        *([("N_with_reuse each application counted", r["N_with_reuse"])] if cfg.arch == "universal" else []),
+        (formula, r["N_kaplan_formula"]),
         ("groups", None),
         *((f"{name:12} {'(within the groups above)' if name == 'biases' else ''}", n) for name, n in g.items()),
         ("training FLOPs per token", None),
-        ("6N           Kaplan", f["6N"]),
+        ("6N           Kaplan" + (", N with reuse" if cfg.arch == "universal" else ""), f["6N"]),
         ("6N_total     Chinchilla", f["6N_total"]),
-        ("kaplan       3·(2N + 2·L·n_ctx·d)", f["kaplan"]),
+        (context, f["kaplan"]),
         ("structural   every matmul (App. F)", f["structural"]),
     ]
     if "flops" in r:

@@ -1,38 +1,63 @@
-"""ModelConfig: the shape of a GPT-2 style decoder-only Transformer (no torch import, cheap to use)."""
+"""ModelConfig: the family and shape of one language model (no torch import, cheap to use).
+
+Three families (Kaplan §3.2.1 and App D.2): the GPT-2 style decoder-only Transformer, an LSTM, and
+a universal (recurrent, parameter-reusing) Transformer whose blocks are each applied ``reuse`` times.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from scalinglab.config import check
+
+Arch = Literal["gpt", "lstm", "universal"]
+ARCHS: tuple[str, ...] = ("gpt", "lstm", "universal")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and regularisation of one model; every field is part of the run identity."""
+    """Family, shape and regularisation of one model; every field is part of the run identity."""
 
+    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"arch": "gpt", "reuse": 1}
+    """Fields added after runs existed: left out of a run's identity at these values, so a GPT run
+    keeps the directory it had before the other families (RunConfig.identity)."""
+
+    arch: Arch = "gpt"
+    """Model family: 'gpt' (Transformer), 'lstm' (Kaplan Fig 7) or 'universal' (reused blocks, Kaplan Fig 17)."""
+    reuse: int = 1
+    """Universal Transformer only: each block's weights are applied this many times in a row (Fig 17: 2, 4, 8)."""
     n_layer: int = 4
-    """Number of Transformer blocks (Kaplan's n_layer). Kaplan excludes 1-layer models from fits."""
+    """Number of Transformer blocks or LSTM layers (Kaplan's n_layer). Kaplan excludes 1-layer Transformers from fits."""
     d_model: int = 128
-    """Width of the residual stream. Must be divisible by n_head."""
+    """Width of the residual stream (the LSTM's hidden and input width). Must be divisible by n_head."""
     n_head: int = 4
     """Attention heads; head dimension = d_model / n_head (Kaplan Fig 5 uses 64)."""
     d_ff: int = 0
     """Inner MLP width; 0 means the standard 4 * d_model (Kaplan Table 1)."""
     n_ctx: int = 128
-    """Context length in tokens; also the number of learned positions."""
+    """Context length in tokens; also the number of learned positions (the LSTM has none)."""
     vocab_size: int = 4096
     """Rows of the token embedding; must cover the tokenizer's vocabulary (data.vocab_size)."""
     dropout: float = 0.0
-    """Dropout on attention output, MLP output and embeddings (Kaplan used 0.1 for L(N,D))."""
+    """Dropout on attention output, MLP output and embeddings (the LSTM: embeddings and each layer's
+    output). Kaplan used 0.1 for L(N,D)."""
     tie_embeddings: bool = True
     """Share the output head with the token embedding (GPT-2; Kaplan Table 1 lists no head params)."""
     bias: bool = True
     """Biases in linear layers and LayerNorms (GPT-2 style)."""
     init_std: float = 0.02
-    """Std of the normal init; residual projections are scaled by 1/sqrt(2 n_layer) (GPT-2)."""
+    """Std of the normal init (the LSTM's gate weights too); residual projections are scaled by
+    1/sqrt(2 n_layer reuse) (GPT-2, counting each application of a reused block)."""
 
     def __post_init__(self) -> None:
+        check(self.arch in ARCHS, f"model.arch={self.arch!r} is not a model family; choose one of {', '.join(ARCHS)}.")
+        check(self.reuse >= 1, f"model.reuse must be at least 1 (got {self.reuse}); 1 applies each block once.")
+        check(
+            self.reuse == 1 or self.arch == "universal",
+            f"model.reuse={self.reuse} applies only to model.arch='universal' (got arch={self.arch!r}); "
+            "set model.arch=universal or model.reuse=1.",
+        )
         check(self.n_layer >= 1, f"model.n_layer must be at least 1 (got {self.n_layer}).")
         check(self.d_model >= 1, f"model.d_model must be positive (got {self.d_model}).")
         check(self.n_head >= 1, f"model.n_head must be positive (got {self.n_head}).")

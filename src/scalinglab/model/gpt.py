@@ -106,8 +106,8 @@ class GPT(nn.Module):
             self.head.weight = self.wte.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual projections: std / sqrt(2 n_layer) (GPT-2)
-                nn.init.normal_(p, mean=0.0, std=cfg.init_std / math.sqrt(2 * cfg.n_layer))
+            if name.endswith("proj.weight"):  # residual projections: std / sqrt(2 n_layer) (GPT-2), per applied block
+                nn.init.normal_(p, mean=0.0, std=cfg.init_std / math.sqrt(2 * cfg.n_layer * cfg.reuse))
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

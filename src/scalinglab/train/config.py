@@ -6,8 +6,9 @@ up the run identity, plus ``runtime`` (device, threads, paths, checkpoints), whi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from scalinglab.config import check, stable_hash, to_dict
 from scalinglab.data.config import DataConfig
@@ -197,4 +198,17 @@ class RunConfig:
 
     def identity(self) -> str:
         """Stable hash of the scientific fields: the same config gives the same run directory."""
-        return stable_hash(self.scientific_fields())
+        return identity_of(to_dict(self))
+
+
+def identity_of(config: Mapping[str, Any]) -> str:
+    """The run identity of a config as plain data (``to_dict`` or a stored config.json).
+
+    Hashes the scientific fields; model fields at their ``ModelConfig.IDENTITY_DEFAULTS`` are left
+    out, so a GPT run keeps the identity (and directory) it had before ``model.arch`` existed.
+    """
+    fields = {k: v for k, v in config.items() if k not in ("name", "runtime")}
+    if isinstance(fields.get("model"), Mapping):
+        defaults = ModelConfig.IDENTITY_DEFAULTS
+        fields["model"] = {k: v for k, v in fields["model"].items() if k not in defaults or defaults[k] != v}
+    return stable_hash(fields)

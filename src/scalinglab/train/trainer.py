@@ -21,14 +21,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from scalinglab.config import stable_hash
 from scalinglab.data import SequenceSampler, eval_batches, prepare
 from scalinglab.errors import ConfigError, ScalinglabError, TrainingError
+from scalinglab.model import build_model
 from scalinglab.model.counting import count_params, flops_per_token
-from scalinglab.model.gpt import GPT
 from scalinglab.train import checkpoint, rundir
 from scalinglab.train.budget import resolve_steps, tokens_per_step
-from scalinglab.train.config import RunConfig
+from scalinglab.train.config import RunConfig, identity_of
 from scalinglab.train.distributed import Distributed
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.mirrors import Mirrors
@@ -147,7 +146,7 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)  # the init: identical on every rank
-        self.model = GPT(cfg.model).to(self.device)
+        self.model = build_model(cfg.model).to(self.device)  # the family of model.arch
         if self.dist.rank:
             torch.manual_seed(cfg.seed + self.dist.rank)  # distinct dropout masks per rank
         named = list(self.model.named_parameters())  # a tied head appears once
@@ -173,7 +172,7 @@ class Trainer:
         stored = rundir.read_json(self.run_dir / rundir.CONFIG)
         if stored is None:
             return
-        identity = stable_hash({k: v for k, v in stored.items() if k not in ("name", "runtime")})
+        identity = identity_of(stored)  # the same rule as RunConfig.identity
         if identity != self.cfg.identity():
             raise TrainingError(
                 f"{self.run_dir} holds a different run (identity {identity}, this config "
