@@ -193,3 +193,18 @@ def test_bad_study_fails_at_plan_with_one_line(tmp_path: Path, capsys, designs: 
 def test_study_from_dict_rejects_designs_key() -> None:
     with pytest.raises(ConfigError, match=r"\[\[design\]\]"):
         study_from_dict({"name": "x", "designs": [{"kind": "ladder"}]})
+
+
+def test_shape_scan_names_carry_real_ratios_and_collisions_name_the_nearest_shapes(tmp_path: Path) -> None:
+    base = BASE.replace("n_ctx = 32", "n_ctx = 64")
+    scan = 'kind = "shape_scan"\nparams = [1.2e4]\naspect_ratio = 12\nhead_dim = 8\n'
+    runs = expand_study(study(tmp_path, f"[[design]]\n{scan}aspect_ratios = [5, 12]", base=base))
+    for r in runs:  # the tag's ratio is the shape's own d_model / n_layer, not the one asked for
+        m = r.config.model
+        assert f"-ar{m.d_model / m.n_layer:.3g}-" in r.name
+    assert [r.name for r in runs] == ["shape_scan-N1.2e4-ar4-L4-d16", "shape_scan-N1.2e4-ar12-L2-d24"]  # 5 asked, 4 real
+    with pytest.raises(ConfigError) as e:
+        expand_study(study(tmp_path, f"[[design]]\n{scan}aspect_ratios = [8, 12, 16]", base=base))
+    message = str(e.value)
+    assert message.startswith("design 'shape_scan': aspect_ratios 8 and 12 both give L2-d24 (aspect_ratio 12) at N=1.2e4")
+    assert "nearest distinct shapes are L3-d16 (aspect_ratio 5.33)" in message

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 from scalinglab.config import check, from_dict
 from scalinglab.errors import ConfigError
 from scalinglab.model.config import ModelConfig
@@ -271,19 +273,49 @@ class ShapeScan(Design):
         check(len(self.target_sizes()) >= 1 and not self.shapes, f"{where}: a shape scan needs the fixed size as params = [N].")
 
     def variants(self, base: RunConfig) -> Iterator[Variant]:
-        m0 = base.model
-        default = {"aspect_ratio": self.aspect_ratio or m0.d_model / m0.n_layer, "head_dim": self.head_dim or m0.head_dim}
         scans = (("aspect_ratio", "ar", self.aspect_ratios), ("ff_ratio", "ff", self.ff_ratios), ("head_dim", "hd", self.head_dims))
         for n in self.target_sizes():
             for knob, short, values in scans:
+                made: dict[ModelConfig, float] = {}
                 for value in values:
-                    if knob == "ff_ratio":  # shape_for_params keeps the base model's d_ff / d_model
-                        d_ff = round(value * m0.d_model)
-                        d_ff = 0 if m0.d_ff == 0 and d_ff == m0.ff_width else d_ff  # the default ratio: the same run
-                        m = shape_for_params(n, base=dataclasses.replace(m0, d_ff=d_ff), **default)
-                    else:
-                        m = shape_for_params(n, base=m0, **(default | {knob: value}))
-                    yield Variant(knob, f"N{fmt(n)}-{short}{fmt(value)}-{shape_tag(m)}", {"model": m})
+                    m = self._shape_at(n, base.model, knob, value)
+                    if m in made:  # two values, one run: refuse rather than drop one silently
+                        raise ConfigError(self._collision(n, base.model, knob, (made[m], value), m))
+                    made[m] = value
+                    yield Variant(knob, f"N{fmt(n)}-{short}{fmt(_ratio(m, knob))}-{shape_tag(m)}", {"model": m})
+
+    def _shape_at(self, n: float, m0: ModelConfig, knob: str, value: float) -> ModelConfig:
+        """The shape of about ``n`` parameters with ``knob`` at ``value`` and the default shape otherwise."""
+        default = {"aspect_ratio": self.aspect_ratio or m0.d_model / m0.n_layer, "head_dim": self.head_dim or m0.head_dim}
+        if knob == "ff_ratio":  # shape_for_params keeps the base model's d_ff / d_model
+            d_ff = round(value * m0.d_model)
+            d_ff = 0 if m0.d_ff == 0 and d_ff == m0.ff_width else d_ff  # the default ratio: the same run
+            return shape_for_params(n, base=dataclasses.replace(m0, d_ff=d_ff), **default)
+        return shape_for_params(n, base=m0, **(default | {knob: int(value) if knob == "head_dim" else value}))
+
+    def _collision(self, n: float, m0: ModelConfig, knob: str, values: tuple[float, float], m: ModelConfig) -> str:
+        """The error for two values of ``knob`` that give one shape, naming the nearest distinct shapes."""
+        near: dict[ModelConfig, float] = {}
+        for v in values[0] * 2 ** (np.arange(-16, 17) / 8):  # ratios within 4x of the first value
+            v = max(1, round(v)) if knob == "head_dim" else float(v)
+            try:
+                other = self._shape_at(n, m0, knob, v)
+            except ConfigError:
+                continue
+            if other != m:
+                near.setdefault(other, _ratio(other, knob))
+        closest = sorted(near, key=lambda o: abs(np.log(near[o] / _ratio(m, knob))))[:2]
+        names = " and ".join(f"{shape_tag(o)} ({knob} {fmt(near[o])})" for o in closest) or "none nearby"
+        return (
+            f"{knob}s {fmt(values[0])} and {fmt(values[1])} both give {shape_tag(m)} "
+            f"({knob} {fmt(_ratio(m, knob))}) at N={fmt(n)}; the nearest distinct shapes are {names}: "
+            f"list {knob}s that give distinct shapes, or raise params."
+        )
+
+
+def _ratio(m: ModelConfig, knob: str) -> float:
+    """The real value of a shape-scan knob for shape ``m``: d_model / n_layer, d_ff / d_model or the head size."""
+    return {"aspect_ratio": m.d_model / m.n_layer, "ff_ratio": m.ff_width / m.d_model, "head_dim": m.head_dim}[knob]
 
 
 @dataclass(frozen=True)
