@@ -145,7 +145,7 @@ def test_empty_corpus_and_oversized_train_tokens_name_the_fix(tmp_path, small_co
     empty.write_text("\n<|endoftext|>\n  \n")
     with pytest.raises(DataError, match="split of corpus .* is empty"):
         prepare(DataConfig(corpus=str(empty), tokenizer="byte"), cache_dir=tmp_path, progress=False)
-    assert not list(tmp_path.rglob("*.tmp-*")), "a failed build leaves nothing behind"
+    assert not list(tmp_path.rglob("*.tmp")), "a failed build leaves nothing behind"
     with pytest.raises(DataError, match="data.train_tokens=.* exceeds"):
         prepare(DataConfig(corpus=str(small_corpus), tokenizer="byte", train_tokens=10**9), cache_dir=tmp_path, progress=False)
 
@@ -165,7 +165,7 @@ def test_killed_encode_never_looks_complete_and_a_rerun_recovers(tmp_path, small
     deadline = time.time() + 120
     partial = None
     while time.time() < deadline and proc.poll() is None:
-        partial = next((p for p in cache.glob("*/*.tmp-*/tokens.bin") if p.stat().st_size > 0), None)
+        partial = next((p for p in cache.glob("*/.*.tmp/tokens.bin") if p.stat().st_size > 0), None)
         if partial:
             break
         time.sleep(0.01)
@@ -179,7 +179,7 @@ def test_killed_encode_never_looks_complete_and_a_rerun_recovers(tmp_path, small
     assert not any(s["complete"] for t in info["tokenizers"] for s in t["splits"].values())
 
     prepared = prepare(DataConfig(corpus=str(path), tokenizer="byte"), cache_dir=cache, progress=False)
-    assert not list(cache.rglob("*.tmp-*"))
+    assert not list(cache.rglob("*.tmp"))
     fresh = prepare(DataConfig(corpus=str(path), tokenizer="byte"), cache_dir=tmp_path / "fresh", progress=False)
     for name in ("train", "valid"):
         assert np.array_equal(prepared.splits[name].tokens, fresh.splits[name].tokens)

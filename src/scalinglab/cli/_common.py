@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
+
+from scalinglab.atomic import dumps
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    return value
-
-
 def print_json(data: Any) -> None:
-    json.dump(_jsonable(data), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """``data`` as strict JSON on stdout (NaN and infinity as null)."""
+    sys.stdout.write(dumps(data, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def warnings_to_stderr(command: str) -> Iterator[None]:
+    """Show the library's warnings as ``scalinglab <command>: warning: <message>``, not as Python's."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 (the stdlib hook)
+        print(f"scalinglab {command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def command(sub: argparse._SubParsersAction, name: str, help: str, description: str, handler) -> argparse.ArgumentParser:

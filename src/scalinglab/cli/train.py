@@ -6,13 +6,16 @@ import argparse
 import os
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, command, print_json, warnings_to_stderr
 from scalinglab.errors import ConfigError
 
 DESCRIPTION = """\
 Train one GPT model on a corpus for a budget: AdamW over exactly the budget's steps (warmup +
 cosine by default), held-out evaluation at log-spaced steps, metrics.jsonl, atomic checkpoints.
-Re-running the same command resumes from the newest checkpoint; a finished run is a no-op.
+Re-running the same command resumes from the newest intact checkpoint; a finished run is a no-op.
+One process trains a run at a time (a second one on the same run directory is refused, naming the
+holder); SIGTERM or Ctrl-C checkpoints and stops, leaving the run to resume; a run directory that
+holds another config is refused.
 
 Configure with an optional TOML file and/or dotted key=value overrides. Sections: model, data,
 optim, schedule, budget (one of tokens, steps, flops, tokens_per_param), eval, runtime; plus name
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.train.run import train
 
-    summary = train(cfg, run_dir)
+    with warnings_to_stderr("train"):
+        summary = train(cfg, run_dir)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 speaks for the run
         return 0
     if args.json:

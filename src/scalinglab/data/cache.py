@@ -9,9 +9,12 @@ Layout under the cache directory ($SCALINGLAB_CACHE or ~/.cache/scalinglab)::
             meta.json                tokens, bytes, documents, replaced bytes, bytes per token
             COMPLETE
 
-Every entry is built in a temporary sibling directory, synced, marked COMPLETE and renamed into
-place under a file lock, so a killed build never leaves an entry that looks complete (the next run
-deletes the leftovers and starts that entry again) and concurrent runs build each entry once.
+Every entry is built as an atomic directory (:mod:`scalinglab.atomic`: a temporary sibling, synced,
+marked COMPLETE with each file's size and checksum, renamed into place) under a file lock, so a
+killed build never leaves an entry that looks complete (the next run deletes the leftovers and
+starts that entry again) and concurrent runs build each entry once. Reading an entry checks it
+against its marker (sizes always, checksums of files below ``CHECKSUM_BELOW``) and that every token
+id is inside the vocabulary; a damaged entry is rebuilt with a warning.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from scalinglab.atomic import COMPLETE, atomic_dir, remove_leftovers, verify_dir
 from scalinglab.config import stable_hash
 from scalinglab.data.config import DataConfig
 from scalinglab.data.corpora import Corpus, ReplacementCounter, load_corpus, warn_replaced
@@ -46,13 +50,14 @@ try:
 except ImportError:  # not POSIX: builds are still atomic, but concurrent ones are not serialised
     fcntl = None
 
-COMPLETE = "COMPLETE"
 TOKENS_FILE = "tokens.bin"
 SPLIT_META = "meta.json"
 FORMAT_VERSION = 1
 """Bump when the cache layout or the encoding changes: old entries are then simply not found."""
 BPE_TRAIN_CHARS = 400_000_000
 """BPE learns from at most this much of the train split (time and memory stay bounded)."""
+CHECKSUM_BELOW = 64 << 20
+"""Files smaller than this are checked against their SHA-256 on every read (about 0.1 s at the limit)."""
 CHUNK_CHARS = 1 << 20
 """Text per unit of parallel work."""
 PIECE_CHARS = 1 << 16
@@ -91,6 +96,24 @@ class TokenSplit:
         meta = json.loads((path / SPLIT_META).read_text())
         tokens = np.memmap(path / TOKENS_FILE, dtype=meta["dtype"], mode="r", shape=(meta["num_tokens"],))
         return cls(name, path, tokens, meta["num_tokens"], meta["num_bytes"], meta["num_docs"], meta["replaced"])
+
+    @staticmethod
+    def damage(path: Path) -> str:
+        """'' when the entry at ``path`` is intact, else what is wrong with it (read before :meth:`load`)."""
+        problem = verify_dir(path, CHECKSUM_BELOW)
+        if problem:
+            return problem
+        try:
+            meta = json.loads((path / SPLIT_META).read_text())
+            expected = meta["num_tokens"] * np.dtype(meta["dtype"]).itemsize
+            size = (path / TOKENS_FILE).stat().st_size
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"{SPLIT_META} or {TOKENS_FILE} cannot be read ({type(e).__name__})"
+        if size != expected:
+            return f"{TOKENS_FILE} has {size} bytes, {meta['num_tokens']} tokens need {expected}"
+        if meta["num_tokens"] and int(np.memmap(path / TOKENS_FILE, dtype=meta["dtype"], mode="r").max()) >= meta["vocab_size"]:
+            return f"{TOKENS_FILE} holds token ids outside the vocabulary of {meta['vocab_size']}"
+        return ""
 
     def summary(self) -> dict:
         return {
@@ -144,12 +167,14 @@ def prepare(data_cfg: DataConfig, cache_dir: str | Path | None = None, progress:
         texts = _limit_chars(corpus.split("train"), BPE_TRAIN_CHARS)
         train_bpe(texts, data_cfg.vocab_size, progress=_show(progress)).save(tmp)
 
-    tokenizer_dir = _build_once(tok_root / "tokenizer", build_tokenizer)
+    tokenizer_dir = _build_once(tok_root / "tokenizer", build_tokenizer, verify_dir)
     tokenizer = load_tokenizer(tokenizer_dir)
 
     def split(name: str, source: Corpus, source_fp: str, which: str) -> TokenSplit:
         path = tok_root / f"{source.name}-{source_fp}-{which}"
-        _build_once(path, lambda tmp: _encode_split(source, which, tokenizer, tokenizer_dir, tmp, workers, progress))
+        _build_once(
+            path, lambda tmp: _encode_split(source, which, tokenizer, tokenizer_dir, tmp, workers, progress), TokenSplit.damage
+        )
         return TokenSplit.load(name, path)
 
     splits = {"train": split("train", corpus, fingerprint, "train"), "valid": split("valid", corpus, fingerprint, "valid")}
@@ -332,39 +357,27 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _build_once(final: Path, build: Callable[[Path], None], damage: Callable[[Path], str]) -> Path:
+    """``final``, built by ``build(tmp_dir)`` unless an intact copy exists; atomic and locked.
 
-
-def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
-    """``final``, built by ``build(tmp_dir)`` unless a COMPLETE copy exists; atomic and locked."""
-    if (final / COMPLETE).is_file():
+    ``damage(final)`` says what is wrong with an existing entry ('' when intact); a damaged entry is
+    rebuilt with a warning that names it.
+    """
+    if (final / COMPLETE).is_file() and not damage(final):
         return final
     with _locked(final.parent / f"{final.name}.lock"):
-        if (final / COMPLETE).is_file():  # another process built it while we waited
-            return final
-        for stale in final.parent.glob(f"{final.name}.tmp-*"):  # left by a killed build
+        if (final / COMPLETE).is_file():  # another process may have built it while we waited
+            problem = damage(final)
+            if not problem:
+                return final
+            warnings.warn(f"the token cache entry {final} is damaged ({problem}); rebuilding it.", stacklevel=3)
+        remove_leftovers(final.parent, final.name)  # left by a killed build
+        for stale in final.parent.glob(f"{final.name}.tmp-*"):  # the same, from before scalinglab.atomic
             shutil.rmtree(stale, ignore_errors=True)
         if final.exists():
             shutil.rmtree(final)  # never trust an entry without its marker
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True)
-        try:
+        with atomic_dir(final) as tmp:
             build(tmp)
-            for p in tmp.iterdir():
-                _fsync(p)
-            (tmp / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-            _fsync(tmp / COMPLETE)
-            _fsync(tmp)
-            os.rename(tmp, final)
-            _fsync(final.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return final
 
 
@@ -379,7 +392,7 @@ def cache_info(cache_dir: str | Path | None = None) -> dict:
         tokenizer = load_tokenizer(tok_dir)
         splits = {}
         for path in sorted(p for p in tok_root.iterdir() if p.is_dir() and p.name != "tokenizer"):
-            if ".tmp-" in path.name or not (path / COMPLETE).is_file():
+            if ".tmp-" in path.name or path.name.startswith(".") or not (path / COMPLETE).is_file():
                 splits[path.name] = {"complete": False}
                 continue
             meta = json.loads((path / SPLIT_META).read_text())

@@ -24,6 +24,7 @@ from scalinglab.config import check, from_dict
 from scalinglab.errors import ConfigError
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.shapes import shape_for_params
+from scalinglab.paths import check_name
 from scalinglab.train.config import BudgetConfig, FlopsConvention, RunConfig
 
 
@@ -74,6 +75,7 @@ class Design:
 
     def __post_init__(self) -> None:
         where = f"design '{self.label}'"
+        check_name(self.label, "design name")  # it prefixes run names, which are directory names
         given = [k for k in ("shapes", "params", "n_range") if getattr(self, k)]
         check(len(given) <= 1, f"{where}: give the sizes once, as one of shapes, params or n_range (got {', '.join(given)}).")
         for i, s in enumerate(self.shapes):

@@ -8,7 +8,10 @@ the file's modification time fresh while it trains (a heartbeat). A claim is dea
 is older than ``stale_seconds`` or when its process, on this host, no longer exists; the next worker
 then creates ``claim.<g+1>`` (again exclusive, so two reclaimers cannot both win) and the trainer
 resumes the run from its last checkpoint. A finished worker releases its claim by ageing the file.
-``labels.json`` keeps the run's study labels (design, group, recipe) for ``collect``.
+``labels.json`` keeps the run's study labels (design, group, recipe) for ``collect``. A claim agrees
+with the trainer's own lock (train/rundir.py): a run whose lock is held, by a study worker or a
+plain ``scalinglab train``, is running and is not claimed. A run whose status.json is damaged is
+``damaged``, naming the file; the rest of the study is unaffected.
 """
 
 from __future__ import annotations
@@ -22,18 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from scalinglab.errors import DamagedFile
+from scalinglab.paths import inside
 from scalinglab.study.config import StudyRun
-from scalinglab.train.rundir import read_json, read_status, write_json
+from scalinglab.train.rundir import lock_holder, read_json, read_status, write_json
 
 LABELS = "labels.json"
 CLAIM = "claim."
 
-State = Literal["pending", "running", "stale", "done", "failed"]
+State = Literal["pending", "running", "stale", "done", "failed", "damaged"]
 
 
 @dataclass(frozen=True)
 class RunState:
-    """Where a run stands: pending, running (a live claim), stale (interrupted: resumable), done, failed."""
+    """Where a run stands: pending, running (a live claim or lock), stale (interrupted: resumable), done,
+    failed, or damaged (a file of its own cannot be read; ``reason`` names it)."""
 
     state: State
     step: int = 0
@@ -102,14 +108,18 @@ class RunStore:
     def run_dir(self, run: StudyRun) -> Path:
         """The run's directory: an existing one with the same identity (even if renamed), else a new name."""
         existing = sorted(p for p in self.root.glob(f"*{run.identity}") if p.name.endswith(f"-{run.identity}"))
-        return existing[0] if existing else self.root / f"{run.name}-{run.identity}"
+        return existing[0] if existing else inside(self.root, f"{run.name}-{run.identity}", "run name")
 
     def prepare(self, run: StudyRun, study: str) -> Path:
         """Create the run's directory and its labels; return the directory."""
         path = self.run_dir(run)
         path.mkdir(parents=True, exist_ok=True)
         labels = run.labels(study)
-        if read_json(path / LABELS) != labels:
+        try:
+            current = read_json(path / LABELS)
+        except DamagedFile:  # the labels follow from the study file: write them again
+            current = None
+        if current != labels:
             write_json(path / LABELS, labels)
         return path
 
@@ -140,11 +150,14 @@ class RunStore:
         return f"{host}:{pid}"
 
     def state(self, run_dir: Path) -> RunState:
-        status = read_status(run_dir)
+        try:
+            status = read_status(run_dir)
+        except DamagedFile as e:
+            return RunState("damaged", 0, f"{e.path} {e.problem}; delete it to resume the run")
         step, reason = int(status.get("step") or 0), status.get("reason") or ""
         if status["state"] in ("done", "failed"):
             return RunState(status["state"], step, reason)
-        holder = self._live_holder(run_dir)
+        holder = self._live_holder(run_dir) or lock_holder(run_dir)
         if holder:
             return RunState("running", step, holder=holder)
         if status["state"] == "running" or _generations(run_dir):
@@ -154,7 +167,7 @@ class RunStore:
     def claim(self, run_dir: Path) -> Claim | None:
         """Claim the run for this process, or None when another live process holds it."""
         gens = _generations(run_dir)
-        if gens and self._live_holder(run_dir):
+        if (gens and self._live_holder(run_dir)) or lock_holder(run_dir):
             return None
         path = run_dir / f"{CLAIM}{gens[-1] + 1 if gens else 0}"
         try:

@@ -3,7 +3,9 @@
 :func:`execute` runs in a worker process (a local pool process, a Ray task or a SLURM array task).
 The claim is taken there, not by the driver, so two drivers or two cluster tasks given the same run
 train it once: the loser of the claim returns ``skipped``. A run that raises is recorded as failed in
-its ``status.json`` with the error, and the study goes on.
+its ``status.json`` with the error, and the study goes on. A run stopped from outside (SIGTERM at a
+SLURM time limit, SIGINT) or by a full disk is ``stopped``: it stays pending and resumes on the next
+study run; a run whose lock another process holds (a plain ``scalinglab train``) is ``skipped``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from scalinglab.errors import DamagedFile, DiskError, LockedError, Stopped
 from scalinglab.study.store import RunStore
 from scalinglab.train.config import RunConfig
 from scalinglab.train.run import train
@@ -34,10 +37,10 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a job ended: done, failed (with the reason) or skipped (finished or claimed elsewhere)."""
+    """How a job ended: done, failed (with the reason), stopped (resumable) or skipped (finished or held elsewhere)."""
 
     run_dir: str
-    state: Literal["done", "failed", "skipped"]
+    state: Literal["done", "failed", "stopped", "skipped"]
     reason: str = ""
     seconds: float = 0.0
 
@@ -49,12 +52,19 @@ def execute(job: Job) -> Outcome:
     if claim is None:
         return Outcome(job.run_dir, "skipped", "claimed by another worker")
     with claim:
-        state = read_status(run_dir)["state"]
+        try:
+            state = read_status(run_dir)["state"]
+        except DamagedFile as e:
+            return Outcome(job.run_dir, "skipped", str(e))
         if state == "done" or (state == "failed" and not job.retry_failed):
             return Outcome(job.run_dir, "skipped", f"already {state}")
         start = time.time()
         try:
             train(job.config, run_dir)
+        except LockedError as e:  # a plain `scalinglab train` holds the run: it is that process's to finish
+            return Outcome(job.run_dir, "skipped", str(e), time.time() - start)
+        except (Stopped, DiskError) as e:  # the trainer left it pending: resumable, not failed
+            return Outcome(job.run_dir, "stopped", str(e).splitlines()[0], time.time() - start)
         except Exception as e:  # the run failed: keep its error, let the rest of the study go on
             reason = f"{type(e).__name__}: {e}".splitlines()[0]
             if read_status(run_dir)["state"] != "failed":

@@ -1,35 +1,33 @@
-"""Atomic checkpoints: ``checkpoints/step_<N>/state.pt`` plus a ``COMPLETE`` marker written last.
+"""Verified checkpoints: ``checkpoints/step_<N>/state.pt`` plus a ``COMPLETE`` marker with its checksum.
 
-A checkpoint is written into a temporary directory, fsynced, and renamed into place, so a kill at
-any moment leaves either a whole checkpoint or none; only directories with the marker are ever
-resumed from. The newest ``keep_last`` complete checkpoints are kept.
+A checkpoint is built as an atomic directory (:mod:`scalinglab.atomic`), so a kill at any moment
+leaves either a whole checkpoint or none, and its marker records the size and SHA-256 of
+``state.pt``. Resuming verifies that record and falls back to the newest intact checkpoint, naming
+each one it skipped and why; a garbled checkpoint is never loaded. The newest ``keep_last``
+complete checkpoints are kept.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from scalinglab.atomic import COMPLETE, atomic_dir, remove_leftovers, verify_dir
+from scalinglab.errors import TrainingError
+
 CHECKPOINTS = "checkpoints"
-MARKER = "COMPLETE"
+MARKER = COMPLETE
+STATE = "state.pt"
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, directory) of every complete checkpoint, oldest first."""
+    """(step, directory) of every complete checkpoint, oldest first (complete: marked, not yet verified)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
@@ -51,29 +49,53 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: 
     """Write ``state`` as the checkpoint of ``step`` atomically, then drop all but the newest ``keep_last``."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".tmp-*"):  # left by a writer that was killed mid-checkpoint
+    remove_leftovers(root, "step_*")  # left by a writer that was killed mid-checkpoint
+    for stale in root.glob(".tmp-*"):  # the same, from before scalinglab.atomic named them
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = root / f".tmp-step_{step}"
-    tmp.mkdir()
-    with open(tmp / "state.pt", "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    with open(tmp / MARKER, "w") as f:
-        f.write(f"{step}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_path(tmp)
     final = root / f"step_{step}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_path(root)
+    with atomic_dir(final, extra={"step": step}) as tmp, open(tmp / STATE, "wb") as f:
+        torch.save(state, f)
     for _, old in complete_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The state saved in checkpoint directory ``path`` (tensors and plain data only)."""
-    return torch.load(Path(path) / "state.pt", map_location=map_location, weights_only=True)
+    """The state saved in checkpoint directory ``path`` (tensors and plain data only), verified first.
+
+    Raises :class:`TrainingError` naming the checkpoint when it is damaged (checksum, size, unreadable).
+    """
+    path = Path(path)
+    problem = verify_dir(path)
+    if not problem:
+        try:
+            return torch.load(path / STATE, map_location=map_location, weights_only=True)
+        except Exception as e:  # a marker from before checksums, over a damaged file
+            problem = f"{STATE} cannot be read ({type(e).__name__})"
+    raise TrainingError(f"checkpoint {path} is damaged: {problem}; delete it to resume from an older one.")
+
+
+def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple[int, dict[str, Any]] | None:
+    """(step, state) of the newest intact checkpoint, or None when the run has none yet.
+
+    A damaged checkpoint is skipped with a warning naming it and why (it is left in place; the next
+    save at its step replaces it). When checkpoints exist but none is intact, raises
+    :class:`TrainingError` naming the directory and the fix.
+    """
+    found = complete_checkpoints(run_dir)
+    skipped = []
+    for step, path in reversed(found):
+        try:
+            state = load_checkpoint(path, map_location)
+        except TrainingError as e:
+            skipped.append(path.name)
+            warnings.warn(f"skipping {str(e).split('; delete it')[0]}", stacklevel=2)
+            continue
+        return step, state
+    if skipped:
+        root = Path(run_dir) / CHECKPOINTS
+        raise TrainingError(
+            f"no intact checkpoint in {root} ({', '.join(skipped)} damaged); delete {root} to train the run "
+            "from the start."
+        )
+    return None

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from scalinglab.config import check, stable_hash, to_dict
 from scalinglab.data.config import DataConfig
 from scalinglab.model.config import ModelConfig
+from scalinglab.paths import check_name
 
 LRRule = Literal["fixed", "kaplan", "tuned"]
 FlopsConvention = Literal["6N", "6N_total", "kaplan", "structural"]
@@ -179,6 +180,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check(self.budget.is_set, "no budget: set one of budget.tokens, budget.steps, budget.flops, budget.tokens_per_param.")
+        if self.name:
+            check_name(self.name, "run name")  # it names the run directory
         check(
             self.model.vocab_size >= self.data.effective_vocab_size,
             f"model.vocab_size={self.model.vocab_size} is smaller than the tokenizer's vocabulary "

@@ -1,15 +1,17 @@
 """The run directory: where a run's files live and how they are written and read back.
 
 One directory per run (docs/contracts.md): ``config.json``, ``env.json``, ``metrics.jsonl``,
-``summary.json``, ``status.json`` and ``checkpoints/``. JSON files are replaced atomically (write a
-temporary file, fsync, rename) so a reader never sees half a file; ``metrics.jsonl`` is append-only
-and its readers skip a truncated last line left by a crash.
+``summary.json``, ``status.json`` and ``checkpoints/``. JSON files are replaced atomically
+(:mod:`scalinglab.atomic`) so a reader never sees half a file; ``metrics.jsonl`` is append-only
+and its readers skip a truncated last line left by a crash. One process at a time trains a run: it
+holds the directory's ``lock`` (:class:`RunLock`), and a directory only ever holds one config.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import math
 import os
 import platform
 import socket
@@ -21,11 +23,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from scalinglab.atomic import dumps, os_errors, read_json, temp_name, write_json
 from scalinglab.config import to_dict
-from scalinglab.errors import DataError
-from scalinglab.train.config import RunConfig
+from scalinglab.errors import DamagedFile, LockedError, ScalinglabError, TrainingError
+from scalinglab.paths import inside
+from scalinglab.train.config import RunConfig, identity_of
+
+__all__ = ["read_json", "write_json"]  # re-exported: the run directory's JSON is scalinglab.atomic's
 
 CONFIG, ENV, METRICS, SUMMARY, STATUS = "config.json", "env.json", "metrics.jsonl", "summary.json", "status.json"
+LOCK = "lock"
+"""Held (flock) by the one process training the run; the kernel releases it when that process dies."""
 HEARTBEAT_SECONDS = 10.0
 """How often a running run rewrites status.json (the contract promises at least every 30 s)."""
 
@@ -33,37 +41,7 @@ HEARTBEAT_SECONDS = 10.0
 def run_dir_for(cfg: RunConfig) -> Path:
     """``<runtime.out_dir>/<name>-<identity>``: the same scientific config always maps to the same place."""
     stem = f"{cfg.name}-{cfg.identity()}" if cfg.name else cfg.identity()
-    return Path(cfg.runtime.out_dir) / stem
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe data: non-finite floats become null (strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically with ``data`` as indented JSON."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_clean(data), f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when the file does not exist."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
+    return inside(cfg.runtime.out_dir, stem, "run name")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -80,7 +58,11 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:
-                raise DataError(f"{path}:{i + 1} is not JSON; the file is corrupt before its end, so re-run the run.") from None
+                raise DamagedFile(
+                    f"{path}:{i + 1}",
+                    "is not JSON (the file is damaged before its end)",
+                    f"delete {path} and the run's checkpoints/ to train it again, or restore the file from a copy",
+                ) from None
             warnings.warn(f"{path}: skipping a truncated last line (the run stopped mid-write)", stacklevel=2)
     return records
 
@@ -88,31 +70,47 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
     """Keep only the records up to ``last_step`` (a resumed run repeats the steps after its checkpoint)."""
     kept = [r for r in read_metrics(run_dir) if r["step"] <= last_step]
-    tmp = run_dir / f".{METRICS}.tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(_clean(r)) + "\n" for r in kept)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / METRICS)
+    path = Path(run_dir) / METRICS
+    tmp = temp_name(path)
+    with os_errors(path):
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(dumps(r) + "\n" for r in kept)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class MetricsWriter:
     """Appends one JSON line per logged step and flushes it, so a kill loses at most the line being written."""
 
     def __init__(self, run_dir: Path) -> None:
-        self._file = open(Path(run_dir) / METRICS, "a")  # noqa: SIM115 (open for the whole run)
+        self.path = Path(run_dir) / METRICS
+        with os_errors(self.path):
+            self._file = open(self.path, "a")  # noqa: SIM115 (open for the whole run)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(_clean(record)) + "\n")
-        self._file.flush()
+        with os_errors(self.path):
+            self._file.write(dumps(record) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # the flush of a full disk: write() raised it already
+            self._file.close()
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """``status.json`` of a run; a directory without one is ``{"state": "pending"}``."""
-    return read_json(Path(run_dir) / STATUS) or {"state": "pending"}
+    """``status.json`` of a run; a directory without one is ``{"state": "pending"}``; a damaged one raises DamagedFile."""
+    path = Path(run_dir) / STATUS
+    status = read_json(path)
+    if status is None:
+        return {"state": "pending"}
+    if not isinstance(status, dict) or status.get("state") not in ("pending", "running", "done", "failed"):
+        raise DamagedFile(path, "holds no run state")
+    return status
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
@@ -157,7 +155,8 @@ class StatusWriter:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._lock:
                 if self._state == "running":
-                    self._write()
+                    with contextlib.suppress(ScalinglabError):  # a full disk: the main loop meets it next
+                        self._write()
 
     def _write(self) -> None:
         write_json(
@@ -171,6 +170,95 @@ class StatusWriter:
                 "reason": self._reason,
             },
         )
+
+
+def stored_identity(run_dir: Path) -> str | None:
+    """The identity of the config stored in ``run_dir`` (None when it holds none yet)."""
+    stored = read_json(Path(run_dir) / CONFIG)
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        raise DamagedFile(Path(run_dir) / CONFIG, "is not a run config")
+    return identity_of(stored)  # the same rule as RunConfig.identity
+
+
+def check_identity(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse a run directory that holds another run, finished or not (a directory is one run)."""
+    identity = stored_identity(run_dir)
+    if identity is not None and identity != cfg.identity():
+        raise TrainingError(
+            f"{run_dir} holds a different run (identity {identity}, this config {cfg.identity()}); "
+            "pass another --run-dir or the same config."
+        )
+
+
+class RunLock:
+    """The one-writer lock of a run directory: ``flock`` on ``<run_dir>/lock``, holder pid and host inside.
+
+    The kernel drops the lock when its process dies (kill -9 included), so it is never stale; the
+    file itself stays. A second writer fails at once with :class:`LockedError` naming the holder.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        with os_errors(self.path):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(10):  # a reader's shared probe (lock_holder) holds it for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.01)
+        else:
+            os.close(fd)
+            raise LockedError(
+                f"{self.path.parent} is being trained by {lock_holder(self.path.parent) or 'another process'}; "
+                "wait for it to finish (or stop that process), then run again to resume."
+            ) from None
+        holder = dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode() + b"\n", 0)
+        except OSError:  # a full disk: the lock itself holds, only the holder's name is missing
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: Path) -> str:
+    """``pid <pid> on <host>`` of the live process holding the run's lock, or '' when it is free."""
+    path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                info = {}
+            return f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return ""
+    finally:
+        os.close(fd)
 
 
 def git_commit() -> str | None:
@@ -205,5 +293,6 @@ def environment(device: str, threads: int, world_size: int) -> dict[str, Any]:
 
 
 def write_config(run_dir: Path, cfg: RunConfig) -> None:
+    """config.json: the fully resolved config (its scientific fields are the run's identity)."""
     write_json(run_dir / CONFIG, to_dict(cfg))
 

@@ -22,12 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from scalinglab.data import SequenceSampler, eval_batches, prepare
-from scalinglab.errors import ConfigError, ScalinglabError, TrainingError
+from scalinglab.errors import ConfigError, DiskError, ScalinglabError, Stopped, TrainingError
 from scalinglab.model import build_model
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.train import checkpoint, rundir
 from scalinglab.train.budget import resolve_steps, tokens_per_step
-from scalinglab.train.config import RunConfig, identity_of
+from scalinglab.train.config import RunConfig
 from scalinglab.train.distributed import Distributed
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.mirrors import Mirrors
@@ -57,7 +57,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class Interrupted(TrainingError):
+class Interrupted(Stopped, TrainingError):
     """The run was stopped from outside after a checkpoint; running it again resumes it."""
 
 
@@ -169,25 +169,16 @@ class Trainer:
 
     def _check_run_dir(self) -> None:
         """Refuse to mix two different runs in one directory."""
-        stored = rundir.read_json(self.run_dir / rundir.CONFIG)
-        if stored is None:
-            return
-        identity = identity_of(stored)  # the same rule as RunConfig.identity
-        if identity != self.cfg.identity():
-            raise TrainingError(
-                f"{self.run_dir} holds a different run (identity {identity}, this config "
-                f"{self.cfg.identity()}); pass another run directory or the same config."
-            )
+        rundir.check_identity(self.run_dir, self.cfg)
 
     # ---- resume and checkpoint ---------------------------------------------------------------
 
     def _resume(self) -> None:
-        """Restore the newest complete checkpoint, or start fresh; drop metrics past the restored step."""
+        """Restore the newest intact checkpoint, or start fresh; drop metrics past the restored step."""
         self.step, self.wall_time, self.train_time, self.best = 0, 0.0, 0.0, {}
-        found = checkpoint.latest_checkpoint(self.run_dir)
+        found = checkpoint.load_latest(self.run_dir, map_location=self.device)  # verified against its checksum
         if found is not None:
-            step, path = found
-            state = checkpoint.load_checkpoint(path, map_location=self.device)
+            step, state = found
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.sampler.load_state_dict(state["sampler"])
@@ -298,7 +289,10 @@ class Trainer:
         self.terminate = threading.Event()
         handles_sigterm = threading.current_thread() is threading.main_thread()
         if handles_sigterm:  # a scheduler's SIGTERM (SLURM time limit, preemption): checkpoint, then stop
-            previous = signal.signal(signal.SIGTERM, lambda *_: self.terminate.set())
+            previous = signal.signal(signal.SIGTERM, self._on_signal)
+            previous_int = signal.getsignal(signal.SIGINT)
+            if previous_int is not signal.SIG_IGN:  # Ctrl-C too, unless the caller ignores it (a pool worker)
+                signal.signal(signal.SIGINT, self._on_signal)
         try:
             self._prepare_data()
             self._build()
@@ -306,16 +300,31 @@ class Trainer:
             return self._loop()
         except BaseException as e:
             if self.main:
-                reason = str(e) if isinstance(e, ScalinglabError) else f"{type(e).__name__}: {e}".rstrip(": ")
-                # A stop from outside (SIGTERM at a SLURM time limit, Ctrl-C) leaves the run resumable.
-                stopped = isinstance(e, (Interrupted, KeyboardInterrupt))
-                self.status.set("pending" if stopped else "failed", reason.splitlines()[0] or "interrupted")
-                if hasattr(self, "step"):
-                    rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
+                self._record_stop(e)
             raise
         finally:
             if handles_sigterm:
                 signal.signal(signal.SIGTERM, previous)
+                if previous_int is not signal.SIG_IGN:
+                    signal.signal(signal.SIGINT, previous_int)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """Ask the loop to checkpoint and stop at the end of the current step."""
+        self.stop_signal = signal.Signals(signum).name
+        self.terminate.set()
+
+    def _record_stop(self, e: BaseException) -> None:
+        """status.json after an exception: pending (resumable) for a stop or a full disk, else failed."""
+        reason = (str(e) if isinstance(e, ScalinglabError) else f"{type(e).__name__}: {e}".rstrip(": ")).splitlines()
+        # A stop from outside (SIGTERM at a SLURM time limit, Ctrl-C) or a full disk leaves the run resumable.
+        resumable = isinstance(e, (Stopped, KeyboardInterrupt, DiskError))
+        try:
+            self.status.set("pending" if resumable else "failed", reason[0] if reason else "interrupted")
+            if hasattr(self, "step") and not resumable:
+                rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
+        except ScalinglabError:  # no space even for status.json: no status file reads as pending
+            self.status.stop()
+            (self.run_dir / rundir.STATUS).unlink(missing_ok=True)
 
     def _loop(self) -> dict[str, Any]:
         cfg, rt = self.cfg, self.cfg.runtime
@@ -372,7 +381,8 @@ class Trainer:
                     self._save()
                     last_ckpt = time.monotonic()
                 if stop and self.step < self.total_steps:
-                    raise Interrupted(f"stopped by SIGTERM at step {self.step} after a checkpoint; run again to resume.")
+                    by = getattr(self, "stop_signal", "a signal")
+                    raise Interrupted(f"stopped by {by} at step {self.step} after a checkpoint; run again to resume.")
         finally:
             bar.close()
             if self.main:
