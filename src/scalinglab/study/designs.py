@@ -256,6 +256,47 @@ class LRScan(Design):
 
 
 @dataclass(frozen=True)
+class HPGrid(Design):
+    """LR x batch grids over (N, D) cells, for the optimal-hyper-parameter laws (laws.hparams; Step Law, Li et al. 2025).
+
+    Every size is trained on every D at every (learning rate, batch size); a cell, one (size, D), is a
+    group, and ``scalinglab hparams`` finds each cell's optimum and fits η_opt(N, D) and B_opt(N, D).
+    """
+
+    kind: ClassVar[str] = "hp_grid"
+
+    tokens: tuple[float, ...] = ()
+    """The D values, in tokens (each cell trains on fresh data for D tokens); empty keeps the base budget."""
+    lrs: tuple[float, ...] = ()
+    """Peak learning rates (the same at every cell)."""
+    lr_multipliers: tuple[float, ...] = ()
+    """Factors on the recipe's learning rate at each size (centres a cell's grid on the recipe, e.g. tiny-v1's 0.4/d_model)."""
+    batch_sizes: tuple[int, ...] = ()
+    """Sequences per optimiser step; empty keeps the recipe's batch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"design '{self.label}'"
+        check(bool(self.lrs) != bool(self.lr_multipliers), f"{where}: give one of lrs or lr_multipliers.")
+        check(min(self.lrs or self.lr_multipliers) > 0, f"{where}: learning rates must be positive.")
+        check(not self.batch_sizes or min(self.batch_sizes) >= 1, f"{where}: batch_sizes must list positive batch sizes.")
+        check(all(t >= 1 for t in self.tokens), f"{where}: tokens must be at least 1 token each.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for d in self.tokens or [0]:
+                cell = shape_tag(m) + (f"-D{fmt(d)}" if d else "")
+                pins: dict[str, Any] = {"model": m, **({"budget": BudgetConfig(tokens=d)} if d else {})}
+                for b in self.batch_sizes or [0]:
+                    at_b = {**pins, "optim.batch_size": b} if b else pins
+                    tag = cell + (f"-B{b}" if b else "")
+                    for lr in self.lrs:
+                        yield Variant(cell, f"{tag}-lr{fmt(lr)}", {**at_b, "optim.lr": lr})
+                    for x in self.lr_multipliers:
+                        yield Variant(cell, f"{tag}-lrx{fmt(x)}", at_b, lr_scale=x)
+
+
+@dataclass(frozen=True)
 class ShapeScan(Design):
     """Shapes at (nearly) fixed N, one knob at a time (Kaplan Fig 5): aspect ratio, d_ff ratio, head dim."""
 
@@ -359,7 +400,7 @@ class Seeds(Design):
 
 
 DESIGNS: dict[str, type[Design]] = {
-    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, ShapeScan, ContextScan, Seeds)
+    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, HPGrid, ShapeScan, ContextScan, Seeds)
 }
 
 
