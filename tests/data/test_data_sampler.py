@@ -41,17 +41,52 @@ def test_each_epoch_is_a_permutation_and_epochs_differ(tmp_path):
     assert sampler.epoch == 2.25
 
 
-def test_data_limits_are_nested_prefixes(tmp_path):
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_data_limits_are_nested_and_the_same_for_every_run_seed(tmp_path, shuffled):
     split = make_split(tmp_path, 20_000)
     windows = {}
     for d in (1025, 2049, 4097, 8193):  # D0 * 2^k (+1 for the last target)
-        sampler = SequenceSampler(split, seq_len=32, seed=7, max_tokens=d)
+        sampler = SequenceSampler(split, seq_len=32, seed=7, max_tokens=d, shuffled=shuffled)
         starts = one_epoch_starts(sampler)
-        assert max(starts) + 33 <= d  # never reads past the limit
+        assert len(starts) == (d - 1) // 32 == len(set(starts))
+        if not shuffled:
+            assert max(starts) + 33 <= d  # a prefix never reads past the limit
+        other_seed = SequenceSampler(split, seq_len=32, seed=8, max_tokens=d, shuffled=shuffled)
+        assert set(one_epoch_starts(other_seed)) == set(starts)  # the run's seed orders the subset, never picks it
         windows[d] = set(starts)
     sizes = sorted(windows)
     for small, big in zip(sizes, sizes[1:]):
         assert windows[small] < windows[big]
+    if shuffled:  # the subset is spread over the whole split, and another subset_seed draws another
+        assert max(windows[1025]) > 10_000
+        again = SequenceSampler(split, seq_len=32, seed=7, max_tokens=1025, subset_seed=1)
+        assert set(one_epoch_starts(again)) != windows[1025]
+
+
+def _unigram_distance(a: np.ndarray, b: np.ndarray, vocab: int) -> float:
+    """Total variation distance between the token frequencies of two token arrays."""
+    pa = np.bincount(a, minlength=vocab) / len(a)
+    pb = np.bincount(b, minlength=vocab) / len(b)
+    return 0.5 * float(np.abs(pa - pb).sum())
+
+
+def test_a_small_shuffled_subset_has_the_token_statistics_of_the_whole_corpus(tmp_path, small_corpus):
+    from scalinglab.data import prepare
+    from scalinglab.data.config import DataConfig
+
+    train = prepare(DataConfig(corpus=str(small_corpus), tokenizer="byte"), cache_dir=tmp_path / "cache", progress=False)
+    train = train.splits["train"]
+    whole = np.asarray(train.tokens, dtype=np.int64)
+    d = len(whole) // 20  # a 5% subset
+    seq = 64
+
+    def subset(shuffled: bool) -> np.ndarray:
+        return SequenceSampler(train, seq, seed=0, max_tokens=d, shuffled=shuffled).next_batch((d - 1) // seq)[:, 1:].ravel()
+
+    shuffled, prefix = _unigram_distance(subset(True), whole, 256), _unigram_distance(subset(False), whole, 256)
+    # the stdlib modules in file order: a prefix is a few modules, a shuffled subset samples them all
+    assert shuffled < 0.04, shuffled
+    assert shuffled < prefix / 2, (shuffled, prefix)
 
 
 def test_same_seed_same_order_whatever_the_batching(tmp_path):
@@ -106,3 +141,14 @@ def test_a_corpus_smaller_than_one_context_names_the_fix(tmp_path):
         SequenceSampler(split, seq_len=16, seed=0, max_tokens=1000)
     with pytest.raises(DataError, match="fewer than one context"):
         list(eval_batches(split, 16, 10, 4))
+
+
+def test_how_a_subset_is_drawn_is_part_of_the_identity_only_of_a_run_with_a_subset():
+    from scalinglab.config import replace_fields
+    from scalinglab.train.config import RunConfig
+
+    whole = RunConfig()
+    assert replace_fields(whole, {"data.subset": "prefix", "data.subset_seed": 3}).identity() == whole.identity()
+    limited = replace_fields(whole, {"data.train_tokens": 100_000})
+    assert replace_fields(limited, {"data.subset": "prefix"}).identity() != limited.identity()
+    assert replace_fields(limited, {"data.subset_seed": 1}).identity() != limited.identity()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from scalinglab.config import check
 
@@ -35,8 +35,17 @@ class DataConfig:
     """'bpe': byte-level BPE trained on the corpus's train split; 'byte': raw bytes (vocab 256)."""
     vocab_size: int = 4096
     """BPE vocabulary size (ignored for 'byte', which is 256). Keep it small on CPU: the head dominates tiny models."""
+    SUBSET_FIELDS: ClassVar[tuple[str, ...]] = ("subset", "subset_seed")
+    """How a subset is drawn: left out of the run identity when train_tokens = 0 (no subset, nothing
+    they change), so a run on all the data keeps the identity it had before they existed."""
+
     train_tokens: int = 0
-    """Dataset size D: train on this nested prefix of the training tokens (0 = all); data repeats in epochs beyond it."""
+    """Dataset size D: train on a nested subset of this many training tokens (0 = all); data repeats in epochs beyond it."""
+    subset: Literal["shuffled", "prefix"] = "shuffled"
+    """How train_tokens picks its tokens: 'shuffled' windows from subset_seed (every part of the corpus in
+    proportion, so a subset differs from the whole only in size, as Kaplan §3.3 needs), 'prefix' the first tokens in corpus order."""
+    subset_seed: int = 0
+    """Seeds the shuffled subset, independently of the run's seed: every run sees the same subset of each size."""
     eval_sets: tuple[EvalSetConfig, ...] = ()
     """Extra held-out sets; the corpus's own validation split is always evaluated as 'valid'."""
 

@@ -2,10 +2,15 @@
 
 A split of T tokens holds (T - 1) // seq_len windows: window i is tokens[i*seq_len : i*seq_len +
 seq_len + 1], so inputs x = w[:-1] and targets y = w[1:] and every token is a target exactly once.
-Limiting the data to D tokens keeps the windows that fit in the first D tokens, so the D = 2^k*D0
-subsets of Kaplan's L(D) study are nested (paper-spec §3.3). Training visits the windows in a
-random permutation drawn from (seed, epoch): the order depends on nothing else, so the number of
-workers or ranks that later slice a batch cannot change it, and a saved position resumes exactly.
+Limiting the data to D tokens keeps (D - 1) // seq_len windows: by default the first ones of a
+permutation of all the split's windows drawn from ``subset_seed`` alone, so a subset samples the
+whole corpus in proportion (a prefix of a corpus in file order is a few files, and a model trained
+on it does worse on the validation split than its size says), the D = 2^k*D0 subsets of Kaplan's
+L(D) study are nested (paper-spec §3.3), and every run of a study, whatever its seed, sees the same
+subset of each size; ``subset="prefix"`` keeps the first D tokens instead. Training visits the
+subset's windows in a random permutation drawn from (seed, epoch): the order depends on nothing
+else, so the number of workers or ranks that later slice a batch cannot change it, and a saved
+position resumes exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +47,19 @@ def num_windows(split: TokenSplit, seq_len: int, max_tokens: int = 0) -> int:
     return n
 
 
+def subset_windows(split: TokenSplit, seq_len: int, max_tokens: int, subset_seed: int = 0, shuffled: bool = True) -> np.ndarray:
+    """Indices of the windows a ``max_tokens`` subset of ``split`` holds (0 = all, in order).
+
+    Shuffled: the first (max_tokens - 1) // seq_len windows of a permutation of every window of the
+    split drawn from ``subset_seed``; a smaller subset is a prefix of that list, so subsets nest.
+    """
+    n = num_windows(split, seq_len, max_tokens)
+    if not max_tokens or not shuffled:
+        return np.arange(n, dtype=np.int64)
+    every = np.random.default_rng([subset_seed, seq_len]).permutation(num_windows(split, seq_len))
+    return every[:n].astype(np.int64)
+
+
 def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray:
     """Rows tokens[s : s + seq_len + 1] for each start s, as int64."""
     index = starts[:, None] + np.arange(seq_len + 1)  # (B, T+1)
@@ -51,16 +69,20 @@ def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray
 class SequenceSampler:
     """Batches of training windows in a seeded permutation, re-drawn every epoch.
 
-    ``max_tokens > 0`` restricts training to that prefix of the split (a nested subset); ``epoch``
-    counts passes over it, fractionally. ``state_dict`` is plain JSON for exact resumption.
+    ``max_tokens > 0`` restricts training to a nested subset of the split (:func:`subset_windows`:
+    shuffled windows from ``subset_seed``, or the prefix); ``epoch`` counts passes over it,
+    fractionally. ``state_dict`` is plain JSON for exact resumption.
     """
 
-    def __init__(self, split: TokenSplit, seq_len: int, seed: int, max_tokens: int = 0) -> None:
+    def __init__(
+        self, split: TokenSplit, seq_len: int, seed: int, max_tokens: int = 0, subset_seed: int = 0, shuffled: bool = True
+    ) -> None:
         self.split = split
         self.seq_len = seq_len
         self.seed = seed
         self.max_tokens = max_tokens
-        self.num_windows = num_windows(split, seq_len, max_tokens)
+        self.windows = subset_windows(split, seq_len, max_tokens, subset_seed, shuffled)
+        self.num_windows = len(self.windows)
         self._epoch = 0  # whole passes completed
         self._position = 0  # windows taken in the current pass
         self._order = self._permutation(0)
@@ -92,7 +114,7 @@ class SequenceSampler:
                 self._epoch += 1
                 self._position = 0
                 self._order = self._permutation(self._epoch)
-        starts = np.concatenate(picked) * self.seq_len
+        starts = self.windows[np.concatenate(picked)] * self.seq_len
         return _windows(self.split.tokens, starts, self.seq_len)
 
     def state_dict(self) -> dict:

@@ -208,10 +208,14 @@ def identity_of(config: Mapping[str, Any]) -> str:
     """The run identity of a config as plain data (``to_dict`` or a stored config.json).
 
     Hashes the scientific fields; model fields at their ``ModelConfig.IDENTITY_DEFAULTS`` are left
-    out, so a GPT run keeps the identity (and directory) it had before ``model.arch`` existed.
+    out, so a GPT run keeps the identity (and directory) it had before ``model.arch`` existed, and so
+    are ``DataConfig.SUBSET_FIELDS`` of a run on all the data.
     """
     fields = {k: v for k, v in config.items() if k not in ("name", "runtime")}
     if isinstance(fields.get("model"), Mapping):
         defaults = ModelConfig.IDENTITY_DEFAULTS
         fields["model"] = {k: v for k, v in fields["model"].items() if k not in defaults or defaults[k] != v}
+    data = fields.get("data")
+    if isinstance(data, Mapping) and not data.get("train_tokens"):  # no subset: how one is drawn changes nothing
+        fields["data"] = {k: v for k, v in data.items() if k not in DataConfig.SUBSET_FIELDS}
     return stable_hash(fields)

@@ -138,7 +138,8 @@ class Trainer:
                     f"model.n_ctx={n_ctx} is longer than eval set '{name}' ({split.num_tokens} tokens); "
                     "lower model.n_ctx or use a larger held-out set."
                 )
-        self.sampler = SequenceSampler(train, n_ctx, cfg.seed, max_tokens=limit)
+        shuffled = cfg.data.subset == "shuffled"
+        self.sampler = SequenceSampler(train, n_ctx, cfg.seed, limit, cfg.data.subset_seed, shuffled)
 
     def _build(self) -> None:
         """Model (same init on every rank), AdamW, and the optional noise-scale estimator."""
