@@ -17,7 +17,7 @@ from scalinglab import __version__
 from scalinglab.errors import ScalinglabError
 
 # The order sub-commands appear in ``scalinglab --help``; modules not listed come after.
-ORDER = ["demo", "train", "count", "data", "study", "collect", "fit", "backtest", "plan", "predict", "report"]
+ORDER = ["demo", "train", "count", "data", "study", "collect", "fit", "backtest", "frontier", "hparams", "plan", "predict", "report"]
 
 DESCRIPTION = """\
 Scaling-law science end to end: train a ladder of GPT models over model size, data, batch and

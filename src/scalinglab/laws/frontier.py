@@ -3,7 +3,8 @@
 Chinchilla's three approaches (Hoffmann et al. 2022 §3) and Kaplan et al. 2020 App. B:
 
 - :func:`envelope_frontier`: approach 1, the lower envelope of learning curves at log-spaced compute;
-- :func:`isoflop_frontier`: approach 2, a parabola in log N per budget, refusing unbracketed minima;
+- :func:`isoflop_frontier`: approach 2, each budget's minimum (Akima interpolation or a parabola in log N),
+  refusing unbracketed budgets, with bootstrap intervals on the exponents;
 - :func:`chinchilla_allocation`: approach 3, the closed form of a fitted L = E + A/N^α + B/D^β (eq 4);
 - :class:`KaplanFrontier`: App. B from an L(N, S) fit plus B_crit(L) (eqs B.5-B.10), with the cost of
   an off-optimal model (B.16-B.17), the convergence trade-off (B.11-B.14), the data requirement (4.4)
@@ -16,15 +17,17 @@ Everything here is pure: arrays or DataFrames in, frozen dataclasses out, so fig
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import interpolate, optimize
 
 from scalinglab.constants import KAPLAN_OVERFITTING, KAPLAN_TABLE3, KAPLAN_TABLE5, KAPLAN_TABLE6, PF_DAY
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.batch import BcritLaw
 
 LossND = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -129,23 +132,63 @@ def envelope_frontier(
     return Frontier(c, n_opt, d_opt, l_opt, fit_power_law(c, n_opt), fit_power_law(c, d_opt))
 
 
+def envelope_bootstrap(
+    curves: pd.DataFrame, k: int = 1000, level: float = 0.95, seed: int = 0, run_col: str = "run_id", tokens_col: str = "D",
+    num: int = 200,
+) -> tuple[float, float]:
+    """Percentile interval of the envelope's exponent a over ``k`` resamplings of the runs (with replacement).
+
+    Runs, not points, are resampled: the points of one curve are correlated. ``num`` budgets per
+    replicate (fewer than the point estimate's 1500) keep a thousand replicates fast.
+    """
+    ids = curves[run_col].unique()
+    rng = np.random.default_rng(seed)
+    by_run = {r: g for r, g in curves.groupby(run_col)}
+    slopes = []
+    for _ in range(k):
+        pick = rng.choice(ids, len(ids))
+        sample = pd.concat([by_run[r].assign(**{run_col: i}) for i, r in enumerate(pick)])
+        if sample["N"].nunique() < 2:
+            continue
+        try:
+            slopes.append(envelope_frontier(sample, num, run_col, tokens_col).a)
+        except (DataError, FitError):
+            continue
+    if len(slopes) < 2:
+        raise FitError("the envelope bootstrap found no resample with two model sizes; give curves of more sizes.")
+    lo, hi = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------------------------------
 # Approach 2: IsoFLOP profiles
+
+ISOFLOP_METHODS = ("spline", "akima", "parabola")
+"""How a budget's minimum is found. ``spline`` (default): a cubic smoothing spline of log loss in
+log N whose residuals match the runs' measured noise (sum of squares m·σ²), which follows a lopsided
+valley without following the noise; ``akima``: Akima's interpolant through every size, as Porian et
+al. 2024 do, best on smooth, finely resolved profiles and misled by noisy ones; ``parabola``:
+Hoffmann §3.2's least-squares parabola of loss in log N over the whole budget, which a lopsided
+valley drags toward its long side."""
+
+GRID_PER_INTERVAL = 50
+"""Points of the interpolant evaluated between neighbouring sizes to locate its minimum."""
 
 
 @dataclass(frozen=True)
 class IsoFlopProfile:
-    """One budget's parabola L ≈ c2 (log N)^2 + c1 log N + c0 and its minimum."""
+    """One budget's runs and the minimum of its loss against model size."""
 
     budget: float
     n_runs: int
     n_opt: float
     d_opt: float
     loss_opt: float
-    coefs: tuple[float, float, float]
-    """(c2, c1, c0) of the parabola in natural log N."""
     n_range: tuple[float, float]
     """The smallest and largest N sampled at this budget."""
+    method: str = "spline"
+    n_opt_interval: tuple[float, float] | None = None
+    """Bootstrap percentile interval of N_opt at this budget (with ``bootstrap`` > 0)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +198,15 @@ class IsoFlopResult:
     profiles: list[IsoFlopProfile]
     frontier: Frontier
     refused: dict[float, str]
+    method: str = "spline"
+    noise: float | None = None
+    """Standard deviation of log loss of one run (estimated by :func:`profile_noise`, or given); the
+    spline smooths to it and the bootstrap perturbs every run by it."""
+    a_interval: tuple[float, float] | None = None
+    b_interval: tuple[float, float] | None = None
+    level: float | None = None
+    n_bootstrap: int = 0
+    """Bootstrap replicates that gave a frontier (two or more bracketed budgets)."""
 
 
 def group_budgets(compute: np.ndarray, rel_tol: float = 0.1) -> np.ndarray:
@@ -173,55 +225,158 @@ def group_budgets(compute: np.ndarray, rel_tol: float = 0.1) -> np.ndarray:
     return labels
 
 
-def isoflop_profile(budget: float, n: np.ndarray, loss: np.ndarray) -> IsoFlopProfile:
-    """Fit a parabola in log N to one budget's runs; FitError unless its minimum is interior.
+def _profile_points(n: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log N, log loss) sorted by N, the best run of each size (a size tried twice keeps its lower loss)."""
+    df = pd.DataFrame({"n": np.asarray(n, dtype=float), "loss": np.asarray(loss, dtype=float)})
+    best = df.groupby("n", sort=True)["loss"].min()
+    return np.log(best.index.to_numpy(float)), np.log(best.to_numpy(float))
+
+
+def _grid_minimum(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum of curves sampled on ``grid`` (grid, replicates), refined by the parabola through the
+    three grid points around it; nan where the minimum is at an end of the grid."""
+    k = np.argmin(values, axis=0)
+    ok = (k > 0) & (k < len(grid) - 1)
+    kc = np.clip(k, 1, len(grid) - 2)
+    cols = np.arange(values.shape[1])
+    y0, y1, y2 = values[kc - 1, cols], values[kc, cols], values[kc + 1, cols]
+    curv = y0 - 2 * y1 + y2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curv > 0, 0.5 * (y0 - y2) / curv, 0.0)
+    x = grid[kc] + shift * (grid[1] - grid[0])
+    return np.where(ok, x, np.nan), np.where(ok, y1 - 0.25 * (y0 - y2) * shift, np.nan)
+
+
+def _profile_minimum(ln: np.ndarray, ll: np.ndarray, method: str, sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(log N_opt, log loss at it) of profiles ``ll`` (sizes, replicates) by ``method``;
+    nan where a replicate has no interior minimum. ``sigma`` is the noise of log loss the spline smooths."""
+    ll = ll.reshape(len(ln), -1)
+    if method == "parabola":
+        c2, c1, c0 = np.polyfit(ln, np.exp(ll), 2)  # loss, not log loss, as Hoffmann §3.2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = -c1 / (2 * c2)
+        ok = (c2 > 0) & (x > ln[0]) & (x < ln[-1])
+        return np.where(ok, x, np.nan), np.where(ok, np.log(np.abs(c0 + x * (c1 + x * c2))), np.nan)
+    grid = np.linspace(ln[0], ln[-1], (len(ln) - 1) * GRID_PER_INTERVAL + 1)
+    if method == "akima":
+        return _grid_minimum(grid, interpolate.Akima1DInterpolator(ln, ll, axis=0)(grid))
+    degree = min(3, len(ln) - 1)
+    smooth = len(ln) * sigma**2  # residuals as large as the noise, no larger (the usual choice of s)
+    with warnings.catch_warnings():  # FITPACK warns when s is met only approximately; the spline is still usable
+        warnings.simplefilter("ignore")
+        values = np.column_stack([interpolate.UnivariateSpline(ln, col, k=degree, s=smooth)(grid) for col in ll.T])
+    return _grid_minimum(grid, values)
+
+
+def _check_bracketed(where: str, ln: np.ndarray, ll: np.ndarray) -> None:
+    """FitError unless the budget has three sizes and its best run is not the smallest or largest."""
+    if len(ln) < 3:
+        raise FitError(f"{where} has {len(ln)} distinct model sizes; locating a minimum needs at least 3.")
+    k = int(np.argmin(ll))
+    if k in (0, len(ln) - 1):
+        side = "smaller" if k == 0 else "larger"
+        raise FitError(
+            f"{where} has its lowest loss at the {'smallest' if k == 0 else 'largest'} N sampled "
+            f"({np.exp(ln[k]):.3g}): no interior minimum; add runs with {side} N at this budget or drop the budget."
+        )
+
+
+def isoflop_profile(
+    budget: float, n: np.ndarray, loss: np.ndarray, method: str = "spline", noise: float | None = None
+) -> IsoFlopProfile:
+    """One budget's minimum of loss against N (see :data:`ISOFLOP_METHODS`); FitError unless it is interior.
 
     A minimum at or beyond the smallest or largest N sampled is an extrapolation, not a measurement
-    (Hoffmann §3.2 fit parabolas to bracketed profiles), so it is refused with what to add.
+    (Hoffmann §3.2 fit bracketed profiles), so it is refused with what to add. ``noise`` is the sd of
+    log loss (default: :func:`profile_noise` of this budget alone; where that cannot be measured, fewer
+    than five sizes, the spline interpolates).
     """
-    n, loss = np.asarray(n, dtype=float), np.asarray(loss, dtype=float)
+    if method not in ISOFLOP_METHODS:
+        raise ConfigError(f"unknown IsoFLOP method '{method}'; choose one of {', '.join(ISOFLOP_METHODS)}.")
     where = f"the IsoFLOP profile at C={budget:.3g}"
-    if len(np.unique(n)) < 3:
-        raise FitError(f"{where} has {len(np.unique(n))} distinct model sizes; a parabola needs at least 3.")
-    ln = np.log(n)
-    c2, c1, c0 = np.polyfit(ln, loss, 2)
-    if c2 <= 0:
-        raise FitError(f"{where} is not convex in log N (no minimum); add runs on both sides of the best N.")
-    ln_opt = -c1 / (2 * c2)
-    if ln_opt <= ln.min() or ln_opt >= ln.max():
-        side = "smaller" if ln_opt <= ln.min() else "larger"
+    ln, ll = _profile_points(n, loss)
+    _check_bracketed(where, ln, ll)
+    sigma = profile_noise([(ln, ll)]) if noise is None else float(noise)
+    x, y = _profile_minimum(ln, ll, method, sigma if np.isfinite(sigma) else 0.0)
+    if not np.isfinite(x[0]):
         raise FitError(
-            f"{where} has its minimum at N={np.exp(ln_opt):.3g}, outside the sampled N "
-            f"[{n.min():.3g}, {n.max():.3g}]; add runs with {side} N at this budget or drop the budget."
+            f"{where} has no minimum inside the sampled N [{np.exp(ln[0]):.3g}, {np.exp(ln[-1]):.3g}] "
+            f"by the {method} fit; add runs on both sides of the best N."
         )
-    n_opt = float(np.exp(ln_opt))
-    loss_opt = float(np.polyval([c2, c1, c0], ln_opt))
-    return IsoFlopProfile(
-        budget, len(n), n_opt, budget / (6 * n_opt), loss_opt, (c2, c1, c0), (float(n.min()), float(n.max()))
-    )
+    n_opt = float(np.exp(x[0]))
+    n_range = (float(np.exp(ln[0])), float(np.exp(ln[-1])))
+    return IsoFlopProfile(budget, len(np.asarray(n)), n_opt, budget / (6 * n_opt), float(np.exp(y[0])), n_range, method)
+
+
+def profile_noise(profiles: list[tuple[np.ndarray, np.ndarray]], half: int = 2) -> float:
+    """The evaluation noise of the runs, as a standard deviation of log loss, from the profiles' shape alone.
+
+    Each run near a budget's minimum is predicted by the quadratic in log N through its ``half``
+    neighbours on each side; the robust sd (1.4826 MAD) of these leave-one-out residuals, scaled to
+    one run's noise, pools every budget. Smooth curvature is absorbed by the quadratic, so what is
+    left is run-to-run scatter (seed noise, readout), plus a little misfit that only widens intervals.
+    nan when fewer than five residuals exist.
+    """
+    resid = []
+    for ln, ll in profiles:
+        k = int(np.argmin(ll))
+        for i in range(max(half, k - half), min(len(ln) - half, k + half + 1)):
+            idx = [j for j in range(i - half, i + half + 1) if j != i]
+            c = np.polyfit(ln[idx] - ln[i], ll[idx], 2)
+            x = np.vander(ln[idx] - ln[i], 3)
+            var = 1 + float(np.array([0, 0, 1]) @ np.linalg.inv(x.T @ x) @ np.array([0, 0, 1]))  # prediction variance
+            resid.append((ll[i] - c[2]) / np.sqrt(var))
+    if len(resid) < 5:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(resid)))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    xc = x - x.mean()
+    return float(xc @ (y - y.mean()) / (xc @ xc))
 
 
 def isoflop_frontier(
-    runs: pd.DataFrame, budget_col: str | None = None, rel_tol: float = 0.1, strict: bool = True
+    runs: pd.DataFrame,
+    budget_col: str | None = None,
+    rel_tol: float = 0.1,
+    strict: bool = True,
+    method: str = "spline",
+    bootstrap: int = 0,
+    level: float = 0.95,
+    noise: float | None = None,
+    seed: int = 0,
 ) -> IsoFlopResult:
-    """Chinchilla approach 2: a parabola per budget, then N_opt ∝ C^a and D_opt ∝ C^b through the minima.
+    """Chinchilla approach 2: each budget's minimum, then N_opt ∝ C^a and D_opt ∝ C^b through the minima.
 
-    ``runs`` has ``N``, ``C`` and ``loss`` (one row per finished run). Budgets come from ``budget_col``
-    or from grouping C within ``rel_tol`` (:func:`group_budgets`). With ``strict`` a budget whose
-    minimum is not interior raises :class:`FitError`; otherwise it is left out and listed in ``refused``.
-    D_opt = C/(6 N_opt), the convention of the fits in Hoffmann §3.
+    ``runs`` has ``N``, ``C`` and ``loss`` (one row per run, or per checkpoint read at its budget).
+    Budgets come from ``budget_col`` or from grouping C within ``rel_tol`` (:func:`group_budgets`). A
+    budget whose best run is its smallest or largest model has no interior minimum: with ``strict``
+    it raises :class:`FitError`, otherwise it is left out and listed in ``refused``. D_opt = C/(6 N_opt),
+    the convention of Hoffmann §3, so b = 1 - a.
+
+    With ``bootstrap`` > 0 every run's log loss is perturbed by Gaussian noise of sd ``noise``
+    (default: :func:`profile_noise` of the data), every minimum is found again (a replicate drops a
+    budget whose minimum moved to an edge) and the power law refitted: Porian et al. 2024's
+    seed-noise bootstrap, with the noise measured rather than assumed.
     """
+    if method not in ISOFLOP_METHODS:
+        raise ConfigError(f"unknown IsoFLOP method '{method}'; choose one of {', '.join(ISOFLOP_METHODS)}.")
+    if not 0 < level < 1:
+        raise ConfigError(f"the interval level must be between 0 and 1, e.g. 0.95 (got {level}).")
     _require_columns(runs, ["N", "C", "loss"], "the IsoFLOP frontier")
     budgets = runs[budget_col].to_numpy(float) if budget_col else group_budgets(runs["C"].to_numpy(float), rel_tol)
+    groups = {float(b): runs[budgets == b] for b in np.unique(budgets)}
+    all_points = {b: _profile_points(g["N"].to_numpy(), g["loss"].to_numpy()) for b, g in groups.items()}
+    sigma = profile_noise(list(all_points.values())) if noise is None else float(noise)
     profiles, refused = [], {}
-    for budget in np.unique(budgets):
-        group = runs[budgets == budget]
+    for budget, group in groups.items():
         try:
-            profiles.append(isoflop_profile(float(budget), group["N"].to_numpy(), group["loss"].to_numpy()))
+            profiles.append(isoflop_profile(budget, group["N"].to_numpy(), group["loss"].to_numpy(), method, sigma))
         except FitError as e:
             if strict:
                 raise
-            refused[float(budget)] = str(e)
+            refused[budget] = str(e)
     if len(profiles) < 2:
         raise FitError(
             f"only {len(profiles)} budget(s) have an interior minimum; the frontier needs at least 2 "
@@ -232,7 +387,49 @@ def isoflop_frontier(
     d_opt = np.array([p.d_opt for p in profiles])
     loss = np.array([p.loss_opt for p in profiles])
     frontier = Frontier(c, n_opt, d_opt, loss, fit_power_law(c, n_opt), fit_power_law(c, d_opt))
-    return IsoFlopResult(profiles, frontier, refused)
+    result = IsoFlopResult(profiles, frontier, refused, method, sigma if np.isfinite(sigma) else None)
+    if bootstrap <= 0:
+        return result
+    return _bootstrap_isoflop(result, [all_points[p.budget] for p in profiles], bootstrap, level, seed)
+
+
+def _bootstrap_isoflop(
+    result: IsoFlopResult, points: list[tuple[np.ndarray, np.ndarray]], k: int, level: float, seed: int
+) -> IsoFlopResult:
+    """Intervals on a, b and each N_opt from noise-perturbed replicates (see :func:`isoflop_frontier`)."""
+    sigma = result.noise
+    if sigma is None or sigma < 0:
+        raise FitError(
+            "the IsoFLOP bootstrap cannot estimate the runs' noise (it needs budgets with five or more sizes); "
+            "pass the noise of log loss, e.g. --noise 0.003, or --bootstrap 0."
+        )
+    rng = np.random.default_rng(seed)
+    log_n = np.vstack([
+        _profile_minimum(ln, ll[:, None] + sigma * rng.standard_normal((len(ll), k)), p.method, sigma)[0]
+        for p, (ln, ll) in zip(result.profiles, points)
+    ])  # (budgets, replicates); nan where a replicate lost the interior minimum
+    log_c = np.log(result.frontier.compute)
+    slopes = []
+    for j in range(k):
+        keep = np.isfinite(log_n[:, j])
+        if keep.sum() >= 2 and np.ptp(log_c[keep]) > 0:
+            slopes.append(_slope(log_c[keep], log_n[keep, j]))
+    if len(slopes) < k // 2:
+        raise FitError(
+            f"only {len(slopes)} of {k} bootstrap replicates kept two bracketed budgets; add runs around "
+            "each budget's best N so its minimum stays interior."
+        )
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo, hi = (float(v) for v in np.quantile(slopes, q))
+    profiles = []
+    for p, row in zip(result.profiles, log_n):
+        ok = np.isfinite(row)
+        interval = tuple(float(v) for v in np.exp(np.quantile(row[ok], q))) if ok.sum() >= 2 else None
+        profiles.append(dataclasses.replace(p, n_opt_interval=interval))
+    return dataclasses.replace(
+        result, profiles=profiles, noise=sigma, a_interval=(lo, hi), b_interval=(1 - hi, 1 - lo), level=level,
+        n_bootstrap=len(slopes),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------

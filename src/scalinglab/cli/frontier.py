@@ -1,0 +1,171 @@
+"""``scalinglab frontier``: the compute-optimal N_opt ∝ C^a and D_opt ∝ C^b of an external runs table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from scalinglab.cli._common import add_json_flag, command, print_json
+
+DESCRIPTION = """\
+The compute-efficient frontier of a runs table by one of Chinchilla's three approaches (Hoffmann et
+al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and bootstrap intervals.
+
+  envelope     approach 1: learning curves (one row per evaluation, a run column); at log-spaced
+               compute, the run with the lowest loss; intervals resample the runs.
+  isoflop      approach 2: runs at a few budgets; each budget's minimum of loss against N, from a
+               smoothing spline in log N whose residuals match the runs' measured noise (--method
+               akima interpolates instead, as Porian et al. 2024; parabola is Hoffmann's fit);
+               budgets whose best run is their smallest or largest model are refused and listed.
+               Intervals perturb every run by that noise and refit (a seed-noise bootstrap).
+  parametric   approach 3: fit L = E + A/N^alpha + B/D^beta; a = beta/(alpha+beta) (eq 4); intervals
+               from bootstrap refits over runs.
+
+The table (CSV, Parquet, JSONL) has columns C, N, loss and optionally D (else D = C/(6N));
+--columns maps other names. D_opt = C/(6 N_opt) throughout (Hoffmann §3), so b = 1 - a.
+
+Examples:
+  scalinglab frontier isoflop.csv --approach isoflop --json
+  scalinglab frontier runs.csv --approach isoflop --columns N=n_params,C=flops --budget-column C
+  scalinglab frontier curves.csv --approach envelope --run-column run_id
+  scalinglab frontier runs.csv --approach parametric --bootstrap 200
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "frontier", "compute-optimal exponents a, b (Chinchilla approaches 1-3) of a runs table", DESCRIPTION, run)
+    p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) with columns C, N, loss (D optional)")
+    p.add_argument("--approach", choices=["envelope", "isoflop", "parametric"], default="isoflop", help="default isoflop")
+    p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. N=n_params,C=flops")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss rows first")
+    p.add_argument(
+        "--method", choices=["spline", "akima", "parabola"], default="spline",
+        help="isoflop: how each budget's minimum is found (default spline)",
+    )  # fmt: skip
+    p.add_argument("--budget-column", metavar="COL", help="isoflop: column naming each run's budget (default: group C within 10%%)")
+    p.add_argument("--noise", type=float, metavar="SD", help="isoflop: sd of log loss of one run (default: measured)")
+    p.add_argument("--run-column", default="run_id", metavar="COL", help="envelope: column naming each run (default run_id)")
+    p.add_argument("--bootstrap", type=int, metavar="K", help="bootstrap replicates (default 1000; parametric 100)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.tables import drop_highest, read_runs_table
+
+    if not 0 < args.level < 1:
+        raise ConfigError(f"--level must be between 0 and 1, e.g. 0.95 (got {args.level}).")
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be 0 or more replicates (got {args.bootstrap}).")
+    table = drop_highest(read_runs_table(args.table, args.columns), args.drop_highest_loss)
+    out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
+    out = {"approach": args.approach, "source": str(args.table), **out}
+    for w in out["warnings"]:
+        print(f"scalinglab frontier: warning: {w['message']}", file=sys.stderr)
+    if args.json:
+        print_json(out)
+    else:
+        print(format_frontier(out))
+    return 0
+
+
+def _optima(compute, n_opt, d_opt, loss, intervals=None) -> list[dict[str, Any]]:
+    rows = []
+    for i, (c, n, d, lo) in enumerate(zip(compute, n_opt, d_opt, loss)):
+        row = {"C": float(c), "N_opt": float(n), "D_opt": float(d), "loss": float(lo)}
+        if intervals is not None:
+            row["N_opt_interval"] = intervals[i]
+        rows.append(row)
+    return rows
+
+
+def _isoflop(table, args: argparse.Namespace) -> dict[str, Any]:
+    from scalinglab.laws.frontier import isoflop_frontier
+
+    k = 1000 if args.bootstrap is None else args.bootstrap
+    r = isoflop_frontier(
+        table, args.budget_column, strict=False, method=args.method, bootstrap=k, level=args.level, noise=args.noise,
+        seed=args.seed,
+    )  # fmt: skip
+    f = r.frontier
+    warnings = [
+        {"kind": "skipped_budget", "param": None, "message": f"budget C={c:.3g} left out: {reason}"}
+        for c, reason in r.refused.items()
+    ]
+    if len(r.profiles) < 4:
+        warnings.append({
+            "kind": "unidentified", "param": "a",
+            "message": f"only {len(r.profiles)} budgets have an interior minimum; a from so few is fragile (add budgets).",
+        })  # fmt: skip
+    return {
+        "a": f.a, "a_interval": r.a_interval, "b": f.b, "b_interval": r.b_interval, "level": r.level,
+        "optima": [
+            {**o, "method": p.method}
+            for o, p in zip(_optima(f.compute, f.n_opt, f.d_opt, f.loss, [p.n_opt_interval for p in r.profiles]), r.profiles)
+        ],
+        "skipped_budgets": [{"C": c, "reason": reason} for c, reason in r.refused.items()],
+        "method": args.method, "noise": r.noise, "bootstrap": r.n_bootstrap, "warnings": warnings,
+    }  # fmt: skip
+
+
+def _envelope(table, args: argparse.Namespace) -> dict[str, Any]:
+    from scalinglab.laws.frontier import envelope_bootstrap, envelope_frontier
+
+    tokens = "D" if "D" in table.columns else "C"
+    f = envelope_frontier(table, run_col=args.run_column, tokens_col=tokens)
+    k = 1000 if args.bootstrap is None else args.bootstrap
+    a_int = envelope_bootstrap(table, k, args.level, args.seed, run_col=args.run_column, tokens_col=tokens) if k else None
+    picks = sorted(set(range(0, len(f.compute), max(len(f.compute) // 12, 1))) | {len(f.compute) - 1})
+    return {
+        "a": f.a, "a_interval": a_int, "b": f.b, "b_interval": None if a_int is None else (1 - a_int[1], 1 - a_int[0]),
+        "level": args.level if a_int else None,
+        "optima": _optima(f.compute[picks], f.n_opt[picks], f.d_opt[picks], f.loss[picks]),
+        "skipped_budgets": [], "bootstrap": k, "warnings": [],
+    }  # fmt: skip
+
+
+def _parametric(table, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.laws.frontier import chinchilla_allocation, group_budgets
+
+    k = 100 if args.bootstrap is None else args.bootstrap
+    fit = fit_law("chinchilla", table, bootstrap=k, level=args.level, seed=args.seed)
+    p = fit.params
+    a, q = p["beta"] / (p["alpha"] + p["beta"]), [(1 - args.level) / 2, (1 + args.level) / 2]
+    a_int = None
+    if fit.bootstrap is not None and len(fit.bootstrap) >= 2:
+        samples = fit.bootstrap["beta"] / (fit.bootstrap["alpha"] + fit.bootstrap["beta"])
+        a_int = tuple(float(v) for v in np.quantile(samples, q))
+    budgets = np.unique(group_budgets(table["C"].to_numpy(float)))
+    alloc = chinchilla_allocation(**p, compute=budgets)
+    warnings = list(getattr(fit, "warnings", []))
+    if not fit.converged:
+        warnings.append({"kind": "not_converged", "param": None, "message": f"the fit did not converge ({fit.status})."})
+    return {
+        "a": a, "a_interval": a_int, "b": 1 - a, "b_interval": None if a_int is None else (1 - a_int[1], 1 - a_int[0]),
+        "level": args.level if a_int else None, "params": dict(p),
+        "optima": _optima(alloc.compute, alloc.n_opt, alloc.d_opt, alloc.loss),
+        "skipped_budgets": [], "bootstrap": 0 if fit.bootstrap is None else len(fit.bootstrap), "warnings": warnings,
+    }  # fmt: skip
+
+
+def _interval(iv, level) -> str:
+    return "" if iv is None else f"   [{iv[0]:.4f}, {iv[1]:.4f}] {level:.0%} bootstrap interval"
+
+
+def format_frontier(out: dict[str, Any]) -> str:
+    """The frontier as a human-readable block."""
+    lines = [f"approach: {out['approach']}  ({out['source']})"]
+    lines.append(f"  a (N_opt ∝ C^a): {out['a']:.4f}{_interval(out['a_interval'], out['level'])}")
+    lines.append(f"  b (D_opt ∝ C^b): {out['b']:.4f}{_interval(out['b_interval'], out['level'])}")
+    lines.append(f"  {'C':>10}  {'N_opt':>10}  {'D_opt':>10}  {'loss':>7}")
+    for o in out["optima"]:
+        lines.append(f"  {o['C']:>10.3g}  {o['N_opt']:>10.3g}  {o['D_opt']:>10.3g}  {o['loss']:>7.4f}")
+    for s in out["skipped_budgets"]:
+        lines.append(f"skipped C={s['C']:.3g}: {s['reason']}")
+    return "\n".join(lines)
