@@ -38,7 +38,7 @@ def curve(n: float, batch: float, steps: np.ndarray) -> np.ndarray:
     return np.interp(np.log(steps), np.log(s), loss)
 
 
-def _run(run_id, kind, group, n, batch, steps, limit=0, n_layer=3, d_model=64, n_head=2, d_ff=0):
+def _run(run_id, kind, group, n, batch, steps, limit=0, n_layer=3, d_model=64, n_head=2, d_ff=0, lr=1e-3):
     evals = np.unique(np.geomspace(10, steps, 16).round())
     loss = curve(n, batch, evals)
     if limit:
@@ -52,6 +52,7 @@ def _run(run_id, kind, group, n, batch, steps, limit=0, n_layer=3, d_model=64, n
          "n_layer": n_layer, "d_model": d_model, "n_head": n_head, "d_ff": d_ff, "n_ctx": N_CTX,
          "batch_tokens": batch, "train_tokens_limit": limit, "N": n, "N_total": n + 2048 * d_model,
          "steps": steps, "D": tokens[-1], "C": 6 * n * tokens[-1], "loss": loss[-1], "best_loss": loss.min(),
+         "best_step": float(evals[np.argmin(loss)]), "lr": lr,
          "epochs": tokens[-1] / limit if limit else 1.0, "loss_books": loss[-1] + 0.3 + 0.05 * (loss[-1] - 4)}
     return r, c
 
@@ -61,7 +62,8 @@ def synthetic_metrics(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for r in runs.itertuples():
         steps = np.arange(1, r.steps + 1)
-        frames.append(pd.DataFrame({"run_id": r.run_id, "step": steps, "train_loss": curve(r.N, r.batch_tokens, steps)}))
+        lr = r.lr * np.minimum(1, steps / 10) * (1 - 0.9 * steps / r.steps)  # warmup, then a linear decay
+        frames.append(pd.DataFrame({"run_id": r.run_id, "step": steps, "train_loss": curve(r.N, r.batch_tokens, steps), "lr": lr}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -84,7 +86,22 @@ def synthetic_study() -> tuple[pd.DataFrame, pd.DataFrame]:
         add(f"batch-{k}", "batch_scan", "size", 3e4, b, int(4e6 / b))
     for k, (layers, width) in enumerate([(2, 96), (4, 64), (8, 48)]):
         add(f"shape-{k}", "shape_scan", "aspect_ratio", 1e5 * (1 + 0.02 * k), 4096, 500, n_layer=layers, d_model=width)
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+    for k, lr in enumerate([3e-4, 1e-3, 3e-3]):  # an LR scan (Kaplan Fig 22): the loss is lowest at the middle LR
+        add(f"lr-{k}", "lr_scan", "size", 3e4, 4096, 300, lr=lr)
+    runs = pd.DataFrame(rows)
+    runs.loc[runs["kind"] == "lr_scan", "loss"] += 0.05 * np.log(runs.loc[runs["kind"] == "lr_scan", "lr"] / 1e-3) ** 2
+    return runs, pd.concat(curves, ignore_index=True)
+
+
+def synthetic_positions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-position losses of the ladder, L(T) = L_final - 0.5 + 2 T^-0.5 (final and at two earlier evaluations)."""
+    frames = []
+    for r in runs[runs["kind"] == "ladder"].itertuples():
+        t = np.arange(1, N_CTX + 1)
+        shape = 2 * t**-0.5 - np.mean(2 * t**-0.5)  # mean over positions is the reported loss
+        for step, final, extra in ((r.steps // 4, False, 0.4), (r.steps // 2, False, 0.2), (r.steps, True, 0.0)):
+            frames.append(pd.DataFrame({"run_id": r.run_id, "step": step, "T": t, "loss": r.loss + extra + shape, "final": final}))
+    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +109,7 @@ def synthetic() -> SimpleNamespace:
     """The synthetic study's (runs, curves) and the B_crit law that generated it."""
     runs, curves = synthetic_study()
     return SimpleNamespace(runs=runs, curves=curves, metrics=synthetic_metrics(runs), b_crit=b_crit, alpha_B=ALPHA_B,
-                           B_star=B_STAR)
+                           B_star=B_STAR, positions=synthetic_positions(runs))
 
 
 @pytest.fixture(scope="session")

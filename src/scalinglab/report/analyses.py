@@ -14,11 +14,22 @@ come from :mod:`scalinglab.laws`; this module only chooses which runs answer whi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from scalinglab.constants import (
+    HOFFMANN_APPROACH3,
+    KAPLAN_FIG14_FIXED_BATCH,
+    KAPLAN_FIG20_LARGEST,
+    KAPLAN_TABLE2,
+    KAPLAN_TABLE3,
+    KAPLAN_TABLE5,
+    KAPLAN_TABLE6,
+    PF_DAY,
+)
 from scalinglab.errors import DataError, FitError, ScalinglabError
 from scalinglab.laws.batch import (
     BcritLaw,
@@ -31,12 +42,12 @@ from scalinglab.laws.batch import (
 )
 from scalinglab.laws.fit import FitResult, fit_law
 from scalinglab.laws.frontier import (
-    PF_DAY,
     Allocation,
     Frontier,
     IsoFlopResult,
     chinchilla_allocation,
     envelope_frontier,
+    fit_power_law,
     group_budgets,
     isoflop_frontier,
 )
@@ -73,6 +84,18 @@ class Constant:
     paper: float | None
     source: str
     unit: str = ""
+    flags: list[str] = field(default_factory=list)
+    """Why the value cannot be taken at face value (the fit's warnings on this parameter), empty when fine."""
+
+
+def _flags(fit: FitResult, name: str) -> list[str]:
+    """The fit's warnings about ``name`` (laws.diagnostics), and why an interval is missing when it is."""
+    flags = [w["message"] for w in getattr(fit, "warnings", []) or [] if w.get("param") == name]
+    low, high = fit.intervals.get(name, (float("nan"), float("nan")))
+    if not flags and not (np.isfinite(low) and np.isfinite(high)):
+        flags.append("no interval: the fit was not bootstrapped" if fit.bootstrap is None
+                     else "no interval: too few bootstrap refits converged")
+    return flags
 
 
 def _constants(law: str, fit: FitResult, paper: dict[str, tuple[float, str]], scale: dict[str, float] | None = None,
@@ -83,8 +106,14 @@ def _constants(law: str, fit: FitResult, paper: dict[str, tuple[float, str]], sc
         s = (scale or {}).get(name, 1.0)
         low, high = fit.intervals.get(name, (float("nan"), float("nan")))
         ref, source = paper.get(name, (None, ""))
-        rows.append(Constant(law, name, value / s, low / s, high / s, ref, source, (unit or {}).get(name, "")))
+        rows.append(Constant(law, name, value / s, low / s, high / s, ref, source, (unit or {}).get(name, ""),
+                             _flags(fit, name)))
     return rows
+
+
+def _paper(table: dict[str, float], source: str, *names: str) -> dict[str, tuple[float, str]]:
+    """The published values of ``names`` (default: all) from a table of scalinglab.constants, with their source."""
+    return {n: (table[n], source) for n in names or table}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,7 +138,7 @@ class LossVsN:
     fit: FitResult
 
     def constants(self) -> list[Constant]:
-        return _constants("L(N)", self.fit, {"alpha_N": (0.076, "Kaplan Table 5"), "N_c": (8.8e13, "Kaplan Table 5")},
+        return _constants("L(N)", self.fit, _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_N", "N_c"),
                           unit={"N_c": "params"})
 
 
@@ -137,7 +166,7 @@ class LossVsD:
     n_params: float
 
     def constants(self) -> list[Constant]:
-        return _constants("L(D)", self.fit, {"alpha_D": (0.095, "Kaplan Table 5"), "D_c": (5.4e13, "Kaplan Table 5")},
+        return _constants("L(D)", self.fit, _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_D", "D_c"),
                           unit={"D_c": "tokens"})
 
 
@@ -178,16 +207,14 @@ class LossVsND:
         rows = _constants(
             "L(N, D)",
             self.fit,
-            {n: (v, "Kaplan Table 2") for n, v in
-             {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13}.items()},
+            _paper(KAPLAN_TABLE2, "Kaplan Table 2"),
             unit={"N_c": "params", "D_c": "tokens"},
         )
         if self.chinchilla is not None:
             rows += _constants(
                 "L(N, D) Chinchilla form",
                 self.chinchilla,
-                {n: (v, "Hoffmann §3.3 (total params, MassiveText)") for n, v in
-                 {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}.items()},
+                _paper(HOFFMANN_APPROACH3, "Hoffmann §3.3 (total params, MassiveText)"),
             )
         return rows
 
@@ -250,7 +277,7 @@ class CriticalBatchSize:
         return float(np.median(self.noise["b_simple"] / self.law(self.noise["loss"])))
 
     def constants(self) -> list[Constant]:
-        paper = {"alpha_B": (0.21, "Kaplan Table 5"), "B_star": (2.1e8, "Kaplan Table 5")}
+        paper = _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_B", "B_star")
         rows = _constants("B_crit(L)", self.fit, paper, unit={"B_star": "tokens"})
         if self.noise_fit is not None:
             rows += _constants("B_simple(L), noise scale", self.noise_fit, paper, unit={"B_star": "tokens"})
@@ -349,20 +376,55 @@ class ComputeFrontier:
     """S_min at the C_min frontier points (eq 5.4)."""
     fit_min: FitResult | None = None
     """L(C_min) = (C_c_min/C_min)^α_C_min."""
+    envelope: Frontier | None = None
+    """The whole envelope (running minimum over C) that ``frontier`` keeps the bracketed part of."""
+    bracketed: np.ndarray | None = None
+    """Per point of ``envelope``: True where a smaller and a larger size both reach that compute, so the
+    optimum lies inside the ladder; outside it N_opt is only where the ladder starts or ends."""
+    note: str = ""
+    """What was left out of the N_opt(C) law and why (empty when every point is bracketed)."""
 
     def constants(self) -> list[Constant]:
         pf = {"C_c": PF_DAY, "C_c_min": PF_DAY}
         unit = {"C_c": "PF-days", "C_c_min": "PF-days"}
-        rows = _constants("L(C)", self.fit, {"alpha_C": (0.057, "Kaplan Table 5"), "C_c": (1.6e7, "Kaplan Table 5")}, pf, unit)
+        rows = _constants("L(C)", self.fit, _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_C", "C_c"), pf, unit)
         if self.fit_min is not None:
             rows += _constants("L(C_min)", self.fit_min,
-                               {"alpha_C_min": (0.050, "Kaplan Table 5"), "C_c_min": (3.1e8, "Kaplan Table 5")}, pf, unit)
+                               _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_C_min", "C_c_min"), pf, unit)
         f = self.frontier_min or self.frontier
         label = "N_opt ∝ C_min^p" if self.frontier_min is not None else "N_opt ∝ C^p"
-        paper = 0.73 if self.frontier_min is not None else 0.88  # Kaplan Fig 14 left
+        paper = KAPLAN_TABLE6["p_N"] if self.frontier_min is not None else KAPLAN_FIG14_FIXED_BATCH  # Kaplan Fig 14 left
         se = f.n_law.exponent_se
         rows.append(Constant("allocation", label, f.a, f.a - 2 * se, f.a + 2 * se, paper, "Kaplan Fig 14"))
         return rows
+
+
+def _bracketed(c: pd.DataFrame, frontier: Frontier) -> tuple[Frontier, Frontier, np.ndarray, str]:
+    """The envelope as a running minimum over C, and its part where the ladder brackets the optimum.
+
+    A curve's end makes the raw envelope jump up (the next size is worse there), so the envelope is the
+    best loss reached with at most C (Kaplan Fig 13). N_opt(C) is a measurement only where a smaller size
+    is still training at C and a larger size exists; elsewhere the winner is the ladder's edge, or a
+    smaller model stopped too early to compete (Kaplan Fig 14's range).
+    """
+    loss = np.minimum.accumulate(frontier.loss)
+    span = c.groupby("N")["C"].agg(["min", "max"])
+    sizes, lo, hi = span.index.to_numpy(float), span["min"].to_numpy(float), span["max"].to_numpy(float)
+    covers = (lo[:, None] <= frontier.compute[None, :]) & (frontier.compute[None, :] <= hi[:, None])  # (sizes, budgets)
+    smaller = (covers & (sizes[:, None] < frontier.n_opt[None, :])).any(axis=0)  # a smaller size still training at C
+    larger = frontier.n_opt < sizes.max()  # a larger size exists (before its first evaluation it is far behind)
+    ok = smaller & larger & np.isclose(loss, frontier.loss)  # a jump up: the winner's curve ended
+    whole = dataclasses.replace(frontier, loss=loss)
+    if len(np.unique(frontier.n_opt[ok])) < 2:
+        return whole, whole, ok, ("the ladder brackets the optimum at fewer than 2 sizes: N_opt(C) below is "
+                                  "where the ladder starts or ends, not a measured optimum; add sizes around it")
+    keep = Frontier(frontier.compute[ok], frontier.n_opt[ok], frontier.d_opt[ok], loss[ok],
+                    fit_power_law(frontier.compute[ok], frontier.n_opt[ok]),
+                    fit_power_law(frontier.compute[ok], frontier.d_opt[ok]))
+    lo_c, hi_c = frontier.compute[ok].min(), frontier.compute[ok].max()
+    note = "" if ok.all() else (f"N_opt(C) fitted over C = {lo_c:.2g} to {hi_c:.2g} FLOPs, where a smaller and a larger "
+                                f"size bracket the optimum ({100 * ok.mean():.0f}% of the envelope)")
+    return keep, whole, ok, note
 
 
 def _sample(frontier: Frontier, num: int = 40) -> pd.DataFrame:
@@ -384,17 +446,19 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     if c["run_id"].nunique() < 3:
         raise DataError("the compute frontier needs learning curves of at least 3 model sizes (a ladder design).")
     c = c.assign(D=c["tokens"])
-    frontier = envelope_frontier(c)
+    frontier, envelope, ok, note = _bracketed(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
     fit = fit_law("kaplan_c", _sample(frontier), bootstrap=BOOTSTRAP)
     b = _bcrit_at(bcrit, c["loss"])
     if b is None:
-        return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit)
+        return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit, envelope=envelope, bracketed=ok,
+                               note=note)
     c = c.assign(C_min=adjusted_compute(c["C"], c["batch_tokens"], b), S_min=adjusted_steps(c["step"], c["batch_tokens"], b))
-    frontier_min = envelope_frontier(c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"])))
+    cm = c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"]))
+    frontier_min, _, _, _ = _bracketed(cm, envelope_frontier(cm))
     s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
     fit_min = fit_law("kaplan_cmin", _sample(frontier_min), bootstrap=BOOTSTRAP)
-    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min)
+    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note)
 
 
 def _frontier_steps(c: pd.DataFrame, frontier: Frontier) -> np.ndarray:
@@ -445,8 +509,7 @@ class LearningCurves:
 
     def constants(self) -> list[Constant]:
         return _constants("L(N, S)", self.fit,
-                          {n: (v, "Kaplan Table 3") for n, v in
-                           {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3}.items()},
+                          _paper(KAPLAN_TABLE3, "Kaplan Table 3"),
                           unit={"N_c": "params", "S_c": "steps"})
 
 
@@ -583,7 +646,7 @@ def _power_scatter(x: np.ndarray, y: np.ndarray) -> float:
 def embedding_collapse(runs: pd.DataFrame) -> EmbeddingCollapse:
     """Scatter of the final loss about a power law in N versus in N_total, over the best run per shape."""
     df = finished(runs)
-    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS - {"shape_scan"})]
+    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)]  # a ladder figure: no scan runs (they move off the recipe)
     df = df[~data_limited(df)]
     df = df.loc[df.groupby(["n_layer", "d_model"])["loss"].idxmin()]
     _need(df, 3, "the embedding comparison", "train at least 3 model shapes with enough data.")
@@ -652,8 +715,7 @@ class PerPosition:
             return []
         n = max(self.fits)
         return _constants(f"L(T), N={n:.3g}", self.fits[n],
-                          {"a": (2.3, "Kaplan Fig 20 (largest)"), "b": (5.4, "Kaplan Fig 20 (largest)"),
-                           "c": (0.62, "Kaplan Fig 20 (largest)")})
+                          _paper(KAPLAN_FIG20_LARGEST, "Kaplan Fig 20 (largest)"))
 
 
 def per_position(runs: pd.DataFrame, positions: pd.DataFrame) -> PerPosition:

@@ -7,11 +7,10 @@ note in the page, never an error; the headline numbers come back as a :class:`Re
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,15 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from scalinglab.constants import PF_DAY
 from scalinglab.errors import DataError, ScalinglabError
-from scalinglab.laws.frontier import PF_DAY
 from scalinglab.report import analyses as an
+from scalinglab.report import derived as dv
 from scalinglab.report import figures as fg
-from scalinglab.report.html import Page, Section, Table, fmt, write
+from scalinglab.report import html
+from scalinglab.report import scans as sc
+from scalinglab.report.headline import headline_rows
+from scalinglab.report.html import FLAG, Page, Table, fmt, pct, text, write
 
 CONSTANTS_NOTE = (
     "Scale constants (N_c, D_c, C_c, B*, S_c, E, A, B) depend on the tokenizer, the vocabulary and the data "
@@ -42,129 +45,326 @@ class ReportResult:
     figures: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     numbers: dict[str, float] = field(default_factory=dict)
+    sections: dict[str, bool] = field(default_factory=dict)
+    """Every figure's anchor ('fig-1' ... 'fig-24', ...) -> whether any of its panels is drawn (else noted)."""
     transfer: dict[str, float] = field(default_factory=dict)
     """Offset (nats/token) of each extra eval set's loss over the validation loss, at the largest model."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},
-                "skipped": self.skipped, "numbers": self.numbers, "transfer": self.transfer}
+                "sections": self.sections, "skipped": self.skipped, "numbers": self.numbers, "transfer": self.transfer}
 
 
 # --------------------------------------------------------------------------------------------------
-# Extra tables read from the run directories (beyond the collected runs and curves)
+# The figures of the paper, 1 to 24: a registry of panels
 
 
-def _run_dirs(study_dir: Path) -> dict[str, Path]:
-    """run_id -> run directory, for every directory of the study that has a summary.json."""
-    out = {}
-    for summary in study_dir.glob("*/summary.json"):
-        d = summary.parent
-        out[d.name] = d
-        out[d.name.rsplit("-", 1)[-1]] = d  # run_id may be the identity alone
-    return out
+_EXAMPLES = {
+    "ladder": "studies/ladder.toml", "lr_scan": "studies/lr_width.toml", "shape_scan": "studies/kaplan_fig5.toml",
+    "isoflop": "studies/isoflop.toml", "eval_sets": "studies/books_transfer.toml",
+}  # fmt: skip
+"""A study file showing each design; the others are in the demo's study.toml (``scalinglab demo``)."""
 
 
-def per_position_table(runs: pd.DataFrame, dirs: dict[str, Path]) -> pd.DataFrame:
-    """Long table ``run_id, T, loss`` of each run's final per-position validation loss (summary.json)."""
-    rows = []
-    for run_id in runs["run_id"]:
-        d = dirs.get(str(run_id))
-        if d is None:
-            continue
-        losses = (json.loads((d / "summary.json").read_text()).get("per_position_loss") or {}).get("valid")
-        if losses:
-            rows.append(pd.DataFrame({"run_id": run_id, "T": np.arange(1, len(losses) + 1), "loss": losses}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["run_id", "T", "loss"])
-
-
-def metrics_table(runs: pd.DataFrame, dirs: dict[str, Path]) -> pd.DataFrame:
-    """Every logged step of every run (metrics.jsonl): ``run_id``, ``step``, ``train_loss``, ``noise_b_simple``."""
-    from scalinglab.train.rundir import read_metrics
-
-    frames = []
-    for run_id in runs["run_id"]:
-        d = dirs.get(str(run_id))
-        records = read_metrics(d) if d is not None else []
-        if records:
-            df = pd.DataFrame(records)
-            frames.append(df.reindex(columns=["step", "train_loss", "noise_b_simple"]).assign(run_id=run_id))
-    if not frames:
-        return pd.DataFrame(columns=["run_id", "step", "train_loss", "noise_b_simple"])
-    return pd.concat(frames, ignore_index=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# The report
+def needs(design: str, what: str = "") -> str:
+    """The note of a panel the study cannot draw: 'not drawn: add a <design> design (see ...)'."""
+    where = _EXAMPLES.get(design, "the demo's study.toml and docs/figures.md")
+    return f"not drawn: add a{'n' if design[0] in 'aeiou' else ''} {design} design (see {where}){what}"
 
 
 @dataclass(frozen=True)
-class _Fig:
-    """One figure of the page: its anchor, title, caption, the analysis it draws and how."""
+class Panel:
+    """One panel of a paper figure: the analysis it draws, how, and a caption computed from that analysis."""
+
+    stem: str
+    """File stem of the PNG/SVG, e.g. 'fig1_loss_vs_n'."""
+    analysis: str
+    """Name of the analysis result it draws (see :func:`analyse`)."""
+    design: str
+    """The design that feeds the analysis, named in the note when it is missing."""
+    draw: Callable[[Any], Any] | None = None
+    """Figure function; None until the module that owns the analysis registers it (Figs 7, 17, 24)."""
+    caption: Callable[[Any], str] = lambda a: ""
+    """What the panel shows, from the numbers of the analysis (never written in advance)."""
+
+
+@dataclass
+class PaperFigure:
+    """A figure of Kaplan et al. 2020 (or a follow-up) and its panels, in page order."""
 
     key: str
+    """Anchor: 'fig-N' for Kaplan's figures."""
     title: str
-    caption: str
-    analysis: str
-    draw: Callable[[Any], Any]
+    panels: list[Panel] = field(default_factory=list)
 
 
-FIGURES = [
-    _Fig("fig1_loss_vs_n", "Fig 1 (right): L(N)", "Final loss of the best run of each size against "
-         "non-embedding parameters, with Kaplan eq 1.1 fitted.", "L(N)", fg.fig_loss_vs_n),
-    _Fig("fig1_loss_vs_d", "Fig 1 (middle): L(D)", "Early-stopped loss of one model trained on nested "
-         "subsets of the data, with Kaplan eq 1.2 fitted.", "L(D)", fg.fig_loss_vs_d),
-    _Fig("fig13_compute_frontier", "Figs 1 (left) and 13: L(C)", "Every learning curve against compute "
-         "C = 6NBS, their lower envelope, L(C) fitted to it and, with B_crit known, L(C_min) (eq 5.5).",
-         "L(C)", fg.fig_compute_frontier),
-    _Fig("fig14_optimal_allocation", "Fig 14: compute-optimal N(C) and S(C)", "The model size and the "
-         "number of steps on the frontier, at fixed batch and adjusted to C_min and S_min.",
-         "L(C)", fg.fig_optimal_allocation),
-    _Fig("fig4_loss_vs_nd", "Figs 4 (left) and 9 (left): L(N, D)", "Early-stopped loss against dataset "
-         "size per model size, with Kaplan eq 1.5 fitted jointly.", "L(N, D)", fg.fig_loss_vs_nd),
-    _Fig("fig9_overfitting", "Fig 9 (right): overfitting collapse", "L/L(N, ∞) − 1 against "
-         "N^(α_N/α_D)/D: runs of every size fall on eq 4.3.", "L(N, D)", fg.fig_overfitting),
-    _Fig("fig4_learning_curves", "Fig 4 (right): L(N, S)", "Learning curves against S_min after the "
-         "early transient, with Kaplan eq 1.6 fitted jointly.", "L(N, S)", fg.fig_learning_curves),
-    _Fig("fig11_fixed_compute", "Fig 11 (left): loss against N at fixed compute", "Points interpolate "
-         "the runs' learning curves at each budget; lines are L(N, S) at S = C/(6NB).",
-         "L(N, S)", fg.fig_loss_at_fixed_compute),
-    _Fig("fig18_batch_scan", "Fig 18: batch-size scans", "Steps and tokens each batch size needs to "
-         "reach a loss, with (S/S_min − 1)(E/E_min − 1) = 1 fitted per loss.", "B_crit", fg.fig_batch_scan),
-    _Fig("fig10_critical_batch", "Fig 10: critical batch size", "B_crit = E_min/S_min from the scans "
-         "against the loss, eq 1.4 fitted, and the online noise scale B_simple where measured.",
-         "B_crit", fg.fig_critical_batch),
-    _Fig("fig2_sample_efficiency", "Figs 2 and 19: sample efficiency", "Left: loss against tokens "
-         "per size. Right: tokens (E_min) and steps (S_min) to reach fixed losses against N.",
-         "sample efficiency", fg.fig_sample_efficiency),
-    _Fig("fig5_shape", "Fig 5: shape invariance", "Loss increase over the best shape at fixed N, "
-         "corrected for small differences in N with L(N).", "shape", fg.fig_shape),
-    _Fig("fig6_embeddings", "Fig 6: embedding vs non-embedding parameters", "The same runs against "
-         "total and non-embedding parameters, by depth; the scatter about one power law is in the titles.",
-         "embeddings", fg.fig_embedding),
-    _Fig("fig8_transfer", "Fig 8: transfer to other distributions", "Final loss on each extra eval "
-         "set against the validation loss (points) and the largest model during training (dashed).",
-         "transfer", fg.fig_transfer),
-    _Fig("fig20_per_position", "Fig 20: loss by position in the context", "Per-token loss at each "
-         "position per model size, with L(T) = a + b T^−c fitted.", "per-position", fg.fig_per_position),
-    _Fig("chinchilla_approaches", "Chinchilla's three approaches beside Kaplan's", "Compute-optimal N "
-         "from the envelope (1), IsoFLOP parabolas (2), the parametric fit (3) and Kaplan's C_min envelope.",
-         "approaches", fg.fig_approaches),
-    _Fig("backtest", "Backtest: predict the largest runs", "Laws of N and D fitted on the runs with the "
-         "smallest two thirds of compute (D = tokens processed, final loss), predicting the rest (filled markers).",
-         "backtest", fg.fig_backtest),
+def _fit_range(x: Any) -> str:
+    return f"{np.nanmin(x):.3g} to {np.nanmax(x):.3g}"
+
+
+def _cap_loss_vs_n(a: an.LossVsN) -> str:
+    return (f"Best run of each of {len(a.points)} sizes (N {_fit_range(a.points['N'])}); L(N) fitted with "
+            f"α_N = {text(a.fit.params['alpha_N'])} (Kaplan 0.076). Solid over the data, dashed beyond.")
+
+
+def _cap_loss_vs_d(a: an.LossVsD) -> str:
+    return (f"{len(a.points)} dataset sizes ({_fit_range(a.points['D'])} tokens) on N = {a.n_params:.3g}, early-stopped; "
+            f"α_D = {text(a.fit.params['alpha_D'])} (Kaplan 0.095).")
+
+
+def _cap_frontier(a: an.ComputeFrontier) -> str:
+    s = (f"{a.curves['run_id'].nunique()} learning curves against C = 6NBS; the envelope (running minimum) with "
+         f"α_C = {text(a.fit.params['alpha_C'])} (Kaplan 0.057)")
+    if a.fit_min is not None:
+        s += f"; over C_min, α_C^min = {text(a.fit_min.params['alpha_C_min'])} (Kaplan 0.050)"
+    return s + (f". {a.note}." if a.note else ".")
+
+
+def _cap_allocation(a: an.ComputeFrontier) -> str:
+    f = a.frontier
+    s = (f"N_opt ∝ C^{text(f.a)} at fixed batch (Kaplan 0.88) over the {len(np.unique(f.n_opt))} sizes that win "
+         "where the ladder brackets the optimum")
+    if a.frontier_min is not None:
+        s += f"; over C_min, N_opt ∝ C_min^{text(a.frontier_min.a)} (Kaplan 0.73)"
+    return s + (". " + a.note + "; the shaded range is left out." if a.note else ".")
+
+
+def _cap_speed(a: an.SampleEfficiency) -> str:
+    return (f"Loss against tokens and against compute for {a.curves['run_id'].nunique()} sizes; at a shared loss the "
+            f"smallest model needs {text(a.gain())}× the tokens of the largest.")
+
+
+def _cap_steps(a: an.SampleEfficiency) -> str:
+    return f"E_min and S_min (batch-adjusted when B_crit is known) to reach {a.reach['level'].nunique()} losses, per size."
+
+
+def _cap_split(a: dv.ComputeSplit) -> str:
+    return (f"From the study's laws: N ∝ C_min^{text(a.p_N)}, B_crit ∝ C_min^{text(a.p_B)}, S ∝ C_min^{text(a.p_S)} "
+            f"(Kaplan 0.73, 0.24, 0.03); solid over the {a.compute_range:.2g}× span of the data, dashed beyond, "
+            "crosses at Kaplan's 10^9× split.")
+
+
+def _cap_nd(a: an.LossVsND) -> str:
+    n = a.points.groupby("N").size()
+    return (f"{len(a.points)} runs at {len(n)} sizes (from {n.min()} to {n.max()} dataset sizes each); one L(N, D) "
+            f"curve per size, α_N = {text(a.fit.params['alpha_N'])}, α_D = {text(a.fit.params['alpha_D'])} "
+            "(Kaplan 0.076, 0.103).")
+
+
+def _cap_ns(a: an.LearningCurves) -> str:
+    return (f"{a.points['run_id'].nunique()} learning curves after the transient; α_S = {text(a.fit.params['alpha_S'])} "
+            f"(Kaplan 0.76), {'S_min from B_crit(L)' if a.adjusted else 'raw steps (no batch scan)'}.")
+
+
+def _cap_overfit(a: an.LossVsND) -> str:
+    lim = a.points[a.points["limited"]]
+    if lim.empty:
+        return "No data-limited runs: nothing overfits."
+    resid = lim["delta"] - a.overfitting(lim["x"].to_numpy(float))
+    return (f"{len(lim)} data-limited runs at {lim['N'].nunique()} sizes; their RMS distance from eq 4.3 is "
+            f"{text(float(np.sqrt(np.mean(resid**2))))} in L/L(N,∞) − 1"
+            + (" (one size: a collapse across sizes is not tested)." if lim["N"].nunique() < 2 else "."))
+
+
+def _cap_per_d(a: an.LossVsND) -> str:
+    return f"Early-stopped loss against N for {a.points[a.points['limited']]['D'].nunique()} dataset sizes and D = ∞."
+
+
+def _cap_bcrit(a: an.CriticalBatchSize) -> str:
+    lv = a.levels
+    s = (f"{len(lv)} B_crit points from scans at {lv['N'].nunique()} sizes over training loss {_fit_range(lv['loss'])}; "
+         f"B_crit ∝ L^-{text(1 / a.fit.params['alpha_B'])} (Kaplan 4.8), solid over the scans' losses, dashed beyond")
+    if not a.noise.empty:
+        s += f"; median B_simple / B_crit = {text(a.noise_ratio())}"
+    return s + "."
+
+
+def _cap_scan(a: an.CriticalBatchSize) -> str:
+    return f"Steps and tokens to reach {a.levels.groupby('N').size().max()} losses across batch sizes, with eq 5.1 fitted per loss."
+
+
+def _cap_fixed_c(a: an.LearningCurves) -> str:
+    return "Points interpolate the runs' learning curves at 5 budgets; lines are L(N, S) at S = C/(6NB)."
+
+
+def _cap_fixed_s(a: an.LearningCurves) -> str:
+    return "Points interpolate the runs' learning curves at 4 step counts; lines are L(N, S_min(S)) (eqs 5.4, 5.6)."
+
+
+def _cap_excess(a: dv.ExcessCompute) -> str:
+    lo, hi = a.within_20pct
+    return (f"From the study's L(N, S) and B_crit(L): sizes {text(lo)}× to {text(hi)}× the efficient one cost at most "
+            "+20% compute (Kaplan 0.6× to 2.2×).")
+
+
+def _cap_cross(a: dv.DataComputeIntersection) -> str:
+    if not np.isfinite(a.crossing):
+        return "L(C_min) and L(D(C_min)) do not cross within 10^12 times the study's compute."
+    lo, hi = a.crossing_interval
+    where = f"{text(a.crossing / PF_DAY)} PF-days, L = {text(a.crossing_loss)}"
+    band = f" (95% interval {text(lo / PF_DAY)} to {text(hi / PF_DAY)} PF-days)" if np.isfinite(lo) else " (interval: too few bootstrap refits cross)"
+    return (f"The laws cross at {where}{band}, {text(a.crossing / a.data_range[1])}× beyond the study's largest C_min "
+            "(Kaplan: 10^4 PF-days, L ≈ 1.7, 'highly uncertain').")
+
+
+def _cap_stop(a: dv.EarlyStopping) -> str:
+    return (f"{len(a.points)} data-limited runs; {text(100 * a.fraction_above())}% stopped at or after the eq 5.7 lower "
+            "bound. Right: train (dotted) and test loss of the largest swept model.")
+
+
+def _cap_shape(a: an.ShapeInvariance) -> str:
+    return f"Largest loss increase over the best shape: {text(100 * a.points['increase'].max())}% over {len(a.points)} runs."
+
+
+def _cap_embed(a: an.EmbeddingCollapse) -> str:
+    return (f"{len(a.points)} ladder shapes (no scan runs). Scatter about one power law: {text(100 * a.scatter_total)}% "
+            f"against N_total, {text(100 * a.scatter_non_embedding)}% against non-embedding N.")
+
+
+def _cap_transfer(a: an.Transfer) -> str:
+    o = a.offsets
+    return "Offsets over the validation loss: " + ", ".join(f"{r.set} {text(r.offset)} nats" for r in o.itertuples()) + "."
+
+
+def _cap_pos(a: an.PerPosition) -> str:
+    return f"Final per-token loss against position for {a.points['N'].nunique()} sizes; L(T) = a + b T^-c fitted per size."
+
+
+def _cap_during(a: sc.ContextLoss) -> str:
+    if a.during.empty:
+        return ""
+    return f"N = {a.largest:.3g}: per-token loss at {a.during['T'].nunique()} positions over {a.during['step'].nunique()} evaluations."
+
+
+def _cap_pos_n(a: sc.ContextLoss) -> str:
+    short = a.final[a.final["short"]]
+    return (f"Final per-token loss at positions 1 to {a.n_ctx} against N ({a.final['N'].nunique()} sizes)"
+            + (f"; dashed: {short['run_id'].nunique()} runs with n_ctx = {int(short['n_ctx'].min())}." if len(short) else
+               "; no shorter-context runs (add a context_scan design)."))
+
+
+def _cap_lr(a: sc.LearningRateScan) -> str:
+    b = a.best()
+    return (f"{len(a.points)} runs; best LR per size: " + ", ".join(f"N={r.N:.3g}: {text(r.lr)}" for r in b.itertuples()) + ".")
+
+
+def _cap_log(a: dv.LogFit) -> str:
+    better = "power law" if a.rms_power < a.rms_log else "logarithm"
+    return (f"RMS relative residual: power law {text(100 * a.rms_power)}%, logarithm {text(100 * a.rms_log)}%; "
+            f"the {better} fits better here (Kaplan: the power law).")
+
+
+def _cap_approaches(a: an.Approaches) -> str:
+    ex = a.exponents()
+    s = "N_opt ∝ C^a: " + ", ".join(f"{k} {text(v)}" for k, v in ex.items())
+    return s + (f". Approach 2 not drawn: {a.isoflop_note}." if a.isoflop is None else ".")
+
+
+def _cap_backtest(a: an.Backtest) -> str:
+    return ("Fitted on the cheapest runs, predicting the rest: " +
+            ", ".join(f"{r.law} max error {pct(r.max_error).replace('%', '')}%" for r in a.errors.itertuples()) + ".")
+
+
+def _fig(key: str, title: str, *panels: Panel) -> PaperFigure:
+    return PaperFigure(key, title, list(panels))
+
+
+FIGURES: list[PaperFigure] = [
+    _fig("fig-1", "Fig 1: L(C), L(D), L(N)",
+         Panel("fig1_compute_frontier", "L(C)", "ladder", fg.fig_compute_frontier, _cap_frontier),
+         Panel("fig1_loss_vs_d", "L(D)", "dataset_size", fg.fig_loss_vs_d, _cap_loss_vs_d),
+         Panel("fig1_loss_vs_n", "L(N)", "ladder", fg.fig_loss_vs_n, _cap_loss_vs_n)),
+    _fig("fig-2", "Fig 2: larger models learn faster", Panel("fig2_learning_speed", "sample efficiency", "ladder",
+                                                            fg.fig_learning_speed, _cap_speed)),
+    _fig("fig-3", "Fig 3: how a compute increase splits between N, B and S",
+         Panel("fig3_compute_split", "compute split", "batch_scan", fg.fig_compute_split, _cap_split)),
+    _fig("fig-4", "Fig 4: L(N, D) and L(N, S)",
+         Panel("fig4_loss_vs_nd", "L(N, D)", "dataset_size", fg.fig_loss_vs_nd, _cap_nd),
+         Panel("fig4_learning_curves", "L(N, S)", "ladder", fg.fig_learning_curves, _cap_ns)),
+    _fig("fig-5", "Fig 5: shape invariance", Panel("fig5_shape", "shape", "shape_scan", fg.fig_shape, _cap_shape)),
+    _fig("fig-6", "Fig 6: embedding vs non-embedding parameters",
+         Panel("fig6_embeddings", "embeddings", "ladder", fg.fig_embedding, _cap_embed)),
+    _fig("fig-7", "Fig 7: LSTMs against Transformers", Panel("fig7_lstm", "architectures: lstm", "model-family (LSTM)")),
+    _fig("fig-8", "Fig 8: transfer to other distributions",
+         Panel("fig8_transfer", "transfer", "eval_sets", fg.fig_transfer, _cap_transfer)),
+    _fig("fig-9", "Fig 9: the data-size bottleneck and overfitting",
+         Panel("fig9_loss_vs_n_per_d", "L(N, D)", "dataset_size", fg.fig_loss_vs_n_per_d, _cap_per_d),
+         Panel("fig9_overfitting", "L(N, D)", "dataset_size", fg.fig_overfitting, _cap_overfit)),
+    _fig("fig-10", "Fig 10: critical batch size",
+         Panel("fig10_critical_batch", "B_crit", "batch_scan", fg.fig_critical_batch, _cap_bcrit)),
+    _fig("fig-11", "Fig 11: loss against N at fixed compute and at fixed steps",
+         Panel("fig11_fixed_compute", "L(N, S)", "ladder", fg.fig_loss_at_fixed_compute, _cap_fixed_c),
+         Panel("fig11_fixed_steps", "L(N, S)", "ladder", fg.fig_loss_at_fixed_steps, _cap_fixed_s)),
+    _fig("fig-12", "Fig 12: excess compute and steps off the optimal size",
+         Panel("fig12_excess_compute", "excess compute", "batch_scan", fg.fig_excess_compute, _cap_excess)),
+    _fig("fig-13", "Fig 13: the compute frontier, at fixed batch and over C_min",
+         Panel("fig13_compute_frontier", "L(C)", "ladder", fg.fig_compute_frontier, _cap_frontier)),
+    _fig("fig-14", "Fig 14: compute-optimal N(C) and S(C)",
+         Panel("fig14_optimal_allocation", "L(C)", "ladder", fg.fig_optimal_allocation, _cap_allocation)),
+    _fig("fig-15", "Fig 15: L(C_min) against L(D(C_min))",
+         Panel("fig15_data_compute", "data vs compute", "dataset_size", fg.fig_data_compute, _cap_cross)),
+    _fig("fig-16", "Fig 16: early stopping and train against test loss",
+         Panel("fig16_early_stopping", "early stopping", "dataset_size", fg.fig_early_stopping, _cap_stop)),
+    _fig("fig-17", "Fig 17: recurrent (parameter-reusing) Transformers",
+         Panel("fig17_recurrent", "architectures: recurrent", "model-family (recurrent Transformer)")),
+    _fig("fig-18", "Fig 18: batch-size scans", Panel("fig18_batch_scan", "B_crit", "batch_scan", fg.fig_batch_scan, _cap_scan)),
+    _fig("fig-19", "Fig 19: steps and examples to reach a loss",
+         Panel("fig19_steps_to_loss", "sample efficiency", "ladder", fg.fig_steps_to_loss, _cap_steps)),
+    _fig("fig-20", "Fig 20: loss by position in the context",
+         Panel("fig20_per_position", "per-position", "ladder", fg.fig_per_position, _cap_pos),
+         Panel("fig20_during_training", "context", "ladder", fg.fig_position_during_training, _cap_during)),
+    _fig("fig-21", "Fig 21: per-position loss against N, and short contexts",
+         Panel("fig21_position_vs_n", "context", "context_scan", fg.fig_position_vs_n, _cap_pos_n)),
+    _fig("fig-22", "Fig 22: learning-rate schedules", Panel("fig22_lr_scan", "LR scan", "lr_scan", fg.fig_lr_scan, _cap_lr)),
+    _fig("fig-23", "Fig 23: power law against a logarithm", Panel("fig23_log_fit", "log fit", "ladder", fg.fig_log_fit, _cap_log)),
+    _fig("fig-24", "Fig 24: depth against generalisation", Panel("fig24_depth", "architectures: depth", "model-family (depth)")),
+    _fig("chinchilla-approaches", "Chinchilla's approaches beside Kaplan's",
+         Panel("chinchilla_approaches", "approaches", "isoflop", fg.fig_approaches, _cap_approaches)),
+    _fig("backtest", "Backtest: predict the largest runs",
+         Panel("backtest", "backtest", "nd_grid", fg.fig_backtest, _cap_backtest)),
 ]
-"""Every figure of the report, in page order."""
+"""Every figure of the page, in page order: Kaplan's 1-24, then Chinchilla's approaches and the backtest."""
 
 
-def analyse(runs: pd.DataFrame, curves: pd.DataFrame, dirs: dict[str, Path], progress: bool = False
-            ) -> tuple[dict[str, Any], dict[str, str]]:
+def register(key: str, panel: Panel, analysis: Callable[[dict[str, Any], Tables], Any] | None = None) -> None:
+    """Draw a panel of figure ``key`` (e.g. 'fig-24'): replaces the panel with the same stem, else appends it.
+
+    ``analysis(results, tables)`` computes ``panel.analysis`` from the other results and the collected
+    tables; a :class:`~scalinglab.errors.ScalinglabError` it raises becomes the panel's note.
+    """
+    fig = next((f for f in FIGURES if f.key == key), None)
+    if fig is None:
+        raise KeyError(f"no figure '{key}'; use one of {', '.join(f.key for f in FIGURES)}")
+    fig.panels = [panel if p.stem == panel.stem else p for p in fig.panels]
+    if panel not in fig.panels:
+        fig.panels.append(panel)
+    if analysis is not None:
+        EXTRA_ANALYSES[panel.analysis] = analysis
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The collected tables of a study (scalinglab.study.collect): runs, evaluations, logged steps, positions."""
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    records: pd.DataFrame
+    positions: pd.DataFrame
+
+
+EXTRA_ANALYSES: dict[str, Callable[[dict[str, Any], Tables], Any]] = {}
+"""Analyses registered by other modules with :func:`register` (run after the built-in ones)."""
+
+
+def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
     """Run every analysis; returns ({name: result or None}, {name: why it was skipped})."""
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    runs, curves = t.runs, t.curves
 
     def need(name: str) -> Any:
         if results.get(name) is None:
-            raise DataError(f"it needs {name}, which was skipped")
+            raise DataError(f"it needs {name}, which was skipped ({skipped.get(name, 'no data')})")
         return results[name]
 
     steps: list[tuple[str, Callable[[], Any]]] = [
@@ -172,15 +372,23 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, dirs: dict[str, Path], pro
         ("L(D)", lambda: an.loss_vs_d(runs)),
         ("L(N, D)", lambda: an.loss_vs_nd(runs)),
         ("backtest", lambda: an.backtest(runs)),
-        ("B_crit", lambda: an.critical_batch(runs, metrics_table(runs, dirs))),
+        ("B_crit", lambda: an.critical_batch(runs, t.records)),
         ("L(C)", lambda: an.compute_frontier(runs, curves, results["B_crit"])),
         ("L(N, S)", lambda: an.learning_curves(runs, curves, results["B_crit"])),
         ("sample efficiency", lambda: an.sample_efficiency(runs, curves, results["B_crit"])),
         ("shape", lambda: an.shape_invariance(runs, results["L(N)"])),
         ("embeddings", lambda: an.embedding_collapse(runs)),
         ("transfer", lambda: an.transfer(runs, curves)),
-        ("per-position", lambda: an.per_position(runs, per_position_table(runs, dirs))),
+        ("per-position", lambda: an.per_position(runs, t.positions[t.positions["final"]][["run_id", "T", "loss"]])),
+        ("context", lambda: sc.context_loss(runs, t.positions)),
+        ("LR scan", lambda: sc.lr_scan(runs, t.records)),
         ("approaches", lambda: an.approaches(runs, need("L(C)"), results["L(N, D)"])),
+        ("compute split", lambda: dv.compute_split(need("L(C)"), need("B_crit"))),
+        ("excess compute", lambda: dv.excess_compute(need("L(N, S)"), need("B_crit"))),
+        ("data vs compute", lambda: dv.data_compute_intersection(need("L(C)"), need("L(D)"))),
+        ("early stopping", lambda: dv.early_stopping(runs, curves, need("L(N, D)"), need("L(N, S)"), results["B_crit"])),
+        ("log fit", lambda: dv.log_fit(need("L(N)"))),
+        *((name, lambda fn=fn: fn(results, t)) for name, fn in EXTRA_ANALYSES.items()),
     ]
     for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
         try:
@@ -191,9 +399,31 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, dirs: dict[str, Path], pro
     return results, skipped
 
 
+def _note(design: str, why: str) -> str:
+    """'not drawn: ...': the analysis's own reason when it names the design to add, else the panel's design."""
+    if "design" in why:
+        return f"not drawn: {why}"
+    return needs(design, f": {why}" if why else "")
+
+
+def _panel(f: Panel, results: dict[str, Any], skipped: dict[str, str], out: Path, drawn: dict[str, Path]) -> html.Panel:
+    """Draw one panel, or its note: the design to add and, when an analysis ran and refused, its reason."""
+    a = results.get(f.analysis)
+    if f.draw is None or a is None:
+        return html.Panel("", None, _note(f.design, skipped.get(f.analysis, "")))
+    try:
+        caption = f.caption(a)
+        fig = f.draw(a)
+    except (ScalinglabError, ValueError, KeyError) as e:  # an analysis that ran but has nothing this panel can show
+        return html.Panel("", None, _note(f.design, str(e)))
+    png, _ = fg.save(fig, out / "figures", f.stem)
+    drawn[f.stem] = png
+    return html.Panel(caption, png)
+
+
 def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progress: bool = True) -> ReportResult:
     """Analyse the study in ``study_dir`` and write ``<out_dir>/index.html`` (default ``<study_dir>/report``)."""
-    from scalinglab.study import collect
+    from scalinglab.study.collect import collect, collect_positions, collect_records
 
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
@@ -202,30 +432,30 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progr
     runs, curves = collect(study_dir)
     if runs.empty:
         raise DataError(f"no runs in '{study_dir}'; run the study first (scalinglab study run STUDY.toml).")
-    with threadpool_limits(1):  # the fits are tiny: threaded BLAS only contends (9x slower on a busy machine)
-        results, skipped = analyse(runs, curves, _run_dirs(study_dir), progress)
-    result = ReportResult(out / "index.html", skipped=dict(skipped))
+    tables = Tables(runs, curves, collect_records(study_dir), collect_positions(study_dir))
+    return report_from_tables(tables, out, study_dir.resolve().name, progress)
 
-    sections = []
-    for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not (progress and sys.stderr.isatty()), leave=False):
-        a = results.get(f.analysis)
-        if a is None:
-            sections.append(Section(f.key, f.title, f.caption, None, skipped.get(f.analysis, "no data")))
-            continue
-        png, _ = fg.save(f.draw(a), out / "figures", f.key)
-        result.figures[f.key] = png
-        sections.append(Section(f.key, f.title, f.caption, png))
 
+def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = False) -> ReportResult:
+    """The report of collected tables: every analysis, every figure 1-24 drawn or noted, ``<out>/index.html``."""
+    runs = tables.runs
+    with threadpool_limits(1), np.errstate(all="ignore"):  # tiny fits: threaded BLAS only contends; nan/inf are handled
+        results, skipped = analyse(tables, progress)
+        result = ReportResult(out / "index.html", skipped=dict(skipped))
+        sections = []
+        for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not (progress and sys.stderr.isatty()), leave=False):
+            sections.append(html.Section(f.key, f.title, [_panel(p, results, skipped, out, result.figures) for p in f.panels]))
+    result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
     tr = results["transfer"]
     result.transfer = {} if tr is None else dict(zip(tr.offsets["set"], tr.offsets["offset_largest"]))
     finished = int((runs["status"] == "done").sum()) if "status" in runs.columns else len(runs)
     page = Page(
-        title=f"Scaling laws of study '{study_dir.resolve().name}'",
-        subtitle=f"{len(runs)} runs ({finished} finished), training compute {runs['C'].min():.3g} to "
-        f"{runs['C'].max():.3g} FLOPs (C = 6NBS, N non-embedding); analyses after Kaplan et al. 2020 "
+        title=f"Scaling laws of study '{name}'",
+        subtitle=f"{len(runs)} runs ({finished} finished), training compute {fmt(runs['C'].min())} to "
+        f"{fmt(runs['C'].max())} FLOPs (C = 6NBS, N non-embedding); analyses after Kaplan et al. 2020 "
         "and Hoffmann et al. 2022.",
-        summary=_summary_rows(result.numbers),
+        summary=[(k, v) for k, v, _ in headline_rows(result.numbers)],
         tables=[t for t in (_constants_table(results), _backtest_table(results["backtest"]),
                             _allocation_table(results, runs), _transfer_table(tr)) if t is not None],
         sections=sections,
@@ -278,22 +508,9 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _summary_rows(n: dict[str, float]) -> list[tuple[str, str]]:
-    def pct(x: float) -> str:
-        return "—" if not math.isfinite(x) else f"{100 * x:.2f}%"
-
-    return [
-        ("α_N (L(N), Kaplan 0.076)", fmt(n["alpha_N"])),
-        ("α_D (L(D), Kaplan 0.095)", fmt(n["alpha_D"])),
-        ("α_N, α_D (joint L(N, D), Kaplan 0.076, 0.103)", f"{fmt(n['alpha_N_joint'])}, {fmt(n['alpha_D_joint'])}"),
-        ("compute-optimal N ∝ C^a: envelope / over C_min / parametric (Kaplan 0.73, Chinchilla 0.46-0.50)",
-         f"{fmt(n['a_envelope'])} / {fmt(n['a_envelope_min'])} / {fmt(n['a_parametric'])}"),
-        ("B_crit(L) = B*/L^(1/α_B) (Kaplan B* = 2.1e8 tokens, α_B = 0.21)",
-         f"B* = {fmt(n['B_star'])} tokens, α_B = {fmt(n['alpha_B'])}"),
-        ("noise scale: α_B of B_simple(L); median B_simple / B_crit", f"{fmt(n['alpha_B_noise'])}; {fmt(n['noise_to_bcrit'])}"),
-        ("backtest: L(N, D) on the cheapest 2/3 of runs, max error on the rest (Kaplan form / Chinchilla form)",
-         f"{pct(n['backtest_max_error'])} / {pct(n['backtest_max_error_chinchilla'])}"),
-    ]
+def _flagged(value: str, reasons: list[str]) -> str:
+    """A table cell: the value, or the value marked with why it cannot be trusted (the laws' warnings)."""
+    return value if not reasons else FLAG + f"{value} ⚠ " + "; ".join(html_escape(r) for r in reasons)
 
 
 def _constants_table(results: dict[str, Any]) -> Table | None:
@@ -303,18 +520,20 @@ def _constants_table(results: dict[str, Any]) -> Table | None:
         if a is None:
             continue
         for c in a.constants():
-            rows.append([c.law, c.name, fmt(c.value), f"[{fmt(c.low)}, {fmt(c.high)}]",
+            rows.append([c.law, c.name, _flagged(fmt(c.value), c.flags), f"[{fmt(c.low)}, {fmt(c.high)}]",
                          fmt(c.paper), c.source, c.unit])
     if not rows:
         return None
     return Table("Fitted constants beside the papers'", ["law", "constant", "fitted", "95% interval", "paper",
-                                                        "paper source", "unit"], rows, CONSTANTS_NOTE)
+                                                        "paper source", "unit"], rows,
+                 CONSTANTS_NOTE + " A flagged value (⚠) carries the fit's warning: an interval at a bound, an "
+                 "unidentified parameter, or a constant the data cannot support.")
 
 
 def _backtest_table(bt: an.Backtest | None) -> Table | None:
     if bt is None:
         return None
-    rows = [[r.law, str(r.n_train), str(r.n_test), f"{100 * r.max_error:.2f}%", f"{100 * r.mean_error:.2f}%"]
+    rows = [[r.law, str(r.n_train), str(r.n_test), pct(r.max_error), pct(r.mean_error)]
             for r in bt.errors.itertuples()]
     return Table("Backtest: fit on the cheapest two thirds of runs, predict the rest",
                  ["law", "runs fitted", "runs predicted", "max |error|", "mean |error|"], rows,
@@ -365,7 +584,7 @@ def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | No
 def _transfer_table(tr: an.Transfer | None) -> Table | None:
     if tr is None:
         return None
-    rows = [[r.set, f"{r.offset:+.3f}", f"{r.offset_largest:+.3f}", f"{r.slope:.3f}", f"{r.intercept:+.3f}"]
+    rows = [[r.set, fmt(r.offset), fmt(r.offset_largest), fmt(r.slope), fmt(r.intercept)]
             for r in tr.offsets.itertuples()]
     return Table("Transfer: loss on other distributions", ["eval set", "mean offset (nats)", "offset at largest N",
                                                            "slope", "intercept"], rows,

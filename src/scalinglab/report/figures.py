@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from scalinglab.laws.frontier import PF_DAY  # noqa: E402
+from scalinglab.constants import KAPLAN_FIG3, PF_DAY  # noqa: E402
 from scalinglab.report.analyses import (  # noqa: E402
     Approaches,
     Backtest,
@@ -37,9 +37,18 @@ from scalinglab.report.analyses import (  # noqa: E402
     ShapeInvariance,
     Transfer,
 )
+from scalinglab.report.derived import (  # noqa: E402
+    ComputeSplit,
+    DataComputeIntersection,
+    EarlyStopping,
+    ExcessCompute,
+    LogFit,
+)
+from scalinglab.report.scans import ContextLoss, LearningRateScan, log_positions  # noqa: E402
 
 LOSS = "validation loss (nats/token)"
-FIT = {"color": "black", "lw": 1.6, "ls": "--"}
+FIT = {"color": "black", "lw": 1.6}
+"""A fitted law: solid over the data it was fitted on, dashed beyond (see :func:`law_line`)."""
 
 
 def sci(x: float, digits: int = 2) -> str:
@@ -69,16 +78,68 @@ def _grid(x: np.ndarray, pad: float = 1.5, num: int = 200) -> np.ndarray:
     return np.geomspace(x.min() / pad, x.max() * pad, num)
 
 
+def law_line(ax: plt.Axes, x: np.ndarray, y: np.ndarray, fitted: tuple[float, float], label: str | None = None,
+             **style) -> None:
+    """Draw a law solid over the range it was fitted on (``fitted``) and dashed where it extrapolates."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    inside = (x >= fitted[0] * (1 - 1e-9)) & (x <= fitted[1] * (1 + 1e-9))
+    style = {**FIT, **style}
+    line = ax.plot(np.where(inside, x, np.nan), y, label=label, **{**style, "ls": "-"})[0]
+    if (~inside).any():
+        ax.plot(np.where(inside, np.nan, x), y, **{**style, "ls": "--", "color": line.get_color()})
+
+
+def _format_log_axis(axis: matplotlib.axis.Axis, lo: float, hi: float) -> None:
+    """Decade labels (10^n) when the axis spans a decade or more, else a few plain numbers; never minor labels."""
+    if lo > 0 and hi / lo >= 10:
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, numticks=7))
+        axis.set_major_formatter(matplotlib.ticker.LogFormatterSciNotation())
+    else:
+        _plain_ticks(axis, lo, hi, nbins=4)
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _plain_ticks(axis: matplotlib.axis.Axis, lo: float, hi: float, nbins: int) -> None:
+    """A few round ticks labelled with just enough decimals to tell them apart (no offset, no '3000000.0')."""
+    locator = matplotlib.ticker.MaxNLocator(nbins=nbins)
+    ticks = locator.tick_values(lo, hi)
+    step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 1.0
+    decimals = max(0, -int(np.floor(np.log10(step))) + (0 if step / 10 ** np.floor(np.log10(step)) % 1 == 0 else 1))
+
+    def label(x: float, _pos: int | None = None) -> str:
+        if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+            digits = max(1, int(np.floor(np.log10(abs(x)))) - int(np.floor(np.log10(step))) + 1)
+            return f"${sci(x, digits)}$"
+        return f"{x:.{decimals}f}"
+
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(label))
+
+
+def _format_linear_axis(axis: matplotlib.axis.Axis, lo: float, hi: float) -> None:
+    _plain_ticks(axis, lo, hi, nbins=6)
+
+
 def _finish(fig: Figure, axes: list[plt.Axes]) -> Figure:
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
-        if ax.get_yscale() == "log" and ax.get_ylim()[1] / ax.get_ylim()[0] < 20:  # a loss axis: plain numbers
-            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+        for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+            if scale == "log":
+                _format_log_axis(axis, *sorted(lim))
+            else:
+                _format_linear_axis(axis, *sorted(lim))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def shade_unbracketed(ax: plt.Axes, x: np.ndarray, ok: np.ndarray, label: str = "optimum not bracketed") -> None:
+    """Shade the x ranges where ``ok`` is False (e.g. compute where the ladder does not bracket N_opt)."""
+    x, ok = np.asarray(x, float), np.asarray(ok, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~ok).astype(int), [0]])))
+    for k, (i, j) in enumerate(zip(edges[::2], edges[1::2])):
+        ax.axvspan(x[i], x[j - 1], color="gray", alpha=0.15, lw=0, label=label if k == 0 else None)
 
 
 def save(fig: Figure, out_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -95,6 +156,11 @@ def save(fig: Figure, out_dir: Path, stem: str) -> tuple[Path, Path]:
 # Fig 1: L(N), L(D), and the compute frontier
 
 
+def _range(x: pd.Series | np.ndarray) -> tuple[float, float]:
+    x = np.asarray(x, dtype=float)
+    return float(np.nanmin(x)), float(np.nanmax(x))
+
+
 def fig_loss_vs_n(a: LossVsN) -> Figure:
     """Kaplan Fig 1 (right): converged loss against non-embedding parameters, with L(N)."""
     fig, (ax,) = _new()
@@ -102,8 +168,8 @@ def fig_loss_vs_n(a: LossVsN) -> Figure:
     ax.scatter(p["N"], p["loss"], c="tab:blue", zorder=3, label="best run per size")
     x = _grid(p["N"])
     c = a.fit.params
-    ax.plot(x, a.fit.predict(pd.DataFrame({"N": x})), **FIT,
-            label=rf"$L=(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}}}$")
+    law_line(ax, x, a.fit.predict(pd.DataFrame({"N": x})), _range(p["N"]),
+             label=rf"$L=(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}}}$")
     ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS, title="L(N)")
     return _finish(fig, [ax])
 
@@ -115,8 +181,8 @@ def fig_loss_vs_d(a: LossVsD) -> Figure:
     ax.scatter(p["D"], p["loss"], c="tab:green", zorder=3, label=f"N = {a.n_params:.3g}, early-stopped")
     x = _grid(p["D"])
     c = a.fit.params
-    ax.plot(x, a.fit.predict(pd.DataFrame({"D": x})), **FIT,
-            label=rf"$L=(D/{sci(c['D_c'])})^{{-{c['alpha_D']:.3f}}}$")
+    law_line(ax, x, a.fit.predict(pd.DataFrame({"D": x})), _range(p["D"]),
+             label=rf"$L=(D/{sci(c['D_c'])})^{{-{c['alpha_D']:.3f}}}$")
     ax.set(xscale="log", yscale="log", xlabel="dataset size D (tokens)", ylabel=LOSS, title="L(D)")
     return _finish(fig, [ax])
 
@@ -128,12 +194,14 @@ def fig_compute_frontier(a: ComputeFrontier) -> Figure:
     color = _cmap(c["N"].to_numpy(float))
     for _, g in c.groupby("run_id"):
         ax.plot(g["C"] / PF_DAY, g["loss"], color=color(g["N"].iloc[0]), lw=0.8, alpha=0.8)
-    f = a.frontier
-    ax.plot(f.compute / PF_DAY, f.loss, color="black", lw=2.5, alpha=0.35, label="frontier (fixed batch)")
-    x = _grid(f.compute, pad=1.0)
+    env = a.envelope or a.frontier
+    ax.plot(env.compute / PF_DAY, env.loss, color="black", lw=2.5, alpha=0.35, label="frontier (fixed batch)")
+    if a.bracketed is not None and not a.bracketed.all():
+        shade_unbracketed(ax, env.compute / PF_DAY, a.bracketed, "optimal size not bracketed by the ladder")
+    x = _grid(env.compute, pad=1.0)
     p = a.fit.params
-    ax.plot(x / PF_DAY, a.fit.predict(pd.DataFrame({"C": x})), **FIT,
-            label=rf"$L=(C/{sci(p['C_c'] / PF_DAY)})^{{-{p['alpha_C']:.3f}}}$ (C in PF-days)")
+    law_line(ax, x / PF_DAY, a.fit.predict(pd.DataFrame({"C": x})), _range(a.frontier.compute / PF_DAY),
+             label=rf"$L=(C/{sci(p['C_c'] / PF_DAY)})^{{-{p['alpha_C']:.3f}}}$ (C in PF-days)")
     if a.fit_min is not None and a.frontier_min is not None:
         q = a.fit_min.params
         xm = _grid(a.frontier_min.compute, pad=1.0)
@@ -146,19 +214,21 @@ def fig_compute_frontier(a: ComputeFrontier) -> Figure:
 
 
 def fig_optimal_allocation(a: ComputeFrontier) -> Figure:
-    """Kaplan Fig 14: the compute-optimal model size N(C) and number of steps S(C)."""
+    """Kaplan Fig 14: the compute-optimal model size N(C) and steps S(C), fitted only where the ladder brackets N_opt."""
     fig, (ax, ax2) = _new(2)
-    f = a.frontier
-    ax.plot(f.compute / PF_DAY, f.n_opt, color="tab:blue", lw=2, alpha=0.5, label="envelope, fixed batch")
-    ax.plot(f.compute / PF_DAY, f.n_law(f.compute), color="tab:blue", ls="--",
-            label=rf"$N\propto C^{{{f.a:.2f}}}$")
+    env, f = a.envelope or a.frontier, a.frontier
+    ax.plot(env.compute / PF_DAY, env.n_opt, color="tab:blue", lw=2, alpha=0.5, label="envelope, fixed batch")
+    law_line(ax, env.compute / PF_DAY, f.n_law(env.compute), _range(f.compute / PF_DAY), color="tab:blue", lw=1.2,
+             label=rf"$N\propto C^{{{f.a:.2f}}}$")
     ax2.plot(f.compute / PF_DAY, a.steps, color="tab:blue", lw=2, alpha=0.5, label="steps S at fixed batch")
     if a.frontier_min is not None:
         m = a.frontier_min
         ax.plot(m.compute / PF_DAY, m.n_opt, color="tab:orange", lw=2, alpha=0.5, label="envelope over C_min")
-        ax.plot(m.compute / PF_DAY, m.n_law(m.compute), color="tab:orange", ls="--",
-                label=rf"$N\propto C_{{min}}^{{{m.a:.2f}}}$")
+        law_line(ax, m.compute / PF_DAY, m.n_law(m.compute), _range(m.compute / PF_DAY), color="tab:orange", lw=1.2,
+                 label=rf"$N\propto C_{{min}}^{{{m.a:.2f}}}$")
         ax2.plot(m.compute / PF_DAY, a.s_min, color="tab:orange", lw=2, alpha=0.5, label="S_min (eq 5.4)")
+    if a.bracketed is not None and not a.bracketed.all():
+        shade_unbracketed(ax, env.compute / PF_DAY, a.bracketed)
     ax.set(xscale="log", yscale="log", xlabel="compute (PF-days)", ylabel="optimal non-embedding parameters N",
            title="compute-optimal model size")
     ax2.set(xscale="log", yscale="log", xlabel="compute (PF-days)", ylabel="optimizer steps", title="steps at the optimum")
@@ -166,38 +236,113 @@ def fig_optimal_allocation(a: ComputeFrontier) -> Figure:
 
 
 # --------------------------------------------------------------------------------------------------
+# Figs 2 and 19: sample efficiency
+
+
+def fig_learning_speed(a: SampleEfficiency) -> Figure:
+    """Kaplan Fig 2: loss against tokens processed and against compute, one curve per model size."""
+    fig, (ax, ax2) = _new(2)
+    c = a.curves
+    color = _cmap(c["N"].to_numpy(float))
+    for n, g in sorted(c.groupby("N"), key=lambda item: item[0]):
+        for _, run in g.groupby("run_id"):
+            run = run[run["tokens"] > 0]
+            ax.plot(run["tokens"], run["loss"], color=color(n), label=f"N = {n:.3g}")
+            ax2.plot(6 * n * run["tokens"] / PF_DAY, run["loss"], color=color(n))
+    ax.set(xscale="log", yscale="log", xlabel="tokens processed", ylabel=LOSS, title="larger models learn faster")
+    ax2.set(xscale="log", yscale="log", xlabel="compute C = 6ND (PF-days)", ylabel=LOSS, title="loss against compute")
+    return _finish(fig, [ax, ax2])
+
+
+def fig_steps_to_loss(a: SampleEfficiency) -> Figure:
+    """Kaplan Fig 19: E_min (examples) and S_min (steps) to reach fixed losses, against N."""
+    fig, (ax2, ax3) = _new(2)
+    r = a.reach
+    lc = _cmap(r["level"].to_numpy(float))
+    for level, g in r.groupby("level"):
+        g = g.sort_values("N")
+        ax2.plot(g["N"], g["e_min"], "o-", color=lc(level), label=f"L = {level:.2f}")
+        ax3.plot(g["N"], g["s_min"], "s-", color=lc(level), label=f"L = {level:.2f}")
+    ax2.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="E_min: tokens to reach the loss",
+            title="examples to reach a loss")
+    ax3.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="S_min: steps to reach the loss",
+            title="steps to reach a loss")
+    return _finish(fig, [ax2, ax3])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig 3: how a compute increase is spent
+
+
+def fig_compute_split(a: ComputeSplit) -> Figure:
+    """Kaplan Fig 3: the factor by which N, B and S grow for a compute increase, from the study's exponents."""
+    fig, (ax,) = _new(width=7.0)
+    x = np.geomspace(1, KAPLAN_FIG3["compute"], 100)
+    for name, p, color in (("model size N", a.p_N, "tab:blue"), ("batch B_crit", a.p_B, "tab:green"),
+                           ("serial steps S", a.p_S, "tab:red")):
+        law_line(ax, x, x**p, (1.0, a.compute_range), color=color, label=rf"{name} $\propto C_{{min}}^{{{p:.2f}}}$")
+    for name, key in (("N", "N"), ("B", "B"), ("S", "S")):
+        ax.scatter([KAPLAN_FIG3["compute"]], [KAPLAN_FIG3[key]], marker="x", color="gray", zorder=3)
+        ax.annotate(f"Kaplan {name}", (KAPLAN_FIG3["compute"], KAPLAN_FIG3[key]), textcoords="offset points",
+                    xytext=(-52, 4), fontsize=7, color="gray")
+    ax.set(xscale="log", yscale="log", xlabel="compute increase (×)", ylabel="increase (×)",
+           title="how a compute increase splits (C = 6NBS)")
+    return _finish(fig, [ax])
+
+
+# --------------------------------------------------------------------------------------------------
 # Figs 4 and 9: L(N, D) and overfitting
 
 
+def _nd_law_label(c: dict[str, float]) -> str:
+    return (rf"$L=[(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}/{c['alpha_D']:.3f}}}"
+            rf"+{sci(c['D_c'])}/D]^{{{c['alpha_D']:.3f}}}$")
+
+
 def fig_loss_vs_nd(a: LossVsND) -> Figure:
-    """Kaplan Figs 4 (left) and 9 (left): early-stopped loss against D per size, with the L(N, D) fit."""
+    """Kaplan Fig 4 (left): early-stopped loss against D, one law curve and legend entry per size."""
     fig, (ax,) = _new(width=7.0)
     p = a.points
     color = _cmap(p["N"].to_numpy(float))
+    x = _grid(p["D"])
     for n, g in p.groupby("N"):
-        g = g.sort_values("D")
-        ax.scatter(g["D"], g["loss"], color=color(n), zorder=3, s=22, label=f"N = {n:.3g}" if len(g) > 1 else None)
-        if len(g) > 1:
-            x = _grid(g["D"])
-            ax.plot(x, a.fit.predict(pd.DataFrame({"N": np.full_like(x, n), "D": x})), color=color(n), lw=1)
-    c = a.fit.params
-    ax.plot([], [], **FIT, label=(rf"$L=[(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}/{c['alpha_D']:.3f}}}"
-                                   rf"+{sci(c['D_c'])}/D]^{{{c['alpha_D']:.3f}}}$"))
+        ax.scatter(g["D"], g["loss"], color=color(n), zorder=3, s=22)
+        law_line(ax, x, a.fit.predict(pd.DataFrame({"N": np.full_like(x, n), "D": x})), _range(g["D"]),
+                 color=color(n), lw=1, label=f"N = {n:.3g} ({len(g)} run{'s' if len(g) > 1 else ''})")
+    ax.plot([], [], color="black", lw=1, label=_nd_law_label(a.fit.params))
     ax.set(xscale="log", yscale="log", xlabel="dataset size D (tokens)", ylabel="early-stopped " + LOSS, title="L(N, D)")
     return _finish(fig, [ax])
 
 
+def fig_loss_vs_n_per_d(a: LossVsND) -> Figure:
+    """Kaplan Fig 9 (left): early-stopped loss against N, one curve per dataset size (D = ∞: not data-limited)."""
+    fig, (ax,) = _new(width=7.0)
+    p = a.points.assign(Dkey=np.where(a.points["limited"], a.points["D"], np.inf))
+    limited = p[p["limited"]]
+    color = _cmap(limited["D"].to_numpy(float)) if not limited.empty else (lambda v: "tab:blue")
+    x = _grid(p["N"])
+    for d, g in p.groupby("Dkey"):
+        c = "black" if not np.isfinite(d) else color(d)
+        label = "D = ∞ (not data-limited)" if not np.isfinite(d) else f"D = {d:.3g} tokens"
+        ax.scatter(g["N"], g["loss"], color=c, zorder=3, s=22)
+        pred = a.fit.predict(pd.DataFrame({"N": x, "D": np.full_like(x, d if np.isfinite(d) else 1e30)}))
+        law_line(ax, x, pred, _range(g["N"]), color=c, lw=1, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="early-stopped " + LOSS,
+           title="data-size bottleneck")
+    return _finish(fig, [ax])
+
+
 def fig_overfitting(a: LossVsND) -> Figure:
-    """Kaplan Fig 9 (right): L/L(N, ∞) - 1 collapses against N^(α_N/α_D)/D onto eq 4.3."""
+    """Kaplan Fig 9 (right): L/L(N, ∞) - 1 against N^(α_N/α_D)/D, with eq 4.3."""
     fig, (ax,) = _new()
     p = a.points
     lim = p[p["limited"]] if p["limited"].any() else p
     color = _cmap(p["N"].to_numpy(float))
-    ax.scatter(lim["x"], lim["delta"], c=[color(n) for n in lim["N"]], zorder=3, label="data-limited runs")
+    ax.scatter(lim["x"], lim["delta"], c=[color(n) for n in lim["N"]], zorder=3, label=f"data-limited runs ({len(lim)})")
     x = _grid(p["x"])
     c = a.fit.params
-    ax.plot(x, a.overfitting(x), **FIT, label=rf"eq 4.3, $\alpha_N/\alpha_D={c['alpha_N'] / c['alpha_D']:.2f}$")
-    ax.set(xscale="log", xlabel=r"$N^{\alpha_N/\alpha_D}/D$", ylabel=r"$L/L(N,\infty)-1$", title="overfitting collapse")
+    law_line(ax, x, a.overfitting(x), _range(lim["x"]), label=rf"eq 4.3, $\alpha_N/\alpha_D={c['alpha_N'] / c['alpha_D']:.2f}$")
+    ax.set(xscale="log", xlabel=r"$N^{\alpha_N/\alpha_D}/D$", ylabel=r"$L/L(N,\infty)-1$", title="overfitting")
     return _finish(fig, [ax])
 
 
@@ -216,18 +361,22 @@ def fig_learning_curves(a: LearningCurves) -> Figure:
         x = _grid(g["S"], pad=1.0)
         ax.plot(x, a.fit.predict(pd.DataFrame({"N": np.full_like(x, n), "S": x})), color=color(n), lw=1)
     c = a.fit.params
-    ax.plot([], [], **FIT, label=(rf"$L=(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}}}"
-                                   rf"+(S/{sci(c['S_c'])})^{{-{c['alpha_S']:.2f}}}$"))
+    ax.plot([], [], color="black", lw=1, label=(rf"$L=(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}}}"
+                                               rf"+(S/{sci(c['S_c'])})^{{-{c['alpha_S']:.2f}}}$"))
     xlabel = "S_min: steps at B ≫ B_crit (eq 5.4)" if a.adjusted else "optimizer steps S"
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=LOSS, title="L(N, S): learning curves")
     return _finish(fig, [ax])
 
 
-def fig_loss_at_fixed_compute(a: LearningCurves) -> Figure:
-    """Kaplan Fig 11 (left): loss against N at fixed compute, measured (interpolated curves) and from L(N, S).
+def _interp_at(g: pd.DataFrame, col: str, value: float) -> float | None:
+    g = g.sort_values(col)
+    if g[col].min() <= value <= g[col].max():
+        return float(np.interp(np.log(value), np.log(g[col]), g["loss"]))
+    return None
 
-    The lines take S = C/(6NB) steps at the study's batch B, turned into S_min with B_crit(L) (eq 5.4).
-    """
+
+def fig_loss_at_fixed_compute(a: LearningCurves) -> Figure:
+    """Kaplan Fig 11 (left): loss against N at fixed compute; points interpolate runs, lines are L(N, S) at S = C/(6NB)."""
     fig, (ax,) = _new(width=7.0)
     p = a.points
     budgets = np.geomspace(p["C"].quantile(0.2), p["C"].max(), 5)
@@ -235,20 +384,93 @@ def fig_loss_at_fixed_compute(a: LearningCurves) -> Figure:
     batch = float(p["batch_tokens"].median())
     n = _grid(p["N"], pad=1.3)
     for c in budgets:
-        pts = []
-        for size, g in p.groupby("N"):
-            g = g.sort_values("C")
-            if g["C"].min() <= c <= g["C"].max():
-                pts.append((size, float(np.interp(np.log(c), np.log(g["C"]), g["loss"]))))
+        pts = [(size, y) for size, g in p.groupby("N") if (y := _interp_at(g, "C", c)) is not None]
         if pts:
             xs, ys = zip(*pts)
             ax.scatter(xs, ys, color=color(c), zorder=3)
         steps = c / (6 * n * batch)
         ok = steps >= 1
-        ax.plot(n[ok], a.loss_at(n[ok], steps[ok], batch), color=color(c), lw=1, label=f"C = {c / PF_DAY:.2g} PF-days")
-    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS,
-           title="loss at fixed compute (points: runs; lines: L(N, S))")
+        law_line(ax, n[ok], a.loss_at(n[ok], steps[ok], batch), _range(p["N"]), color=color(c), lw=1,
+                 label=f"C = {c / PF_DAY:.2g} PF-days")
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS, title="loss at fixed compute")
     return _finish(fig, [ax])
+
+
+def fig_loss_at_fixed_steps(a: LearningCurves) -> Figure:
+    """Kaplan Fig 11 (right): loss against N after a fixed number of steps; lines are L(N, S_min(S)) (eqs 5.4, 5.6)."""
+    fig, (ax,) = _new(width=7.0)
+    raw = a.points.assign(step=a.points["C"] / (6 * a.points["N"] * a.points["batch_tokens"]))
+    steps = np.geomspace(raw["step"].quantile(0.1), raw.groupby("N")["step"].max().min(), 4)
+    color = _cmap(steps)
+    batch = float(raw["batch_tokens"].median())
+    n = _grid(raw["N"], pad=1.3)
+    for s in steps:
+        pts = [(size, y) for size, g in raw.groupby("N") if (y := _interp_at(g, "step", s)) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.scatter(xs, ys, color=color(s), zorder=3)
+        law_line(ax, n, a.loss_at(n, np.full_like(n, s), batch), _range(raw["N"]), color=color(s), lw=1,
+                 label=f"S = {s:.3g} steps")
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS, title="loss at fixed steps")
+    return _finish(fig, [ax])
+
+
+def fig_excess_compute(a: ExcessCompute) -> Figure:
+    """Kaplan Fig 12: extra compute and steps for a model N/N_eff off the compute-efficient size (eqs B.16, B.17)."""
+    fig, (ax, ax2) = _new(2)
+    ok = np.isfinite(a.compute)
+    ax.plot(a.ratio[ok], a.compute[ok], color="tab:blue", label="C / C_efficient (eq B.16)")
+    ax.axhline(1.2, color="gray", lw=0.8, ls=":", label="+20% compute")
+    lo, hi = a.within_20pct
+    if np.isfinite(lo):
+        ax.axvspan(lo, hi, color="tab:blue", alpha=0.1, lw=0, label=f"within +20%: {lo:.2g}x to {hi:.2g}x")
+    ax2.plot(a.ratio[ok], a.steps[ok], color="tab:red", label="S / S_efficient (eq B.17)")
+    ax.set(xscale="log", yscale="log", xlabel="N / N_efficient", ylabel="excess compute", title="cost of a non-optimal size")
+    ax2.set(xscale="log", yscale="log", xlabel="N / N_efficient", ylabel="excess steps", title="steps of a non-optimal size")
+    return _finish(fig, [ax, ax2])
+
+
+# --------------------------------------------------------------------------------------------------
+# Figs 15 and 16: where data and compute laws meet; early stopping
+
+
+def fig_data_compute(a: DataComputeIntersection) -> Figure:
+    """Kaplan Fig 15: L(C_min) and L(D(C_min)) extrapolated, their 95% bands, and the crossing."""
+    fig, (ax,) = _new(width=7.0)
+    x = a.compute / PF_DAY
+    fitted = (a.data_range[0] / PF_DAY, a.data_range[1] / PF_DAY)
+    law_line(ax, x, a.loss_compute, fitted, color="tab:orange", label=r"$L(C_{min})$")
+    ax.fill_between(x, *a.band_compute, color="tab:orange", alpha=0.15, lw=0)
+    law_line(ax, x, a.loss_data, fitted, color="tab:green", label=r"$L(D(C_{min}))$, $D = 2C_{min}/6N_{opt}$ (eq 6.7)")
+    ax.fill_between(x, *a.band_data, color="tab:green", alpha=0.15, lw=0)
+    if np.isfinite(a.crossing):
+        ax.scatter([a.crossing / PF_DAY], [a.crossing_loss], color="black", zorder=4,
+                   label=f"crossing: {a.crossing / PF_DAY:.2g} PF-days, L = {a.crossing_loss:.2f}")
+        lo, hi = a.crossing_interval
+        if np.isfinite(lo):
+            ax.axvspan(lo / PF_DAY, hi / PF_DAY, color="gray", alpha=0.12, lw=0, label="95% interval of the crossing")
+    ax.set(xscale="log", yscale="log", xlabel=r"$C_{min}$ (PF-days)", ylabel=LOSS, title="compute against data limits")
+    return _finish(fig, [ax])
+
+
+def fig_early_stopping(a: EarlyStopping) -> Figure:
+    """Kaplan Fig 16: the early-stopping step against eq 5.7's bound (left); train and test loss (right)."""
+    fig, (ax, ax2) = _new(2)
+    p = a.points[np.isfinite(a.points["bound"])]
+    color = _cmap(a.points["D"].to_numpy(float))
+    ax.scatter(p["bound"], p["s_stop"], c=[color(d) for d in p["D"]], zorder=3, label="data-limited runs")
+    if len(p):
+        lim = _range(np.concatenate([p["bound"], p["s_stop"]]))
+        ax.plot(lim, lim, color="tab:red", lw=1.2, label=r"$S_{stop} = S_c/[L(N,D)-L(N,\infty)]^{1/\alpha_S}$ (eq 5.7)")
+    ax.set(xscale="log", yscale="log", xlabel=r"$S_c\,[L(N,D)-L(N,\infty)]^{-1/\alpha_S}$ (steps)",
+           ylabel="early-stopping step (S_min)", title="early stopping against eq 5.7")
+    for d, g in a.curves.groupby("D"):
+        ax2.plot(g["step"], g["loss"], color=color(d), label=f"test, D = {d:.3g}")
+        if "train_loss" in g and g["train_loss"].notna().any():
+            ax2.plot(g["step"], g["train_loss"], color=color(d), ls=":", lw=1)
+    ax2.plot([], [], color="gray", ls=":", label="train")
+    ax2.set(xscale="log", yscale="log", xlabel="step", ylabel="loss (nats/token)", title="train and test loss")
+    return _finish(fig, [ax, ax2])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,60 +489,33 @@ def fig_batch_scan(a: CriticalBatchSize) -> Figure:
             ax.scatter(pts["steps"], pts["tokens"], color=color(row["loss"]), s=18, zorder=3)
             s = np.geomspace(row["s_min"] * 1.02, max(pts["steps"].max() * 1.5, row["s_min"] * 3), 100)
             e = row["e_min"] / (1 - row["s_min"] / s)  # eq 5.1 solved for E: (S/S_min - 1)(E/E_min - 1) = 1
-            ax.plot(s, e, color=color(row["loss"]), lw=1, label=f"L = {row['loss']:.2f}")
+            law_line(ax, s, e, _range(pts["steps"]), color=color(row["loss"]), lw=1, label=f"L = {row['loss']:.2f}")
         ax.set(xscale="log", yscale="log", xlabel="steps S to reach the loss", ylabel="tokens E = B·S processed",
                title=f"batch-size scan, N = {n:.3g}")
     return _finish(fig, axes)
 
 
 def fig_critical_batch(a: CriticalBatchSize) -> Figure:
-    """Kaplan Fig 10: B_crit against loss from the scans, the fit of eq 1.4, and the online noise scale."""
+    """Kaplan Fig 10: B_crit against loss from the scans, eq 1.4 solid over the scans' losses and dashed beyond."""
     fig, (ax,) = _new()
     lv = a.levels
     for n, g in lv.groupby("N"):
         ax.scatter(g["loss"], g["b_crit"], zorder=3, label=f"B_crit from scan, N = {n:.3g}")
     x = _grid(np.concatenate([lv["loss"], a.noise["loss"]]) if not a.noise.empty else lv["loss"], pad=1.05)
     c = a.fit.params
-    ax.plot(x, a.fit.predict(pd.DataFrame({"loss": x})), **FIT,
-            label=rf"$B_{{crit}}={sci(c['B_star'])}\,L^{{-{1 / c['alpha_B']:.2f}}}$ tokens")
+    law_line(ax, x, a.fit.predict(pd.DataFrame({"loss": x})), _range(lv["loss"]),
+             label=rf"$B_{{crit}}={sci(c['B_star'])}\,L^{{-{1 / c['alpha_B']:.2f}}}$ tokens")
     if not a.noise.empty:
         nz = a.noise
         ax.errorbar(nz["loss"], nz["b_simple"], yerr=[nz["b_simple"] - nz["q25"], nz["q75"] - nz["b_simple"]],
                     fmt="s", color="tab:red", ms=4, alpha=0.7, label=r"noise scale $B_{simple}$ (median, IQR)")
         if a.noise_fit is not None:
             q = a.noise_fit.params
-            ax.plot(x, a.noise_fit.predict(pd.DataFrame({"loss": x})), color="tab:red", ls=":",
-                    label=rf"$B_{{simple}}={sci(q['B_star'])}\,L^{{-{1 / q['alpha_B']:.2f}}}$ tokens")
+            law_line(ax, x, a.noise_fit.predict(pd.DataFrame({"loss": x})), _range(nz["loss"]), color="tab:red", lw=1,
+                     label=rf"$B_{{simple}}={sci(q['B_star'])}\,L^{{-{1 / q['alpha_B']:.2f}}}$ tokens")
     ax.set(xscale="log", yscale="log", xlabel="training loss, smoothed (nats/token)", ylabel="critical batch size (tokens)",
            title="B_crit(L)")
     return _finish(fig, [ax])
-
-
-# --------------------------------------------------------------------------------------------------
-# Figs 2 and 19: sample efficiency
-
-
-def fig_sample_efficiency(a: SampleEfficiency) -> Figure:
-    """Kaplan Figs 2 (left) and 19: loss against tokens per size, and E_min and S_min to reach fixed losses."""
-    fig, (ax, ax2, ax3) = _new(3, width=4.8)
-    c = a.curves
-    color = _cmap(c["N"].to_numpy(float))
-    for n, g in sorted(c.groupby("N"), key=lambda item: item[0]):
-        for _, run in g.groupby("run_id"):
-            run = run[run["tokens"] > 0]
-            ax.plot(run["tokens"], run["loss"], color=color(n), label=f"N = {n:.3g}")
-    ax.set(xscale="log", yscale="log", xlabel="tokens processed", ylabel=LOSS, title="larger models learn faster")
-    r = a.reach
-    lc = _cmap(r["level"].to_numpy(float))
-    for level, g in r.groupby("level"):
-        g = g.sort_values("N")
-        ax2.plot(g["N"], g["e_min"], "o-", color=lc(level), label=f"L = {level:.2f}")
-        ax3.plot(g["N"], g["s_min"], "s-", color=lc(level), label=f"L = {level:.2f}")
-    ax2.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="E_min: tokens to reach the loss",
-            title="examples to reach a loss")
-    ax3.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="S_min: steps to reach the loss",
-            title="steps to reach a loss")
-    return _finish(fig, [ax, ax2, ax3])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,14 +547,14 @@ def fig_embedding(a: EmbeddingCollapse) -> Figure:
         ax.plot(g["N_total"], g["loss"], "o-", label=f"{depth} layers")
         ax2.plot(g["N"], g["loss"], "o-", label=f"{depth} layers")
     ax.set(xscale="log", yscale="log", xlabel="parameters including embeddings N_total", ylabel=LOSS,
-           title=f"with embeddings (scatter {100 * a.scatter_total:.1f}%)")
+           title=f"with embeddings (scatter {100 * a.scatter_total:.2g}%)")
     ax2.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS,
-            title=f"non-embedding (scatter {100 * a.scatter_non_embedding:.1f}%)")
+            title=f"non-embedding (scatter {100 * a.scatter_non_embedding:.2g}%)")
     return _finish(fig, [ax, ax2])
 
 
 # --------------------------------------------------------------------------------------------------
-# Figs 8 and 20: transfer and per-position loss
+# Figs 8, 20, 21, 22, 23: transfer, position, learning rate, the logarithm
 
 
 def fig_transfer(a: Transfer) -> Figure:
@@ -391,27 +586,92 @@ def fig_per_position(a: PerPosition) -> Figure:
         if fit is not None:
             c = fit.params
             x = np.geomspace(1, g["T"].max(), 100)
-            ax.plot(x, fit.predict(pd.DataFrame({"T": x})), color=color(n), ls="--", lw=1.2,
+            ax.plot(x, fit.predict(pd.DataFrame({"T": x})), color=color(n), lw=1.2,
                     label=rf"N={n:.3g}: ${c['a']:.2f}+{c['b']:.2f}\,T^{{-{c['c']:.2f}}}$")
     ax.set(xscale="log", xlabel="token position T in the context", ylabel="per-token " + LOSS, title="loss by position")
     return _finish(fig, [ax])
 
 
+def fig_position_during_training(a: ContextLoss) -> Figure:
+    """Kaplan Fig 20 (right): the largest model's per-token loss against step, one line per position."""
+    fig, (ax,) = _new(width=7.0)
+    d = a.during
+    color = _cmap(d["T"].to_numpy(float))
+    for t, g in d.groupby("T"):
+        g = g.sort_values("step")
+        ax.plot(g["step"], g["loss"], color=color(t), label=f"token {t}/{a.n_ctx}")
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="per-token " + LOSS, title=f"N = {a.largest:.3g} during training")
+    return _finish(fig, [ax])
+
+
+def fig_position_vs_n(a: ContextLoss) -> Figure:
+    """Kaplan Fig 21: per-token loss against N at positions 1, 2, 4, ...; short-context runs dashed."""
+    fig, (ax,) = _new(width=7.0)
+    f = a.final
+    color = _cmap(f["T"].to_numpy(float))
+    for (short, t), g in f.groupby(["short", "T"]):
+        g = g.sort_values("N")
+        if not short and t in log_positions(a.n_ctx):
+            ax.plot(g["N"], g["loss"], "o-", color=color(t), ms=3, label=f"token {t}/{a.n_ctx}")
+        elif short:
+            ctx = int(g["n_ctx"].iloc[0])
+            ax.plot(g["N"], g["loss"], "s--", color=color(t), ms=3, label=f"token {t}/{ctx} (n_ctx = {ctx})")
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel="per-token " + LOSS,
+           title="loss by position against model size")
+    return _finish(fig, [ax])
+
+
+def fig_lr_scan(a: LearningRateScan) -> Figure:
+    """Kaplan Fig 22: the LR schedules (left) and the final loss against the summed LR (right)."""
+    fig, (ax, ax2, ax3) = _new(3, width=4.8)
+    p = a.points
+    color = _cmap(p["lr_sum"].to_numpy(float))
+    sums = dict(zip(p["run_id"], p["lr_sum"]))
+    for run_id, g in a.schedules.groupby("run_id"):
+        ax.plot(g["step"], g["lr"], color=color(sums.get(run_id, p["lr_sum"].min())), lw=1)
+    ncol = _cmap(p["N"].to_numpy(float))
+    for n, g in p.groupby("N"):
+        g = g.sort_values("lr_sum")
+        ax2.plot(g["lr_sum"], g["loss"], "o-", color=ncol(n), label=f"N = {n:.3g}")
+        g = g.sort_values("lr")
+        ax3.plot(g["lr"], g["loss"], "o-", color=ncol(n), label=f"N = {n:.3g}")
+    ax.set(xlabel="step", ylabel="learning rate", title="schedules")
+    ax2.set(xscale="log", xlabel="learning rate summed over steps", ylabel="final " + LOSS, title="loss against summed LR")
+    ax3.set(xscale="log", xlabel="peak learning rate", ylabel="final " + LOSS, title="loss against LR, per size")
+    return _finish(fig, [ax, ax2, ax3])
+
+
+def fig_log_fit(a: LogFit) -> Figure:
+    """Kaplan Fig 23: the power law L(N) against a logarithmic fit on the same points."""
+    fig, (ax,) = _new()
+    p = a.points
+    ax.scatter(p["N"], p["loss"], color="tab:blue", zorder=3, label="best run per size")
+    x = _grid(p["N"], pad=10.0)
+    c = a.power.fit.params
+    law_line(ax, x, a.power.fit.predict(pd.DataFrame({"N": x})), _range(p["N"]),
+             label=rf"power law $(N/{sci(c['N_c'])})^{{-{c['alpha_N']:.3f}}}$, rms {100 * a.rms_power:.2g}%")
+    law_line(ax, x, a.log_law(x), _range(p["N"]), color="tab:red",
+             label=rf"logarithm ${a.a:.3g} - {a.b:.3g}\,\ln N$, rms {100 * a.rms_log:.2g}%")
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N", ylabel=LOSS, title="power law or logarithm")
+    return _finish(fig, [ax])
+
+
 # --------------------------------------------------------------------------------------------------
-# Chinchilla's approaches beside Kaplan's
+# Chinchilla's approaches beside Kaplan's, and the backtest
 
 
 def fig_approaches(a: Approaches) -> Figure:
-    """N_opt(C) by Chinchilla's three approaches and Kaplan's batch-adjusted envelope, on one axis."""
+    """N_opt(C) by Chinchilla's approaches the study supports and Kaplan's batch-adjusted envelope, on one axis."""
     fig, (ax,) = _new(width=7.0)
     f = a.envelope
     c = _grid(f.compute, pad=3.0)
     ax.plot(f.compute, f.n_opt, color="tab:blue", lw=2, alpha=0.4)
-    ax.plot(c, f.n_law(c), color="tab:blue", ls="--", label=rf"approach 1 (envelope): $N\propto C^{{{f.a:.2f}}}$")
+    law_line(ax, c, f.n_law(c), _range(f.compute), color="tab:blue", label=rf"approach 1 (envelope): $N\propto C^{{{f.a:.2f}}}$")
     if a.isoflop is not None:
         iso = a.isoflop.frontier
         ax.scatter(iso.compute, iso.n_opt, color="tab:green", zorder=3)
-        ax.plot(c, iso.n_law(c), color="tab:green", ls="--", label=rf"approach 2 (IsoFLOP): $N\propto C^{{{iso.a:.2f}}}$")
+        law_line(ax, c, iso.n_law(c), _range(iso.compute), color="tab:green",
+                 label=rf"approach 2 (IsoFLOP): $N\propto C^{{{iso.a:.2f}}}$")
     alloc = a.allocation(c)
     if alloc is not None:
         ex = a.exponents()["approach 3: parametric"]
@@ -436,7 +696,7 @@ def fig_backtest(a: Backtest) -> Figure:
         pred = p[f"pred_{law}"].to_numpy(float)
         err = 100 * a.errors.set_index("law").loc[law, "max_error"]
         ax.scatter(obs[train], pred[train], marker=marker, facecolors="none", edgecolors="gray")
-        ax.scatter(obs[~train], pred[~train], marker=marker, zorder=3, label=f"{law}: held out (max error {err:.2f}%)")
+        ax.scatter(obs[~train], pred[~train], marker=marker, zorder=3, label=f"{law}: held out (max error {err:.2g}%)")
     ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
     ax.fill_between([lo, hi], [lo * 0.97, hi * 0.97], [lo * 1.03, hi * 1.03], color="gray", alpha=0.15, label="±3%")
     ax.scatter([], [], facecolors="none", edgecolors="gray", label="runs used for the fit")

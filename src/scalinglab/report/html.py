@@ -17,18 +17,33 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class Panel:
+    """One drawn part of a figure (e.g. Fig 1 left), or the visible note saying why it is not drawn."""
+
+    caption: str
+    """What the panel shows, computed from the data (one or two sentences)."""
+    png: Path | None = None
+    """The rendered panel; None when it is not drawn."""
+    note: str = ""
+    """Why the panel is missing ("not drawn: add a ... design"), or a caveat shown under it."""
+
+
+@dataclass(frozen=True)
 class Section:
-    """One figure of the report, or the visible note saying why it was skipped."""
+    """One figure of the paper: its anchor (``fig-N``), title and panels, drawn or noted."""
 
     key: str
-    """Stable anchor and file stem, e.g. 'fig1_loss_vs_n'."""
+    """Stable anchor, e.g. 'fig-1'."""
     title: str
-    caption: str
-    """What the figure shows and how to read it (one or two sentences)."""
-    png: Path | None = None
-    """The rendered figure; None when the section was skipped."""
-    note: str = ""
-    """Why the figure is missing, or a caveat shown under it."""
+    panels: Sequence[Panel] = ()
+
+    @property
+    def drawn(self) -> bool:
+        return any(p.png is not None for p in self.panels)
+
+
+FLAG = "\x00flag:"
+"""Prefix of a table cell to be shown flagged (a constant at a bound, unidentified, unsupported)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +69,27 @@ class Page:
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
-    """A number for humans: 3 significant digits, scientific outside [1e-3, 1e5), '—' for missing."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    """A number for humans, the one format of the page: 3 significant digits, ×10^n outside [1e-3, 1e4), '—' for missing."""
+    if x is None or not math.isfinite(float(x)):
         return "—"
-    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
         mantissa, exp = f"{x:.{digits - 1}e}".split("e")
         return f"{mantissa}×10<sup>{int(exp)}</sup>"
+    if abs(x) >= 10**digits:
+        return f"{x:.0f}"  # 1100, never Python's '1.1e+03'
     return f"{x:.{digits}g}"
+
+
+def pct(x: float | None, signed: bool = False) -> str:
+    """A fraction as a percentage in the page's format: 0.0123 -> '1.23%' ('—' for missing)."""
+    if x is None or not math.isfinite(float(x)):
+        return "—"
+    return ("+" if signed and x > 0 else "") + f"{fmt(100 * x)}%"
+
+
+def text(x: float | None, digits: int = 3) -> str:
+    """:func:`fmt` for plain text (the terminal, captions): ×10^n written 'e', e.g. 8.80e13."""
+    return fmt(x, digits).replace("×10<sup>", "e").replace("</sup>", "")
 
 
 _CSS = """
@@ -73,6 +102,7 @@ th{background:#f2f2f5} td.num{text-align:right;font-variant-numeric:tabular-nums
 figure{margin:1.5em 0;padding-bottom:1em;border-bottom:1px solid #eee}
 figure img{max-width:100%;height:auto} figcaption{color:#333}
 .skip{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
+td.flag{background:#fff3f0;color:#8a1f00} .flag{color:#8a1f00} .panel{margin:.4em 0 1em}
 .note{color:#555;font-size:.9em} nav a{margin-right:.8em}
 """
 
@@ -91,25 +121,32 @@ def _data_uri(png: Path) -> str:
 
 def _table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if _numeric(c) else f"<td>{c}</td>" for c in row) + "</tr>"
-        for row in t.rows
-    )
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in t.rows)
     note = f'<p class="note">{t.note}</p>' if t.note else ""
     return f"<h2>{html.escape(t.title)}</h2><table><tr>{head}</tr>{body}</table>{note}"
+
+
+def _cell(c: str) -> str:
+    if c.startswith(FLAG):  # a flagged cell: the value with the reason beside it
+        return f'<td class="flag">{c[len(FLAG):]}</td>'
+    return f'<td class="num">{c}</td>' if _numeric(c) else f"<td>{c}</td>"
 
 
 def _numeric(cell: str) -> bool:
     return bool(cell) and (cell[0].isdigit() or cell[0] in "-+—.")
 
 
+def _panel(p: Panel, title: str) -> str:
+    if p.png is None:
+        return f'<div class="panel"><p class="skip">{html.escape(p.note)}</p></div>'
+    note = f'<p class="note">{html.escape(p.note)}</p>' if p.note else ""
+    img = f'<img src="{_data_uri(p.png)}" alt="{html.escape(title)}">'
+    return f'<div class="panel">{img}<figcaption>{html.escape(p.caption)}</figcaption>{note}</div>'
+
+
 def _section(s: Section) -> str:
-    title = f'<h3 id="{s.key}">{html.escape(s.title)}</h3>'
-    if s.png is None:
-        return f'<figure>{title}<p class="skip">Skipped: {html.escape(s.note)}</p></figure>'
-    note = f'<p class="note">{html.escape(s.note)}</p>' if s.note else ""
-    img = f'<img src="{_data_uri(s.png)}" alt="{html.escape(s.title)}">'
-    return f"<figure>{title}{img}<figcaption>{html.escape(s.caption)}</figcaption>{note}</figure>"
+    title = f"<h3>{html.escape(s.title)}</h3>"
+    return f'<figure id="{s.key}">{title}' + "".join(_panel(p, s.title) for p in s.panels) + "</figure>"
 
 
 def render(page: Page) -> str:
