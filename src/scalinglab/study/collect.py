@@ -37,6 +37,10 @@ _FLOPS = {"C_6N": "6N", "C_6N_total": "6N_total", "C_kaplan": "kaplan", "C_struc
 _STEP_RUN_COLUMNS = ["N", "N_total", "batch_tokens", "design", "group"]
 
 
+def _run_id(run_dir: Path, summary: dict[str, Any], labels: dict[str, Any]) -> str:
+    return summary.get("run_id") or labels.get("identity") or run_dir.name.rsplit("-", 1)[-1]
+
+
 def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     labels = read_json(run_dir / "labels.json") or {}
     summary = read_summary(run_dir) or {}
@@ -45,7 +49,7 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     flops = summary.get("flops", {})
     final, best = summary.get("final", {}), summary.get("best", {})
     row: dict[str, Any] = {
-        "run_id": summary.get("run_id") or labels.get("identity") or run_dir.name.rsplit("-", 1)[-1],
+        "run_id": _run_id(run_dir, summary, labels),
         "name": config.get("name") or run_dir.name,
         "design": labels.get("design", ""),
         "group": labels.get("group", ""),
@@ -111,6 +115,54 @@ def _step_rows(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
         row.update({col: run[col] for col in _STEP_RUN_COLUMNS})
         rows.append(row)
     return rows
+
+
+def _run_dirs(study_dir: str | Path) -> list[tuple[Path, str]]:
+    """(run directory, run_id) of every run under ``study_dir`` that has a config.json."""
+    root = Path(study_dir)
+    dirs = sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    return [(d, _run_id(d, read_summary(d) or {}, read_json(d / "labels.json") or {})) for d in dirs]
+
+
+RECORD_COLUMNS = ["run_id", "step", "lr", "train_loss", "noise_b_simple"]
+"""Leading columns of the records table; every other scalar field of metrics.jsonl follows."""
+
+
+def collect_records(study_dir: str | Path) -> pd.DataFrame:
+    """Every logged step of every run (metrics.jsonl), scalar fields only: the batch-scan, noise-scale and
+    learning-rate analyses read the training loss and LR, which are logged far more often than evaluations."""
+    frames = []
+    for run_dir, run_id in _run_dirs(study_dir):
+        records = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in read_metrics(run_dir)]
+        if records:
+            frames.append(pd.DataFrame(records).assign(run_id=run_id))
+    if not frames:
+        return pd.DataFrame(columns=RECORD_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    return df.reindex(columns=RECORD_COLUMNS + [c for c in df.columns if c not in RECORD_COLUMNS])
+
+
+def collect_positions(study_dir: str | Path, split: str = "valid") -> pd.DataFrame:
+    """Per-position loss of ``split`` (Kaplan Figs 20, 21): ``run_id``, ``step``, ``T`` (1-based), ``loss``, ``final``.
+
+    The final evaluation comes from summary.json (``per_position_loss``); earlier ones from the
+    ``pos_loss_<split>`` field of metrics.jsonl evaluations, where the trainer logged it.
+    """
+    frames = []
+    for run_dir, run_id in _run_dirs(study_dir):
+        summary = read_summary(run_dir) or {}
+        last = (summary.get("per_position_loss") or {}).get(split)
+        if last:
+            frames.append(pd.DataFrame({"run_id": run_id, "step": summary.get("steps"), "T": range(1, len(last) + 1),
+                                        "loss": last, "final": True}))
+        for rec in read_metrics(run_dir):
+            if rec.get(f"pos_loss_{split}"):
+                losses = rec[f"pos_loss_{split}"]
+                frames.append(pd.DataFrame({"run_id": run_id, "step": rec["step"], "T": range(1, len(losses) + 1),
+                                            "loss": losses, "final": False}))
+    if not frames:
+        return pd.DataFrame({"run_id": [], "step": [], "T": [], "loss": [], "final": pd.Series([], dtype=bool)})
+    return pd.concat(frames, ignore_index=True)
 
 
 def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

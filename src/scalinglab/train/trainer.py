@@ -420,6 +420,8 @@ class Trainer:
         for name, r in evals.items():
             record[f"val_loss_{name}"] = r["loss"]
             record[f"val_bpb_{name}"] = r["bpb"]
+            if name == "valid" and r.get("per_position"):  # Kaplan Fig 20 right: per-token loss against step
+                record["pos_loss_valid"] = r["per_position"]
             if name not in self.best or r["loss"] < self.best[name]["loss"]:
                 self.best[name] = {"loss": r["loss"], "bpb": r["bpb"], "step": self.step}
 
