@@ -28,6 +28,7 @@ Examples:
   scalinglab plan --preset kaplan2020 --budget 1e21 --json
   scalinglab plan --fit fit.json --target-loss 3.2             # compute needed for a loss
   scalinglab plan --fit ns_fit.json --bcrit bcrit_fit.json --budget 1e18
+  scalinglab plan --fit fit.json --hparams hparams.json --budget 1e16   # + LR, batch, steps (scalinglab hparams)
 """
 
 
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     goal.add_argument("--target-loss", type=float, metavar="L", help="find the compute that reaches this loss")
     p.add_argument(
         "--bcrit", metavar="FIT_JSON|kaplan2020", help="B_crit(L) law for the batch and steps (a fit of --law bcrit)"
+    )
+    p.add_argument(
+        "--hparams", metavar="HPARAMS_JSON", help="laws of the optimal LR and batch (from `scalinglab hparams --out`)"
     )
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     add_json_flag(p)
@@ -61,11 +65,48 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_budget(law, args.budget, args.level)
     else:
         plan = plan_target_loss(law, args.target_loss, args.level)
+    hp = _hparams(args, plan) if args.hparams else None
+    if hp is not None:
+        from scalinglab.laws.hparams_plan import with_plan
+
+        plan = with_plan(plan, hp)
     if args.json:
-        print_json(plan.to_dict())
+        print_json({**plan.to_dict(), **({} if hp is None else hp.plan_fields())})
     else:
         print(format_plan(plan))
+        if hp is not None:
+            print(format_hparams(hp))
     return 0
+
+
+def _hparams(args: argparse.Namespace, plan):
+    """The LR, batch and steps of the plan from fitted hyper-parameter laws (laws.hparams_plan); warnings on stderr."""
+    import sys
+
+    from scalinglab.errors import FitError
+    from scalinglab.laws.hparams import HparamsFit
+    from scalinglab.laws.hparams_plan import plan_hparams
+
+    if plan.n_params is None or plan.tokens is None:
+        raise FitError(f"law '{plan.law}' plans no N and D, so --hparams has nothing to apply to; fit a law of N and D.")
+    hp = plan_hparams(HparamsFit.load(args.hparams), plan.n_params, plan.tokens, args.level, plan.n_params_interval, plan.budget)
+    for w in hp.warnings:
+        print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
+    return hp
+
+
+def format_hparams(hp) -> str:
+    """The fitted LR, batch and steps as lines under the plan."""
+    def row(name: str, value, interval, unit: str = "") -> str:
+        tail = "" if interval is None else f"   [{interval[0]:.4g}, {interval[1]:.4g}] prediction interval"
+        return f"  {name:<20}  {_num(value, unit)}{tail}"
+
+    return "\n".join([
+        f"hyper-parameters from {hp.source}:",
+        row("learning rate", hp.lr, hp.lr_interval),
+        row("batch B_opt", hp.batch_tokens, hp.batch_interval, " tokens"),
+        row("steps D/B_opt", hp.steps, hp.steps_interval),
+    ])
 
 
 def _num(x: float | None, unit: str = "") -> str:

@@ -96,9 +96,20 @@ def recipe(name: str, sets: tuple[str, ...]) -> Callable[[Recipe], Recipe]:
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
+    """The recipe called ``name``; an unknown name raises :class:`ConfigError` listing the known ones.
+
+    ``fitted:path/hparams.json`` is the fitted-v1 recipe: tiny-v1 with the LR and batch of the
+    hyper-parameter laws in that file (``scalinglab hparams --out``; laws.hparams_plan).
+    """
+    if name.startswith("fitted:"):  # read afresh each time: the file is the recipe's content
+        from scalinglab.laws.hparams_plan import fitted_recipe
+
+        RECIPE_FIELDS[name] = RECIPE_FIELDS["tiny-v1"] | {"optim.batch_size", "optim.micro_batch_size"}
+        return fitted_recipe(name.partition(":")[2])
     if name not in RECIPES:
-        raise ConfigError(f"unknown recipe '{name}'; choose one of {', '.join(sorted(RECIPES))}.")
+        raise ConfigError(
+            f"unknown recipe '{name}'; choose one of {', '.join(sorted(RECIPES))}, or fitted:path/hparams.json."
+        )
     return RECIPES[name]
 
 
