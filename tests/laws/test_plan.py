@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -144,3 +145,51 @@ def test_plan_with_fitted_ns_and_bcrit_laws(tmp_path: Path, capsys: pytest.Captu
     assert "--law bcrit" in capsys.readouterr().err
     assert main(["plan", "--fit", str(tmp_path / "ns.json"), "--budget", "1e21"]) == 2
     assert "--bcrit" in capsys.readouterr().err
+
+
+# --- how far a plan extrapolates, and the allocations it refuses -----------------------------------
+
+
+def _small_ladder_fit(tmp_path: Path) -> Path:
+    """A chinchilla fit on synthetic runs from 1e17 to 1e19 FLOPs (Epoch's constants, 0.3% noise)."""
+    rng = np.random.default_rng(1)
+    law = get_preset("epoch2024").params
+    n, d = (g.ravel() for g in np.meshgrid(np.geomspace(2e6, 1e8, 6), np.geomspace(2e8, 1e10, 6)))
+    c = 6 * n * d
+    keep = (c >= 1e17) & (c <= 1e19)
+    loss = get_form("chinchilla").predict(law, {"N": n[keep], "D": d[keep]}) * np.exp(0.003 * rng.standard_normal(keep.sum()))
+    path = tmp_path / "fit.json"
+    fit_law("chinchilla", {"N": n[keep], "D": d[keep], "loss": loss}).to_json(path)
+    return path
+
+
+def test_a_plan_says_how_far_it_extrapolates_and_warns_past_a_decade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _small_ladder_fit(tmp_path)
+    assert main(["plan", "--fit", str(path), "--budget", "3e18", "--json"]) == 0
+    captured = capsys.readouterr()
+    inside = json.loads(captured.out)
+    assert inside["decades_beyond"] < 1 and inside["warnings"] == [] and "warning" not in captured.err
+    assert main(["plan", "--fit", str(path), "--budget", "1e25", "--json"]) == 0  # six decades past 1e19
+    captured = capsys.readouterr()
+    far = json.loads(captured.out)
+    assert far["decades_beyond"] >= 6 - 1e-9
+    [warning] = far["warnings"]
+    assert warning["kind"] == "extrapolation" and warning["param"] in ("C", "N", "D")
+    assert "scalinglab plan: warning: the plan extrapolates" in captured.err and "RuntimeWarning" not in captured.err
+
+
+def test_nonsense_allocations_are_refused_with_what_data_would_fix_them() -> None:
+    lopsided = PlanningLaw("chinchilla", {"E": 1.8, "A": 1e5, "B": 1.0, "alpha": 0.3, "beta": 0.3}, "test")
+    with pytest.raises(FitError, match=r"tokens per parameter .* below 0.1.*add runs with more tokens per parameter"):
+        plan_budget(lopsided, 1e21)
+    huge_batch = dataclasses.replace(get_preset("epoch2024"), bcrit=BcritLaw(1e25, 0.21))
+    with pytest.raises(FitError, match="exceeds the plan's .* tokens"):
+        plan_budget(huge_batch, 1e18)
+
+
+def test_cli_plan_rejects_an_infinite_budget_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--preset", "epoch2024", "--budget", "inf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "finite positive number of FLOPs" in err and "column" not in err

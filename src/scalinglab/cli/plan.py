@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    import sys
 
     from scalinglab.laws.plan import get_preset, load_bcrit, load_planning_law, plan_budget, plan_target_loss
 
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_budget(law, args.budget, args.level)
     else:
         plan = plan_target_loss(law, args.target_loss, args.level)
+    for w in plan.warnings:
+        print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
     hp = _hparams(args, plan) if args.hparams else None
     if hp is not None:
         from scalinglab.laws.hparams_plan import with_plan
@@ -133,6 +136,8 @@ def format_plan(plan) -> str:
     ]
     if plan.c_min is not None:
         rows += [("C_min (eq 5.5)", _num(plan.c_min, " FLOPs")), ("S_min (eq 5.4)", _num(plan.s_min))]
+    if plan.decades_beyond is not None:
+        rows.append(("extrapolation", f"{plan.decades_beyond:.2g} decades beyond the fitted runs"))
     if plan.dataset_tokens_needed is not None:
         rows.append(("dataset for no overfit", _num(plan.dataset_tokens_needed, " tokens (eq 4.4)")))
     width = max(len(k) for k, _ in rows)

@@ -36,6 +36,14 @@ from scalinglab.laws.frontier import (
     optimal_allocation,
 )
 
+EXTRAPOLATION_WARN_DECADES = 1.0
+"""A plan farther than this many decades beyond the fitted runs warns: fits from small models
+extrapolate worst (spec §6 pitfall 13; Pearce & Song 2024), and a decade is already 10x the data."""
+
+MIN_TOKENS_PER_PARAM = 0.1
+"""Below this a plan is refused: no run of the fitted kind trains on so few tokens (Epoch drop
+Chinchilla's runs below 0.4, spec §5.2), so such an allocation says the law is not identified."""
+
 COST_RATIOS = (0.6, 0.8, 1.0, 1.25, 1.6, 2.2)
 """Model sizes relative to the optimum for the cost curve; Kaplan App. B: 0.6x-2.2x costs <= +20%."""
 
@@ -61,6 +69,9 @@ class PlanningLaw:
     """Prediction interval for a new run at given inputs (from a fit); None for published constants."""
     param_samples: list[dict[str, float]] = field(default_factory=list, compare=False)
     """Bootstrap refits of the parameters (from a fit), for intervals on N_opt and D_opt."""
+    data_range: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
+    """The smallest and largest C, N and D of the runs fitted (from a fit; empty for published constants),
+    to say how far a plan extrapolates."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,11 @@ class Plan:
     """Kaplan eq 4.4: a dataset of D ≳ 5e3 N^0.74 tokens keeps overfitting below seed noise."""
     cost_curve: list[CostPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    decades_beyond: float | None = None
+    """How many decades the plan's C, N or D (the farthest) lies outside the fitted runs' range; None
+    without a fitted range (published constants)."""
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """``{"kind", "param", "message"}`` entries, as a fit's warnings (e.g. extrapolation past a decade)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,6 +174,10 @@ def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> Planni
 
     fit = FitResult.load(path)
     samples = [] if fit.bootstrap is None else fit.bootstrap[list(fit.form.params)].to_dict("records")
+    data = fit.data[fit.data["weight"] > 0] if "weight" in fit.data else fit.data
+    columns = {c: data[c].to_numpy(float) for c in ("C", "N", "D", "C_min") if c in data}
+    if "C" not in columns and {"N", "D"} <= set(columns):
+        columns["C"] = 6 * columns["N"] * columns["D"]  # C = 6ND, the convention of the fits (Kaplan §2.1)
     return PlanningLaw(
         form=fit.form.name,
         params=dict(fit.params),
@@ -166,6 +186,7 @@ def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> Planni
         bcrit=bcrit,
         interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),
         param_samples=samples,
+        data_range={c: (float(v.min()), float(v.max())) for c, v in columns.items() if len(v)},
     )
 
 
@@ -229,10 +250,16 @@ def frontier_loss(law: PlanningLaw) -> Callable[[float], float]:
 
 def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     """The compute-optimal run for ``budget`` FLOPs under ``law`` (see the module docstring)."""
-    if not budget > 0:
-        raise ConfigError(f"the budget must be a positive number of FLOPs (got {budget}).")
+    if not (np.isfinite(budget) and budget > 0):
+        raise ConfigError(f"the budget must be a finite positive number of FLOPs, e.g. --budget 1e21 (got {budget}).")
     if not 0 < level < 1:
         raise ConfigError(f"the interval level must be between 0 and 1, e.g. 0.95 (got {level}).")
+    with np.errstate(all="ignore"):  # overflow or 0/0 in a degenerate law is checked below, not printed raw
+        plan = _plan_budget(law, budget, level)
+    return _checked(law, plan)
+
+
+def _plan_budget(law: PlanningLaw, budget: float, level: float) -> Plan:
     family = _family(law)
     base = {"budget": float(budget), "law": law.form, "source": law.source, "convention": law.convention}
     if family in ("kaplan_table6", "kaplan_ns"):
@@ -261,6 +288,65 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
         loss=loss, n_params=n, tokens=d, tokens_per_param=d / n, batch_tokens=batch, steps=steps,
         cost_curve=curve, notes=notes, **base, **_interval(law, inputs, level), **_allocation_intervals(law, budget, level),
     )  # fmt: skip
+
+
+def _decades_outside(value: float, lo: float, hi: float) -> float:
+    """Decades from ``value`` to the range [lo, hi] (0 inside it)."""
+    return max(np.log10(value / hi), np.log10(lo / value), 0.0)
+
+
+def _checked(law: PlanningLaw, plan: Plan) -> Plan:
+    """The plan with how far it extrapolates, and a warning past a decade; refuses nonsense allocations.
+
+    Each refusal says what data would fix it: the law was fitted too far from this budget, or on runs
+    that do not pin down the allocation.
+    """
+    fitted = law.data_range
+    where = f"at C={plan.budget:.3g}"
+    if not np.isfinite(plan.loss) or any(v is not None and not np.isfinite(v) for v in (plan.n_params, plan.tokens)):
+        raise FitError(
+            f"the law '{law.form}' gives no finite allocation {where} (loss {plan.loss}); its fitted parameters are "
+            "degenerate there: refit on runs closer to this budget, or use --preset."
+        )
+    if plan.tokens_per_param is not None and plan.tokens_per_param < MIN_TOKENS_PER_PARAM:
+        raise FitError(
+            f"the law recommends {plan.tokens_per_param:.3g} tokens per parameter {where} (N {plan.n_params:.3g}, "
+            f"D {plan.tokens:.3g}), below {MIN_TOKENS_PER_PARAM}: the fit does not pin down the data term; add runs "
+            "with more tokens per parameter and at budgets nearer this one, then refit."
+        )
+    if plan.batch_tokens is not None and plan.tokens is not None and plan.batch_tokens > plan.tokens:
+        raise FitError(
+            f"the batch B_crit = {plan.batch_tokens:.3g} tokens {where} exceeds the plan's {plan.tokens:.3g} tokens: "
+            "the B_crit law is extrapolated past its data; fit it on runs at losses nearer this plan's "
+            f"({plan.loss:.4g})."
+        )
+    if plan.steps is not None and plan.steps < 1:
+        raise FitError(
+            f"the plan {where} trains for {plan.steps:.3g} steps, fewer than one: the B_crit law and the loss law "
+            "disagree at this budget; fit both on runs nearer it."
+        )
+    if not fitted:
+        return plan
+    reach = {"C": plan.budget, "N": plan.n_params, "D": plan.tokens}
+    if plan.c_min is not None and "C_min" in fitted:
+        reach["C_min"] = plan.c_min
+    outside = {k: _decades_outside(v, *fitted[k]) for k, v in reach.items() if v is not None and k in fitted}
+    if not outside:
+        return plan
+    axis = max(outside, key=outside.get)
+    decades = float(outside[axis])
+    warnings = list(plan.warnings)
+    if decades > EXTRAPOLATION_WARN_DECADES:
+        lo, hi = fitted[axis]
+        warnings.append({
+            "kind": "extrapolation", "param": axis,
+            "message": (
+                f"the plan extrapolates {decades:.1f} decades beyond the fitted runs ({axis} = {reach[axis]:.3g}; "
+                f"fitted {lo:.3g} to {hi:.3g}); its numbers are a guess past one decade: add runs within a decade "
+                "of this budget."
+            ),
+        })  # fmt: skip
+    return dataclasses.replace(plan, decades_beyond=decades, warnings=warnings)
 
 
 def _allocation_intervals(law: PlanningLaw, budget: float, level: float, max_samples: int = 200) -> dict[str, Any]:
