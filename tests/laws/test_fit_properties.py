@@ -82,6 +82,13 @@ CASES: dict[str, tuple[st.SearchStrategy[dict], Callable[[], dict], dict[str, fl
         lambda: grid(N=np.logspace(7, 11, 9), D=np.logspace(9, 13, 9)),
         {"E": 0.03, "A": 0.3, "B": 0.3, "alpha": 0.05, "beta": 0.05},
     ),
+    "chinchilla_tied": (  # one exponent for both terms
+        st.fixed_dictionaries(
+            {"E": st.floats(1.5, 2.0), "A": log_uniform(200, 800), "B": log_uniform(500, 3000), "eta": st.floats(0.3, 0.4)}
+        ),
+        lambda: grid(N=np.logspace(7, 11, 9), D=np.logspace(9, 13, 9)),
+        {"E": 0.03, "A": 0.3, "B": 0.3, "eta": 0.05},
+    ),
     "chinchilla_c": (
         st.fixed_dictionaries({"E": st.floats(1.5, 2.5), "gamma": st.floats(0.1, 0.3), "at_1e19": st.floats(0.5, 2.0)}).map(
             lambda p: {"E": p["E"], "k": p["at_1e19"] * 1e19 ** p["gamma"], "gamma": p["gamma"]}

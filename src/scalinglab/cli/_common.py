@@ -43,3 +43,9 @@ def command(sub: argparse._SubParsersAction, name: str, help: str, description: 
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def print_warnings(name: str, warnings: list[dict[str, Any]]) -> None:
+    """Each warning of a fit or plan (laws/diagnostics.py) on stderr as ``scalinglab <name>: warning: <message>``."""
+    for w in warnings:
+        print(f"scalinglab {name}: warning: {w['message']}", file=sys.stderr)

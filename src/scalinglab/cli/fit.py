@@ -6,9 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, command, print_json, print_warnings
 
-LAWS = "chinchilla, chinchilla_c, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, bcrit, position"
+LAWS = (
+    "chinchilla, chinchilla_tied, chinchilla_c, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, "
+    "bcrit, position, auto"
+)
 
 DESCRIPTION = f"""\
 Fit a scaling law to runs: the Huber loss (delta 1e-3) of log residuals, summed over runs, from a
@@ -43,6 +46,19 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold on log residuals (default 1e-3)")
     p.add_argument("--weights", metavar="COLUMN", help="column of per-run weights (default: all 1)")
     p.add_argument("--overpredict-penalty", type=float, default=0.0, metavar="F", help="extra weight on over-predictions")
+    p.add_argument("--tie", action="append", metavar="P=Q", help="fit P and Q as one parameter, e.g. alpha=beta (repeatable)")
+    p.add_argument("--fix", action="append", metavar="P=VALUE", help="hold P at VALUE, e.g. E=1.69 (repeatable)")
+    p.add_argument("--bound", action="append", metavar="P=LOW:HIGH", help="keep P in [LOW, HIGH], e.g. E=1.5:2.5 (repeatable)")
+    p.add_argument(
+        "--outliers", choices=("keep", "flag", "drop", "downweight"), default="flag",
+        help="runs whose residual stands out: keep, flag (default), drop and refit, or downweight and refit",
+    )  # fmt: skip
+    p.add_argument("--run-column", metavar="COLUMN", help="checkpoint table: the column naming each row's run")
+    p.add_argument(
+        "--skip-fraction", type=float, default=0.0, metavar="F",
+        help="with --run-column: drop each run's checkpoints below F of its final tokens (e.g. 0.1)",
+    )  # fmt: skip
+    p.add_argument("--inputs", metavar="COL,...", help="a user law's input columns, e.g. N,D (when it does not declare them)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="seed for random starts and the bootstrap")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -56,9 +72,17 @@ def read_table(args: argparse.Namespace):
 
     table = read_runs_table(args.table, args.columns)
     if Path(args.table).is_dir():
+        from scalinglab.errors import DataError
+        from scalinglab.study.noise import seed_noise
         from scalinglab.study.selection import select_for_law
 
         attrs = table.attrs
+        try:  # the seeds' spread, before the law's selection leaves them out: the intervals' noise floor
+            noise = seed_noise(table)
+            attrs = {**attrs, "noise_floor": noise.sd_log}
+            print(f"scalinglab {args.command}: {noise.line()}: the floor of the prediction intervals", file=sys.stderr)
+        except DataError:
+            pass
         table, used = select_for_law(table, args.law, args.design)
         table = table.reset_index(drop=True)
         table.attrs = {**attrs, "notes": [*attrs.get("notes", []), used]}
@@ -70,8 +94,8 @@ def read_table(args: argparse.Namespace):
     return drop_highest(table, args.drop_highest_loss)
 
 
-def fit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for ``fit_law`` from the shared arguments."""
+def fit_options(args: argparse.Namespace, table=None) -> dict[str, Any]:
+    """Keyword arguments for ``fit_law`` from the shared arguments (and a study's noise floor, read with the table)."""
     starts: Any = int(args.starts) if args.starts.isdigit() else args.starts
     return {
         "starts": starts,
@@ -81,6 +105,14 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
         "level": args.level,
         "seed": args.seed,
         "progress": not args.no_progress and sys.stderr.isatty(),
+        "noise_floor": 0.0 if table is None else table.attrs.get("noise_floor", 0.0),
+        "tie": args.tie,
+        "fix": args.fix,
+        "bounds": args.bound,
+        "outliers": args.outliers,
+        "runs": args.run_column,
+        "skip_fraction": args.skip_fraction,
+        "inputs": None if not args.inputs else [c.strip() for c in args.inputs.split(",") if c.strip()],
     }
 
 
@@ -108,7 +140,13 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.fit import fit_law
 
     table = read_table(args)
-    result = fit_law(args.law, table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args))
+    if args.law == "auto":
+        from scalinglab.laws.auto import fit_auto
+
+        result = fit_auto(table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
+    else:
+        result = fit_law(args.law, table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
+    print_warnings("fit", [w for w in result.warnings if w["kind"] != "not_converged"])
     if args.out:
         result.to_json(args.out)
     if args.json:
@@ -128,6 +166,12 @@ def print_fit(result) -> None:
     print(f"data: {result.n_points} runs; {result.convention}")
     for note in result.notes:
         print(f"  note: {note}")
+    for c in result.candidates:
+        cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f} ({c['folds']} steps)"
+        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{'  <- chosen' if c['chosen'] else ''}")
+    for kind, held in result.constraints.items():
+        if held:
+            print(f"  {kind}: {', '.join(f'{k}={v}' for k, v in held.items())}")
     state = "converged" if result.converged else "NOT CONVERGED"
     print(
         f"fit: {state}, objective {result.objective:.6e} (summed Huber, delta {result.delta:g}), gradient "
@@ -145,4 +189,5 @@ def print_fit(result) -> None:
     along = noise.axis or "·".join(result.form.inputs)
     print(f"\nnew-run noise (log space): {noise.s0:.4f}, growing by {noise.slope:.4f} per e-fold of {along} beyond the data")
     for flag in result.outliers:
-        print(f"outlier: row {flag['row']}: {flag['reason']} {flag['value']:.4g} ({flag['sigmas']:.1f} robust sd)")
+        action = f"; {flag['action']}" if "action" in flag else ""
+        print(f"outlier: row {flag['row']}: {flag['reason']} {flag['value']:.4g} ({flag['sigmas']:.1f} robust sd){action}")

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.auto import fit_auto
 from scalinglab.laws.fit import FitResult, fit_law
-from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws.forms import Form
 from scalinglab.laws.tables import fit_frame
 
 _SPLIT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -83,6 +84,9 @@ class BacktestResult:
             "n_test": self.n_test,
             "params": self.fit.params,
             "converged": self.fit.converged,
+            "constraints": self.fit.constraints,
+            "warnings": self.fit.warnings,
+            "candidates": self.fit.candidates,
         }
         if points:
             out["points"] = self.table.reset_index(names="row").to_dict(orient="records")
@@ -101,22 +105,32 @@ def backtest(
 ) -> BacktestResult:
     """Fit ``form`` on the rows ``train`` selects, predict the others; ``fit_kwargs`` go to :func:`fit_law`.
 
-    ``bootstrap`` refits give the parameter part of the prediction intervals (0: noise only).
+    ``bootstrap`` refits give the parameter part of the prediction intervals (0: noise only). ``form="auto"``
+    selects the law inside the training runs (:func:`scalinglab.laws.auto.fit_auto`).
     """
-    form = get_form(form)
     split = parse_split(train) if isinstance(train, str) else train
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
     mask = split.train_mask(df)
     # Intervals widen with the distance along the split's column when it can be logged (N, C...).
     axis = split.column if (pd.to_numeric(df[split.column], errors="coerce") > 0).all() else None
-    frame = fit_frame(df, form, fit_kwargs.pop("weights", None), extra=[axis] if axis else [])
     n_train, n_test = int(mask.sum()), int((~mask).sum())
     if n_test == 0:
         raise FitError(f"split '{split}' keeps every run for training; choose a threshold that holds some out.")
     if n_train == 0:
         raise FitError(f"split '{split}' leaves no training runs; choose a threshold that keeps some.")
-    fit = fit_law(form, frame[mask], weights="weight", bootstrap=bootstrap, level=level, seed=seed, axis=axis, **fit_kwargs)
-    test = frame[~mask]
+    weights = fit_kwargs.pop("weights", None)
+    if weights is not None and not isinstance(weights, str):
+        weights = np.asarray(weights, dtype=float)[mask]
+    if form == "auto":  # the whole selection runs on the training runs only, never on the held-out ones
+        fit = fit_auto(df[mask], axis=axis, weights=weights, bootstrap=bootstrap, level=level, seed=seed, **fit_kwargs)
+    else:
+        fit = fit_law(form, df[mask], weights=weights, bootstrap=bootstrap, level=level, seed=seed, axis=axis, **fit_kwargs)
+    form = fit.form
+    test = fit_frame(df[~mask], form, None, extra=[axis] if axis else [])
+    if fit.run_column:  # a checkpoint table is scored on each held-out run's final checkpoint
+        last = df[~mask].groupby(fit.run_column)["D"].idxmax() if "D" in df.columns else df[~mask].groupby(fit.run_column).tail(1).index
+        test = test.loc[np.sort(np.asarray(last))]
+        n_test = len(test)
     actual = test[form.target].to_numpy()
     predicted = fit.predict(test)
     lo, hi = fit.prediction_interval(test, level)

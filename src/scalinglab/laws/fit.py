@@ -5,6 +5,11 @@ sum that Besiroglu et al. 2024 showed is needed), starting from a grid of parame
 are all optimised together (:func:`scalinglab.laws.objective.multistart`), then finishes the best
 few with L-BFGS-B at tight tolerance. The result is a :class:`FitResult`, which is also the
 ``fit.json`` artefact that ``scalinglab plan`` reads.
+
+Any law can be fitted with parameters tied, fixed or bounded (:func:`scalinglab.laws.forms.constrain`);
+a table of checkpoints (several rows per run, ``runs=``) counts each run once and is resampled by run;
+what the data cannot support comes back as ``FitResult.warnings`` (:mod:`scalinglab.laws.diagnostics`),
+never as a raw library warning.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from scalinglab import __version__
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws import diagnostics
+from scalinglab.laws.forms import FORMS, Constrained, Form, constrain, get_form
 from scalinglab.laws.objective import (
     Problem,
     expected_decrease,
@@ -31,7 +38,7 @@ from scalinglab.laws.objective import (
     polish,
     projected_gradient_norm,
 )
-from scalinglab.laws.tables import fit_frame
+from scalinglab.laws.tables import fit_frame, run_weights, skip_early
 from scalinglab.laws.uncertainty import (
     NoiseModel,
     calibrate_noise,
@@ -46,6 +53,10 @@ Starts = str | int | Mapping[str, float] | Sequence[Mapping[str, float]]
 
 OUTLIER_SIGMAS = 4.0
 """Flag a run whose log residual, or log tokens-per-parameter, is this many robust sds from the rest."""
+
+OUTLIER_MODES = ("keep", "flag", "drop", "downweight")
+"""keep: no flags; flag: list the runs that stand out; drop: refit without the runs whose residual stands out;
+downweight: refit with those runs' weights scaled by OUTLIER_SIGMAS·sd/|residual| (their pull capped)."""
 
 
 @dataclass
@@ -83,6 +94,15 @@ class FitResult:
     """One row per converged bootstrap refit: public parameters and derived quantities."""
     bootstrap_dropped: int = 0
     notes: list[str] = field(default_factory=list)
+    constraints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Ties, fixed values and bounds the fit was held to, in public units (``{"tie": {...}, "fix": ..., "bounds": ...}``)."""
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """What the data cannot support, ``{"kind", "param", "message"}`` each (:mod:`scalinglab.laws.diagnostics`)."""
+    outlier_mode: str = "flag"
+    run_column: str | None = None
+    """For a checkpoint table: the column naming each row's run (each run counts once; the bootstrap resamples runs)."""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    """For ``law="auto"``: every candidate law's rollout CV error and weight (:mod:`scalinglab.laws.auto`)."""
 
     @property
     def law(self) -> str:
@@ -98,9 +118,25 @@ class FitResult:
         return self.form.predict(self.params, X)
 
     def prediction_interval(self, X: pd.DataFrame | Mapping[str, Any], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, hi)`` of the target for a new run at each row of ``X``: parameter spread plus run noise."""
+        """``(lo, hi)`` of the target for a new run at each row of ``X``: parameter spread plus run noise, plus the
+        spread of the other candidate laws around this one when it was chosen by ``law="auto"``."""
         samples = None if self.bootstrap is None else self.bootstrap[list(self.form.params)].to_numpy()
-        return prediction_interval(self.form, self.params, samples, self.noise, X, level)
+        lo, hi = prediction_interval(self.form, self.params, samples, self.noise, X, level)
+        spread = self.candidate_spread(X)
+        if not np.any(spread > 0):
+            return lo, hi
+        center = np.log(self.predict(X))
+        half = np.sqrt((np.log(hi) - center) ** 2 + (norm.ppf(0.5 + level / 2) * spread) ** 2)
+        return np.exp(center - half), np.exp(center + half)
+
+    def candidate_spread(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+        """Weighted rms of the candidate laws' log predictions around this fit's, at each row of ``X`` (0 if none)."""
+        center = np.log(self.predict(X))
+        total = np.zeros_like(center)
+        for c in self.candidates:
+            if c.get("weight") and c.get("params") and not c.get("chosen"):
+                total += c["weight"] * (np.log(get_form(c["law"]).predict(c["params"], X)) - center) ** 2
+        return np.sqrt(total)
 
     def residuals(self) -> np.ndarray:
         """Log residuals log(prediction) - log(target) at the fitted rows."""
@@ -129,7 +165,12 @@ class FitResult:
             "level": self.level,
             "intervals": self.intervals,
             "outliers": self.outliers,
+            "outlier_mode": self.outlier_mode,
             "notes": self.notes,
+            "constraints": self.constraints,
+            "warnings": self.warnings,
+            "run_column": self.run_column,
+            "candidates": self.candidates,
             "bootstrap": None,
             "data": {"index": [str(i) for i in self.data.index], **{c: self.data[c].tolist() for c in self.data.columns}},
             "scalinglab_version": __version__,
@@ -150,8 +191,12 @@ class FitResult:
         return text
 
     @classmethod
-    def load(cls, path: str | Path, form: Form | None = None) -> FitResult:
-        """Read a ``fit.json``; ``form`` is needed only for a user law not loadable by name."""
+    def load(cls, path: str | Path, form: Form | None = None, trust_law_file: bool = False) -> FitResult:
+        """Read a ``fit.json``; ``form`` is needed only for a user law not loadable by name.
+
+        A fit of a user law names a Python file; that file is imported only with ``trust_law_file``
+        (a fit shared between people is data, and must not become code by being read).
+        """
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -159,6 +204,11 @@ class FitResult:
             raise DataError(f"cannot read fit file '{path}': {e}; write one with `scalinglab fit ... --out {path}`.") from None
         if "law" not in d or "params" not in d:
             raise DataError(f"'{path}' is not a fit.json (no 'law'/'params'); write one with `scalinglab fit --out`.")
+        if form is None and d["law"] not in FORMS and not trust_law_file:
+            raise ConfigError(
+                f"'{path}' was fitted with the user law '{d['law']}', a Python file that scalinglab does not run "
+                f"because a fit file names it; pass --law {d['law']} again (only if you trust that file) or --trust-law-file."
+            )
         form = form or get_form(d["law"])
         data = d["data"]
         frame = pd.DataFrame({k: v for k, v in data.items() if k != "index"}, index=data.get("index"))
@@ -184,6 +234,11 @@ class FitResult:
             bootstrap=None if boot is None else pd.DataFrame(boot["samples"]),
             bootstrap_dropped=0 if boot is None else boot["dropped"],
             notes=d.get("notes", []),
+            constraints=d.get("constraints", {}),
+            warnings=d.get("warnings", []),
+            outlier_mode=d.get("outlier_mode", "flag"),
+            run_column=d.get("run_column"),
+            candidates=d.get("candidates", []),
         )
 
 
@@ -207,13 +262,20 @@ def start_points(form: Form, starts: Starts, seed: int = 0) -> np.ndarray:
     return np.array([form.to_theta(p) for p in points], dtype=float)
 
 
-def outlier_flags(frame: pd.DataFrame, residuals: np.ndarray, noise: float) -> list[dict[str, Any]]:
-    """Runs to look at: large residuals, and D/N far outside the rest (Epoch's dropped runs are both)."""
+def outlier_flags(
+    frame: pd.DataFrame, residuals: np.ndarray, noise: float, last: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """Runs to look at: large residuals, and D/N far outside the rest (Epoch's dropped runs are both).
+
+    ``last`` marks each run's final row in a checkpoint table: only those are judged, on their residual
+    (early checkpoints sit at few tokens per parameter by design, and off the law by warmup).
+    """
     flags = []
-    for label, r in zip(frame.index, residuals):
-        if noise > 0 and abs(r) > OUTLIER_SIGMAS * noise:
+    judged = np.ones(len(frame), bool) if last is None else last
+    for label, r, ok in zip(frame.index, residuals, judged):
+        if ok and noise > 0 and abs(r) > OUTLIER_SIGMAS * noise:
             flags.append({"row": str(label), "reason": "residual", "value": float(r), "sigmas": float(abs(r) / noise)})
-    if {"N", "D"} <= set(frame.columns):
+    if last is None and {"N", "D"} <= set(frame.columns):
         ratio = np.log(frame["D"].to_numpy() / frame["N"].to_numpy())
         center = np.median(ratio)
         scale = 1.4826 * np.median(np.abs(ratio - center))
@@ -223,6 +285,24 @@ def outlier_flags(frame: pd.DataFrame, residuals: np.ndarray, noise: float) -> l
                     {"row": str(label), "reason": "tokens_per_param", "value": float(np.exp(x)), "sigmas": float(abs(x - center) / scale)}
                 )
     return flags
+
+
+def _optimise(problem: Problem, theta0: np.ndarray, progress: bool) -> tuple[np.ndarray, float, float, str, int]:
+    """Multistart, polish the best few, finish; returns theta, objective, relative decrease left, status, starts at the optimum."""
+    candidates, values = multistart(problem, theta0, progress=progress)
+    if not np.isfinite(values[0]):
+        raise FitError(f"law '{problem.form.name}' cannot be evaluated at any start on these data; check the table's units.")
+    # Polish the best few distinct local minima; keep the lowest.
+    best = None
+    for theta in candidates[: min(3, len(candidates))]:
+        res = polish(problem, theta)
+        if best is None or res.fun < best.fun:
+            best = res
+    theta_hat = finish(problem, best.x)
+    f, dec = expected_decrease(problem, theta_hat[None, :])
+    status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
+    at_optimum = int(np.sum(values <= f[0] * (1 + 1e-9) + 1e-300))
+    return theta_hat, float(f[0]), float(dec[0]), status, max(at_optimum, 1)
 
 
 def fit_law(
@@ -239,6 +319,14 @@ def fit_law(
     convention: str | None = None,
     axis: str | None = None,
     progress: bool = False,
+    noise_floor: float = 0.0,
+    tie: Mapping[str, str] | Sequence[str] | str | None = None,
+    fix: Mapping[str, float] | Sequence[str] | str | None = None,
+    bounds: Mapping[str, tuple[float, float]] | Sequence[str] | str | None = None,
+    outliers: str = "flag",
+    runs: str | None = None,
+    skip_fraction: float = 0.0,
+    inputs: Sequence[str] | None = None,
 ) -> FitResult:
     """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
 
@@ -250,18 +338,72 @@ def fit_law(
         overpredict_penalty: extra relative weight on over-predicted runs (0 = symmetric).
         bootstrap: number of bootstrap refits over runs for intervals (0 = none).
         level: coverage of the reported intervals.
+        noise_floor: least log-space sd of a new run in prediction intervals: the run-to-run spread
+            a seeds design measured (scalinglab.study.noise), 0 for none.
         convention: the N/C convention of the data (default: the table's ``attrs["convention"]``).
         axis: the column along which predictions will extrapolate, for the prediction intervals'
             growth (default: the form's own axis, log N + log D for chinchilla, i.e. log C).
+        tie, fix, bounds: constraints in public units: ``"alpha=beta"``, ``{"E": 1.69}``, ``"E=1.5:2.5"``
+            (:func:`scalinglab.laws.forms.constrain`); recorded on the result.
+        outliers: one of :data:`OUTLIER_MODES`.
+        runs: column naming each row's run in a table of checkpoints: each run gets weight 1 in all, the
+            bootstrap resamples runs, and only a run's last row can be flagged as an outlier.
+        skip_fraction: with ``runs``, drop each run's checkpoints below this fraction of its final tokens.
+        inputs: a user function's input columns, when it does not declare them.
     """
-    form = get_form(form)
+    base = get_form(form, inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _fit(
+            constrain(base, tie, fix, bounds), data, starts=starts, delta=delta, weights=weights,
+            overpredict_penalty=overpredict_penalty, bootstrap=bootstrap, seed=seed, level=level,
+            convention=convention, axis=axis, progress=progress, outliers=outliers, runs=runs, skip_fraction=skip_fraction,
+            noise_floor=noise_floor,
+        )  # fmt: skip
+    result.warnings.extend(diagnostics.from_python(caught))
+    return result
+
+
+def _fit(
+    con: Constrained,
+    data: pd.DataFrame | Mapping[str, Any],
+    *,
+    starts: Starts,
+    delta: float,
+    weights: str | Sequence[float] | None,
+    overpredict_penalty: float,
+    bootstrap: int,
+    seed: int,
+    level: float,
+    convention: str | None,
+    axis: str | None,
+    progress: bool,
+    outliers: str,
+    runs: str | None,
+    skip_fraction: float,
+    noise_floor: float = 0.0,
+) -> FitResult:
+    base, form = con.base, con.form
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap={bootstrap}; give the number of bootstrap refits, 0 for none (e.g. --bootstrap 200).")
     if delta <= 0:
         raise ConfigError(f"delta={delta}; the Huber threshold must be positive (Hoffmann use 1e-3).")
     if overpredict_penalty < 0:
         raise ConfigError(f"overpredict_penalty={overpredict_penalty}; use 0 (symmetric) or a positive factor.")
     if not 0 < level < 1:
         raise ConfigError(f"level={level}; give a coverage between 0 and 1, e.g. 0.95.")
-    frame = fit_frame(data, form, weights, extra=[axis] if axis else [])
+    if outliers not in OUTLIER_MODES:
+        raise ConfigError(f"outliers='{outliers}'; use one of {', '.join(OUTLIER_MODES)}.")
+    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    if skip_fraction and not runs:
+        raise ConfigError("skip_fraction needs runs=COLUMN (--run-column): the early part of which run to drop.")
+    if runs:
+        df = skip_early(df, runs, skip_fraction)
+    frame = fit_frame(df, form, weights, extra=[axis] if axis else [])
+    groups, last = None, None
+    if runs:
+        groups, last = run_weights(df.loc[frame.index, runs], frame)
+        frame.attrs["notes"] = [*frame.attrs.get("notes", []), f"{groups.max() + 1} runs in {len(frame)} checkpoint rows; each run weighs 1"]
     problem = Problem(
         form=form,
         logx=form.log_inputs(frame),
@@ -271,27 +413,30 @@ def fit_law(
         penalty=overpredict_penalty,
     )
     theta0 = start_points(form, starts, seed)
-    candidates, values = multistart(problem, theta0, progress=progress)
-    if not np.isfinite(values[0]):
-        raise FitError(f"law '{form.name}' cannot be evaluated at any start on these data; check the table's units.")
-    # Polish the best few distinct local minima; keep the lowest.
-    best = None
-    for theta in candidates[: min(3, len(candidates))]:
-        res = polish(problem, theta)
-        if best is None or res.fun < best.fun:
-            best = res
-    theta_hat = finish(problem, best.x)
-    f, dec = expected_decrease(problem, theta_hat[None, :])
-    converged = bool(is_converged(f, dec)[0])
-    status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
-    params = form.param_dict(theta_hat)
-    residuals = np.log(form.predict(params, frame)) - problem.logy
-    scale = robust_scale(residuals, len(form.params))
-    at_optimum = int(np.sum(values <= f[0] * (1 + 1e-9) + 1e-300))
+    theta_hat, f, dec, status, at_optimum = _optimise(problem, theta0, progress)
+    residuals = problem.form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
+    scale = robust_scale(residuals[problem.weights > 0], len(form.params))
+    flags = [] if outliers == "keep" else outlier_flags(frame, residuals, scale, last)
+    if outliers in ("drop", "downweight") and any(fl["reason"] == "residual" for fl in flags):
+        # Refit from the estimate with the runs that stand out removed or their pull capped, as asked.
+        pos = {str(label): i for i, label in enumerate(frame.index)}
+        w = problem.weights.copy()
+        for fl in flags:
+            if fl["reason"] == "residual":
+                i = pos[fl["row"]]
+                w[i] = 0.0 if outliers == "drop" else w[i] * OUTLIER_SIGMAS / fl["sigmas"]
+                fl["action"] = "dropped" if outliers == "drop" else f"weight x{OUTLIER_SIGMAS / fl['sigmas']:.3g}"
+        frame["weight"] = w
+        problem = dataclasses.replace(problem, weights=w)
+        theta_hat, f, dec, status, at_optimum = _optimise(problem, np.vstack([theta_hat, theta0]), progress)
+        residuals = problem.form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
+    converged = bool(is_converged(np.array([f]), np.array([dec]))[0])
+    params = base.param_dict(con.expand(theta_hat))
+    tied = con.spec["tie"]
     result = FitResult(
-        form=form,
+        form=base,
         params=params,
-        objective=float(f[0]),
+        objective=f,
         converged=converged,
         status=status,
         grad_norm=projected_gradient_norm(problem, theta_hat),
@@ -301,21 +446,40 @@ def fit_law(
         delta=delta,
         overpredict_penalty=overpredict_penalty,
         n_starts=len(theta0),
-        starts_at_optimum=max(at_optimum, 1),
+        starts_at_optimum=at_optimum,
         noise=calibrate_noise(
-            problem, theta_hat, np.log(frame[axis].to_numpy()) if axis else form.axis_values(problem.logx), axis
+            problem, theta_hat, np.log(frame[axis].to_numpy()) if axis else form.axis_values(problem.logx), axis,
+            floor=noise_floor,
         ),
-        outliers=outlier_flags(frame, residuals, scale),
+        outliers=flags,
         level=level,
         notes=list(frame.attrs.get("notes", [])),
+        constraints=con.spec if con.active else {},
+        outlier_mode=outliers,
+        run_column=runs,
     )
-    if not converged:  # reported on the result too; never accepted silently
-        warnings.warn(f"fit of '{form.name}' did not converge: {status}; try starts='full'.", RuntimeWarning, stacklevel=2)
+    found = [
+        *diagnostics.convergence_warning(converged, status),
+        *diagnostics.bound_warnings(problem, theta_hat, tied),
+        *diagnostics.identification_warnings(problem, theta_hat, tied),
+    ]
     if bootstrap:
-        thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress)
-        samples = pd.DataFrame(form.from_theta(thetas), columns=list(form.params))
-        for name, value in form.derived_values({p: samples[p].to_numpy() for p in form.params}).items():
+        thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress, groups=groups)
+        samples = pd.DataFrame(base.from_theta(con.expand(thetas)), columns=list(base.params))
+        for name, value in base.derived_values({p: samples[p].to_numpy() for p in base.params}).items():
             samples[name] = value
         result.bootstrap, result.bootstrap_dropped = samples, dropped
         result.intervals = percentile_intervals({c: samples[c].to_numpy() for c in samples.columns}, level)
+        found += diagnostics.bootstrap_warning(bootstrap, dropped)
+        free = {p for p in base.params if p not in con.spec["fix"] and p not in tied}
+        estimates = {k: v for k, v in {**params, **result.derived}.items() if k in free or k not in base.params}
+        found += diagnostics.interval_warnings(estimates, result.intervals, level)
+    if outliers == "flag" and flags:
+        rows = sorted({fl["row"] for fl in flags})
+        found.append(diagnostics.warning(
+            "outlier", None,
+            f"{len(rows)} run(s) stand out from the rest (row {', '.join(rows[:8])}{' ...' if len(rows) > 8 else ''}); look at them, "
+            "or refit with --outliers drop|downweight.",
+        ))  # fmt: skip
+    result.warnings = found
     return result

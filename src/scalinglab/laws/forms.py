@@ -9,7 +9,9 @@ on request, their Jacobian ``(K, P, n)``, so the fitter can run thousands of sta
 Users see the public parameters (``E``, ``A``, ``N_c``...; ``form.params``); ``to_theta`` and
 ``from_theta`` convert. Write your own law as a Python function with named parameters and wrap it
 with :meth:`Form.from_function` (numerical gradients), or give ``path.py:function`` to
-:func:`get_form`.
+:func:`get_form`; its inputs are declared (:func:`law`, a module-level ``INPUTS``, or ``inputs=``).
+:func:`constrain` ties, fixes or bounds the parameters of any form (``alpha=beta``, ``E=1.69``,
+``E=1.5:2.5``) by fitting a smaller form whose parameters map affinely onto the original's.
 """
 
 from __future__ import annotations
@@ -24,10 +26,24 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, DataError
+from scalinglab.errors import ConfigError, DataError, FitError
 
-# Column names a user function's arguments are matched against to tell inputs from parameters.
+# Column names a user function's leading arguments are matched against when it declares no inputs.
 INPUT_NAMES = ("N", "D", "C", "C_min", "S", "T", "B", "loss")
+
+
+def law(*, inputs: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator declaring which arguments of a user law are table columns: ``@law(inputs=("N", "D"))``.
+
+    The other arguments are parameters, whatever their names (an amplitude may be called B, C, S or T).
+    """
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.inputs = tuple(inputs)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
 
 # evaluate(theta (K, P), logx {input: (n,)}, jac) -> (log-prediction (K, n), Jacobian (K, P, n) | None)
 Evaluate = Callable[[np.ndarray, Mapping[str, np.ndarray], bool], tuple[np.ndarray, np.ndarray | None]]
@@ -153,13 +169,29 @@ class Form:
     ) -> Form:
         """A form from ``fn(N, D, ..., p1, p2, ...)`` returning the target (vectorised with numpy).
 
-        Arguments named like table columns (``N``, ``D``, ``C``, ``S``, ``T``...) are inputs unless
-        ``inputs`` says otherwise; the rest are parameters. ``log_params`` are positive scales fitted
+        The inputs are ``inputs``, else those declared with :func:`law`, else the *leading* arguments named
+        like table columns (``fn(N, D, E, A, B, alpha, beta)``: N and D; B is a parameter); the rest are
+        parameters. ``log_params`` are positive scales fitted
         in log space, ``start`` gives start values (a list per parameter builds a grid) in public
         units, ``bounds`` public-unit bounds. Gradients are central differences.
         """
         names = [p.name for p in inspect.signature(fn).parameters.values()]
-        ins = tuple(inputs) if inputs is not None else tuple(n for n in names if n in INPUT_NAMES)
+        declared = inputs if inputs is not None else getattr(fn, "inputs", None)
+        if declared is not None:
+            ins = tuple(declared)
+            unknown_inputs = [n for n in ins if n not in names]
+            if unknown_inputs:
+                raise ConfigError(
+                    f"inputs {unknown_inputs} are not arguments of '{fn.__name__}' (its arguments: {', '.join(names)}); "
+                    "declare inputs among them."
+                )
+        else:
+            ins = tuple(itertools.takewhile(lambda n: n in INPUT_NAMES, names))
+        if not ins:
+            raise ConfigError(
+                f"function '{fn.__name__}' declares no inputs; put the table columns first (e.g. fn(N, D, ...)), "
+                'decorate it with @law(inputs=("N", "D")), set INPUTS = ("N", "D") in its file, or pass --inputs N,D.'
+            )
         params = tuple(n for n in names if n not in ins)
         if not params:
             raise ConfigError(f"function '{fn.__name__}' has no parameters to fit besides its inputs {ins}.")
@@ -187,8 +219,14 @@ class Form:
                     values[p] = np.exp(values[p])
                 x = {k: np.exp(v)[None, :] for k, v in logx.items()}  # (1, n)
                 with np.errstate(all="ignore"):
-                    out = np.asarray(fn(**x, **values), dtype=float)
-                    return np.log(np.broadcast_to(out, (th.shape[0], next(iter(x.values())).shape[1])))
+                    try:
+                        out = np.asarray(fn(**x, **values), dtype=float)
+                        return np.log(np.broadcast_to(out, (th.shape[0], next(iter(x.values())).shape[1])))
+                    except Exception as e:  # the user's code: one line naming it, never its traceback
+                        raise FitError(
+                            f"law '{name or fn.__name__}' raised {type(e).__name__}: {e}".splitlines()[0]
+                            + "; fix the function (it gets numpy arrays of the inputs and parameters, broadcast together)."
+                        ) from None
 
             logpred = logf(theta)
             if not jac:
@@ -304,6 +342,14 @@ def _chinchilla(theta, logx, jac):
     return logpred, _jacobian(w_e, w_a, w_b, -w_a * logx["N"], -w_b * logx["D"])
 
 
+def _chinchilla_tied(theta, logx, jac):
+    log_e, log_a, log_b, eta = (_col(theta, i) for i in range(4))
+    logpred, (w_e, w_a, w_b) = _lse(log_e, log_a - eta * logx["N"], log_b - eta * logx["D"])
+    if not jac:
+        return logpred, None
+    return logpred, _jacobian(w_e, w_a, w_b, -w_a * logx["N"] - w_b * logx["D"])
+
+
 def _chinchilla_c(theta, logx, jac):
     log_e, log_k, gamma = (_col(theta, i) for i in range(3))
     logpred, (w_e, w_k) = _lse(log_e, log_k - gamma * logx["C"])
@@ -408,6 +454,22 @@ FORMS: dict[str, Form] = {
             "b": lambda p: p["alpha"] / (p["alpha"] + p["beta"]),  # D_opt ∝ C^b
         },
     ),
+    "chinchilla_tied": Form(
+        name="chinchilla_tied",
+        doc="Chinchilla with one exponent: L(N, D) = E + A/N^eta + B/D^eta (a = b = 1/2; fewer runs identify it).",
+        inputs=("N", "D"),
+        params=("E", "A", "B", "eta"),
+        log_params=frozenset({"E", "A", "B"}),
+        evaluate=_chinchilla_tied,
+        bounds=((-10.0, 10.0), (-50.0, 100.0), (-50.0, 100.0), (0.0, 5.0)),
+        grid={
+            "log_E": (-1.0, -0.5, 0.0, 0.5, 1.0),
+            "log_A": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+            "log_B": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+            "eta": _HALVES,
+        },
+        default_grid={"log_E": (-1.0, 0.0, 1.0), "log_A": (0.0, 10.0, 20.0), "log_B": (0.0, 10.0, 20.0), "eta": (0.0, 0.3, 0.6, 1.0)},
+    ),
     "chinchilla_c": Form(
         name="chinchilla_c",
         doc="Loss against compute with an irreducible term: L(C) = E + k C^-gamma (C in FLOPs; spec §6.6).",
@@ -426,8 +488,12 @@ FORMS: dict[str, Form] = {
 }
 
 
-def get_form(name: str | Form) -> Form:
-    """A registered form by name, or a user function given as ``path/to/file.py:function``."""
+def get_form(name: str | Form, inputs: Sequence[str] | None = None) -> Form:
+    """A registered form by name, or a user function given as ``path/to/file.py:function``.
+
+    ``inputs`` declares a user function's table columns (else its ``@law`` mark, its file's ``INPUTS``,
+    or its leading column-named arguments).
+    """
     if isinstance(name, Form):
         return name
     if name in FORMS:
@@ -438,11 +504,193 @@ def get_form(name: str | Form) -> Form:
             raise ConfigError(f"law file '{path}' not found; give --law path/to/file.py:function.")
         spec = importlib.util.spec_from_file_location(Path(path).stem, path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            raise ConfigError(f"law file '{path}' line {e.lineno}: SyntaxError: {e.msg}; fix the file.") from None
+        except Exception as e:  # importing the user's file failed: one line, not its traceback
+            raise ConfigError(f"law file '{path}' cannot be imported: {type(e).__name__}: {e}".splitlines()[0] + "; fix the file.") from None
         obj = getattr(module, attr, None)
         if isinstance(obj, Form):
             return obj
         if callable(obj):
-            return Form.from_function(obj, name=name)
+            declared = inputs if inputs is not None else getattr(obj, "inputs", getattr(module, "INPUTS", None))
+            return Form.from_function(obj, name=name, inputs=declared)
         raise ConfigError(f"'{path}' defines no function '{attr}'; give --law path/to/file.py:function.")
     raise ConfigError(f"unknown law '{name}'; choose one of {', '.join(FORMS)} or give path/to/file.py:function.")
+
+
+# --- constraints -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constrained:
+    """A form fitted through fewer parameters: ``theta_full = theta @ matrix + offset``.
+
+    ``form`` is the reduced form the fitter sees (its parameters are the free ones, a tied group named
+    by its first member); ``base`` the original, whose public parameters every result reports.
+    """
+
+    base: Form
+    form: Form
+    matrix: np.ndarray
+    """``(P_reduced, P_base)``: which base parameters each reduced parameter sets (ties set several)."""
+    offset: np.ndarray
+    """``(P_base,)``: the internal values of fixed parameters (0 elsewhere)."""
+    spec: dict[str, dict[str, Any]]
+    """What was asked, in public units: ``{"tie": {follower: leader}, "fix": {...}, "bounds": {...}}``."""
+
+    def expand(self, theta: np.ndarray) -> np.ndarray:
+        """Base-form ``theta (..., P_base)`` from reduced ``theta (..., P_reduced)``."""
+        return np.asarray(theta, dtype=float) @ self.matrix + self.offset
+
+    @property
+    def active(self) -> bool:
+        return any(self.spec.values())
+
+
+def _pairs(items: Mapping[str, Any] | Sequence[str] | str | None, what: str, example: str) -> list[tuple[str, str]]:
+    """``"a=b,c=d"``, ``["a=b"]`` or ``{"a": "b"}`` as ``[("a", "b"), ...]``; a one-line error otherwise."""
+    if items is None:
+        return []
+    if isinstance(items, Mapping):
+        return [(str(k), str(v)) for k, v in items.items()]
+    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in str(item).split(",")]
+    out = []
+    for part in filter(None, (p.strip() for p in parts)):
+        left, sep, right = part.partition("=")
+        if not sep or not left.strip() or not right.strip():
+            raise ConfigError(f"{what} '{part}' is not NAME=VALUE; write e.g. {example}.")
+        out.append((left.strip(), right.strip()))
+    return out
+
+
+def _number(text: str, what: str, example: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what} value '{text}' is not a number; write e.g. {example}.") from None
+
+
+def constrain(
+    form: Form,
+    tie: Mapping[str, str] | Sequence[str] | str | None = None,
+    fix: Mapping[str, float] | Sequence[str] | str | None = None,
+    bounds: Mapping[str, tuple[float, float]] | Sequence[str] | str | None = None,
+) -> Constrained:
+    """``form`` with parameters tied (``alpha=beta``), fixed (``E=1.69``) or bounded (``E=1.5:2.5``), public units.
+
+    Tied parameters share one internal value (so both must be scales fitted in log space, or neither); a
+    fixed one leaves the fit; a bound replaces the form's own box (kept inside its domain).
+    """
+    params = list(form.params)
+
+    def check(name: str, flag: str) -> str:
+        if name not in params:
+            raise ConfigError(f"--{flag} names '{name}', not a parameter of law '{form.name}'; its parameters are {', '.join(params)}.")
+        return name
+
+    def internal(name: str, value: float, flag: str) -> float:
+        if name in form.log_params:
+            if not value > 0:
+                raise ConfigError(f"--{flag} {name}={value:g}: {name} is a positive scale; give a value above 0.")
+            return float(np.log(value))
+        return float(value)
+
+    leader = {p: p for p in params}  # union of tied groups: each parameter's group leader (first in form order)
+    ties = {}
+    for a, b in _pairs(tie, "--tie", "--tie alpha=beta"):
+        check(a, "tie"), check(b, "tie")
+        if (a in form.log_params) != (b in form.log_params):
+            raise ConfigError(f"--tie {a}={b}: one is a positive scale fitted in log space and the other is not; tie like with like.")
+        ra, rb = leader[a], leader[b]
+        first, second = sorted((ra, rb), key=params.index)
+        for p in params:
+            if leader[p] == second:
+                leader[p] = first
+        ties[b] = a
+    fixed: dict[str, float] = {}
+    for name, text in _pairs(fix, "--fix", "--fix E=1.69"):
+        fixed[check(name, "fix")] = _number(text, "--fix", "--fix E=1.69")
+    box = {p: form.bounds[i] for i, p in enumerate(params)}
+    bounded: dict[str, list[float]] = {}
+    for name, text in (bounds.items() if isinstance(bounds, Mapping) else _pairs(bounds, "--bound", "--bound E=1.5:2.5")):
+        check(name, "bound")
+        if isinstance(text, str):
+            lo_text, sep, hi_text = text.partition(":")
+            if not sep:
+                raise ConfigError(f"--bound {name}={text} is not NAME=LOW:HIGH; write e.g. --bound E=1.5:2.5 (either side may be empty).")
+            lo = _number(lo_text, "--bound", "--bound E=1.5:2.5") if lo_text.strip() else -np.inf
+            hi = _number(hi_text, "--bound", "--bound E=1.5:2.5") if hi_text.strip() else np.inf
+        else:
+            lo, hi = (float(v) for v in text)
+        if not lo < hi:
+            raise ConfigError(f"--bound {name}={lo:g}:{hi:g} is empty; give LOW below HIGH.")
+        to = (lambda v: -np.inf if v <= 0 else float(np.log(v))) if name in form.log_params else float
+        lo_i, hi_i = max(to(lo), form.bounds[params.index(name)][0]), min(to(hi), form.bounds[params.index(name)][1])
+        if not lo_i < hi_i:
+            raise ConfigError(f"--bound {name}={lo:g}:{hi:g} lies outside the values law '{form.name}' allows for {name}; widen it.")
+        box[name] = (lo_i, hi_i)
+        bounded[name] = [lo, hi]
+    groups: dict[str, list[str]] = {}
+    for p in params:
+        groups.setdefault(leader[p], []).append(p)
+    offset = np.zeros(len(params))
+    free = []
+    for head, members in groups.items():
+        values = {fixed[m] for m in members if m in fixed}
+        if len(values) > 1:
+            raise ConfigError(f"--fix gives tied parameters {', '.join(members)} different values; fix one of them.")
+        if values:
+            value = internal(head, values.pop(), "fix")
+            for m in members:
+                lo_m, hi_m = box[m]
+                if not lo_m <= value <= hi_m:
+                    raise ConfigError(f"--fix {m} lies outside its bounds; widen --bound {m} or fix another value.")
+                offset[params.index(m)] = value
+        else:
+            free.append(head)
+    if not free:
+        raise ConfigError(f"every parameter of law '{form.name}' is fixed; leave at least one free.")
+    matrix = np.zeros((len(free), len(params)))
+    lows, highs, grid, default_grid = [], [], {}, {}
+    for i, head in enumerate(free):
+        for m in groups[head]:
+            matrix[i, params.index(m)] = 1.0
+        lo = max(box[m][0] for m in groups[head])
+        hi = min(box[m][1] for m in groups[head])
+        if not lo < hi:
+            raise ConfigError(f"the bounds of tied parameters {', '.join(groups[head])} do not overlap; widen one.")
+        lows.append(lo), highs.append(hi)
+        tname = form.theta_names[params.index(head)]
+        for target, source in ((grid, form.grid), (default_grid, form.default_grid)):
+            inside = tuple(v for v in source[tname] if lo <= v <= hi)
+            # A bound narrower than the start grid: start at its middle (or just inside its open side).
+            target[tname] = inside or ((lo + hi) / 2 if np.isfinite(lo + hi) else (lo + 1.0 if np.isfinite(lo) else hi - 1.0),)
+    spec = {
+        "tie": {b: a for b, a in ties.items()},
+        "fix": {name: value for name, value in fixed.items()},
+        "bounds": bounded,
+    }
+    if not any(spec.values()):
+        return Constrained(form, form, np.eye(len(params)), offset, spec)
+    base_evaluate = form.evaluate
+
+    def evaluate(theta, logx, jac):
+        logpred, J = base_evaluate(theta @ matrix + offset, logx, jac)
+        return logpred, (None if J is None else np.einsum("pq,kqn->kpn", matrix, J))
+
+    reduced = Form(
+        name=form.name,
+        doc=form.doc,
+        inputs=form.inputs,
+        params=tuple(free),
+        log_params=frozenset(p for p in free if p in form.log_params),
+        evaluate=evaluate,
+        bounds=tuple(zip(lows, highs)),
+        grid=grid,
+        default_grid=default_grid,
+        target=form.target,
+        axis=form.axis,
+    )
+    return Constrained(form, reduced, matrix, offset, spec)

@@ -116,6 +116,39 @@ def drop_highest(df: pd.DataFrame, k: int, column: str = "loss") -> pd.DataFrame
     return out
 
 
+def skip_early(df: pd.DataFrame, run_column: str, fraction: float, tokens: str = "D") -> pd.DataFrame:
+    """A checkpoint table without each run's first ``fraction`` of tokens (its warmup transient; spec §6 item 14)."""
+    if run_column not in df.columns:
+        raise DataError(f"--run-column '{run_column}' not in the table; columns found: {', '.join(map(str, df.columns))}.")
+    if not 0 <= fraction < 1:
+        raise DataError(f"--skip-fraction {fraction}; give a fraction in [0, 1), e.g. 0.1.")
+    if not fraction:
+        return df
+    if tokens not in df.columns:
+        raise DataError(f"--skip-fraction needs a '{tokens}' column (tokens seen at each checkpoint); map it with --columns.")
+    seen = pd.to_numeric(df[tokens], errors="coerce")
+    keep = seen >= fraction * seen.groupby(df[run_column]).transform("max")
+    out = df[keep]
+    out.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), f"dropped {int((~keep).sum())} checkpoint(s) below {fraction:g} of their run's tokens"]}
+    return out
+
+
+def run_weights(labels: pd.Series, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's rows share weight 1 (a run with many checkpoints counts like one with few); sets ``frame["weight"]``.
+
+    Returns each row's run number ``(n,)`` and a mask of each run's last row (most tokens, ``D`` when present).
+    """
+    groups = pd.factorize(labels.astype(str))[0]
+    counts = np.bincount(groups)
+    frame["weight"] = frame["weight"].to_numpy() / counts[groups]
+    order = frame["D"].to_numpy() if "D" in frame.columns else np.arange(len(frame), dtype=float)
+    last = np.zeros(len(frame), bool)
+    for g in range(counts.size):
+        rows = np.flatnonzero(groups == g)
+        last[rows[np.argmax(order[rows])]] = True
+    return groups, last
+
+
 def _rows(mask: np.ndarray, index: pd.Index) -> str:
     rows = [str(i) for i in index[mask][:10]]
     return ", ".join(rows) + (f" (and {int(mask.sum()) - 10} more)" if mask.sum() > 10 else "")

@@ -1,6 +1,6 @@
 """Uncertainty of a fitted law: bootstrap over runs, parameter intervals, prediction intervals.
 
-The bootstrap resamples runs (rows) with replacement, expressed as integer weights, and refits all
+The bootstrap resamples runs (rows, or the groups of rows of a checkpoint table) with replacement, expressed as integer weights, and refits all
 replicates together, warm-started from the point estimate (:func:`minimize_batch` on a batch whose
 members differ only in their weights). A replicate that has not converged is finished with L-BFGS-B
 or, failing that, dropped and counted.
@@ -49,12 +49,26 @@ def robust_scale(residuals: np.ndarray, n_params: int) -> float:
 
 
 def bootstrap(
-    problem: Problem, theta_hat: np.ndarray, n: int, *, seed: int = 0, chunk: int = 250, progress: bool = False
+    problem: Problem,
+    theta_hat: np.ndarray,
+    n: int,
+    *,
+    seed: int = 0,
+    chunk: int = 250,
+    progress: bool = False,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Refit ``n`` resamples of the runs; returns converged replicates' theta ``(n_ok, P)`` and n dropped."""
+    """Refit ``n`` resamples of the runs; returns converged replicates' theta ``(n_ok, P)`` and n dropped.
+
+    ``groups`` (each row's run number) resamples whole runs: a run's checkpoints are not independent.
+    """
     rng = np.random.default_rng(seed)
     n_points = problem.logy.size
-    counts = rng.multinomial(n_points, np.full(n_points, 1.0 / n_points), size=n)  # (n, n_points)
+    if groups is None:
+        counts = rng.multinomial(n_points, np.full(n_points, 1.0 / n_points), size=n)  # (n, n_points)
+    else:
+        n_runs = int(groups.max()) + 1
+        counts = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n)[:, groups]  # a run's rows move together
     weights = counts * problem.weights  # (n, n_points): a resample as integer weights
     thetas, dropped = [], 0
     for start in tqdm(range(0, n, chunk), desc="bootstrap", unit="chunk", disable=not progress, leave=False):
@@ -134,11 +148,13 @@ def calibrate_noise(
     axis: np.ndarray,
     axis_name: str | None = None,
     fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+    floor: float = 0.0,
 ) -> NoiseModel:
     """Fit the runs below each quantile of ``axis`` (per row), predict the rest, fit the noise terms to the errors.
 
     Falls back to the robust in-sample scale with no growth when there are too few runs for an
-    inner fit (fewer than P + 2 below a threshold).
+    inner fit (fewer than P + 2 below a threshold). ``s0`` is never below ``floor``, the measured
+    run-to-run noise of the study (a seeds design: scalinglab.study.noise).
     """
     form = problem.form
     n_params = theta_hat.size
@@ -150,7 +166,7 @@ def calibrate_noise(
             masks.append(train)
     residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
     lo, hi = float(axis[used].min()), float(axis[used].max())
-    fallback = NoiseModel(robust_scale(residuals[used], n_params), 0.0, lo, hi, axis_name)
+    fallback = NoiseModel(max(robust_scale(residuals[used], n_params), floor), 0.0, lo, hi, axis_name)
     if not masks:
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights

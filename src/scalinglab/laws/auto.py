@@ -1,0 +1,213 @@
+"""Choosing a law by how well it extrapolates: forward-chaining ("rollout") cross-validation inside the data.
+
+A law is worth its error on the next, larger run. :func:`rollout` fits a law on the runs below each step
+of the extrapolation axis (N, C, or log N + log D) and predicts the runs of the next step; the mean
+absolute log error over those steps is the law's CV error. :func:`fit_auto` scores candidate forms
+(chinchilla, chinchilla_tied, kaplan_nd, and variants with the floor E kept off 0) that way, keeps the
+best, and records every candidate; the candidates close to the best widen the prediction intervals by
+their spread around it. Nothing outside the rows given is ever used, so a backtest that calls it on its
+training split selects inside that split only (spec §6 item 13: hold out the largest run).
+:func:`largest_from_rest` is the check a report shows: the largest model predicted from the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import ConfigError, FitError, ScalinglabError
+from scalinglab.laws.fit import FitResult, fit_law
+from scalinglab.laws.forms import Form, get_form
+
+MAX_LEVELS = 10
+"""An axis with more distinct values than this is cut at quantiles into this many steps."""
+MAX_FOLDS = 4
+"""Rollout folds per candidate: the last steps, nearest the extrapolation that matters."""
+KEEP_WITHIN = 2.0
+"""Candidates whose CV error is within this factor of the best share the prediction intervals' spread."""
+FLOOR_SHARE = 0.5
+"""The E-constrained variants keep E above this share of the smallest loss fitted (a floor must exist)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A law with the constraints it is fitted under; ``constraints`` may depend on the rows fitted."""
+
+    name: str
+    """Label in reports, e.g. ``"chinchilla[E>=Lmin/2]"``."""
+    law: str
+    constraints: Callable[[pd.DataFrame], dict[str, Any]] = field(default=lambda rows: {})
+    """``{"tie": ..., "fix": ..., "bounds": ...}`` for ``fit_law`` from the training rows."""
+
+
+def _floor_kept(rows: pd.DataFrame) -> dict[str, Any]:
+    low = float(pd.to_numeric(rows["loss"]).min())
+    return {"bounds": {"E": (FLOOR_SHARE * low, low)}}
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("chinchilla", "chinchilla"),
+    Candidate("chinchilla_tied", "chinchilla_tied"),
+    Candidate("kaplan_nd", "kaplan_nd"),
+    Candidate("chinchilla[E>=Lmin/2]", "chinchilla", _floor_kept),
+    Candidate("chinchilla_tied[E>=Lmin/2]", "chinchilla_tied", _floor_kept),
+)
+"""The candidates of ``--law auto`` (laws of N and D with a loss target)."""
+
+
+def axis_steps(values: np.ndarray) -> np.ndarray:
+    """Step number ``(n,)`` of each row along the axis: its distinct values, or quantile bins when there are many."""
+    levels = np.unique(values)
+    if len(levels) <= MAX_LEVELS:
+        return np.searchsorted(levels, values)
+    cuts = np.quantile(values, np.linspace(0, 1, MAX_LEVELS + 1)[1:-1])
+    return np.searchsorted(np.unique(cuts), values, side="right")
+
+
+def _axis_values(form: Form, frame: pd.DataFrame, axis: str | None) -> np.ndarray:
+    if axis is not None:
+        if axis not in frame.columns:
+            raise ConfigError(f"axis column '{axis}' not in the table; columns found: {', '.join(map(str, frame.columns))}.")
+        return np.log(pd.to_numeric(frame[axis], errors="coerce").to_numpy(dtype=float))
+    return form.axis_values(form.log_inputs(frame))
+
+
+def rollout(
+    form: Form | str,
+    data: pd.DataFrame,
+    *,
+    axis: str | None = None,
+    folds: int = MAX_FOLDS,
+    constraints: Mapping[str, Any] | None = None,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Forward-chaining CV: for each of the last ``folds`` steps along ``axis``, fit the runs below it and predict it.
+
+    ``axis`` is a column (``"N"``, ``"C"``; its log) or None for the law's own axis (log N + log D for a law of
+    N and D). Returns one row per predicted run: ``fold``, the row label, ``actual``, ``predicted`` and
+    ``log_error`` (log predicted - log actual); a fold whose fit fails is left out.
+    """
+    form = get_form(form)
+    values = _axis_values(form, data, axis)
+    steps = axis_steps(values)
+    out = []
+    n_steps = int(steps.max()) + 1
+    for k in range(max(1, n_steps - folds), n_steps):
+        train, test = data[steps < k], data[steps == k]
+        if len(train) < len(form.params) + 2 or len(np.unique(steps[steps < k])) < 2 or test.empty:
+            continue
+        try:
+            fit = fit_law(form, train, axis=axis, **(constraints or {}), **fit_kwargs)
+        except ScalinglabError:
+            continue
+        if not fit.converged:
+            continue
+        actual = pd.to_numeric(test[form.target]).to_numpy(dtype=float)
+        predicted = fit.predict(test)
+        out.append(pd.DataFrame(
+            {"fold": k, "row": test.index.astype(str), "actual": actual, "predicted": predicted,
+             "log_error": np.log(predicted) - np.log(actual)}
+        ))  # fmt: skip
+    if not out:
+        return pd.DataFrame(columns=["fold", "row", "actual", "predicted", "log_error"])
+    return pd.concat(out, ignore_index=True)
+
+
+def cv_error(table: pd.DataFrame) -> float:
+    """Mean over folds of each fold's mean |log error| (each step counts once, however many runs it holds)."""
+    if table.empty:
+        return float("inf")
+    return float(table.assign(a=table["log_error"].abs()).groupby("fold")["a"].mean().mean())
+
+
+def fit_auto(
+    data: pd.DataFrame,
+    *,
+    axis: str | None = None,
+    candidates: Sequence[Candidate] = CANDIDATES,
+    bootstrap: int = 0,
+    folds: int = MAX_FOLDS,
+    **fit_kwargs: Any,
+) -> FitResult:
+    """The candidate with the lowest rollout CV error, fitted on all of ``data``, with every candidate recorded.
+
+    ``FitResult.candidates`` lists each candidate's ``cv_error``, ``folds``, ``weight`` (1/cv² among those
+    within :data:`KEEP_WITHIN` of the best, 0 otherwise) and full-data ``params``; its prediction intervals
+    add the weighted spread of those candidates' predictions around the chosen one.
+    """
+    for key in ("tie", "fix", "bounds"):
+        if fit_kwargs.get(key):
+            raise ConfigError(f"--{key.rstrip('s')} constrains one law; with --law auto the candidates carry their own. Give --law NAME.")
+        fit_kwargs.pop(key, None)
+    fit_kwargs.pop("progress", None)
+    scored = []
+    inner = {k: v for k, v in fit_kwargs.items() if k not in ("level",)}
+    for cand in candidates:
+        table = rollout(cand.law, data, axis=axis, folds=folds, constraints=cand.constraints(data), **inner)
+        scored.append((cand, cv_error(table), int(table["fold"].nunique()) if not table.empty else 0))
+    finite = [s for s in scored if np.isfinite(s[1])]
+    if not finite:
+        raise FitError(
+            "no candidate law could be scored by rollout cross-validation (too few runs below the largest steps of "
+            "the axis); give --law NAME, or add runs at more sizes."
+        )
+    best = min(finite, key=lambda s: s[1])
+    records, fits = [], {}
+    for cand, err, n_folds in scored:
+        keep = np.isfinite(err) and err <= KEEP_WITHIN * best[1]
+        fit = None
+        if keep:
+            try:
+                fit = fit_law(cand.law, data, axis=axis, bootstrap=bootstrap if cand is best[0] else 0,
+                              **cand.constraints(data), **fit_kwargs)  # fmt: skip
+            except ScalinglabError:
+                keep = False
+        if fit is not None:
+            fits[cand.name] = fit
+        records.append({
+            "name": cand.name, "law": cand.law, "cv_error": err if np.isfinite(err) else None, "folds": n_folds,
+            "weight": 1.0 / max(err, 1e-12) ** 2 if keep and fit is not None else 0.0, "chosen": cand is best[0],
+            "params": None if fit is None else fit.params, "constraints": None if fit is None else fit.constraints,
+        })  # fmt: skip
+    total = sum(r["weight"] for r in records)
+    for r in records:
+        r["weight"] = r["weight"] / total if total > 0 else float(r["chosen"])
+    result = fits.get(best[0].name)
+    if result is None:
+        raise FitError(f"the best candidate '{best[0].name}' could not be fitted on all the runs; give --law NAME.")
+    result.candidates = records
+    result.notes.append(
+        f"law chosen by rollout cross-validation along {axis or 'the law axis'}: {best[0].name} "
+        f"(mean |log error| {best[1]:.4f} over {best[2]} step(s))"
+    )
+    return result
+
+
+def largest_from_rest(
+    form: Form | str, data: pd.DataFrame, *, column: str = "N", **fit_kwargs: Any
+) -> tuple[pd.DataFrame, FitResult]:
+    """Fit the law on every run below the largest ``column`` value and predict the runs at it.
+
+    Returns one row per run of the largest value (``actual``, ``predicted``, ``lo``, ``hi``, ``rel_error``)
+    and the fit; ``form="auto"`` selects the law on the smaller runs only.
+    """
+    values = pd.to_numeric(data[column], errors="coerce")
+    top = values.max()
+    rest, largest = data[values < top], data[values == top]
+    if rest.empty:
+        raise FitError(f"every run has the same {column}; the largest cannot be predicted from the rest.")
+    if form == "auto":
+        fit = fit_auto(rest, axis=column, **fit_kwargs)
+    else:
+        fit = fit_law(form, rest, axis=column, **fit_kwargs)
+    actual = pd.to_numeric(largest[fit.form.target]).to_numpy(dtype=float)
+    predicted = fit.predict(largest)
+    lo, hi = fit.prediction_interval(largest, fit.level)
+    table = largest[list(dict.fromkeys([*fit.form.inputs, column]))].assign(
+        actual=actual, predicted=predicted, lo=lo, hi=hi, rel_error=predicted / actual - 1
+    )
+    return table, fit

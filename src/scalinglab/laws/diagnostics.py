@@ -1,0 +1,175 @@
+"""What a fitted law cannot support, as warnings: ``{"kind", "param", "message"}`` dicts on ``FitResult.warnings``.
+
+A fit can converge and still be meaningless: a parameter held at its bound, a floor E that drifted to 0,
+an estimate outside its own bootstrap interval, refits that failed, or a curvature so flat in some
+direction that the data do not determine a parameter. Each is named here with the parameter and what
+would fix it; the CLI prints them on stderr and the JSON carries them (spec §6 items 6, 7, 13).
+"""
+
+from __future__ import annotations
+
+import warnings as pywarnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from scalinglab.laws.objective import Problem
+from scalinglab.laws.uncertainty import robust_scale
+
+KINDS = (
+    "at_bound",
+    "near_bound",
+    "outside_interval",
+    "bootstrap_failed",
+    "unidentified",
+    "not_converged",
+    "floorless",
+    "extrapolation",
+    "candidates_disagree",
+    "outlier",
+    "numerical",
+)
+"""Kinds of warning; the plan and predict commands add ``extrapolation``."""
+
+NEAR_BOUND = 0.01
+"""A parameter within this fraction of its box's width from a bound is near it (at it within 1e-8)."""
+BOOTSTRAP_FAILED = 0.10
+"""Warn when more than this fraction of the bootstrap refits failed to converge."""
+LOG_SE_UNIDENTIFIED = float(np.log(10.0) / 1.96)
+"""A log-space scale whose 95% half-width exceeds a factor of 10 is not determined by the data."""
+REL_SE_UNIDENTIFIED = 0.5
+"""Nor is a linear parameter whose standard error exceeds half its value (its 95% interval spans 0)."""
+FLOOR_FRACTION = 1e-2
+"""A floor ``E`` below this fraction of the smallest target is no floor at all."""
+
+
+def warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
+    """One warning entry, as fit.json and ``--json`` carry it."""
+    return {"kind": kind, "param": param, "message": message}
+
+
+def _label(name: str, tied: Mapping[str, str]) -> str:
+    followers = [f for f, lead in tied.items() if lead == name]
+    return f"{name} (tied to {', '.join(followers)})" if followers else name
+
+
+def bound_warnings(problem: Problem, theta: np.ndarray, tied: Mapping[str, str] = {}) -> list[dict[str, Any]]:
+    """Parameters at or within :data:`NEAR_BOUND` of their bounds; a floor E at its lower bound is ``floorless``."""
+    form = problem.form
+    out = []
+    floor_min = float(np.exp(problem.logy[problem.weights > 0].min())) if problem.weights.ndim == 1 else np.inf
+    for i, name in enumerate(form.params):
+        lo, hi = form.bounds[i]
+        value = float(form.from_theta(theta)[i])
+        width = hi - lo if np.isfinite(hi - lo) else max(1.0, abs(theta[i]))
+        side = None
+        if np.isfinite(lo) and theta[i] - lo <= NEAR_BOUND * width:
+            side, bound = "lower", lo
+        elif np.isfinite(hi) and hi - theta[i] <= NEAR_BOUND * width:
+            side, bound = "upper", hi
+        public = float(np.exp(bound)) if side and name in form.log_params else (bound if side else None)
+        if name == "E" and form.target == "loss" and value < FLOOR_FRACTION * floor_min:
+            out.append(warning(
+                "floorless", "E",
+                f"E = {value:.3g} is {'at its lower bound' if side == 'lower' else 'far below every loss'}: the runs show "
+                "no irreducible loss (a floorless power law), so E and long extrapolations are not supported; bound or fix E "
+                "(--bound E=LOW:HIGH, --fix E=VALUE), add larger or longer runs, or fit a law without a floor (kaplan_n, kaplan_nd).",
+            ))  # fmt: skip
+            continue
+        if side is None:
+            continue
+        at = abs(theta[i] - bound) <= 1e-8 * width
+        out.append(warning(
+            "at_bound" if at else "near_bound", name,
+            f"{_label(name, tied)} = {value:.4g} is {'at' if at else 'near'} its {side} bound {public:.4g}: the data do not "
+            f"hold it inside; widen it (--bound {name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it.",
+        ))  # fmt: skip
+    return out
+
+
+def identification_warnings(problem: Problem, theta: np.ndarray, tied: Mapping[str, str] = {}) -> list[dict[str, Any]]:
+    """Parameters the curvature does not pin down: a standard error wider than :data:`LOG_SE_UNIDENTIFIED`
+    (log scales) or :data:`REL_SE_UNIDENTIFIED` of the value, or a (numerically) singular direction."""
+    form = problem.form
+    with np.errstate(all="ignore"):
+        logpred, J = form.evaluate(theta[None, :], problem.logx, True)
+    used = problem.weights > 0
+    J = J[0][:, used] * np.sqrt(problem.weights[used])
+    s = robust_scale(logpred[0][used] - problem.logy[used], len(theta))
+    lo, hi = problem.lower, problem.upper
+    width = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    free = (theta - lo > 1e-8 * width) & (hi - theta > 1e-8 * width)  # a parameter held at a bound is reported there
+    idx = np.flatnonzero(free)
+    if idx.size == 0 or not np.isfinite(J).all():
+        return []
+    H = J[idx] @ J[idx].T
+    d = np.sqrt(np.diag(H))
+    out, named = [], set()
+    flat = d <= 1e-12 * max(d.max(), 1e-300)
+    for k in np.flatnonzero(flat):
+        named.add(idx[k])
+    if not flat.all():
+        keep = ~flat
+        R = H[np.ix_(keep, keep)] / np.outer(d[keep], d[keep])
+        w, v = np.linalg.eigh(R)
+        if w[0] < 1e-12:  # a direction with no curvature at all: its largest members are not identified
+            named.add(idx[np.flatnonzero(keep)[int(np.argmax(np.abs(v[:, 0])))]])
+        cov = np.linalg.pinv(R) / np.outer(d[keep], d[keep]) * s**2
+        se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        for k, j in enumerate(idx[keep]):
+            name = form.params[j]
+            limit = LOG_SE_UNIDENTIFIED if name in form.log_params else REL_SE_UNIDENTIFIED * abs(theta[j])
+            if se[k] > limit:
+                named.add(j)
+    for j in sorted(named):
+        name = form.params[j]
+        out.append(warning(
+            "unidentified", name,
+            f"{_label(name, tied)} is not identified by these runs (the fit's curvature is nearly flat along it): its value "
+            f"is arbitrary; tie or fix it (--tie, --fix {name}=VALUE), fit a law with fewer parameters, or add runs over a "
+            "wider range.",
+        ))  # fmt: skip
+    return out
+
+
+def interval_warnings(params: Mapping[str, float], intervals: Mapping[str, list[float]], level: float) -> list[dict[str, Any]]:
+    """Estimates outside their own bootstrap interval: the refits find a different optimum than the fit."""
+    out = []
+    for name, (lo, hi) in intervals.items():
+        value = params.get(name)
+        if value is not None and not lo <= value <= hi:
+            out.append(warning(
+                "outside_interval", name,
+                f"{name} = {value:.4g} lies outside its own {level:.0%} bootstrap interval [{lo:.4g}, {hi:.4g}]: the "
+                "optimum is fragile (refits on resampled runs land elsewhere); treat the value as unreliable.",
+            ))  # fmt: skip
+    return out
+
+
+def bootstrap_warning(n: int, dropped: int) -> list[dict[str, Any]]:
+    """More than :data:`BOOTSTRAP_FAILED` of the refits dropped: the intervals describe the survivors only."""
+    if n <= 0 or dropped <= BOOTSTRAP_FAILED * n:
+        return []
+    return [warning(
+        "bootstrap_failed", None,
+        f"{dropped} of {n} bootstrap refits did not converge and were left out, so the intervals are too narrow; "
+        "the law is poorly determined by these runs (see the other warnings).",
+    )]  # fmt: skip
+
+
+def convergence_warning(converged: bool, status: str) -> list[dict[str, Any]]:
+    if converged:
+        return []
+    return [warning("not_converged", None, f"the fit did not converge ({status}); try --starts full.")]
+
+
+def from_python(caught: Iterable[pywarnings.WarningMessage]) -> list[dict[str, Any]]:
+    """Library warnings raised during a fit (numpy, scipy...), once each, as ``numerical`` entries."""
+    seen, out = set(), []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in seen:
+            seen.add(text)
+            out.append(warning("numerical", None, f"numerical trouble during the fit ({text}); check the table's units."))
+    return out
