@@ -1,8 +1,8 @@
 """Render a study report as one self-contained HTML file: figures inlined as base64 PNG data URIs.
 
 The page needs no network and no files beside it, so it can be mailed or attached to a notebook. A
-small inline script marks ``<body data-images-ok="yes">`` once every image has decoded (used by the
-browser test, harmless otherwise). This module only renders; :mod:`scalinglab.report.build` decides
+small inline script marks ``<body data-images-ok="yes">`` once every image has decoded, and lists each
+figure's id and top in ``data-figures`` (used by the browser test, harmless otherwise). This module only renders; :mod:`scalinglab.report.build` decides
 what goes in.
 """
 
@@ -110,7 +110,9 @@ td.flag{background:#fff3f0;color:#8a1f00} .flag{color:#8a1f00} .panel{margin:.4e
 _SCRIPT = """
 function slCheck(){const imgs=[...document.images];
  const ok=imgs.every(i=>i.complete&&i.naturalWidth>0);
- document.body.dataset.imagesOk=ok?"yes":"no";document.body.dataset.images=String(imgs.length);}
+ document.body.dataset.imagesOk=ok?"yes":"no";document.body.dataset.images=String(imgs.length);
+ document.body.dataset.figures=[...document.querySelectorAll("figure")].map(f=>{const r=f.getBoundingClientRect();
+  return f.id+":"+(r.width>0&&r.height>0?Math.round(r.top+window.scrollY):-1);}).join(",");}
 window.addEventListener("load",slCheck);
 """
 
