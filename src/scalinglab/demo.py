@@ -27,13 +27,13 @@ and corpus.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.report.build import ReportResult, build_report
+from scalinglab.report.headline import headline_lines
 from scalinglab.study import load_study, run_study
 
 DEMO_STUDY = """\
@@ -200,22 +200,9 @@ def _say(progress: bool, message: str) -> None:
 
 def summary_lines(result: DemoResult) -> list[str]:
     """The closing note: the fitted exponents beside Kaplan's, the backtest, and where the report is."""
-    n = result.report.numbers
-
-    def f(x: float, spec: str = ".3f") -> str:
-        return "n/a" if not math.isfinite(x) else format(x, spec)
-
     lines = [
         f"demo finished in {result.seconds / 60:.1f} min",
-        f"  alpha_N   = {f(n['alpha_N'])}   (L(N); Kaplan 0.076)",
-        f"  alpha_D   = {f(n['alpha_D'])}   (L(D), early-stopped; Kaplan 0.095)",
-        f"  L(N, D)   : alpha_N = {f(n['alpha_N_joint'])}, alpha_D = {f(n['alpha_D_joint'])}   (Kaplan 0.076, 0.103)",
-        f"  N_opt ~ C^a: a = {f(n['a_envelope'])} (envelope), {f(n['a_envelope_min'])} (over C_min), "
-        f"{f(n['a_parametric'])} (Chinchilla approach 3)   (Kaplan 0.73; Chinchilla 0.46-0.50)",
-        f"  B_crit(L) = {f(n['B_star'], '.3g')} tokens * L^-{f(1 / n['alpha_B'] if n['alpha_B'] else float('nan'), '.2f')}"
-        f"   (Kaplan 2.1e8 * L^-4.8); online noise scale: alpha_B = {f(n['alpha_B_noise'])} (Kaplan 0.21)",
-        f"  backtest  : L(N, D) fitted on the cheapest 2/3 of runs predicts the rest within "
-        f"{f(100 * n['backtest_max_error'], '.2f')}% (Chinchilla form {f(100 * n['backtest_max_error_chinchilla'], '.2f')}%)",
+        *headline_lines(result.report.numbers),  # the report's headline table, as text
         "  Exponents are comparable with the paper's; scales (N_c, D_c, B*) depend on the tokenizer and corpus.",
         f"  report: {result.report.path}",
     ]
