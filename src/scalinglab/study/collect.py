@@ -18,9 +18,9 @@ from scalinglab.errors import DataError
 from scalinglab.train.rundir import CONFIG, read_json, read_metrics, read_status, read_summary
 
 RUN_COLUMNS = [
-    "run_id", "name", "design", "group", "status", "seed", "n_layer", "d_model", "n_head", "d_ff", "n_ctx",
-    "vocab_size", "batch_size", "batch_tokens", "lr", "train_tokens_limit", "N", "N_total", "N_with_head",
-    "steps", "D", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "loss", "bpb", "best_loss",
+    "run_id", "name", "design", "group", "status", "seed", "arch", "reuse", "n_layer", "d_model", "n_head", "d_ff",
+    "n_ctx", "vocab_size", "batch_size", "batch_tokens", "lr", "train_tokens_limit", "N", "N_total", "N_with_head",
+    "N_with_reuse", "steps", "D", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "loss", "bpb", "best_loss",
     "best_step", "epochs",
 ]  # fmt: skip
 """Leading columns of the runs table; then ``loss_<set>``, ``bpb_<set>``, ``wall_time``, ``kind``, ``recipe``,
@@ -55,6 +55,8 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "group": labels.get("group", ""),
         "status": read_status(run_dir)["state"],
         "seed": config["seed"],
+        "arch": model.get("arch", "gpt"),  # runs from before the model families are GPTs
+        "reuse": model.get("reuse", 1),
         "n_layer": model["n_layer"],
         "d_model": model["d_model"],
         "n_head": model["n_head"],
@@ -68,6 +70,7 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "N": params.get("N"),
         "N_total": params.get("N_total"),
         "N_with_head": params.get("N_with_head"),
+        "N_with_reuse": params.get("N_with_reuse", params.get("N")),  # each application of a reused block
         "steps": summary.get("steps"),
         "D": summary.get("tokens"),
         "C": flops.get("6N"),

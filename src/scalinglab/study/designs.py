@@ -22,7 +22,7 @@ import numpy as np
 
 from scalinglab.config import check, from_dict
 from scalinglab.errors import ConfigError
-from scalinglab.model.config import ModelConfig
+from scalinglab.model.config import ARCHS, ModelConfig
 from scalinglab.model.shapes import shape_for_params
 from scalinglab.paths import check_name
 from scalinglab.train.config import BudgetConfig, FlopsConvention, RunConfig
@@ -45,7 +45,9 @@ def fmt(x: float) -> str:
 
 
 def shape_tag(m: ModelConfig) -> str:
-    return f"L{m.n_layer}-d{m.d_model}"
+    """``L4-d128``; another family leads with its name: ``lstm-L2-d64``, ``ux4-L2-d64`` (a universal Transformer, reuse 4)."""
+    family = {"gpt": "", "lstm": "lstm-", "universal": f"ux{m.reuse}-"}[m.arch]
+    return f"{family}L{m.n_layer}-d{m.d_model}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Design:
     """This design's run length, replacing base.budget (e.g. {tokens_per_param = 20})."""
     overrides: tuple[str, ...] = ()
     """Dotted overrides of the base run for this design only, e.g. ["model.dropout=0.1"]."""
+    arch: str = ""
+    """Model family of this design's runs: 'gpt', 'lstm' or 'universal' (a ladder per family, Kaplan Figs 7, 17); empty keeps the base model's."""
+    reuse: int = 0
+    """A universal Transformer's applications of each block (model.reuse); 0 keeps the base model's."""
 
     def __post_init__(self) -> None:
         where = f"design '{self.label}'"
@@ -88,6 +94,8 @@ class Design:
             )
         check(self.aspect_ratio >= 0, f"{where}: aspect_ratio must be positive (0 keeps the base model's).")
         check(self.head_dim >= 0, f"{where}: head_dim must be positive (0 keeps the base model's).")
+        check(not self.arch or self.arch in ARCHS, f"{where}: arch {self.arch!r} is not a model family; choose one of {', '.join(ARCHS)}.")
+        check(self.reuse >= 0, f"{where}: reuse must be at least 1 (0 keeps the base model's).")
 
     @property
     def label(self) -> str:
@@ -102,8 +110,17 @@ class Design:
             return [lo * (hi / lo) ** (i / max(1, k - 1)) for i in range(k)]
         return []
 
+    def family(self, base: ModelConfig) -> ModelConfig:
+        """The base model in this design's family (arch, reuse), so that its sizes count in that family."""
+        if not (self.arch or self.reuse):
+            return base
+        arch = self.arch or base.arch
+        reuse = self.reuse or (base.reuse if arch == "universal" else 1)  # another family applies each layer once
+        return dataclasses.replace(base, arch=arch, reuse=reuse)
+
     def sizes(self, base: ModelConfig) -> list[ModelConfig]:
         """The model shapes this design trains: explicit shapes, shapes for target N, or the base model."""
+        base = self.family(base)
         head_dim = self.head_dim or base.head_dim
         if self.shapes:
             return [_shape(base, L, d, head_dim) for L, d in self.shapes]
@@ -329,6 +346,7 @@ class ShapeScan(Design):
 
     def _shape_at(self, n: float, m0: ModelConfig, knob: str, value: float) -> ModelConfig:
         """The shape of about ``n`` parameters with ``knob`` at ``value`` and the default shape otherwise."""
+        m0 = self.family(m0)
         default = {"aspect_ratio": self.aspect_ratio or m0.d_model / m0.n_layer, "head_dim": self.head_dim or m0.head_dim}
         if knob == "ff_ratio":  # shape_for_params keeps the base model's d_ff / d_model
             d_ff = round(value * m0.d_model)
