@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import SIX, write_study
@@ -58,8 +59,14 @@ def test_collect_tables(local_study, tmp_path: Path, capsys) -> None:
     assert last.sort_index().tolist() == runs.set_index("run_id")["loss"].sort_index().tolist()
 
     assert main(["collect", str(study.directory), "--out", str(tmp_path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert out["runs"] == 6 and out["status"] == {"done": 6}
+    seeds = runs[runs["designs"].str.contains("seeds")]["loss"]  # the seeds study reports its noise floor
+    assert len(seeds) == 3 and out["noise_sd_log"] == pytest.approx(float(np.log(seeds).std(ddof=1)))
+    assert 0 < out["noise_sd_log"] < 0.1
+    assert "run-to-run noise: sd of log loss" in captured.err and "over 3 seeded runs of 1 size(s)" in captured.err
+    assert "L(N): 2 of 6 runs on the recipe" in captured.err  # the lr_scan runs are left out
     for name in ("runs.parquet", "runs.csv", "steps.parquet", "steps.csv"):
         assert (tmp_path / name).stat().st_size > 0
     assert pd.read_parquet(tmp_path / "runs.parquet")["loss"].tolist() == runs["loss"].tolist()

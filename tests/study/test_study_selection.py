@@ -83,3 +83,32 @@ def test_fit_on_a_study_directory_fits_the_selection_and_says_so(tmp_path: Path)
     assert json.loads(out.stdout)["n_points"] == 3
     bad = _cli("fit", str(study / "runs.csv"), "--design", "ladder")
     assert bad.returncode == 2 and "--design needs a study directory" in bad.stderr
+
+
+def test_seed_noise_pools_the_spread_of_log_loss_within_each_size() -> None:
+    from scalinglab.study.noise import seed_noise
+
+    rows = [_row(f"a{s}", "seeds", 1e4, loss) for s, loss in enumerate([4.0, 4.1, 3.9])]
+    rows += [_row(f"b{s}", "seeds", 3e4, loss) for s, loss in enumerate([3.5, 3.6])]
+    rows += [_row("lad", "ladder", 1e4, 4.05, designs="ladder;seeds")]  # the ladder's run is seed 0 of size a
+    table = pd.DataFrame(rows)
+    table["group"] = ["a", "a", "a", "b", "b", "a"]
+    table["groups"] = table["group"].where(table["kind"] != "ladder", "a;a")
+    noise = seed_noise(table)
+    a, b = np.log([4.0, 4.1, 3.9, 4.05]), np.log([3.5, 3.6])
+    expected = np.sqrt((3 * a.std(ddof=1) ** 2 + 1 * b.std(ddof=1) ** 2) / 4)
+    assert noise.sd_log == pytest.approx(expected) and noise.n_runs == 6
+    assert "over 6 seeded runs of 2 size(s)" in noise.line()
+    with pytest.raises(DataError, match="add a seeds design"):
+        seed_noise(table[table["kind"] == "ladder"])
+
+
+def test_a_noise_floor_lifts_the_prediction_intervals_of_a_fit() -> None:
+    from scalinglab.laws.fit import fit_law
+
+    n = np.geomspace(1e4, 1e6, 8)
+    points = pd.DataFrame({"N": n, "loss": (1e8 / n) ** 0.1 * (1 + 1e-3 * np.sin(n))})
+    bare, floored = fit_law("kaplan_n", points), fit_law("kaplan_n", points, noise_floor=0.02)
+    assert bare.noise.s0 < 0.005 and floored.noise.s0 == pytest.approx(0.02)
+    lo, hi = floored.prediction_interval(pd.DataFrame({"N": [1e5]}))
+    assert np.log(hi[0] / lo[0]) > 2 * 1.9 * 0.02  # at least +-1.96 sd of the floor in log space

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.backtest import backtest
 
-    result = backtest(args.law, read_table(args), args.train, bootstrap=args.bootstrap, **fit_options(args))
+    table = read_table(args)
+    result = backtest(args.law, table, args.train, bootstrap=args.bootstrap, **fit_options(args, table))
     if args.json:
         print_json(result.to_dict(points=args.points))
         return 0

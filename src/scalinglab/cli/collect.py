@@ -18,7 +18,9 @@ write two tables, as Parquet and CSV:
 
 Column definitions: docs/contracts.md ("Runs tables"). `scalinglab fit` reads runs.* directly and
 keeps the runs whose status is done. stderr then says which runs L(N), L(D) and L(N, D) would fit
-(the report's selection, study.selection); --design NAME writes and counts only that design's runs.
+(the report's selection, study.selection) and, with a seeds design, the run-to-run noise (the sd of
+log loss between seeds, the floor of fits' prediction intervals); --design NAME writes and counts only
+that design's runs.
 
 Examples:
   scalinglab collect runs/ladder
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.errors import ConfigError, ScalinglabError
     from scalinglab.study.collect import collect, only_design, save_tables
+    from scalinglab.study.noise import seed_noise
     from scalinglab.study.selection import LAW_QUESTIONS, select_for_law
 
     if args.design and not args.out:
@@ -55,11 +58,16 @@ def run(args: argparse.Namespace) -> int:
             selection[LAW_QUESTIONS[law]] = select_for_law(runs, law, args.design)[1]
         except ScalinglabError as e:
             selection[LAW_QUESTIONS[law]] = str(e)
+    try:
+        noise = seed_noise(runs)
+        selection["run-to-run noise"] = noise.line()
+    except ScalinglabError:
+        noise = None
     for line in selection.values():
         print(f"scalinglab collect: {line}", file=sys.stderr)
     if args.json:
         print_json({"files": [str(p) for p in paths], "runs": len(runs), "steps": len(steps), "status": counts,
-                    "selection": selection})
+                    "selection": selection, "noise_sd_log": None if noise is None else noise.sd_log})
     else:
         print(f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {len(steps)} evaluation rows")
         for p in paths:
