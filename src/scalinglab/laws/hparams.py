@@ -122,6 +122,8 @@ class CellOptimum:
     grid: dict[str, list[float]]
     """The cell's runs: lr, batch, loss (for the landscape figure)."""
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    at_edge: list[str] = field(default_factory=list)
+    """'lr' and/or 'batch' where the optimum sits on the grid's edge: a bound, left out of that law."""
     B_crit: float | None = None
     """Kaplan's B_crit at this cell's best loss, when a B_crit(L) law is given (eq 1.4)."""
     B_noise: float | None = None
@@ -164,8 +166,9 @@ def _basin_centre(S: np.ndarray, mesh_u: np.ndarray, mesh_v: np.ndarray, tempera
 def _optima(
     coefs: np.ndarray, terms: Terms, mu: np.ndarray, mv: np.ndarray, temperature: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per surface (rows of ``coefs``): its minimum where it is a bowl with the minimum inside the box,
-    else the centre of its near-optimal basin over the box (a flat or saddle surface has no minimum to trust).
+    """Per surface (rows of ``coefs``): its minimum where it is a bowl with the minimum inside the box, the
+    box's best point where the bowl's minimum lies beyond it, else the centre of its near-optimal basin over
+    the box (a flat or saddle surface has no minimum to trust).
 
     The minimum is polished by Newton steps from the best mesh point; returns (u, v, surface there).
     """
@@ -201,6 +204,9 @@ def _optima(
         inside = bowl & np.isfinite(u) & np.isfinite(v)
         inside &= (u >= mu.min()) & (u <= mu.max()) & (v >= mv.min()) & (v <= mv.max())
         s_at = deriv(0, 0)
+    # A bowl whose minimum lies beyond the grid: the best point of the box, on its edge (and warned about).
+    edge = bowl & ~inside
+    cu, cv = np.where(edge, mu[k], cu), np.where(edge, mv[k], cv)
     return np.where(inside, u, cu), np.where(inside, v, cv), np.where(inside, s_at, S.min(axis=1))
 
 
@@ -289,6 +295,7 @@ def cell_optimum(
         b_opt, b_int, b_sd = float(np.exp(y0)), [float(np.exp(y0))] * 2, float("nan")
         if not single_batch:
             warns.append(warning("unidentified", "batch", f"{where}: {n_b} batch sizes; the best run's batch stands for the optimum. Grid at least 3 batch sizes."))
+    at_edge = []
     for name, value, grid in (("lr", lr_opt, lr_grid), ("batch", b_opt, b_grid)):
         if len(np.unique(grid)) < 2:
             continue
@@ -296,6 +303,7 @@ def cell_optimum(
         pos = (np.log(value) - lo) / (hi - lo)
         if pos < EDGE_FRACTION or pos > 1 - EDGE_FRACTION:
             side, end = ("lower", grid.min()) if pos < 0.5 else ("upper", grid.max())
+            at_edge.append(name)
             warns.append(warning("at_bound", name, f"{where}: the optimal {name} sits at the grid's {side} edge ({end:.4g}); extend the {name} grid {'below' if side == 'lower' else 'above'} it."))
     near_mask = finite & (loss_all <= best_loss * (1 + near))
     near_info = {
@@ -327,6 +335,7 @@ def cell_optimum(
         batch_free=batch_free,
         grid={"lr": lr_grid.tolist(), "batch": b_grid.tolist(), "loss": loss_all.tolist()},
         warnings=warns,
+        at_edge=at_edge,
     )
 
 
@@ -425,8 +434,11 @@ def _paule_mandel(X: np.ndarray, y: np.ndarray, var: np.ndarray) -> float:
 def fit_power_law(cells: list[CellOptimum], target: str, level: float = 0.95) -> tuple[PowerLaw | None, list[dict[str, Any]]]:
     """η_opt or B_opt = c·N^a·D^b over the cells that have an optimum for ``target`` (see the module docstring)."""
     warns: list[dict[str, Any]] = []
-    use = [c for c in cells if getattr(c, target) is not None]
     name = {"lr": "LR", "batch": "batch"}[target]
+    edge = [c.cell for c in cells if getattr(c, target) is not None and target in c.at_edge]
+    if edge:  # an optimum on the grid's edge is only a bound on the true one
+        warns.append(warning("at_bound", target, f"the {name} law leaves out {len(edge)} cell(s) whose optimum is on the grid's edge ({', '.join(edge)}); widen their grids."))
+    use = [c for c in cells if getattr(c, target) is not None and target not in c.at_edge]
     if len(use) < 2:
         warns.append(warning("too_few_cells", target, f"the {name} law needs optima in at least 2 cells (got {len(use)}); add (N, D) cells to the grid."))
         return None, warns
@@ -638,40 +650,45 @@ def _compare(cells: list[CellOptimum], table: pd.DataFrame, labels: pd.Series, g
 # A collected study as a grid
 
 
-def study_grid(study_dir: str | Path, design: str | None = None) -> pd.DataFrame:
-    """The hp_grid runs of a collected study as a grid table: N, D, lr, batch (tokens), loss, cell, b_simple.
+def grid_from_runs(runs: pd.DataFrame, design: str | None = None, records: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The hp_grid runs of a collected runs table as a grid: N, D, lr, batch (tokens), loss, cell, b_simple.
 
     ``design`` picks one design by its label (default: every design of kind ``hp_grid``); a cell is a
     design's group, one (size, D). ``b_simple`` is each run's online noise scale (median over the second
-    half of its steps) where the study measured it (``eval.noise_scale``).
+    half of its logged steps in ``records``, the metrics of study.collect) where the study measured it.
     """
-    from scalinglab.laws.tables import read_runs_table
     from scalinglab.study.selection import finished, groups_in, in_design
-    from scalinglab.train.rundir import read_metrics, read_summary
 
-    runs = finished(read_runs_table(study_dir))
+    runs = finished(runs)
     if design:
         labels = runs["designs"].fillna(runs["design"]).astype(str).str.split(";") if "designs" in runs.columns else runs["design"].map(lambda d: [d])
         mask = labels.map(lambda ds: design in ds)
         if not mask.any():
-            raise DataError(f"'{study_dir}' has no finished runs of a design called '{design}'; designs: {', '.join(sorted(set(runs['design'].astype(str))))}.")
+            raise DataError(f"no finished runs of a design called '{design}'; designs: {', '.join(sorted(set(runs['design'].astype(str))))}.")
         grid = runs[mask].copy()
         grid["cell"] = [f"{design}:{g}" for g in grid["group"]]
     else:
         mask = in_design(runs, "hp_grid")
         if not mask.any():
-            raise DataError(f"'{study_dir}' has no finished runs of an hp_grid design; add one (see studies/hp_grid.toml) or pass a runs table.")
+            raise DataError("no finished runs of an hp_grid design; add one (see studies/hp_grid.toml) or pass a runs table.")
         grid = runs[mask].copy()
         grid["cell"] = [f"{d}:{gs[0] if gs else g}" for d, g, gs in zip(grid["design"], grid["group"], groups_in(grid, "hp_grid"))]
     grid["batch"] = grid["batch_tokens"]
-    noise = {}
-    for run_dir in Path(study_dir).iterdir():
-        summary = read_summary(run_dir) if run_dir.is_dir() else None
-        if summary and summary.get("run_id") in set(grid["run_id"]):
-            values = [r["noise_b_simple"] for r in read_metrics(run_dir) if r.get("noise_b_simple") is not None]
-            if values:
-                noise[summary["run_id"]] = float(np.nanmedian(values[len(values) // 2 :]))
-    if noise:
-        grid["b_simple"] = grid["run_id"].map(noise)
+    if records is not None and "noise_b_simple" in records.columns:
+        rec = records[records["run_id"].isin(grid["run_id"]) & records["noise_b_simple"].notna()].sort_values("step")
+        late = rec.groupby("run_id")["noise_b_simple"].apply(lambda v: float(np.nanmedian(v.to_numpy(float)[len(v) // 2 :])))
+        if len(late):
+            grid["b_simple"] = grid["run_id"].map(late)
     grid.attrs = {**runs.attrs, "notes": [*runs.attrs.get("notes", []), f"{len(grid)} hp_grid run(s) in {grid['cell'].nunique()} cell(s)"]}
     return grid
+
+
+def study_grid(study_dir: str | Path, design: str | None = None) -> pd.DataFrame:
+    """:func:`grid_from_runs` of a collected study directory (its runs table and metrics records)."""
+    from scalinglab.laws.tables import read_runs_table
+    from scalinglab.study.collect import collect_records
+
+    try:
+        return grid_from_runs(read_runs_table(study_dir), design, collect_records(study_dir))
+    except DataError as e:
+        raise DataError(f"'{study_dir}': {e}") from None
