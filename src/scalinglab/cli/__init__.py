@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from scalinglab import __version__
+from scalinglab.cli._common import warnings_to_stderr
 from scalinglab.errors import ScalinglabError
 
 # The order sub-commands appear in ``scalinglab --help``; modules not listed come after.
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.handler(args) or 0)
+        with warnings_to_stderr(args.command):  # the library's warnings, in the CLI's own one-line form
+            return int(args.handler(args) or 0)
     except ScalinglabError as e:
         print(f"scalinglab {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--hparams", metavar="HPARAMS_JSON", help="laws of the optimal LR and batch (from `scalinglab hparams --out`)"
     )
+    p.add_argument(
+        "--law", metavar="FILE.py:FUNCTION", help="the user law of a --fit made with one (a fit file never runs code itself)"
+    )
+    p.add_argument(
+        "--trust-law-file", action="store_true", help="import the law file that --fit's fit.json names (only if you trust it)"
+    )
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     add_json_flag(p)
 
@@ -58,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     bcrit = load_bcrit(args.bcrit) if args.bcrit else None
     if args.fit:
-        law = load_planning_law(args.fit, bcrit)
+        from scalinglab.laws.forms import get_form
+
+        form = get_form(args.law) if args.law else None
+        law = load_planning_law(args.fit, bcrit, form, args.trust_law_file)
     else:
         law = get_preset(args.preset)
         law = dataclasses.replace(law, bcrit=bcrit or law.bcrit)

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json, warnings_to_stderr
+from scalinglab.cli._common import add_json_flag, command, print_json
 from scalinglab.errors import ConfigError
 
 DESCRIPTION = """\
@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.train.run import train
 
-    with warnings_to_stderr("train"):
-        summary = train(cfg, run_dir)
+    summary = train(cfg, run_dir)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 speaks for the run
         return 0
     if args.json:

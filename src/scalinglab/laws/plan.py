@@ -25,7 +25,7 @@ import numpy as np
 from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
-from scalinglab.laws.forms import get_form
+from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.frontier import (
     KaplanFrontier,
     KaplanTable6,
@@ -168,11 +168,16 @@ def get_preset(name: str) -> PlanningLaw:
     return PRESETS[name]
 
 
-def load_planning_law(path: str | Path, bcrit: BcritLaw | None = None) -> PlanningLaw:
-    """A :class:`PlanningLaw` from a ``fit.json`` written by ``scalinglab fit``, with its prediction interval."""
+def load_planning_law(
+    path: str | Path, bcrit: BcritLaw | None = None, form: Form | None = None, trust_law_file: bool = False
+) -> PlanningLaw:
+    """A :class:`PlanningLaw` from a ``fit.json`` written by ``scalinglab fit``, with its prediction interval.
+
+    A fit of a user law needs that law again as ``form`` (or ``trust_law_file``): see ``FitResult.load``.
+    """
     from scalinglab.laws.fit import FitResult
 
-    fit = FitResult.load(path)
+    fit = FitResult.load(path, form, trust_law_file)
     samples = [] if fit.bootstrap is None else fit.bootstrap[list(fit.form.params)].to_dict("records")
     data = fit.data[fit.data["weight"] > 0] if "weight" in fit.data else fit.data
     columns = {c: data[c].to_numpy(float) for c in ("C", "N", "D", "C_min") if c in data}

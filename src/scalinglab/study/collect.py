@@ -9,12 +9,13 @@ and keeps the runs whose ``status`` is ``done``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from scalinglab.errors import DataError
+from scalinglab.errors import DamagedFile, DataError
 from scalinglab.train.rundir import CONFIG, read_json, read_metrics, read_status, read_summary
 
 RUN_COLUMNS = [
@@ -120,11 +121,26 @@ def _step_rows(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _readable_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl of a run, or nothing (with a warning naming the file) when it is damaged."""
+    try:
+        return read_metrics(run_dir)
+    except DamagedFile as e:
+        warnings.warn(f"run {run_dir.name} is left out of the per-step tables: {e}", stacklevel=3)
+        return []
+
+
 def _run_dirs(study_dir: str | Path) -> list[tuple[Path, str]]:
     """(run directory, run_id) of every run under ``study_dir`` that has a config.json."""
     root = Path(study_dir)
     dirs = sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
-    return [(d, _run_id(d, read_summary(d) or {}, read_json(d / "labels.json") or {})) for d in dirs]
+    out = []
+    for d in dirs:
+        try:
+            out.append((d, _run_id(d, read_summary(d) or {}, read_json(d / "labels.json") or {})))
+        except DamagedFile as e:  # collect() lists it as damaged; the per-step tables leave it out, saying so
+            warnings.warn(f"run {d.name} is damaged and left out: {e}", stacklevel=2)
+    return out
 
 
 RECORD_COLUMNS = ["run_id", "step", "lr", "train_loss", "noise_b_simple"]
@@ -136,7 +152,7 @@ def collect_records(study_dir: str | Path) -> pd.DataFrame:
     learning-rate analyses read the training loss and LR, which are logged far more often than evaluations."""
     frames = []
     for run_dir, run_id in _run_dirs(study_dir):
-        records = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in read_metrics(run_dir)]
+        records = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in _readable_metrics(run_dir)]
         if records:
             frames.append(pd.DataFrame(records).assign(run_id=run_id))
     if not frames:
@@ -158,7 +174,7 @@ def collect_positions(study_dir: str | Path, split: str = "valid") -> pd.DataFra
         if last:
             frames.append(pd.DataFrame({"run_id": run_id, "step": summary.get("steps"), "T": range(1, len(last) + 1),
                                         "loss": last, "final": True}))
-        for rec in read_metrics(run_dir):
+        for rec in _readable_metrics(run_dir):
             if rec.get(f"pos_loss_{split}"):
                 losses = rec[f"pos_loss_{split}"]
                 frames.append(pd.DataFrame({"run_id": run_id, "step": rec["step"], "T": range(1, len(losses) + 1),
@@ -175,9 +191,15 @@ def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise DataError(f"study directory '{root}' does not exist; pass the directory `scalinglab study run` wrote (runs/<study name>).")
     runs, steps = [], []
     for run_dir in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()):
-        run = _run_row(run_dir, read_json(run_dir / CONFIG))
+        try:
+            run = _run_row(run_dir, read_json(run_dir / CONFIG))
+            run_steps = _step_rows(run_dir, run)
+        except DamagedFile as e:  # one unreadable file costs its own run only, and never silently
+            warnings.warn(f"run {run_dir.name} is damaged and fits nothing: {e}", stacklevel=2)
+            run, run_steps = {"run_id": run_dir.name.rsplit("-", 1)[-1], "name": run_dir.name, "status": "damaged",
+                              "damage": str(e)}, []  # fmt: skip
         runs.append(run)
-        steps.extend(_step_rows(run_dir, run))
+        steps.extend(run_steps)
     if not runs:
         raise DataError(f"'{root}' has no run directories with a config.json; train the study first (scalinglab study run).")
     runs_df = pd.DataFrame(runs)

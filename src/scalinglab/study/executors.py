@@ -3,7 +3,8 @@
 - ``local`` (default): a process pool (spawn context) of ``workers`` processes, one thread per run;
   two one-thread runs beat one two-thread run on a small CPU (DESIGN.md, CPU facts).
 - ``ray``: Ray Core tasks with ``num_cpus`` = threads per run and ``num_gpus`` per run;
-  ``ray_address`` joins a running cluster, otherwise a local Ray starts with ``workers`` CPUs.
+  ``ray_address`` joins a running cluster (only when given: never a cluster found by chance), otherwise
+  a local Ray starts with ``workers`` CPUs, bound to 127.0.0.1 so nothing listens on other interfaces.
 - ``slurm``: submitit job arrays (``slurm_array_parallelism`` = workers); ``slurm_cluster='local'``
   runs the same arrays as local processes (submitit's LocalExecutor), which is how it is tested.
 
@@ -28,6 +29,8 @@ from scalinglab.errors import ConfigError
 from scalinglab.study.worker import Job, Outcome, execute, init_local_worker
 
 ExecutorKind = Literal["local", "ray", "slurm"]
+RAY_SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch between cluster mode (node IP, all interfaces) and single-node mode (loopback only)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class ExecutorConfig:
     num_gpus: float = 0
     """GPUs per run (Ray num_gpus, SLURM gpus_per_node)."""
     ray_address: str = ""
-    """Join this Ray cluster ('auto' or host:port); empty starts a local Ray."""
+    """Join this Ray cluster ('auto' or host:port); empty starts a local Ray on 127.0.0.1 only."""
     slurm_cluster: str = ""
     """submitit cluster: '' detects SLURM, 'local' runs arrays as local processes (tests), 'slurm' forces it."""
     slurm_partition: str = ""
@@ -114,6 +117,10 @@ class RayExecutor:
     """Ray Core tasks, one per run, with CPU and GPU requests the scheduler honours."""
 
     def __init__(self, cfg: ExecutorConfig) -> None:
+        if not cfg.ray_address:
+            # Ray's single-node mode (its default on macOS and Windows) binds every server to 127.0.0.1;
+            # read at import by Ray and inherited by its raylet and workers
+            os.environ[RAY_SINGLE_NODE] = "0"
         try:
             import ray
         except ImportError:
@@ -123,8 +130,15 @@ class RayExecutor:
         if self._owns:
             if cfg.ray_address:
                 ray.init(address=cfg.ray_address, log_to_driver=False)
-            else:  # a light local Ray: no dashboard, just enough CPUs for the workers
-                ray.init(num_cpus=cfg.n_workers * cfg.threads_per_run, include_dashboard=False, log_to_driver=False)
+            else:  # a light local Ray: loopback only (a study is no network service), no dashboard
+                os.environ.pop("RAY_ADDRESS", None)  # joining a cluster is explicit: --ray-address
+                ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # the same, when Ray was imported earlier
+                ray.init(
+                    address="local",
+                    num_cpus=cfg.n_workers * cfg.threads_per_run,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
         self._task = ray.remote(num_cpus=cfg.threads_per_run, num_gpus=cfg.num_gpus, max_retries=0)(execute)
         self.capacity = None  # Ray queues tasks until resources free up
 
