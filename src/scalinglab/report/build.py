@@ -24,6 +24,7 @@ from scalinglab.errors import DataError, ScalinglabError
 from scalinglab.report import analyses as an
 from scalinglab.report import derived as dv
 from scalinglab.report import figures as fg
+from scalinglab.report import hparams as hp
 from scalinglab.report import html
 from scalinglab.report import scans as sc
 from scalinglab.report.headline import headline_rows
@@ -318,6 +319,10 @@ FIGURES: list[PaperFigure] = [
     _fig("fig-22", "Fig 22: learning-rate schedules", Panel("fig22_lr_scan", "LR scan", "lr_scan", fg.fig_lr_scan, _cap_lr)),
     _fig("fig-23", "Fig 23: power law against a logarithm", Panel("fig23_log_fit", "log fit", "ladder", fg.fig_log_fit, _cap_log)),
     _fig("fig-24", "Fig 24: depth against generalisation", Panel("fig24_depth", "architectures: depth", "model-family (depth)")),
+    _fig("hparams", "Optimal learning rate and batch size as laws of N and D (Step Law, Li et al. 2025)",
+         Panel("hparams_landscape", "hyper-parameters", "hp_grid", hp.fig_landscape, hp.caption_landscape),
+         Panel("hparams_lr_opt", "hyper-parameters", "hp_grid", hp.fig_lr_opt, hp.caption_lr),
+         Panel("hparams_batch_opt", "hyper-parameters", "hp_grid", hp.fig_batch_opt, hp.caption_batch)),
     _fig("chinchilla-approaches", "Chinchilla's approaches beside Kaplan's",
          Panel("chinchilla_approaches", "approaches", "isoflop", fg.fig_approaches, _cap_approaches)),
     _fig("backtest", "Backtest: predict the largest runs",
@@ -388,6 +393,7 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
         ("data vs compute", lambda: dv.data_compute_intersection(need("L(C)"), need("L(D)"))),
         ("early stopping", lambda: dv.early_stopping(runs, curves, need("L(N, D)"), need("L(N, S)"), results["B_crit"])),
         ("log fit", lambda: dv.log_fit(need("L(N)"))),
+        ("hyper-parameters", lambda: hp.hyper_parameters(runs, t.records, results["B_crit"])),
         *((name, lambda fn=fn: fn(results, t)) for name, fn in EXTRA_ANALYSES.items()),
     ]
     for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
