@@ -1,12 +1,14 @@
 """``scalinglab demo``: a real small scaling study on the built-in corpus, analysed into an HTML report.
 
-The study is written as a study file (below, and copied to ``<out>/study.toml`` so that
-``scalinglab study run`` can re-run or extend it). It trains tiny GPT models on the Python standard
-library (the built-in 'stdlib' corpus, no network) with a 2,048-token BPE:
+The study is a study file shipped with the package (``scalinglab/studies/demo.toml``, and
+``demo-quick.toml``), copied to ``<out>/study.toml`` so that ``scalinglab study run`` can re-run or
+extend it. It trains tiny GPT models on the Python standard library (the built-in 'stdlib' corpus,
+no network) with a 2,048-token BPE:
 
 - a ladder of 6 sizes, N = 14k..336k non-embedding parameters, over 2.3 decades of compute, with
   the online gradient-noise scale measured;
-- the four smaller sizes again on 1M tokens, and two of them on 2M: L(N, D) off the ladder's diagonal;
+- IsoFLOP profiles: four sizes at each of three budgets C = 6ND (Chinchilla's approach 2), which
+  also put L(N, D) off the ladder's diagonal for the joint fits and the backtest;
 - a dataset-size sweep: one model on nested subsets of 100k..800k tokens, several epochs, early-stopped;
 - a batch-size scan: one model at 4 batch sizes over the same 1M tokens, for B_crit(L);
 - a shape scan at N = 5e4: depth 2..7, feed-forward ratio and head size at fixed N (Kaplan Fig 5).
@@ -16,181 +18,120 @@ Every run is also evaluated on the docstrings of the held-out standard-library f
 
 Every run uses the ``tiny-v1`` recipe, Kaplan's (one batch for all, cosine to zero) with the learning
 rate and init of models a few dozen wide, LR = 0.4 / d_model and init std 1 / sqrt(d_model) (eq D.1's
-1.8e-3 and GPT-2's 0.02 are several times too small here), at 512 tokens per step, close to the critical batch these losses have (a larger batch wastes most of
-its tokens here).
-Sized for 2 CPU cores (2 one-thread workers) in about 20 minutes (``benchmarks/demo_plan.py``
-estimates it on the machine at hand); ``quick`` is the same study shrunk to about 3 minutes for
-tests and CI. Results are honest, not tuned to look like the paper:
-the closing note compares them with Kaplan et al.'s constants, which belong to another tokenizer
-and corpus.
+1.8e-3 and GPT-2's 0.02 are several times too small here), at 512 tokens per step, close to the
+critical batch these losses have (a larger batch wastes most of its tokens here). Sized for 2 CPU
+cores (2 one-thread workers) in about 20 minutes (``benchmarks/demo_plan.py`` estimates it on the
+machine at hand); ``quick`` is the same study shrunk to a few minutes for tests and CI.
+
+Results are honest, not tuned to look like the paper. The closing note gives the compute-optimal
+exponent a (N_opt ∝ C^a) from Chinchilla's three approaches, each with an interval, says which
+paper's value the intervals support, and lists warnings: approaches whose intervals disagree, a
+constant the data cannot support (a critical batch above the tokens any run saw), a fit on a bound.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE6
+from scalinglab.errors import ScalinglabError
+from scalinglab.laws.fit import FitResult
+from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
 from scalinglab.report.build import ReportResult, build_report
 from scalinglab.report.headline import headline_lines
-from scalinglab.study import load_study, run_study
+from scalinglab.study import collect, load_study, run_study
+from scalinglab.study.selection import in_design, law_runs
 
-DEMO_STUDY = """\
-# The scalinglab demo: Kaplan et al. 2020's laws on the Python standard library, on 2 CPU cores.
-name = "demo"
-recipe = "tiny-v1"   # Kaplan's setup (one batch, cosine to zero); LR 0.4 / d_model, init std 1 / sqrt(d_model)
+STUDY_FILES = {False: "demo.toml", True: "demo-quick.toml"}
+"""The demo's study files in the package's ``studies`` folder: full and quick."""
 
-[base.model]
-n_ctx = 64
-vocab_size = 2048
+LEVEL = 0.95
+"""Coverage of the intervals on a."""
 
-[base.optim]
-batch_size = 8          # 512 tokens per step: near the critical batch of these losses (see the batch scan)
+BOOTSTRAP = 200
+"""Resamples for the intervals of a by approaches 1 (runs resampled) and 2 (seed-noise perturbations)."""
 
-[base.data]
-corpus = "stdlib"
-vocab_size = 2048
-# transfer: English prose (the docstrings of the held-out files) under the code-trained tokenizer
-eval_sets = [{{ name = "docstrings", corpus = "stdlib-docstrings", split = "valid" }}]
+KAPLAN_A = KAPLAN_TABLE6["p_N"]
+"""Kaplan's N_opt ∝ C_min^0.73 (Table 6)."""
 
-[base.budget]
-tokens_per_param = {tokens_per_param}   # tokens per parameter, embeddings included
-
-[base.eval]
-points = 12
-tokens = {eval_tokens}
-
-# Model sizes over two decades of compute, largest first so the longest run starts first; the
-# online gradient-noise scale compares one micro-batch's gradient with the whole batch's.
-[[design]]
-kind = "ladder"
-shapes = {ladder}
-head_dim = 8
-overrides = ["eval.noise_scale=true", "optim.micro_batch_size=4"]
-
-# The smaller sizes again on other token budgets, each with its own schedule: L(N, D) off the
-# ladder's diagonal, for the joint fits and the backtest.
-[[design]]
-kind = "nd_grid"
-shapes = {grid_shapes}
-head_dim = 8
-tokens = {grid_tokens}
-
-[[design]]
-kind = "nd_grid"
-name = "nd_grid_long"
-shapes = {long_shapes}
-head_dim = 8
-tokens = {long_tokens}
-
-# One model on nested subsets of the data, several epochs each, early-stopped (Kaplan §3.3).
-[[design]]
-kind = "dataset_size"
-shapes = [[{data_shape}]]
-head_dim = 8
-tokens = {data_tokens}
-budget = {{ tokens = {data_budget} }}
-
-# Batch sizes over the same tokens, for the critical batch size (Kaplan §5.1, Fig 18).
-[[design]]
-kind = "batch_scan"
-shapes = [[{batch_shape}]]
-head_dim = 8
-batch_sizes = {batch_sizes}
-budget = {{ tokens = {batch_budget} }}
-
-# Shapes at one N, one knob at a time: depth (d_model / n_layer), d_ff / d_model, head size (Kaplan Fig 5).
-[[design]]
-kind = "shape_scan"
-overrides = ["eval.points=4"]   # only the final loss is used
-params = [{shape_params}]
-aspect_ratio = {shape_aspect}
-head_dim = 8
-aspect_ratios = {aspect_ratios}
-ff_ratios = {ff_ratios}
-head_dims = {head_dims}
-budget = {{ tokens = {shape_budget} }}
-"""
-
-FULL = dict(
-    tokens_per_param=8,
-    eval_tokens=16384,
-    ladder="[[3, 96], [3, 80], [2, 64], [2, 48], [2, 32], [2, 24]]",
-    grid_shapes="[[2, 64], [2, 48], [2, 32], [2, 24]]",
-    grid_tokens="[1_000_000]",
-    long_shapes="[[2, 48], [2, 32]]",
-    long_tokens="[2_000_000]",
-    data_shape="2, 48",
-    data_tokens="[100_000, 200_000, 400_000, 800_000]",
-    data_budget="1_000_000",
-    batch_shape="2, 32",
-    batch_sizes="[4, 8, 16, 32]",
-    batch_budget="1_000_000",
-    shape_params="5e4",
-    shape_aspect=24,
-    aspect_ratios="[4, 8, 13, 24]",
-    ff_ratios="[2, 4, 8]",
-    head_dims="[8, 16]",
-    shape_budget="400_000",
-)
-"""The full demo: about 20 minutes on 2 cores."""
-
-QUICK = dict(
-    tokens_per_param=3,
-    eval_tokens=8192,
-    ladder="[[2, 56], [2, 48], [2, 40], [2, 32], [2, 24], [2, 16]]",
-    grid_shapes="[[2, 32], [2, 16]]",
-    grid_tokens="[150_000]",
-    long_shapes="[[2, 24]]",
-    long_tokens="[400_000]",
-    data_shape="2, 24",
-    data_tokens="[25_000, 50_000, 100_000]",
-    data_budget="200_000",
-    batch_shape="2, 16",
-    batch_sizes="[4, 8, 16, 64]",
-    batch_budget="200_000",
-    shape_params="1.2e4",
-    shape_aspect=12,
-    aspect_ratios="[4, 12]",
-    ff_ratios="[2, 4]",
-    head_dims="[8]",
-    shape_budget="150_000",
-)
-"""The quick demo: about 3 minutes on 2 cores (tests and CI)."""
+CHINCHILLA_A = (min(HOFFMANN_EXPONENTS.values()), max(HOFFMANN_EXPONENTS.values()))
+"""Chinchilla's a over its three approaches, 0.46-0.50 (Hoffmann Table 2)."""
 
 
 def study_text(quick: bool = False) -> str:
-    """The demo's study file (TOML)."""
-    return DEMO_STUDY.format(**(QUICK if quick else FULL))
+    """The demo's study file (TOML), as shipped with the package."""
+    return resources.files("scalinglab").joinpath("studies", STUDY_FILES[quick]).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """The compute-optimal exponent a of N_opt ∝ C^a by one method, with its interval (None: not measurable)."""
+
+    key: str
+    """Its name in the JSON numbers: a_envelope, a_isoflop, a_parametric."""
+    method: str
+    value: float = float("nan")
+    interval: tuple[float, float] | None = None
+    note: str = ""
+    """Why the value or its interval is missing."""
+
+    def text(self) -> str:
+        if not np.isfinite(self.value):
+            return f"{self.method}: n/a ({self.note})"
+        ci = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else f" (no interval: {self.note})"
+        return f"{self.method}: {self.value:.3f}{ci}"
 
 
 @dataclass
 class DemoResult:
-    """The report and the headline numbers of a finished demo."""
+    """The report, the exponents of the three approaches with intervals, and the warnings of a finished demo."""
 
     report: ReportResult
     study_file: Path
     seconds: float
+    exponents: list[Exponent] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def numbers(self) -> dict[str, Any]:
+        """The report's headline numbers plus each approach's a and ``<key>_interval``."""
+        out: dict[str, Any] = dict(self.report.numbers)
+        for e in self.exponents:
+            out[e.key] = e.value
+            out[f"{e.key}_interval"] = list(e.interval) if e.interval else None
+        return out
 
     def to_dict(self) -> dict:
-        return {"study_file": str(self.study_file), "seconds": self.seconds, **self.report.to_dict()}
+        return {"study_file": str(self.study_file), "seconds": self.seconds, **self.report.to_dict(),
+                "numbers": self.numbers, "warnings": self.warnings, "conclusion": conclusion(self.exponents)}
 
 
 def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progress: bool = True) -> DemoResult:
-    """Write the study file to ``out_dir``, train it (resuming a partial run), and build the report."""
+    """Write the study file to ``out_dir``, train it (resuming a partial run), build the report, weigh the answer."""
     start = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     study_file = out / "study.toml"
-    text = study_text(quick).replace('name = "demo"', f'name = "demo"\nout_dir = "{out.resolve().as_posix()}"')
+    text = study_text(quick).replace('name = "demo"', f'name = "demo"\nout_dir = "{out.resolve().as_posix()}"', 1)
     study_file.write_text(text)
     study = load_study(study_file)
     _say(progress, f"[1/2] training the {'quick ' if quick else ''}demo study in {out} with {workers} workers")
     run_study(study, "local", workers, progress=progress)
     _say(progress, "[2/2] fitting the laws and drawing the figures")
     report = build_report(out, progress=progress)
-    return DemoResult(report, study_file, time.monotonic() - start)
+    runs, _ = collect(out)
+    exponents = allocation_exponents(report.results, runs)
+    warnings = demo_warnings(report.results, runs, exponents)
+    return DemoResult(report, study_file, time.monotonic() - start, exponents, warnings)
 
 
 def _say(progress: bool, message: str) -> None:
@@ -198,14 +139,143 @@ def _say(progress: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+# --------------------------------------------------------------------------------------------------
+# The compute-optimal exponent three ways, each with an interval
+
+
+def allocation_exponents(results: dict[str, Any], runs: pd.DataFrame, level: float = LEVEL) -> list[Exponent]:
+    """a by Chinchilla's approaches 1 (envelope), 2 (IsoFLOP minima) and 3 (parametric fit), with intervals.
+
+    Approach 1 resamples the ladder's runs (laws.frontier.envelope_bootstrap); approach 2 perturbs each
+    IsoFLOP run by the measured seed noise and finds the minima again (Porian et al. 2024); approach 3
+    takes a = β/(α + β) over the bootstrap refits of E + A/N^α + B/D^β (Hoffmann eq 4).
+    """
+    fr, ap = results.get("L(C)"), results.get("approaches")
+    return [_envelope(fr, level), _isoflop(runs, level), _parametric(ap, level)]
+
+
+def _envelope(fr: Any, level: float) -> Exponent:
+    e = Exponent("a_envelope", "approach 1, envelope")
+    if fr is None:
+        return Exponent(e.key, e.method, note="no compute frontier (the ladder was skipped)")
+    try:
+        interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level)
+    except ScalinglabError as err:
+        return Exponent(e.key, e.method, fr.frontier.a, note=str(err))
+    return Exponent(e.key, e.method, fr.frontier.a, interval)
+
+
+def _isoflop(runs: pd.DataFrame, level: float) -> Exponent:
+    e = Exponent("a_isoflop", "approach 2, IsoFLOP")
+    df = law_runs(runs)
+    iso = df[in_design(df, "isoflop")]  # the runs the report's approaches use
+    if iso.empty:
+        return Exponent(e.key, e.method, note="no isoflop design")
+    try:
+        result = isoflop_frontier(iso, strict=False, bootstrap=BOOTSTRAP, level=level)
+    except ScalinglabError as err:
+        return Exponent(e.key, e.method, note=str(err))
+    refused = f"; {len(result.refused)} budget(s) without an interior minimum left out" if result.refused else ""
+    interval = tuple(result.a_interval) if result.a_interval else None
+    return Exponent(e.key, e.method, result.frontier.a, interval, ("" if interval else "too few replicates") + refused)
+
+
+def _parametric(ap: Any, level: float) -> Exponent:
+    e = Exponent("a_parametric", "approach 3, parametric")
+    fit: FitResult | None = getattr(ap, "parametric", None)
+    if fit is None:
+        return Exponent(e.key, e.method, note="the Chinchilla form could not be fitted")
+    p = fit.params
+    value = p["beta"] / (p["alpha"] + p["beta"])  # Hoffmann eq 4: N_opt ∝ C^(β/(α+β))
+    if fit.bootstrap is None or len(fit.bootstrap) < 2:
+        return Exponent(e.key, e.method, value, note="no bootstrap refits")
+    a = (fit.bootstrap["beta"] / (fit.bootstrap["alpha"] + fit.bootstrap["beta"])).dropna().to_numpy()
+    lo, hi = np.quantile(a, [(1 - level) / 2, (1 + level) / 2])
+    return Exponent(e.key, e.method, value, (float(lo), float(hi)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Warnings and the closing sentence
+
+
+def _warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
+    return {"kind": kind, "param": param, "message": message}
+
+
+def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
+    """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
+    out = []
+    measured = [e for e in exponents if e.interval]
+    for x, y in itertools.combinations(measured, 2):
+        if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
+            out.append(_warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
+                                "this study does not pin a down (more sizes per budget, or larger runs)."))
+    bc = results.get("B_crit")
+    done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
+    if bc is not None and len(done):
+        best, seen = float(done["loss"].min()), float(done["D"].max())
+        b = float(bc.law(best))
+        if not np.isfinite(b) or b > seen:  # Kaplan's B_crit is a batch in tokens: one above every run's tokens is not measured
+            out.append(_warning("implausible", "B_star", f"B_crit(L) = {bc.fit.params['B_star']:.3g} tokens * "
+                                f"L^-{1 / bc.fit.params['alpha_B']:.2f} gives {b:.3g} tokens at the study's best loss "
+                                f"{best:.3f}, more than the {seen:.3g} tokens any run saw: the batch scan does not "
+                                "constrain it; do not use its batch sizes."))
+    for name, analysis in results.items():
+        for fit in _fits(analysis):
+            for w in getattr(fit, "warnings", []):
+                if w.get("kind") in ("at_bound", "floorless"):  # a parameter held by its bound, not by the data
+                    out.append(_warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
+    return out
+
+
+def _fits(analysis: Any) -> list[FitResult]:
+    """The fitted laws an analysis result holds (its ``fit`` and any other FitResult field)."""
+    if analysis is None or not hasattr(analysis, "__dataclass_fields__"):
+        return []
+    return [v for v in (getattr(analysis, k) for k in analysis.__dataclass_fields__) if isinstance(v, FitResult)]
+
+
+def conclusion(exponents: list[Exponent]) -> str:
+    """The sentence about the papers, from the intervals: which exponent of a they include, or why none is said."""
+    measured = [e for e in exponents if e.interval]
+    if not measured:
+        return "No approach measured a with an interval here, so this study does not side with either paper's a."
+    disagree = any(x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]
+                   for x, y in itertools.combinations(measured, 2))
+    kaplan = [e.method for e in measured if e.interval[0] <= KAPLAN_A <= e.interval[1]]
+    chin = [e.method for e in measured if e.interval[0] <= CHINCHILLA_A[1] and CHINCHILLA_A[0] <= e.interval[1]]
+    paper = f"Kaplan's {KAPLAN_A:g} lies in {_which(kaplan, measured)}; Chinchilla's {CHINCHILLA_A[0]:g}-{CHINCHILLA_A[1]:g} overlaps {_which(chin, measured)}"
+    if disagree:
+        return f"The approaches' intervals on a disagree, so the study cannot side with a paper ({paper})."
+    if chin and not kaplan:
+        side = "the study sides with Chinchilla"
+    elif kaplan and not chin:
+        side = "the study sides with Kaplan"
+    elif kaplan and chin:
+        side = "the intervals are too wide to tell the papers apart"
+    else:
+        side = "the study supports neither paper's a"
+    return f"{side[0].upper()}{side[1:]}: {paper}. Scales (N_c, D_c, B*) depend on the tokenizer and corpus."
+
+
+def _which(methods: list[str], measured: list[Exponent]) -> str:
+    if not methods:
+        return "none of the intervals"
+    return "every interval" if len(methods) == len(measured) else " and ".join(methods) + "'s interval"
+
+
 def summary_lines(result: DemoResult) -> list[str]:
-    """The closing note: the fitted exponents beside Kaplan's, the backtest, and where the report is."""
+    """The closing note: the report's headline table, a three ways, the warnings, the conclusion, the report's path."""
     lines = [
         f"demo finished in {result.seconds / 60:.1f} min",
         *headline_lines(result.report.numbers),  # the report's headline table, as text
-        "  Exponents are comparable with the paper's; scales (N_c, D_c, B*) depend on the tokenizer and corpus.",
+        f"  N_opt ∝ C^a, {LEVEL:.0%} intervals (Kaplan {KAPLAN_A:g}; Chinchilla {CHINCHILLA_A[0]:g}-{CHINCHILLA_A[1]:g}):",
+        *(f"    {e.text()}" for e in result.exponents),
+        *(f"  warning: {w['message']}" for w in result.warnings),
+        f"  {conclusion(result.exponents)}",
         f"  report: {result.report.path}",
     ]
     if result.report.skipped:
         lines.insert(-1, f"  skipped: {', '.join(result.report.skipped)}")
     return lines
+

@@ -16,7 +16,7 @@ from scalinglab.train.budget import resolve_steps, tokens_per_step
 def test_demo_study_has_a_ladder_over_decades_a_data_sweep_and_a_batch_scan(quick, decades):
     runs = expand_study(study_from_dict(tomllib.loads(study_text(quick))))
     kinds = {r.kind for r in runs}
-    assert {"ladder", "nd_grid", "dataset_size", "batch_scan", "shape_scan"} <= kinds
+    assert {"ladder", "isoflop", "dataset_size", "batch_scan", "shape_scan"} <= kinds
     ladder = [r.config for r in runs if r.kind == "ladder"]
     assert len({count_params(c.model)["N"] for c in ladder}) >= 6
     compute = [6 * count_params(c.model)["N"] * resolve_steps(c) * tokens_per_step(c) for c in ladder]

@@ -9,25 +9,31 @@ from scalinglab.cli._common import add_json_flag, command, print_json
 DESCRIPTION = """\
 Reproduce Kaplan et al. 2020's scaling laws on this machine, with no download: train a real small
 study of GPT models on the Python standard library (the built-in 'stdlib' corpus, a 2,048-token BPE)
-- a ladder of 6 sizes over two decades of compute, an N x D grid, a dataset-size sweep, a batch-size
-scan and a shape scan, every run also evaluated on the library's docstrings for transfer - then fit
-the laws and write an HTML report with the paper's figures. It ends with a summary: the fitted
-alpha_N, alpha_D, the compute-optimal exponent, B_crit(L), the backtest error and the report's path.
+- a ladder of 6 sizes over two decades of compute, IsoFLOP profiles at three budgets, a dataset-size
+sweep on nested shuffled subsets, a batch-size scan and a shape scan, every run also evaluated on
+the library's docstrings for transfer - then fit the laws and write an HTML report with the paper's
+figures. It ends with a summary: the report's headline numbers (alpha_N, alpha_D, B_crit(L), the
+backtest error), the compute-optimal exponent a from Chinchilla's approaches 1, 2 and 3 with 95%
+intervals, warnings (intervals that disagree, a constant the data cannot support, a fit on a bound),
+a conclusion about the papers computed from the intervals, and the report's path. --json gives the
+same as numbers (a_envelope, a_isoflop, a_parametric and each *_interval), warnings and conclusion.
 
-About 20 minutes on 2 CPU cores (two one-thread workers); --quick shrinks it to about 3 minutes.
+About 20 minutes on 2 CPU cores (two one-thread workers); --quick shrinks it to a few minutes.
+Progress is one line per finished run (k/N done and an ETA), readable in a log file too.
 Interrupted? Run the same command again: finished runs are kept and unfinished ones resume.
-The study file is written to OUT/study.toml: extend it and re-run it with `scalinglab study run`.
+The study file (scalinglab/studies/demo.toml in the package) is written to OUT/study.toml: extend it
+and re-run it with `scalinglab study run`.
 
 Examples:
   scalinglab demo                           # runs/demo, report in runs/demo/report/index.html
-  scalinglab demo --quick --out /tmp/demo   # the 3-minute version
+  scalinglab demo --quick --out /tmp/demo   # the few-minute version
   scalinglab demo --workers 4 --json
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "demo", "train a small real study and write the scaling-law report", DESCRIPTION, run)
-    p.add_argument("--quick", action="store_true", help="the ~3-minute version (tests and CI)")
+    p.add_argument("--quick", action="store_true", help="the few-minute version (tests and CI)")
     p.add_argument("--out", metavar="DIR", default=None, help="study directory (default runs/demo or runs/demo-quick)")
     p.add_argument("--workers", type=int, default=2, help="runs trained in parallel, one thread each (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress display")

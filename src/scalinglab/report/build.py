@@ -50,6 +50,8 @@ class ReportResult:
     """Every figure's anchor ('fig-1' ... 'fig-24', ...) -> whether any of its panels is drawn (else noted)."""
     transfer: dict[str, float] = field(default_factory=dict)
     """Offset (nats/token) of each extra eval set's loss over the validation loss, at the largest model."""
+    results: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Every analysis's result by name (None where skipped), for callers that report more (the demo)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},

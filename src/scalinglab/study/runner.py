@@ -14,16 +14,18 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from scalinglab.config import replace_fields
+from scalinglab.model.counting import flops_per_token
 from scalinglab.study.config import StudyConfig, StudyRun, expand_study
 from scalinglab.study.executors import ExecutorConfig, Handle, make_executor
 from scalinglab.study.store import RunStore
 from scalinglab.study.worker import Job, Outcome
-from scalinglab.train.budget import resolve_steps
+from scalinglab.train.budget import resolve_steps, tokens_per_step
 
 MAX_CRASHES = 2
 """A run whose worker dies this many times in one study run is left for the next one (no crash loop)."""
@@ -79,6 +81,7 @@ def run_study(
         disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True,
     )  # fmt: skip
     ex = make_executor(cfg, store.root)
+    eta = _Eta({d: _cost(r.config) for d, r in dirs.items()}, {d for d, s in states.items() if s.state in ("done", "failed")})
     try:
         while True:
             for d, handle in list(inflight.items()):
@@ -87,9 +90,10 @@ def run_study(
                     outcome = _result(handle, d, crashes)
                     if outcome.state == "stopped":  # SIGTERM or a full disk: left pending for the next study run
                         crashes[d] = MAX_CRASHES
-                    if outcome.state != "skipped" and progress:
-                        name = dirs[d].name
-                        bar.write(f"{outcome.state:6s} {name} ({outcome.seconds:.0f} s) {outcome.reason}".rstrip(), file=sys.stderr)
+                    if outcome.state != "skipped" and progress:  # one line per run: readable in a log too
+                        left = eta.finish(d) if outcome.state in ("done", "failed") else eta.left()
+                        bar.write(f"{outcome.state:6s} {dirs[d].name} ({outcome.seconds:.0f} s) [{len(eta.done)}/{len(dirs)} "
+                                  f"done, ETA {left}] {outcome.reason}".rstrip(), file=sys.stderr)
             states = {d: store.state(d) for d in dirs}
             todo = []
             for d, s in states.items():
@@ -115,6 +119,35 @@ def run_study(
     bar.close()
     ex.close()
     return study_status(study)
+
+
+def _cost(cfg: Any) -> float:
+    """A run's relative cost for the ETA: its tokens times the FLOPs per token of every matmul."""
+    return resolve_steps(cfg) * tokens_per_step(cfg) * flops_per_token(cfg.model)["structural"]
+
+
+class _Eta:
+    """Time left: the cost of the runs still to train over the cost trained per second so far."""
+
+    def __init__(self, costs: dict[Path, float], done: set[Path]) -> None:
+        self.costs, self.done = costs, set(done)
+        self.start, self.trained = time.monotonic(), 0.0
+
+    def finish(self, run_dir: Path) -> str:
+        """Count ``run_dir`` as trained; the time left."""
+        if run_dir not in self.done:
+            self.done.add(run_dir)
+            self.trained += self.costs[run_dir]
+        return self.left()
+
+    def left(self) -> str:
+        left = sum(c for d, c in self.costs.items() if d not in self.done)
+        if not left:
+            return "0 s"
+        if not self.trained:
+            return "unknown"
+        seconds = left * (time.monotonic() - self.start) / self.trained
+        return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _result(handle: Handle, run_dir: Path, crashes: Counter[Path]) -> Outcome:

@@ -1,0 +1,106 @@
+"""The demo's answer weighed: a by three approaches with intervals, warnings, and a conclusion computed from them."""
+
+from __future__ import annotations
+
+import tomllib
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.demo import (
+    CHINCHILLA_A,
+    KAPLAN_A,
+    Exponent,
+    _isoflop,
+    _parametric,
+    conclusion,
+    demo_warnings,
+    study_text,
+)
+from scalinglab.laws.fit import fit_law
+from scalinglab.study import expand_study, study_from_dict
+
+E, A, B, ALPHA, BETA = 1.8, 400.0, 400.0, 0.34, 0.28  # a Chinchilla-like law: a = β/(α+β) = 0.45
+
+
+def chinchilla_loss(n, d):
+    return E + A / np.asarray(n) ** ALPHA + B / np.asarray(d) ** BETA
+
+
+def isoflop_runs(seed: int = 0) -> pd.DataFrame:
+    """IsoFLOP runs at three budgets, seven sizes around each optimum, with 0.3% noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in (1e18, 1e19, 1e20):
+        n_opt = 0.6 * (c / 6) ** (BETA / (ALPHA + BETA))
+        for n in n_opt * np.geomspace(0.2, 5, 7):
+            d = c / (6 * n)
+            loss = chinchilla_loss(n, d) * np.exp(rng.normal(0, 0.003))
+            rows.append({"run_id": f"{c:g}-{n:.0f}", "design": "isoflop", "kind": "isoflop", "designs": "isoflop",
+                         "group": f"C{c:g}", "groups": f"C{c:g}", "status": "done", "n_layer": 4, "N": n, "D": d,
+                         "C": 6 * n * d, "loss": loss, "best_loss": loss, "train_tokens_limit": 0})
+    return pd.DataFrame(rows)
+
+
+def test_the_demo_studies_ship_with_the_package_and_expand() -> None:
+    for quick in (False, True):
+        runs = expand_study(study_from_dict(tomllib.loads(study_text(quick))))
+        iso = [r for r in runs if r.kind == "isoflop"]
+        assert len({r.group for r in iso}) >= 2 and all(r.config.budget.flops_convention == "6N" for r in iso)
+        subsets = sorted(r.config.data.train_tokens for r in runs if r.kind == "dataset_size")
+        assert len(subsets) >= 3 and all(r.config.data.subset == "shuffled" for r in runs if r.kind == "dataset_size")
+
+
+def test_isoflop_and_parametric_exponents_cover_the_true_a() -> None:
+    true_a = BETA / (ALPHA + BETA)
+    runs = isoflop_runs()
+    iso = _isoflop(runs, 0.95)
+    assert iso.interval is not None and iso.interval[0] < iso.value < iso.interval[1]
+    assert abs(iso.value - true_a) < 0.05
+    fit = fit_law("chinchilla", runs, bootstrap=20)
+    par = _parametric(SimpleNamespace(parametric=fit), 0.95)
+    assert par.value == pytest.approx(fit.params["beta"] / (fit.params["alpha"] + fit.params["beta"]))
+    assert par.interval[0] <= par.value <= par.interval[1] and abs(par.value - true_a) < 0.05
+    assert "approach 2, IsoFLOP: 0.4" in iso.text()
+
+
+def test_no_isoflop_design_is_said() -> None:
+    runs = isoflop_runs().assign(kind="ladder", design="ladder", designs="ladder")
+    assert not np.isfinite(_isoflop(runs, 0.95).value) and "no isoflop design" in _isoflop(runs, 0.95).text()
+
+
+def _exp(key: str, value: float, lo: float, hi: float) -> Exponent:
+    return Exponent(key, key.replace("a_", "approach "), value, (lo, hi))
+
+
+def test_disagreeing_intervals_an_absurd_critical_batch_and_a_bound_are_warned() -> None:
+    exps = [_exp("a_envelope", 0.26, 0.2, 0.3), _exp("a_isoflop", 0.5, 0.45, 0.55), _exp("a_parametric", 0.52, 0.4, 0.6)]
+    bcrit = SimpleNamespace(law=lambda loss: 7e34 / np.asarray(loss) ** 4.8, fit=SimpleNamespace(
+        params={"B_star": 7e34, "alpha_B": 1 / 4.8}, warnings=[]))
+    bounded = fit_law("kaplan_n", pd.DataFrame({"N": [1e4, 3e4, 1e5, 3e5], "loss": [4.0, 4.0, 4.0, 4.0]}))
+    results = {"B_crit": bcrit, "L(N)": SimpleNamespace(fit=bounded, __dataclass_fields__={"fit": None})}
+    runs = pd.DataFrame({"status": ["done", "done"], "loss": [3.5, 4.0], "D": [1e6, 2e6]})
+    warnings = demo_warnings(results, runs, exps)
+    kinds = [w["kind"] for w in warnings]
+    assert kinds.count("candidates_disagree") == 2  # the envelope against each of the other two
+    absurd = [w for w in warnings if w["kind"] == "implausible"]
+    assert len(absurd) == 1 and "more than the 2e+06 tokens any run saw" in absurd[0]["message"]
+    at_bound = [w for w in bounded.warnings if w["kind"] == "at_bound"]
+    assert len(at_bound) >= 1 and len([w for w in warnings if w["kind"] == "at_bound"]) == len(at_bound)
+    assert any(w["message"].startswith("L(N): N_c = ") for w in warnings)
+    assert "disagree" in conclusion(exps)
+
+
+def test_the_conclusion_follows_the_intervals() -> None:
+    chin = [_exp("a_isoflop", 0.48, 0.44, 0.53), _exp("a_parametric", 0.47, 0.40, 0.52)]
+    assert conclusion(chin).startswith("The study sides with Chinchilla")
+    kap = [_exp("a_envelope", 0.72, 0.65, 0.80)]
+    assert conclusion(kap).startswith("The study sides with Kaplan")
+    wide = [_exp("a_envelope", 0.6, 0.3, 0.9)]
+    assert conclusion(wide).startswith("The intervals are too wide")
+    neither = [_exp("a_envelope", 0.2, 0.15, 0.25)]
+    assert conclusion(neither).startswith("The study supports neither")
+    assert "does not side" in conclusion([Exponent("a_isoflop", "approach 2")])
+    assert f"{KAPLAN_A:g}" in conclusion(chin) and f"{CHINCHILLA_A[0]:g}" in conclusion(chin)
