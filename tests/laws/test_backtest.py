@@ -53,6 +53,15 @@ def test_intervals_cover_a_known_law() -> None:
     assert np.mean(coverage) >= 0.85
 
 
+def test_backtest_predicts_a_few_held_out_runs() -> None:
+    runs = known_law_runs(noise=0.005)
+    top = np.sort(runs["C"].to_numpy())[-2]
+    held = int((runs["C"] >= top).sum())
+    assert held < 6  # fewer held-out runs than the law has parameters
+    result = backtest("chinchilla", runs, f"C<{top:.17g}", bootstrap=0)
+    assert result.n_test == held == len(result.table) and np.isfinite(result.max_rel_error)
+
+
 def test_backtest_refuses_empty_sides() -> None:
     runs = known_law_runs(noise=0.005)
     with pytest.raises(FitError, match="holds some out"):

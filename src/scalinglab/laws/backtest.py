@@ -126,7 +126,7 @@ def backtest(
     else:
         fit = fit_law(form, df[mask], weights=weights, bootstrap=bootstrap, level=level, seed=seed, axis=axis, **fit_kwargs)
     form = fit.form
-    test = fit_frame(df[~mask], form, None, extra=[axis] if axis else [])
+    test = fit_frame(df[~mask], form, None, extra=[axis] if axis else [], to_fit=False)  # predicted, not fitted: any count
     if fit.run_column:  # a checkpoint table is scored on each held-out run's final checkpoint
         last = df[~mask].groupby(fit.run_column)["D"].idxmax() if "D" in df.columns else df[~mask].groupby(fit.run_column).tail(1).index
         test = test.loc[np.sort(np.asarray(last))]

@@ -159,8 +159,12 @@ def fit_frame(
     form: Form,
     weights: str | Sequence[float] | None = None,
     extra: Sequence[str] = (),
+    to_fit: bool = True,
 ) -> pd.DataFrame:
     """The columns ``form`` needs (inputs, target, ``extra``, ``weight``), checked: present, positive, enough points.
+
+    ``to_fit=False`` (a table only predicted, e.g. a backtest's held-out runs) skips the checks that
+    only a fit needs: more points than parameters and several values of each input.
 
     ``weights`` is a column name or one value per row; rows keep their original index so errors
     and outlier flags name them.
@@ -196,12 +200,12 @@ def fit_frame(
                 "fix or remove those rows."
             )
     n_used = int((out["weight"] > 0).sum())
-    if n_used < len(form.params) + 1:
+    if to_fit and n_used < len(form.params) + 1:
         raise FitError(
             f"law '{form.name}' has {len(form.params)} parameters but the table has {n_used} usable point(s); "
             f"give at least {len(form.params) + 1} runs."
         )
-    for col in form.inputs:
+    for col in form.inputs if to_fit else ():
         if out[col].nunique() == 1:
             raise FitError(
                 f"all points have the same {col} = {out[col].iloc[0]:g}; law '{form.name}' needs runs at "
