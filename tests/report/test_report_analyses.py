@@ -76,3 +76,13 @@ def test_missing_designs_say_what_to_add(study):
         an.shape_invariance(ladder_only)
     with pytest.raises(DataError, match="eval_sets"):
         an.transfer(ladder_only.drop(columns=["loss_books"]), curves)
+
+
+def test_backtest_holds_out_the_most_expensive_runs(study):
+    runs, _ = study
+    bt = an.backtest(runs)
+    held = bt.points[~bt.points["train"]]
+    assert held["C"].min() > bt.points.loc[bt.points["train"], "C"].max()  # extrapolation in compute
+    row = bt.errors.set_index("law").loc["kaplan_nd"]
+    err = np.abs(held["pred_kaplan_nd"] / held["loss"] - 1)
+    assert row["max_error"] == pytest.approx(err.max(), rel=1e-9) and row["n_test"] == len(held)

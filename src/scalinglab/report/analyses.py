@@ -31,12 +31,16 @@ from scalinglab.constants import (
     PF_DAY,
 )
 from scalinglab.errors import DataError, FitError, ScalinglabError
+from scalinglab.laws.backtest import Split
+from scalinglab.laws.backtest import backtest as laws_backtest
 from scalinglab.laws.batch import (
     BcritLaw,
     CriticalBatch,
     adjusted_compute,
     adjusted_steps,
+    bcrit_table,
     critical_batch_scan,
+    fit_bcrit_law,
     noise_scale_by_loss,
     steps_to_loss,
 )
@@ -329,21 +333,21 @@ def critical_batch(runs: pd.DataFrame, metrics: pd.DataFrame) -> CriticalBatchSi
     scan_rows, level_rows = [], []
     for n, group in curves.groupby("N"):
         found: list[CriticalBatch] = critical_batch_scan(group, levels=_shared_levels(group))
-        level_rows += [{"N": n, "loss": cb.loss, "s_min": cb.s_min, "e_min": cb.e_min, "b_crit": cb.b_crit,
-                        "n_runs": cb.n_runs} for cb in found]
+        level_rows.append(bcrit_table(found).assign(N=n, n_runs=[cb.n_runs for cb in found]))
         levels = np.array([cb.loss for cb in found])
         for run_id, rc in group.groupby("run_id"):
             b = float(rc["batch_tokens"].iloc[0])
             s = steps_to_loss(rc["step"].to_numpy(float), rc["loss"].to_numpy(float), levels)
             scan_rows += [{"N": n, "run_id": run_id, "batch_tokens": b, "level": lv, "steps": st, "tokens": st * b}
                           for lv, st in zip(levels, s) if np.isfinite(st)]
-    levels = pd.DataFrame(level_rows)
+    levels = pd.concat(level_rows, ignore_index=True)
     # least squares (a Huber threshold far above the residuals): the scan's B_crit are noisy, and the
     # near-L1 loss of delta = 1e-3 pins a two-parameter line to two of the points
-    fit = fit_law("bcrit", levels.rename(columns={"b_crit": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
+    fit = fit_bcrit_law(levels, bootstrap=BOOTSTRAP, delta=10.0)
+    levels = levels.rename(columns={"B_crit": "b_crit", "S_min": "s_min", "E_min": "e_min"})
     try:
         noise = noise_scale_by_loss(metrics)
-        noise_fit = fit_law("bcrit", noise.rename(columns={"b_simple": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
+        noise_fit = fit_bcrit_law(noise.rename(columns={"b_simple": "B_crit"}), bootstrap=BOOTSTRAP, delta=10.0)
     except (DataError, FitError):
         noise, noise_fit = pd.DataFrame(), None
     return CriticalBatchSize(pd.DataFrame(scan_rows), levels, fit, noise, noise_fit)
@@ -448,16 +452,16 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     c = c.assign(D=c["tokens"])
     frontier, envelope, ok, note = _bracketed(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
-    fit = fit_law("kaplan_c", _sample(frontier), bootstrap=BOOTSTRAP)
+    fit = fit_law("kaplan_c", _sample(envelope), bootstrap=BOOTSTRAP)  # L(C) is the envelope: no bracketing needed
     b = _bcrit_at(bcrit, c["loss"])
     if b is None:
         return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit, envelope=envelope, bracketed=ok,
                                note=note)
     c = c.assign(C_min=adjusted_compute(c["C"], c["batch_tokens"], b), S_min=adjusted_steps(c["step"], c["batch_tokens"], b))
     cm = c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"]))
-    frontier_min, _, _, _ = _bracketed(cm, envelope_frontier(cm))
+    frontier_min, envelope_min, _, _ = _bracketed(cm, envelope_frontier(cm))
     s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
-    fit_min = fit_law("kaplan_cmin", _sample(frontier_min), bootstrap=BOOTSTRAP)
+    fit_min = fit_law("kaplan_cmin", _sample(envelope_min), bootstrap=BOOTSTRAP)
     return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note)
 
 
@@ -826,18 +830,19 @@ def backtest(runs: pd.DataFrame, laws: tuple[str, ...] = ("kaplan_nd", "chinchil
         raise DataError(f"a backtest needs at least 8 runs with enough data (has {len(p)}); add sizes or budgets.")
     if p.loc[: n_train - 1, "N"].nunique() < 2 or p.loc[: n_train - 1, "D"].nunique() < 2:
         raise DataError("the cheaper runs of the backtest cover one N or one D; add an nd_grid or isoflop design.")
-    p = p.assign(train=np.arange(len(p)) < n_train)
+    split = Split("C", "<=", float(p.loc[n_train - 1, "C"]))  # the cheapest runs, ordered by compute
+    p = p.assign(train=split.train_mask(p))
     rows, fits = [], {}
     for law in laws:
         try:
-            fit = fit_law(law, p[p["train"]])
+            r = laws_backtest(law, p[["N", "D", "C", "loss"]], split, bootstrap=0)  # scores only: no intervals needed
         except ScalinglabError:
             continue
-        fits[law] = fit
-        p[f"pred_{law}"] = fit.predict(p)
-        err = np.abs(p.loc[~p["train"], f"pred_{law}"] / p.loc[~p["train"], "loss"] - 1)
+        fits[law] = r.fit
+        p[f"pred_{law}"] = r.fit.predict(p)
+        err = np.abs(r.table["rel_error"].to_numpy(float))
         rows.append({"law": law, "max_error": float(err.max()), "mean_error": float(err.mean()),
-                     "n_train": n_train, "n_test": int((~p["train"]).sum())})
+                     "n_train": r.n_train, "n_test": r.n_test})
     if not rows:
         raise FitError("no law of N and D could be fitted on the cheaper runs; train more sizes.")
     return Backtest(p, pd.DataFrame(rows), fits)

@@ -23,6 +23,7 @@ from scalinglab.constants import PF_DAY
 from scalinglab.errors import DataError, ScalinglabError
 from scalinglab.report import analyses as an
 from scalinglab.report import derived as dv
+from scalinglab.report import families as fm
 from scalinglab.report import figures as fg
 from scalinglab.report import hparams as hp
 from scalinglab.report import html
@@ -287,7 +288,9 @@ FIGURES: list[PaperFigure] = [
     _fig("fig-5", "Fig 5: shape invariance", Panel("fig5_shape", "shape", "shape_scan", fg.fig_shape, _cap_shape)),
     _fig("fig-6", "Fig 6: embedding vs non-embedding parameters",
          Panel("fig6_embeddings", "embeddings", "ladder", fg.fig_embedding, _cap_embed)),
-    _fig("fig-7", "Fig 7: LSTMs against Transformers", Panel("fig7_lstm", "architectures: lstm", "model-family (LSTM)")),
+    _fig("fig-7", "Fig 7: LSTMs against Transformers",
+         Panel("fig7_lstm", "families: LSTM", "ladder", fg.fig_lstm_vs_n, fm.caption_lstm),
+         Panel("fig7_per_position", "families: LSTM", "ladder", fg.fig_lstm_positions, fm.caption_positions)),
     _fig("fig-8", "Fig 8: transfer to other distributions",
          Panel("fig8_transfer", "transfer", "eval_sets", fg.fig_transfer, _cap_transfer)),
     _fig("fig-9", "Fig 9: the data-size bottleneck and overfitting",
@@ -309,7 +312,7 @@ FIGURES: list[PaperFigure] = [
     _fig("fig-16", "Fig 16: early stopping and train against test loss",
          Panel("fig16_early_stopping", "early stopping", "dataset_size", fg.fig_early_stopping, _cap_stop)),
     _fig("fig-17", "Fig 17: recurrent (parameter-reusing) Transformers",
-         Panel("fig17_recurrent", "architectures: recurrent", "model-family (recurrent Transformer)")),
+         Panel("fig17_recurrent", "families: universal", "ladder", fg.fig_recurrent, fm.caption_recurrent)),
     _fig("fig-18", "Fig 18: batch-size scans", Panel("fig18_batch_scan", "B_crit", "batch_scan", fg.fig_batch_scan, _cap_scan)),
     _fig("fig-19", "Fig 19: steps and examples to reach a loss",
          Panel("fig19_steps_to_loss", "sample efficiency", "ladder", fg.fig_steps_to_loss, _cap_steps)),
@@ -320,7 +323,8 @@ FIGURES: list[PaperFigure] = [
          Panel("fig21_position_vs_n", "context", "context_scan", fg.fig_position_vs_n, _cap_pos_n)),
     _fig("fig-22", "Fig 22: learning-rate schedules", Panel("fig22_lr_scan", "LR scan", "lr_scan", fg.fig_lr_scan, _cap_lr)),
     _fig("fig-23", "Fig 23: power law against a logarithm", Panel("fig23_log_fit", "log fit", "ladder", fg.fig_log_fit, _cap_log)),
-    _fig("fig-24", "Fig 24: depth against generalisation", Panel("fig24_depth", "architectures: depth", "model-family (depth)")),
+    _fig("fig-24", "Fig 24: depth against generalisation",
+         Panel("fig24_depth", "families: depth", "ladder", fg.fig_depth, fm.caption_depth)),
     _fig("hparams", "Optimal learning rate and batch size as laws of N and D (Step Law, Li et al. 2025)",
          Panel("hparams_landscape", "hyper-parameters", "hp_grid", hp.fig_landscape, hp.caption_landscape),
          Panel("hparams_lr_opt", "hyper-parameters", "hp_grid", hp.fig_lr_opt, hp.caption_lr),
@@ -396,6 +400,9 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
         ("early stopping", lambda: dv.early_stopping(runs, curves, need("L(N, D)"), need("L(N, S)"), results["B_crit"])),
         ("log fit", lambda: dv.log_fit(need("L(N)"))),
         ("hyper-parameters", lambda: hp.hyper_parameters(runs, t.records, results["B_crit"])),
+        ("families: LSTM", lambda: fm.lstm_comparison(runs, t.positions)),
+        ("families: universal", lambda: fm.recurrent_comparison(runs, curves)),
+        ("families: depth", lambda: fm.depth_generalisation(runs)),
         *((name, lambda fn=fn: fn(results, t)) for name, fn in EXTRA_ANALYSES.items()),
     ]
     for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
@@ -455,6 +462,7 @@ def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = Fa
             sections.append(html.Section(f.key, f.title, [_panel(p, results, skipped, out, result.figures) for p in f.panels]))
     result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
+    result.results = results
     tr = results["transfer"]
     result.transfer = {} if tr is None else dict(zip(tr.offsets["set"], tr.offsets["offset_largest"]))
     finished = int((runs["status"] == "done").sum()) if "status" in runs.columns else len(runs)

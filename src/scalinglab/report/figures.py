@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from scalinglab.constants import KAPLAN_FIG3, PF_DAY  # noqa: E402
+from scalinglab.errors import DataError  # noqa: E402
 from scalinglab.report.analyses import (  # noqa: E402
     Approaches,
     Backtest,
@@ -44,6 +45,7 @@ from scalinglab.report.derived import (  # noqa: E402
     ExcessCompute,
     LogFit,
 )
+from scalinglab.report.families import DepthGeneralisation, LSTMComparison, RecurrentComparison  # noqa: E402
 from scalinglab.report.scans import ContextLoss, LearningRateScan, log_positions  # noqa: E402
 
 LOSS = "validation loss (nats/token)"
@@ -200,7 +202,7 @@ def fig_compute_frontier(a: ComputeFrontier) -> Figure:
         shade_unbracketed(ax, env.compute / PF_DAY, a.bracketed, "optimal size not bracketed by the ladder")
     x = _grid(env.compute, pad=1.0)
     p = a.fit.params
-    law_line(ax, x / PF_DAY, a.fit.predict(pd.DataFrame({"C": x})), _range(a.frontier.compute / PF_DAY),
+    law_line(ax, x / PF_DAY, a.fit.predict(pd.DataFrame({"C": x})), _range(env.compute / PF_DAY),
              label=rf"$L=(C/{sci(p['C_c'] / PF_DAY)})^{{-{p['alpha_C']:.3f}}}$ (C in PF-days)")
     if a.fit_min is not None and a.frontier_min is not None:
         q = a.fit_min.params
@@ -316,6 +318,8 @@ def fig_loss_vs_nd(a: LossVsND) -> Figure:
 
 def fig_loss_vs_n_per_d(a: LossVsND) -> Figure:
     """Kaplan Fig 9 (left): early-stopped loss against N, one curve per dataset size (D = ∞: not data-limited)."""
+    if not a.points["limited"].any():
+        raise DataError("Fig 9 needs data-limited runs; add a dataset_size design.")
     fig, (ax,) = _new(width=7.0)
     p = a.points.assign(Dkey=np.where(a.points["limited"], a.points["D"], np.inf))
     limited = p[p["limited"]]
@@ -334,9 +338,11 @@ def fig_loss_vs_n_per_d(a: LossVsND) -> Figure:
 
 def fig_overfitting(a: LossVsND) -> Figure:
     """Kaplan Fig 9 (right): L/L(N, ∞) - 1 against N^(α_N/α_D)/D, with eq 4.3."""
+    if not a.points["limited"].any():
+        raise DataError("Fig 9 needs data-limited runs; add a dataset_size design.")
     fig, (ax,) = _new()
     p = a.points
-    lim = p[p["limited"]] if p["limited"].any() else p
+    lim = p[p["limited"]]
     color = _cmap(p["N"].to_numpy(float))
     ax.scatter(lim["x"], lim["delta"], c=[color(n) for n in lim["N"]], zorder=3, label=f"data-limited runs ({len(lim)})")
     x = _grid(p["x"])
@@ -703,3 +709,79 @@ def fig_backtest(a: Backtest) -> Figure:
     ax.set(xlabel="observed final " + LOSS, ylabel="predicted loss (nats/token)",
            title="backtest: fit the cheaper runs, predict the rest")
     return _finish(fig, [ax])
+
+
+# --------------------------------------------------------------------------------------------------
+# Figs 7, 17, 24: other model families and depth (analyses in scalinglab.report.families)
+
+
+def _series_styles(series: pd.Series) -> dict[str, dict[str, object]]:
+    """A colour and marker per series: the Transformer black circles, the others from the colour cycle."""
+    others = [s for s in dict.fromkeys(series) if s != "Transformer"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles: dict[str, dict[str, object]] = {"Transformer": {"color": "black", "marker": "o"}}
+    styles.update({s: {"color": colors[i % len(colors)], "marker": "s^Dv<>"[i % 6]} for i, s in enumerate(others)})
+    return styles
+
+
+def fig_lstm_vs_n(a: LSTMComparison) -> Figure:
+    """Kaplan Fig 7 (left): final loss against non-embedding N, LSTMs by depth against Transformers."""
+    fig, (ax,) = _new()
+    style = _series_styles(a.points["series"])
+    for s, g in a.points.groupby("series", sort=False):
+        ax.plot(g["N"], g["loss"], ls="-", lw=1, label=s, **style[s])
+    ax.set(xscale="log", xlabel="non-embedding parameters N", ylabel="final " + LOSS, title="LSTMs and Transformers")
+    return _finish(fig, [ax])
+
+
+def fig_lstm_positions(a: LSTMComparison) -> Figure:
+    """Kaplan Fig 7 (right): per-token loss against position; each LSTM beside the Transformer of its N."""
+    fig, (ax,) = _new(width=7.0)
+    paired = set(a.pairs["lstm"]) | set(a.pairs["transformer"])
+    style = _series_styles(a.curves["series"])
+    for run_id, g in a.curves.groupby("run_id", sort=False):
+        g = g.sort_values("T")
+        s, n = g["series"].iloc[0], g["N"].iloc[0]
+        strong = run_id in paired
+        ax.plot(g["T"], g["loss"], color=style[s]["color"], lw=1.4 if strong else 0.7, alpha=1.0 if strong else 0.4,
+                label=f"{s}, N={n:.3g}")
+    ax.set(xscale="log", xlabel="token position T in the context", ylabel="per-token " + LOSS,
+           title="loss by position (bold: equal N)")
+    return _finish(fig, [ax])
+
+
+def fig_recurrent(a: RecurrentComparison) -> Figure:
+    """Kaplan Fig 17: loss against N counting reuse, against non-embedding N, and against compute."""
+    fig, axes = _new(3, width=5.0)
+    style = _series_styles(a.points["series"])
+    for s, g in a.points.groupby("series", sort=False):
+        axes[0].plot(g["N_with_reuse"], g["loss"], ls="none", label=s, **style[s])
+        axes[1].plot(g["N"], g["loss"], ls="none", label=s, **style[s])
+    plain = a.points[a.points["reuse"] == 1].sort_values("N")
+    for ax, col in ((axes[0], "N_with_reuse"), (axes[1], "N")):
+        ax.plot(plain[col], plain["loss"], color="black", lw=0.8)
+    for _, g in a.curves.groupby("run_id", sort=False):
+        s = g["series"].iloc[0]
+        axes[2].plot(g["C"], g["loss"], color=style[s]["color"], lw=1, label=s)
+    handles = {lab: h for h, lab in zip(*axes[2].get_legend_handles_labels())}  # one legend entry per series
+    axes[0].set(xscale="log", xlabel="parameters counting reuse (non-embedding)", ylabel="final " + LOSS,
+                title="per parameter applied")
+    axes[1].set(xscale="log", xlabel="non-embedding parameters N (distinct)", title="per parameter held")
+    axes[2].set(xscale="log", xlabel="training compute C (FLOPs, 6·N with reuse·D)", ylabel=LOSS, title="per FLOP")
+    fig = _finish(fig, axes)
+    axes[2].legend(handles.values(), handles.keys(), fontsize=8, loc="best")
+    return fig
+
+
+def fig_depth(a: DepthGeneralisation) -> Figure:
+    """Kaplan Fig 24: final loss on each held-out set against depth at (about) one N."""
+    fig, (ax,) = _new()
+    for s, g in a.points.groupby("set"):
+        g = g.sort_values("n_layer")
+        ax.plot(g["n_layer"], g["loss"], marker="o", lw=1, label=s)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="depth n_layer (at fixed N)", ylabel="final loss (nats/token)", title="depth and generalisation")
+    fig = _finish(fig, [ax])
+    depths = sorted(a.points["n_layer"].unique())
+    ax.set_xticks(depths, [str(int(d)) for d in depths])  # the depths themselves, not decades
+    return fig
