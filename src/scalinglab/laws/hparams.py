@@ -438,7 +438,10 @@ def fit_power_law(cells: list[CellOptimum], target: str, level: float = 0.95) ->
     edge = [c.cell for c in cells if getattr(c, target) is not None and target in c.at_edge]
     if edge:  # an optimum on the grid's edge is only a bound on the true one
         warns.append(warning("at_bound", target, f"the {name} law leaves out {len(edge)} cell(s) whose optimum is on the grid's edge ({', '.join(edge)}); widen their grids."))
-    use = [c for c in cells if getattr(c, target) is not None and target not in c.at_edge]
+    fixed = [c.cell for c in cells if getattr(c, target) is not None and not getattr(c, f"{target}_free")]
+    if fixed:  # the best run's value where the grid has too few values to find an optimum: no measurement
+        warns.append(warning("unidentified", target, f"the {name} law leaves out {len(fixed)} cell(s) with fewer than 3 {name} values ({', '.join(fixed)})."))
+    use = [c for c in cells if getattr(c, target) is not None and target not in c.at_edge and getattr(c, f"{target}_free")]
     if len(use) < 2:
         warns.append(warning("too_few_cells", target, f"the {name} law needs optima in at least 2 cells (got {len(use)}); add (N, D) cells to the grid."))
         return None, warns
@@ -602,13 +605,25 @@ def fit_hparams(
     groups = [(str(k), g) for k, g in table.groupby(labels, sort=False)]
     groups.sort(key=lambda kg: (kg[1]["N"].median(), kg[1]["D"].median()))
     opts = dict(window=window, near=near, bootstrap=bootstrap, level=level, seed=seed)
+    warns: list[dict[str, Any]] = []
+    dead = [k for k, g in groups if not (np.isfinite(g["loss"].to_numpy(float)) & (g["loss"].to_numpy(float) > 0)).any()]
+    if dead:
+        warns.append(warning("outlier", None, f"cell(s) {', '.join(dead)} have no run with a finite loss (all diverged?); left out."))
+        groups = [(k, g) for k, g in groups if k not in dead]
+    if not groups:
+        raise FitError("no cell has a run with a finite loss; check the loss column (--columns loss=...).")
     first = [cell_optimum(g, k, **{**opts, "bootstrap": 1}) for k, g in groups]
     # Pool the loss noise over cells (each cell alone has few degrees of freedom), then refit with it.
     dof = np.array([c.dof for c in first])
     ok = (dof > 0) & np.isfinite([c.noise for c in first])
     pooled = float(np.sqrt(np.sum(dof[ok] * np.square([c.noise for c in first])[ok]) / dof[ok].sum())) if ok.any() else None
     cells = [cell_optimum(g, k, noise=pooled, **opts) for k, g in groups]
-    warns = [w for c in cells for w in c.warnings]
+    cell_warns = [w for c in cells for w in c.warnings]
+    diverged = [c for c in cells if any(w["kind"] == "outlier" for w in c.warnings)]
+    warns += [w for w in cell_warns if w["kind"] != "outlier"]  # one line for all cells' diverged runs
+    if diverged:
+        left = sum(int(np.sum(~(np.asarray(c.grid["loss"], float) <= c.best_loss * (1 + DIVERGED)))) for c in diverged)
+        warns.append(warning("outlier", None, f"{left} run(s) in {len(diverged)} cell(s) diverged or sit >{DIVERGED:.0%} above their cell's best loss; left out of the surfaces (see each cell's warnings)."))
     small = [c.cell for c in cells if c.n_runs < 6]
     if small:
         warns.append(warning("too_few_runs", None, f"cell(s) {', '.join(small)} have fewer than 6 runs; their optima are rough. Grid more LRs and batches there."))
