@@ -24,7 +24,7 @@ def test_json_output_has_every_convention(capsys: pytest.CaptureFixture[str]) ->
     }
     assert out["N"] == 4 * (256 * 768 + 768 + 256 * 256 + 256 + 2 * 256 * 1024 + 1024 + 256) + 9 * 512
     assert out["flops_per_token"] == flops_per_token(cfg)
-    assert set(out["flops_per_token"]) == {"6N", "6N_total", "kaplan", "structural"}
+    assert set(out["flops_per_token"]) == {"6N", "6N_total", "kaplan", "structural", "model", "hardware"}
 
 
 def test_table_and_compute_for_tokens(capsys: pytest.CaptureFixture[str]) -> None:

@@ -157,3 +157,43 @@ def test_pf_days() -> None:
     assert PF_DAY == 8.64e19
     assert pf_days(8.64e19) == 1.0
     assert pf_days(6 * 1e6 * 1e9) == pytest.approx(6e15 / 8.64e19)
+
+
+# The shapes benchmarks/train_throughput.py and benchmarks/tiny_throughput.py report a fraction of peak for.
+BENCHMARK_SHAPES = [
+    ModelConfig(n_layer=2, d_model=128, n_head=2, n_ctx=128, vocab_size=4096),
+    ModelConfig(n_layer=4, d_model=256, n_head=4, n_ctx=256, vocab_size=4096),
+    ModelConfig(n_layer=6, d_model=384, n_head=6, n_ctx=256, vocab_size=4096),
+    *(ModelConfig(n_layer=L, d_model=d, n_head=d // 8, n_ctx=64, vocab_size=2048) for L, d in [(2, 24), (2, 64), (3, 96)]),
+]
+
+
+@pytest.mark.parametrize("cfg", BENCHMARK_SHAPES, ids=lambda c: f"L{c.n_layer}-d{c.d_model}")
+def test_hardware_flops_are_the_work_the_kernels_do(cfg: ModelConfig) -> None:
+    """A training step's matmuls as torch counts them, plus causal attention, equal the hardware count.
+
+    Timed against the best rate of the same kernels, a count of work done cannot pass 100% of peak
+    (the old structural count charged the full T×T scores and the lookup, and printed 98-118%).
+    """
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    B, T = 1, cfg.n_ctx
+    idx = torch.randint(0, cfg.vocab_size, (B, T + 1))
+    with FlopCounterMode(display=False) as counter:  # counts mm/addmm, not the CPU flash-attention kernel
+        model.loss(idx[:, :-1], idx[:, 1:]).backward()
+    matmuls = counter.get_total_flops() / (B * T)
+    # scores and weighted values, forward (2 x 2·d) and backward (2 x), over the t + 1 keys of position t
+    causal_attention = cfg.n_layer * 3 * 4 * cfg.d_model * sum(t + 1 for t in range(T)) / T
+    f = flops_per_token(cfg)
+    assert f["hardware"] == pytest.approx(matmuls + causal_attention, rel=1e-12)
+    # PaLM's model FLOPs are above the work done by the masked half of attention and 6 per bias or norm weight
+    masked = 12 * cfg.n_layer * cfg.d_model * (T - (T + 1) / 2)
+    not_matmul = 6 * count_params(cfg)["N_with_head"] - matmuls
+    assert f["model"] - f["hardware"] == pytest.approx(masked + not_matmul, rel=1e-12)
+    assert 0 < not_matmul < 0.05 * f["hardware"]
+    assert f["hardware"] < f["structural"]  # the old count, above the work done
+
+
+def test_model_flops_are_palms_6N_plus_attention() -> None:
+    f, n = flops_per_token(SMALL), count_params(SMALL)["N_with_head"]
+    assert f["model"] == 6 * n + 12 * SMALL.n_layer * SMALL.n_ctx * SMALL.d_model  # PaLM App B

@@ -120,8 +120,9 @@ def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
     """TRAINING FLOPs per token (forward + backward) in each convention.
 
     ``6N`` (Kaplan's C = 6N), ``6N_total`` (Chinchilla's 6·N_total), ``kaplan`` = 3·C_forward with
-    C_forward = 2N + 2·n_layer·n_ctx·d_attn (Kaplan Table 1), and ``structural`` = 3 x the forward
-    count of :func:`forward_flops_per_token` (Hoffmann App F: backward = 2 x forward). N counts each
+    C_forward = 2N + 2·n_layer·n_ctx·d_attn (Kaplan Table 1), ``structural`` = 3 x the forward
+    count of :func:`forward_flops_per_token` (Hoffmann App F: backward = 2 x forward), and the two
+    throughput counts of :func:`throughput_flops_per_token`, ``model`` and ``hardware``. N counts each
     application of a reused block; the LSTM attends over no context, so its ``kaplan`` is 6N.
     """
     p = count_params(cfg)
@@ -134,6 +135,31 @@ def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
         "6N_total": 6.0 * n_total,
         "kaplan": 3.0 * c_forward,
         "structural": 3.0 * sum(forward_flops_per_token(cfg).values()),
+        **throughput_flops_per_token(cfg),
+    }
+
+
+def throughput_flops_per_token(cfg: ModelConfig) -> dict[str, float]:
+    """Training FLOPs per token for utilisation figures: ``model`` and ``hardware``.
+
+    ``model`` is PaLM's model-FLOPs count 6·N + 12·n_layer·n_ctx·d_attn (Chowdhery et al. 2022 App B)
+    with N = ``N_with_head`` (the head is a real matmul, tied or not) and full T×T attention, whatever
+    the kernel does. ``hardware`` is the work the kernels do: 6 FLOPs per token for each matmul weight
+    (no biases or norms) and causal attention at its real cost, position t attending to t + 1 keys,
+    (n_ctx + 1) / 2 on average. Neither charges the embedding lookup, a gather rather than a matmul.
+    """
+    d, f, V, s = cfg.d_model, cfg.ff_width, cfg.vocab_size, cfg.n_ctx
+    d_attn = cfg.d_model  # n_head * head_dim
+    p = count_params(cfg)
+    n = p["N_with_head"] + p["N_with_reuse"] - p["N"]  # a reused block once per application
+    if cfg.arch == "lstm":  # the gate matmuls, input and recurrent; no attention over the context
+        L, weights = 0, cfg.n_layer * 2 * 4 * d * d + V * d
+    else:
+        L = cfg.n_layer * cfg.reuse  # blocks applied
+        weights = L * (3 * d * d_attn + d_attn * d + 2 * d * f) + V * d  # qkv, out projection, mlp; the head
+    return {
+        "model": 6.0 * n + 12.0 * L * s * d_attn,  # PaLM App B: 6N + 12·L·H·Q·T
+        "hardware": 6.0 * weights + 12.0 * L * d_attn * (s + 1) / 2,  # causal: mean key count (T + 1) / 2
     }
 
 
