@@ -16,7 +16,7 @@ from scalinglab.model.config import ModelConfig
 from scalinglab.paths import check_name
 
 LRRule = Literal["fixed", "kaplan", "tuned"]
-FlopsConvention = Literal["6N", "6N_total", "kaplan", "structural"]
+FlopsConvention = Literal["6N", "6N_total", "kaplan", "structural", "model", "hardware"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class BudgetConfig:
     tokens_per_param: float = 0
     """Tokens per parameter (Chinchilla's ~20), with parameters counted as N_total."""
     flops_convention: FlopsConvention = "structural"
-    """How flops are counted when the budget is given in FLOPs: '6N', '6N_total', 'kaplan', 'structural'."""
+    """How flops are counted when the budget is given in FLOPs: '6N', '6N_total', 'kaplan', 'structural', 'model', 'hardware'."""
 
     def __post_init__(self) -> None:
         values = {"tokens": self.tokens, "steps": self.steps, "flops": self.flops, "tokens_per_param": self.tokens_per_param}
