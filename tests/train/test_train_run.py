@@ -162,6 +162,8 @@ def test_sigterm_checkpoints_and_stops_cleanly(cache, tmp_path) -> None:
     assert status["state"] == "pending" and "SIGTERM" in status["reason"]
     step, _ = checkpoint.latest_checkpoint(tmp_path)
     assert step == status["step"] == read_metrics(tmp_path)[-1]["step"]  # nothing trained is lost
+    summary = read_json(tmp_path / "summary.json")  # stopped, not failed: the summary says so too
+    assert summary["status"] == "pending" and summary["steps"] == step
 
 
 @pytest.mark.slow

@@ -100,6 +100,21 @@ class Trainer:
                 "optim.micro_batch_size below optim.batch_size (e.g. a quarter of it)."
             )
 
+        # the state the run fills in: data and splits (_prepare_data), model and optimiser (_build),
+        # position and clocks (_resume), and the stop request (a signal handler)
+        self.data: Any = None
+        self.eval_splits: dict[str, Any] = {}
+        self.sampler: SequenceSampler | None = None
+        self.model: Any = None
+        self.params: list[torch.nn.Parameter] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.noise: NoiseScale | None = None
+        self.step, self.wall_time, self.train_time, self.best = 0, 0.0, 0.0, {}
+        self.resumed = False
+        """True once _resume has set the position: from then on a failure writes a summary."""
+        self.terminate = threading.Event()
+        self.stop_signal = "a signal"
+
     # ---- setup -------------------------------------------------------------------------------
 
     def _prepare_data(self) -> None:
@@ -191,6 +206,7 @@ class Trainer:
                 torch.manual_seed(self.cfg.seed + self.dist.rank + step)
             self.step, self.wall_time, self.train_time = step, state["wall_time"], state["train_time"]
             self.best = state["best"]
+        self.resumed = True
         if self.main:
             rundir.truncate_metrics(self.run_dir, self.step)
 
@@ -287,7 +303,7 @@ class Trainer:
                 rundir.environment(str(self.device), torch.get_num_threads(), self.dist.world),
             )
             self.status.set("running")
-        self.terminate = threading.Event()
+        self.terminate.clear()
         handles_sigterm = threading.current_thread() is threading.main_thread()
         if handles_sigterm:  # a scheduler's SIGTERM (SLURM time limit, preemption): checkpoint, then stop
             previous = signal.signal(signal.SIGTERM, self._on_signal)
@@ -321,8 +337,8 @@ class Trainer:
         resumable = isinstance(e, (Stopped, KeyboardInterrupt, DiskError))
         try:
             self.status.set("pending" if resumable else "failed", reason[0] if reason else "interrupted")
-            if hasattr(self, "step") and not resumable:
-                rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("failed", {}))
+            if self.resumed:  # a stopped run is pending (it resumes), not failed
+                rundir.write_json(self.run_dir / rundir.SUMMARY, self._summary("pending" if resumable else "failed", {}))
         except ScalinglabError:  # no space even for status.json: no status file reads as pending
             self.status.stop()
             (self.run_dir / rundir.STATUS).unlink(missing_ok=True)
@@ -382,7 +398,7 @@ class Trainer:
                     self._save()
                     last_ckpt = time.monotonic()
                 if stop and self.step < self.total_steps:
-                    by = getattr(self, "stop_signal", "a signal")
+                    by = self.stop_signal
                     raise Interrupted(f"stopped by {by} at step {self.step} after a checkpoint; run again to resume.")
         finally:
             bar.close()
