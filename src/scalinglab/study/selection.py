@@ -149,7 +149,7 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         df = df[~limited]
         kept = df.loc[df.groupby("N")["loss"].idxmin()].sort_values("N") if len(df) else df
         if len(kept) < len(df):
-            left.append(f"{len(df) - len(kept)} shorter runs of a size already kept")
+            left.append(f"{len(df) - len(kept)} runs of a size already kept with a lower loss")
         rule = "per model size the lowest final loss of the single-pass runs"
     elif law == "kaplan_d":
         if (~limited).any():
