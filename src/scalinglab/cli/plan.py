@@ -101,7 +101,9 @@ def _hparams(args: argparse.Namespace, plan):
 
     if plan.n_params is None or plan.tokens is None:
         raise FitError(f"law '{plan.law}' plans no N and D, so --hparams has nothing to apply to; fit a law of N and D.")
-    hp = plan_hparams(HparamsFit.load(args.hparams), plan.n_params, plan.tokens, args.level, plan.n_params_interval, plan.budget)
+    hp = plan_hparams(
+        HparamsFit.load(args.hparams), plan.n_params, plan.tokens, args.level, plan.n_params_interval, plan.budget, args.hparams
+    )
     for w in hp.warnings:
         print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
     return hp

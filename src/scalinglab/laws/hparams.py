@@ -253,7 +253,7 @@ def cell_optimum(
         terms = _terms(lr_free, batch_free, n_b == 2, cross, cubic and n_lr >= 6, cubic and n_b >= 6)
         if len(L) - len(terms) >= 2 + cubic:
             break
-    while len(L) - len(terms) < 1 and (lr_free or batch_free):
+    while len(L) < len(terms) and (lr_free or batch_free):
         if batch_free and (n_b <= n_lr or not lr_free):
             batch_free = False
         else:
@@ -275,11 +275,13 @@ def cell_optimum(
     gu = np.linspace(np.log(lr_grid.min()) - x0, np.log(lr_grid.max()) - x0, MESH) if lr_free else np.zeros(1)
     gv = np.linspace(np.log(b_grid.min()) - y0, np.log(b_grid.max()) - y0, MESH) if batch_free else np.zeros(1)
     mu, mv = (a.ravel() for a in np.meshgrid(gu, gv, indexing="ij"))
-    # Wild bootstrap (Rademacher signs on residuals inflated for the fitted terms), all replicates at once.
+    # Bootstrap, all replicates at once: wild (Rademacher signs on residuals inflated for the fitted terms).
     rng = np.random.default_rng(seed)
-    inflate = np.sqrt(len(L) / dof) if dof > 0 else 1.0
-    signs = rng.choice([-1.0, 1.0], size=(bootstrap, len(L)))
-    Lb = fitted[None, :] + signs * resid[None, :] * inflate  # (bootstrap, runs)
+    if dof >= 2:
+        signs = rng.choice([-1.0, 1.0], size=(bootstrap, len(L)))
+        Lb = fitted[None, :] + signs * resid[None, :] * np.sqrt(len(L) / dof)  # (bootstrap, runs)
+    else:  # (nearly) as many terms as runs: no residuals to resample, so the noise σ of the other cells
+        Lb = fitted[None, :] + rng.normal(0.0, sigma, size=(bootstrap, len(L)))
     pinv = np.linalg.pinv(X * sw[:, None])  # (terms, runs)
     coefs = np.vstack([coef, (Lb * sw[None, :]) @ pinv.T])  # (1 + bootstrap, terms)
     cu, cv, smin = _optima(coefs, terms, mu, mv, sigma)
@@ -554,7 +556,7 @@ class HparamsFit:
             cells=cells,
             warnings=d.get("warnings", []),
             settings=d.get("settings", {}),
-            source=d.get("source", str(path)),
+            source=d.get("source") or str(path),
             notes=d.get("notes", []),
             comparison=d.get("comparison", {}),
         )

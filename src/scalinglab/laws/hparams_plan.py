@@ -67,6 +67,7 @@ def plan_hparams(
     level: float = 0.95,
     n_interval: tuple[float, float] | None = None,
     compute: float | None = None,
+    source: str = "",
 ) -> HparamsPlan:
     """η_opt, B_opt and steps = D/B_opt at (n, d); with ``n_interval`` and ``compute`` the intervals also
     span the ends of N's interval at D = compute/(6N)."""
@@ -88,7 +89,10 @@ def plan_hparams(
     missing = [name for name, law in (("lr", hp.lr), ("batch", hp.batch)) if law is None]
     if missing:
         warns.append(warning("unidentified", None, f"the hparams file has no {' or '.join(missing)} law; refit it on cells that identify it."))
-    return HparamsPlan(lr, lr_int, batch, batch_int, steps, steps_int, hp.source, warns + list(hp.warnings))
+    laws = [w for w in hp.warnings if not w["message"].startswith(("cell ", "cell(s) "))]  # the laws', not each cell's
+    if len(laws) < len(hp.warnings):
+        laws.append(warning("note", None, f"the hparams file has {len(hp.warnings) - len(laws)} more warning(s) about its cells; `scalinglab hparams` prints them."))
+    return HparamsPlan(lr, lr_int, batch, batch_int, steps, steps_int, source or hp.source, warns + laws)
 
 
 # --------------------------------------------------------------------------------------------------
