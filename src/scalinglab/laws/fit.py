@@ -20,11 +20,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist  # not scipy.stats: a quarter of a second to import
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from scalinglab import __version__
 from scalinglab.errors import ConfigError, DataError, FitError
@@ -126,7 +126,7 @@ class FitResult:
         if not np.any(spread > 0):
             return lo, hi
         center = np.log(self.predict(X))
-        half = np.sqrt((np.log(hi) - center) ** 2 + (norm.ppf(0.5 + level / 2) * spread) ** 2)
+        half = np.sqrt((np.log(hi) - center) ** 2 + (NormalDist().inv_cdf(0.5 + level / 2) * spread) ** 2)
         return np.exp(center - half), np.exp(center + half)
 
     def candidate_spread(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:

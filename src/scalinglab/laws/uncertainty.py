@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist  # not scipy.stats: a quarter of a second to import
 
 import numpy as np
 from scipy.optimize import nnls
-from scipy.stats import norm
 from tqdm import tqdm
 
 from scalinglab.errors import DataError
@@ -227,5 +227,5 @@ def prediction_interval(
     var = noise.sd(form, X) ** 2
     if samples is not None and len(samples) > 1:
         var = var + np.var(np.log(form.predict(samples, X)), axis=0, ddof=1)
-    half = norm.ppf(0.5 + level / 2) * np.sqrt(var)
+    half = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(var)
     return np.exp(center - half), np.exp(center + half)
