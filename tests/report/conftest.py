@@ -7,6 +7,8 @@ arbitrary CPU-scale values, not the paper's; its tables have the columns of docs
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -124,3 +126,45 @@ def quick_demo(tmp_path_factory: pytest.TempPathFactory):
     start = time.monotonic()
     result = run_demo(out, quick=True, workers=2, progress=False)
     return result, time.monotonic() - start
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+]  # fmt: skip
+
+
+ARTEFACTS = Path(os.environ.get("SCALINGLAB_TEST_ARTEFACTS", Path(tempfile.gettempdir()) / "scalinglab-test-artefacts"))
+"""Where the browser tests keep their screenshots (printed by the test; set SCALINGLAB_TEST_ARTEFACTS to move it)."""
+
+
+def chromium() -> str | None:
+    """The Chromium binary, or None (the browser tests skip)."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_layout(page: Path, work: Path, width: int = 1280) -> tuple[str, list[tuple[str, int]], Path]:
+    """Load ``page`` in headless Chromium at ``width`` px: (the <body> tag, [(figure id, top px)], a full-page
+    screenshot). The page's own script records each figure's box (report.html)."""
+    import re
+    import subprocess
+
+    base = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}", "--virtual-time-budget=10000"]
+    uri = page.resolve().as_uri()
+    dom = subprocess.run([*base, f"--window-size={width},900", "--dump-dom", uri], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    body = re.search(r"<body[^>]*>", dom)
+    assert body is not None, dom[:500]
+    listed = re.search(r'data-figures="([^"]*)"', body.group(0))
+    figures = [(k, int(top)) for k, top in (item.rsplit(":", 1) for item in listed.group(1).split(","))] if listed else []
+    shot = work / f"report-{width}px.png"
+    height = (figures[-1][1] if figures else 0) + 3000
+    subprocess.run([*base, f"--window-size={width},{height}", f"--screenshot={shot}", uri], capture_output=True,
+                   timeout=180, check=True)
+    kept = ARTEFACTS / f"{page.parent.parent.name}-{width}px.png"  # outlives pytest's rotation of tmp dirs
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(shot.read_bytes())
+    print(f"\nscreenshot of {page} at {width} px: {kept}")
+    return body.group(0), figures, kept

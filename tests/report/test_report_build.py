@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from tests.report.conftest import browser_layout, chromium
 
 from scalinglab.report import analyses as an
 from scalinglab.report.build import FIGURES, Tables, report_from_tables
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-]  # fmt: skip
 
 LADDER_FIGURES = {"fig-1", "fig-2", "fig-4", "fig-6", "fig-11", "fig-13", "fig-14", "fig-19", "fig-20", "fig-21", "fig-23"}
 """What a ladder alone supports (with per-position losses)."""
@@ -50,26 +44,12 @@ def test_a_ladder_draws_what_it_supports_and_notes_the_rest(ladder_report):
     assert "Skipped:" not in html
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")
 def test_every_figure_is_visible_in_order_at_desktop_width(ladder_report, tmp_path):
     """Chromium lays the page out at 1280 px: every figure has a box, top to bottom in page order; screenshot kept."""
-    page = ladder_report.path.resolve().as_uri()
-    base = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
-    dom = subprocess.run([*base, "--window-size=1280,900", "--dump-dom", page], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
-    body = re.search(r"<body[^>]*>", dom).group(0)
+    body, figures, shot = browser_layout(ladder_report.path, tmp_path)
     assert 'data-images-ok="yes"' in body, body
-    figures = [item.split(":") for item in re.search(r'data-figures="([^"]*)"', body).group(1).split(",")]
     assert [k for k, _ in figures] == [f.key for f in FIGURES]
-    tops = np.array([int(top) for _, top in figures])
+    tops = np.array([top for _, top in figures])
     assert (tops > 0).all() and (np.diff(tops) > 0).all(), figures  # visible, and in view order
-    shot = tmp_path / "report-desktop.png"
-    height = int(tops[-1]) + 2000
-    subprocess.run([*base, f"--window-size=1280,{height}", f"--screenshot={shot}", page], capture_output=True,
-                   timeout=120, check=True)
-    print(f"screenshot of the report at desktop width: {shot}")
     assert shot.stat().st_size > 50_000

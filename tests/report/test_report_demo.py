@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
+from tests.report.conftest import browser_layout, chromium
 
 from scalinglab.cli import main
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 def test_quick_demo_finishes_in_time_with_a_complete_report(quick_demo):
@@ -53,20 +44,16 @@ def test_report_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")
-def test_every_image_loads_in_a_real_browser(quick_demo, tmp_path):
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")
+def test_every_image_loads_and_every_figure_shows_in_a_real_browser(quick_demo, tmp_path):
     result, _ = quick_demo
-    page = Path(result.report.path).resolve()
-    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
-           "--dump-dom", page.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
-    body = re.search(r"<body[^>]*>", dom)
-    assert body is not None, dom[:500]
-    n_img = len(re.findall(r"<img ", dom))
+    body, figures, shot = browser_layout(result.report.path, tmp_path)
+    n_img = result.report.path.read_text().count("<img ")
     assert n_img == len(result.report.figures) > 0
-    assert 'data-images-ok="yes"' in body.group(0), body.group(0)  # every <img> complete with naturalWidth > 0
-    assert f'data-images="{n_img}"' in body.group(0)
+    assert 'data-images-ok="yes"' in body, body  # every <img> complete with naturalWidth > 0
+    assert f'data-images="{n_img}"' in body
+    ids = [k for k, _ in figures]
+    assert ids[:24] == [f"fig-{n}" for n in range(1, 25)]
+    tops = [top for _, top in figures]
+    assert min(tops) > 0 and tops == sorted(tops), figures  # each figure visible, in view order
+    assert shot.stat().st_size > 50_000

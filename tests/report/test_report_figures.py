@@ -65,7 +65,12 @@ def _analyses(synthetic):
 
 
 def test_every_figure_function_is_exercised(results):
-    assert {f.__name__ for f in results} == {n for n in dir(fg) if n.startswith("fig_")}
+    from scalinglab.report.build import FIGURES
+
+    families = {p.draw.__name__ for f in FIGURES if f.key in ("fig-7", "fig-17", "fig-24") for p in f.panels if p.draw}
+    assert {f.__name__ for f in results} == {n for n in dir(fg) if n.startswith("fig_")} - families  # those: model families'
+    registered = {p.draw.__name__ for f in FIGURES for p in f.panels if p.draw is not None and p.draw.__module__ == fg.__name__}
+    assert registered - families <= {f.__name__ for f in results}
 
 
 def _tick_boxes(fig, axis):
@@ -151,3 +156,18 @@ def test_new_figures_from_the_laws(results, synthetic):
     ctx = results[fg.fig_position_vs_n]
     assert set(sc.log_positions(64)) == {1, 2, 4, 8, 16, 32, 64} and ctx.n_ctx == 64
     assert ctx.during["step"].nunique() == 2  # the two earlier evaluations of the largest model
+
+
+def test_captions_say_what_the_data_show(results):
+    """Captions are computed: Fig 9 says when one size cannot test a collapse; the approaches name what is missing."""
+    from scalinglab.report.build import FIGURES
+
+    caption = {p.stem: p.caption for f in FIGURES for p in f.panels}
+    nd = results[fg.fig_overfitting]
+    sizes = nd.points.loc[nd.points["limited"], "N"].nunique()
+    text = caption["fig9_overfitting"](nd)
+    assert ("not tested" in text) == (sizes < 2) and f"at {sizes} size" in text
+    ap = results[fg.fig_approaches]
+    assert ap.isoflop is None and "Approach 2 not drawn" in caption["chinchilla_approaches"](ap)
+    fr = results[fg.fig_optimal_allocation]
+    assert f"{fr.frontier.a:.3g}" in caption["fig14_optimal_allocation"](fr)  # the exponent measured, not the paper's

@@ -8,6 +8,7 @@ note in the page, never an error; the headline numbers come back as a :class:`Re
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape as html_escape
@@ -454,7 +455,9 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progr
 def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = False) -> ReportResult:
     """The report of collected tables: every analysis, every figure 1-24 drawn or noted, ``<out>/index.html``."""
     runs = tables.runs
-    with threadpool_limits(1), np.errstate(all="ignore"):  # tiny fits: threaded BLAS only contends; nan/inf are handled
+    # tiny fits: threaded BLAS only contends; library warnings become notes on the page, never raw output
+    with threadpool_limits(1), np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         results, skipped = analyse(tables, progress)
         result = ReportResult(out / "index.html", skipped=dict(skipped))
         sections = []
@@ -475,7 +478,8 @@ def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = Fa
         tables=[t for t in (_constants_table(results), _backtest_table(results["backtest"]),
                             _allocation_table(results, runs), _transfer_table(tr)) if t is not None],
         sections=sections,
-        notes=[f"Skipped {k}: {v}" for k, v in skipped.items()],
+        notes=[f"Skipped {k}: {v}" for k, v in skipped.items()]
+        + [f"warning: {html_escape(m)}" for m in dict.fromkeys(str(w.message).splitlines()[0] for w in caught)],
     )
     write(page, result.path)
     return result

@@ -2,8 +2,8 @@
 
 The page needs no network and no files beside it, so it can be mailed or attached to a notebook. A
 small inline script marks ``<body data-images-ok="yes">`` once every image has decoded, and lists each
-figure's id and top in ``data-figures`` (used by the browser test, harmless otherwise). This module only renders; :mod:`scalinglab.report.build` decides
-what goes in.
+figure's id and top in ``data-figures`` (used by the browser test, harmless otherwise). This module
+only renders; :mod:`scalinglab.report.build` decides what goes in.
 """
 
 from __future__ import annotations
