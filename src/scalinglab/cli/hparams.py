@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. lr=learning_rate,batch=bs_tokens")
     p.add_argument("--design", metavar="LABEL", help="in a study directory: the one design to use (default: every hp_grid design)")
     p.add_argument("--near", type=float, default=0.01, help="near-optimal region: runs within this fraction of a cell's best loss (default 0.01)")
-    p.add_argument("--window", type=float, default=0.05, help="runs this fraction above a cell's best count half in its surface (default 0.05)")
+    p.add_argument(
+        "--window", type=float, default=None,
+        help="runs this fraction above a cell's best count half in its surface (default: adaptive, from 0.005 up)",
+    )  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits per cell (default 200)")
     p.add_argument("--bcrit", metavar="FIT_JSON|kaplan2020", help="a B_crit(L) law to compare B_opt with")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")

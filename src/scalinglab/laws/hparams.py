@@ -1,8 +1,9 @@
 """Optimal learning rate and batch size as functions of N and D, from learning-rate x batch grids.
 
 Runs are grouped into cells of one (N, D). In each cell a smooth surface, quadratic in (log LR,
-log B), is fitted to the runs near the best one (weighted by how close their loss is to the best, so
-diverged and far-off runs do not bend it), and the cell's optimum is the centre of the surface's
+log B) (cubic in a direction with 6 or more values), is fitted to the runs near the best one, weighted
+by how close their loss is to the best within a window that widens only until enough runs count, so
+diverged and far-off runs do not bend it, and the cell's optimum is the centre of the surface's
 near-optimal basin: the mean of (log LR, log B) over the grid's box weighted by
 exp(-(S - S_min)/σ), σ the runs' noise. On a sharp valley that is the surface's minimum; on a flat
 one it is the middle of the flat stretch rather than an edge picked by noise, which is what made refits
@@ -38,8 +39,14 @@ COLUMNS = ("N", "D", "lr", "batch", "loss")
 NEAR_OPTIMAL = 0.01
 """The near-optimal region: runs whose loss is within 1% of the cell's best."""
 
-WINDOW = 0.05
-"""Runs 5% above the cell's best loss count half in the surface fit (weight 1/(1 + (excess/WINDOW)²))."""
+WINDOW_MIN = 0.005
+"""The narrowest weighting window: runs 0.5% above the cell's best count half (weight 1/(1 + (excess/window)²))."""
+
+WINDOW_MAX = 0.5
+
+LOCAL_RUNS = 2.0
+"""The window widens (x1.5 from WINDOW_MIN) until the runs' summed weight is this many times the surface's
+terms: a fit as local as the grid allows, so a polynomial does not bend to far, steep runs (LOESS-like span)."""
 
 DIVERGED = 0.5
 """Runs more than 50% above the cell's best loss (or with no finite loss) are left out as diverged."""
@@ -123,6 +130,8 @@ class CellOptimum:
     """The cell's runs: lr, batch, loss (for the landscape figure)."""
     warnings: list[dict[str, Any]] = field(default_factory=list)
     at_edge: list[str] = field(default_factory=list)
+    window: float | None = None
+    """The weighting window the surface used (a fraction of the best loss; adaptive unless given)."""
     """'lr' and/or 'batch' where the optimum sits on the grid's edge: a bound, left out of that law."""
     B_crit: float | None = None
     """Kaplan's B_crit at this cell's best loss, when a B_crit(L) law is given (eq 1.4)."""
@@ -214,7 +223,7 @@ def cell_optimum(
     runs: pd.DataFrame,
     cell: str,
     *,
-    window: float = WINDOW,
+    window: float | None = None,
     near: float = NEAR_OPTIMAL,
     noise: float | None = None,
     bootstrap: int = 200,
@@ -246,7 +255,6 @@ def cell_optimum(
     lr_free, batch_free = n_lr >= 3, n_b >= 3
     x0, y0 = x[ib], y[ib]
     u, v = x - x0, y - y0
-    weights = 1 / (1 + ((L - best_loss) / (window * best_loss)) ** 2)
     # Drop terms until the surface leaves at least 2 degrees of freedom for its noise (3 for a cubic).
     terms: Terms = []
     for cubic, cross in ((True, True), (False, True), (False, False)):
@@ -260,6 +268,12 @@ def cell_optimum(
             lr_free = False
         terms = _terms(lr_free, batch_free, n_b == 2, False, False, False)
     X = _design(u, v, terms)
+    excess = (L - best_loss) / best_loss
+    if window is None:  # adaptive: as local as the grid allows (see LOCAL_RUNS)
+        window = WINDOW_MIN
+        while window < WINDOW_MAX and np.sum(1 / (1 + (excess / window) ** 2)) < min(len(L), LOCAL_RUNS * len(terms) + 2):
+            window *= 1.5
+    weights = 1 / (1 + (excess / window) ** 2)
     if not lr_free:
         warns.append(warning("unidentified", "lr", f"{where}: {n_lr} learning rate(s) among {len(L)} usable runs; the best run's LR stands for the optimum. Add LRs to the grid."))
     sw = np.sqrt(weights)
@@ -338,6 +352,7 @@ def cell_optimum(
         grid={"lr": lr_grid.tolist(), "batch": b_grid.tolist(), "loss": loss_all.tolist()},
         warnings=warns,
         at_edge=at_edge,
+        window=float(window),
     )
 
 
@@ -587,7 +602,7 @@ def fit_hparams(
     table: pd.DataFrame,
     *,
     near: float = NEAR_OPTIMAL,
-    window: float = WINDOW,
+    window: float | None = None,
     bootstrap: int = 200,
     level: float = 0.95,
     seed: int = 0,
@@ -600,7 +615,7 @@ def fit_hparams(
     online noise scale per run) is compared with B_opt where present. ``bcrit`` is a B_crit(L) law
     (laws.batch.BcritLaw) to compare B_opt with at each cell's best loss.
     """
-    if not 0 < near < 1 or not 0 < window < 1:
+    if not 0 < near < 1 or not (window is None or 0 < window < 1):
         raise FitError(f"near={near} and window={window} are fractions of the best loss; give values between 0 and 1, e.g. 0.01 and 0.05.")
     table = check_table(table)
     labels = assign_cells(table)
