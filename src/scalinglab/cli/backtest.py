@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, command, print_json, print_warnings
 from scalinglab.cli.fit import add_table_arguments, fit_options, read_table
 
 DESCRIPTION = """\
@@ -14,10 +14,13 @@ minus actual), worst absolute and relative errors, and the share of held-out run
 intervals. This is how much to trust an extrapolation before paying for it.
 
 A split is COLUMN<VALUE (also <=, >, >=) on any column of the table, e.g. C<1e21 or N<=1e8.
+With --law auto the law is chosen by rollout cross-validation inside the training runs only.
 
 Examples:
   scalinglab backtest runs.csv --law chinchilla --train "C<1e21"
   scalinglab backtest runs.csv --law chinchilla --train "C<1e21" --drop-highest-loss 5 --json
+  scalinglab backtest runs.csv --law auto --train "N<1e9" --drop-highest-loss 5
+  scalinglab backtest runs.csv --law chinchilla --tie alpha=beta --train "N<1e9"
   scalinglab backtest runs.parquet --law kaplan_n --train "N<1e7" --points --json
 """
 
@@ -36,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
 
     table = read_table(args)
     result = backtest(args.law, table, args.train, bootstrap=args.bootstrap, **fit_options(args, table))
+    print_warnings("backtest", result.fit.warnings)
     if args.json:
         print_json(result.to_dict(points=args.points))
         return 0
     level = f"{result.level:.0%}"
     print(f"law: {result.fit.law}; fitted on {result.split} ({result.n_train} runs), predicting {result.n_test} runs")
+    for c in result.fit.candidates:
+        cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f}"
+        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{'  <- chosen' if c['chosen'] else ''}")
     print(f"  MAE {result.mae:.4f}   bias {result.bias:+.4f}   max abs error {result.max_abs_error:.4f}   "
           f"max rel error {result.max_rel_error:.2%}   {level} interval coverage {result.coverage:.0%}")  # fmt: skip
     print()

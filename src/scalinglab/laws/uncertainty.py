@@ -6,14 +6,15 @@ members differ only in their weights). A replicate that has not converged is fin
 or, failing that, dropped and counted.
 
 A prediction interval for a *new* run adds run-to-run noise and extrapolation error to the
-parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)² + (spread·u)²,
+parameter spread. In log space, sd² = var(bootstrap log-predictions) + s0² + (slope·d)² + (spread·u)² + (cross·d·u)²,
 where d is how far the run lies beyond the fitted runs along an axis (log C, or the log of a chosen
 column) and u how far its inputs lie from the fitted runs' median across the form's own axis (for a
 law of N and D: how far its tokens per parameter are from the typical run's; the ends of IsoFLOP
-profiles are where such a law fits worst). ``s0``, ``slope`` and ``spread`` are calibrated by forward-chaining
-cross-validation inside the data (:func:`calibrate_noise`): fit the smaller runs, predict the larger
-ones, and regress the squared errors on d² and u², since in-sample residuals understate a law's error
-out of sample. A term the errors do not support comes out zero.
+profiles are where such a law fits worst; far beyond the data the ends miss most, hence the d·u term).
+``s0``, ``slope``, ``spread`` and ``cross`` are calibrated by forward-chaining cross-validation inside the
+data (:func:`calibrate_noise`): fit the smaller runs, predict the larger ones, and regress the squared
+errors on d², u² and (d·u)², since in-sample residuals understate a law's error out of sample. A term the
+errors do not support comes out zero.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from tqdm import tqdm
 
 from scalinglab.errors import DataError
 from scalinglab.laws.forms import Form
-from scalinglab.laws.objective import Problem, expected_decrease, minimize_batch, polish
+from scalinglab.laws.objective import Problem, expected_decrease, finish, minimize_batch, polish
 
 CONVERGED_RTOL = 1e-10
 """A fit has converged when a Gauss-Newton step would lower the objective by at most this fraction."""
+
+
+POLISH_ITER = 2000
+"""L-BFGS-B iterations for a bootstrap replicate the batch left unconverged (a flat valley takes thousands)."""
 
 
 def is_converged(objective: np.ndarray, decrease: np.ndarray) -> np.ndarray:
@@ -78,10 +83,13 @@ def bootstrap(
         f, dec = expected_decrease(pb, theta)
         for k in np.flatnonzero(~is_converged(f, dec)):  # rare: finish these one by one
             one = dataclasses.replace(problem, weights=pb.weights[k])
-            res = polish(one, theta[k])
-            f1, dec1 = expected_decrease(one, res.x[None, :])
+            x = finish(one, theta[k])  # projected Gauss-Newton first: cheap, and it reaches held bounds
+            f1, dec1 = expected_decrease(one, x[None, :])
+            if not is_converged(f1, dec1)[0]:
+                x = finish(one, polish(one, x, max_iter=POLISH_ITER).x)
+                f1, dec1 = expected_decrease(one, x[None, :])
             if is_converged(f1, dec1)[0]:
-                theta[k] = res.x
+                theta[k] = x
             else:
                 theta[k] = np.nan
                 dropped += 1
@@ -119,6 +127,8 @@ class NoiseModel:
     along: tuple[float, ...] = ()
     """Unit direction of the form's own axis (log C for a law of N and D) in log-input space; u is the
     length of the part of (log x - center) orthogonal to it."""
+    cross: float = 0.0
+    """Growth of the error scale per unit of d·u: a run both beyond the data and far across the axis."""
 
     def across(self, form: Form, X) -> np.ndarray:
         """u: distance of each row from the fitted runs' median across the form's axis (0 for a one-input law)."""
@@ -138,8 +148,8 @@ class NoiseModel:
         """The sd at each row of ``X``."""
         axis = self.axis_values(form, X)
         d = np.maximum(0.0, np.maximum(axis - self.axis_max, self.axis_min - axis))
-        u = self.across(form, X) if self.spread > 0 else 0.0
-        return np.sqrt(self.s0**2 + (self.slope * d) ** 2 + (self.spread * u) ** 2)
+        u = self.across(form, X) if self.spread > 0 or self.cross > 0 else 0.0
+        return np.sqrt(self.s0**2 + (self.slope * d) ** 2 + (self.spread * u) ** 2 + (self.cross * d * u) ** 2)
 
 
 def calibrate_noise(
@@ -147,7 +157,7 @@ def calibrate_noise(
     theta_hat: np.ndarray,
     axis: np.ndarray,
     axis_name: str | None = None,
-    fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+    fractions: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     floor: float = 0.0,
 ) -> NoiseModel:
     """Fit the runs below each quantile of ``axis`` (per row), predict the rest, fit the noise terms to the errors.
@@ -187,11 +197,12 @@ def calibrate_noise(
         dist.append(axis[test] - axis[train].max())
         cross.append(u[test])
     e2, d2, u2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2, np.concatenate(cross) ** 2
-    (s0_sq, slope_sq, spread_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2, u2]), e2)
+    (s0_sq, slope_sq, spread_sq, cross_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2, u2, d2 * u2]), e2)
     s0 = max(np.sqrt(s0_sq), fallback.s0)  # never below the in-sample noise
     return NoiseModel(
         float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name,
         spread=float(np.sqrt(spread_sq)), center=tuple(map(float, center)), along=tuple(map(float, along)),
+        cross=float(np.sqrt(cross_sq)),
     )
 
 

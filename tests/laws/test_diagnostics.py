@@ -1,0 +1,103 @@
+"""Warnings a fit cannot be read without: floorless laws, held bounds, unidentified parameters, failed refits."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.laws.fit import fit_law
+
+
+def floorless_runs(seed: int = 0) -> pd.DataFrame:
+    # 8 small runs of a power law with no floor, like a CPU demo's cheapest runs.
+    N = np.array([1.4e4, 1.4e4, 2.5e4, 2.5e4, 2.5e4, 5.7e4, 5.7e4, 1e5])
+    D = np.array([5e5, 1e6, 7e5, 1e6, 2e6, 1e6, 1.3e6, 1e6])
+    noise = np.exp(np.random.default_rng(seed).normal(0, 0.01, N.size))
+    return pd.DataFrame({"N": N, "D": D, "loss": (18 / N**0.39 + 38 / D**0.158) * noise})
+
+
+def kinds(fit) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for w in fit.warnings:
+        out.setdefault(w["kind"], set()).add(w["param"])
+    return out
+
+
+def test_a_floorless_power_law_warns_naming_e() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw library warning may escape the fit
+        fit = fit_law("chinchilla", floorless_runs(), bootstrap=30)
+    found = kinds(fit)
+    assert found["floorless"] == {"E"}
+    assert "unidentified" in found  # A and alpha trade off along a flat valley on these 8 runs
+    assert found["bootstrap_failed"] == {None} and fit.bootstrap_dropped > 3
+    message = next(w["message"] for w in fit.warnings if w["kind"] == "floorless")
+    assert "E =" in message and "--bound E=" in message
+
+
+def test_a_well_determined_fit_has_no_warnings(epoch240: pd.DataFrame) -> None:
+    fit = fit_law("chinchilla", epoch240, bootstrap=100)
+    assert fit.bootstrap_dropped <= 10
+    # Only the outlier note (runs at extreme tokens per parameter) remains on Epoch's 240 runs.
+    assert set(kinds(fit)) <= {"outlier"}
+
+
+def test_fit_cli_prints_warnings_on_stderr_and_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "runs.csv"
+    floorless_runs().to_csv(path, index=False)
+    main(["fit", str(path), "--bootstrap", "0", "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert any(w["kind"] == "floorless" and w["param"] == "E" for w in out["warnings"])
+    assert "scalinglab fit: warning: E = " in captured.err
+    assert "RuntimeWarning" not in captured.err and "Traceback" not in captured.err
+
+
+def test_outliers_drop_and_downweight_refit_without_the_bad_run() -> None:
+    rng = np.random.default_rng(1)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(7, 10, 6), np.logspace(9, 12, 6)))
+    loss = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.003, N.size))
+    loss[7] *= 1.25  # a diverged run
+    runs = pd.DataFrame({"N": N, "D": D, "loss": loss})
+    flagged = fit_law("chinchilla", runs)
+    assert any(f["row"] == "7" and f["reason"] == "residual" for f in flagged.outliers)
+    assert fit_law("chinchilla", runs, outliers="keep").outliers == []
+    dropped = fit_law("chinchilla", runs, outliers="drop")
+    assert dropped.data.loc[7, "weight"] == 0.0
+    assert next(f for f in dropped.outliers if f["row"] == "7")["action"] == "dropped"
+    gone = [int(f["row"]) for f in dropped.outliers if f.get("action") == "dropped"]
+    clean = fit_law("chinchilla", runs.drop(index=gone))
+    assert dropped.params["alpha"] == pytest.approx(clean.params["alpha"], rel=1e-4)
+    down = fit_law("chinchilla", runs, outliers="downweight")
+    assert 0 < down.data.loc[7, "weight"] < 1
+    assert down.outlier_mode == "downweight"
+
+
+def checkpoint_table(seed: int = 0) -> pd.DataFrame:
+    """Six runs, each logged at 4 to 40 checkpoints: loss at each D on the law, with noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, (n, count) in enumerate(zip(np.logspace(7, 9.5, 6), (40, 4, 25, 6, 30, 8))):
+        D = np.geomspace(2e8, 20 * n * 10, count)
+        loss = (1.8 + 480 / n**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.002, count))
+        rows.append(pd.DataFrame({"run": f"r{i}", "N": n, "D": D, "loss": loss}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_checkpoint_tables_count_runs_not_rows() -> None:
+    table = checkpoint_table()
+    fit = fit_law("chinchilla", table, runs="run", bootstrap=40, skip_fraction=0.05)
+    assert fit.converged, fit.status
+    per_run = fit.data["weight"].groupby(table.loc[fit.data.index, "run"]).sum()
+    np.testing.assert_allclose(per_run.to_numpy(), 1.0)  # each run counts once, whatever its checkpoints
+    assert len(fit.data) < len(table)  # the first 5% of each run's tokens left out
+    assert fit.params["alpha"] == pytest.approx(0.35, rel=0.05)
+    # Early checkpoints sit at few tokens per parameter by design: never flagged.
+    assert not any(f["reason"] == "tokens_per_param" for f in fit.outliers)
+    assert fit.run_column == "run" and fit.to_dict()["run_column"] == "run"
