@@ -164,7 +164,7 @@ def study_status(study: StudyConfig) -> pd.DataFrame:
     rows = []
     for run in expand_study(study):
         d = store.run_dir(run)
-        s = store.state(d)
+        s = store.checked_state(d)
         rows.append(
             {
                 "name": run.name,

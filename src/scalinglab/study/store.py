@@ -28,9 +28,17 @@ from typing import Literal
 from scalinglab.errors import DamagedFile
 from scalinglab.paths import inside
 from scalinglab.study.config import StudyRun
-from scalinglab.train.rundir import lock_holder, read_json, read_status, write_json
+from scalinglab.train.rundir import (
+    lock_holder,
+    read_json,
+    read_metrics,
+    read_status,
+    read_summary,
+    write_json,
+)
 
 LABELS = "labels.json"
+_FIX = "restore that file, or delete the run directory to train the run again (study run rewrites labels.json)"
 CLAIM = "claim."
 
 State = Literal["pending", "running", "stale", "done", "failed", "damaged"]
@@ -153,7 +161,7 @@ class RunStore:
         try:
             status = read_status(run_dir)
         except DamagedFile as e:
-            return RunState("damaged", 0, f"{e.path} {e.problem}; delete it to resume the run")
+            return RunState("damaged", 0, f"{e.path} {e.problem}; {_FIX}")
         step, reason = int(status.get("step") or 0), status.get("reason") or ""
         if status["state"] in ("done", "failed"):
             return RunState(status["state"], step, reason)
@@ -163,6 +171,23 @@ class RunStore:
         if status["state"] == "running" or _generations(run_dir):
             return RunState("stale", step, "interrupted; resumes from its last checkpoint")
         return RunState("pending")
+
+    def checked_state(self, run_dir: Path) -> RunState:
+        """:meth:`state`, after reading every file of the run (labels, summary, metrics): ``damaged`` names the first bad one.
+
+        Slower than :meth:`state` (it reads metrics.jsonl), so for ``study status``, not the driver's loop.
+        """
+        state = self.state(run_dir)
+        if state.state == "damaged":
+            return state
+        try:
+            read_json(run_dir / LABELS)
+            if state.state == "done":
+                read_summary(run_dir)
+                read_metrics(run_dir)
+        except DamagedFile as e:
+            return RunState("damaged", state.step, f"{e.path} {e.problem}; {_FIX}")
+        return state
 
     def claim(self, run_dir: Path) -> Claim | None:
         """Claim the run for this process, or None when another live process holds it."""

@@ -9,6 +9,8 @@ complete checkpoints are kept.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import warnings
@@ -24,6 +26,8 @@ CHECKPOINTS = "checkpoints"
 MARKER = COMPLETE
 STATE = "state.pt"
 _STEP_DIR = re.compile(r"step_(\d+)")
+FULL_BELOW = 1 << 20
+"""A file system with less free space than this after a failed ``torch.save`` is taken to be full."""
 
 
 def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -54,7 +58,13 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: 
         shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step_{step}"
     with atomic_dir(final, extra={"step": step}) as tmp, open(tmp / STATE, "wb") as f:
-        torch.save(state, f)
+        try:
+            torch.save(state, f)
+        except RuntimeError:  # torch's zip writer reports a failed write as a position mismatch, not OSError
+            stat = os.statvfs(tmp)
+            if stat.f_bavail * stat.f_frsize < FULL_BELOW:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp / STATE)) from None
+            raise
     for _, old in complete_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
