@@ -17,6 +17,12 @@ SCAN_DESIGNS = frozenset({"batch_scan", "lr_scan", "hp_grid", "shape_scan", "con
 MIN_LAYERS = 2
 """Kaplan excludes 1-layer models from the L(N) and L(C) fits (§3.2, App D.7, Fig 13)."""
 
+
+def other_family(runs: pd.DataFrame) -> pd.Series:
+    """True for the runs of another model family than the Transformer (LSTM, universal; Kaplan Figs 7, 17):
+    the laws are the Transformer's, and those families are compared with it on their own."""
+    return runs["arch"].fillna("gpt") != "gpt" if "arch" in runs.columns else pd.Series(False, runs.index)
+
 def kind(runs: pd.DataFrame) -> pd.Series:
     """The design kind of each run (``kind`` column; older tables only have ``design``)."""
     return runs["kind"] if "kind" in runs.columns else runs["design"] if "design" in runs.columns else pd.Series("", runs.index)
@@ -71,9 +77,9 @@ def dataset_size(runs: pd.DataFrame) -> pd.Series:
 
 
 def law_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs on the recipe (no hyper-parameter scans) with at least 2 layers."""
+    """Finished Transformer runs on the recipe (no hyper-parameter scans, no other families) with at least 2 layers."""
     df = finished(runs)
-    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)]  # a scan run shared with a law design stays
+    df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS) & ~other_family(df)]  # a scan run shared with a law design stays
     return df[df["n_layer"] >= MIN_LAYERS] if "n_layer" in df.columns else df
 
 
@@ -121,6 +127,10 @@ def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[st
         if scan.any():
             left.append(f"{int(scan.sum())} hyper-parameter scan runs")
         df = df[~scan]
+        family = other_family(df)  # a design asked for by name keeps its family
+        if family.any():
+            left.append(f"{int(family.sum())} of other model families (LSTM, universal Transformer)")
+        df = df[~family]
     if "n_layer" in df.columns:
         shallow = df["n_layer"] < MIN_LAYERS
         if shallow.any():
@@ -136,8 +146,9 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
     the single-pass runs (the longest-trained: Kaplan fits converged models); L(D) the early-stopped
     loss of the largest model of the data-limited (nested subset) runs, D = distinct tokens (Kaplan
     §3.3); L(N, D) and Hoffmann's form every run, D = distinct tokens and the early-stopped loss; any
-    other law the single-pass runs with their final loss. Hyper-parameter scans and 1-layer models
-    are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by name, scans included).
+    other law the single-pass runs with their final loss. Hyper-parameter scans, other model families
+    and 1-layer models are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by
+    name, scans and its family included).
     The rows keep every column of ``runs``; ``D`` and ``loss`` hold what the law fits.
     """
     df, left = _pool(runs, design)
