@@ -59,8 +59,9 @@ Examples:
 """
 
 STATUS_HELP = """\
-One row per run of the study: state (pending, running, stale = interrupted, done, failed), step of
-steps, and the failure reason or the host:pid training it.
+One row per run of the study: state (pending, running, stale = interrupted, done, failed, damaged =
+one of its files cannot be read), step of steps, and the failure reason, the damaged file, or the
+host:pid training it.
 
 Examples:
   scalinglab study status studies/ladder.toml
