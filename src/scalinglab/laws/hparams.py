@@ -579,6 +579,8 @@ class HparamsFit:
 
 def check_table(table: pd.DataFrame) -> pd.DataFrame:
     """The grid's columns, numeric, with rows that cannot be used named in the error."""
+    if "batch" not in table.columns and "batch_tokens" in table.columns:  # a runs table of `scalinglab collect`
+        table = table.rename(columns={"batch_tokens": "batch"})
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         fix = ",".join(f"{m}=<your column>" for m in missing)
