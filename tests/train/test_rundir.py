@@ -39,6 +39,27 @@ def test_metrics_reader_skips_a_truncated_last_line(tmp_path) -> None:
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]  # and the broken line is gone
 
 
+def test_resume_streams_metrics_in_memory_independent_of_their_length(tmp_path) -> None:
+    """Truncating a long run's metrics.jsonl on resume holds one record at a time, not the file."""
+    import tracemalloc
+
+    w = MetricsWriter(tmp_path)
+    for step in range(1, 1501):  # ~2 MB: evaluation records carry per-position losses (Kaplan Fig 20)
+        w.write({"step": step, "train_loss": 1.0 / step, "pos_loss_valid": [3.0 + i / step for i in range(64)]})
+    w.close()
+    size = (tmp_path / rundir.METRICS).stat().st_size
+    tracemalloc.start()
+    try:
+        rundir.truncate_metrics(tmp_path, 1500)  # nothing to drop: the file stays as it is
+        rundir.truncate_metrics(tmp_path, 1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
+    steps = [r["step"] for r in rundir.iter_metrics(tmp_path)]
+    assert steps == list(range(1, 1001))
+
+
 def test_metrics_reader_refuses_corruption_before_the_end(tmp_path) -> None:
     (tmp_path / rundir.METRICS).write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(DataError, match=r"metrics.jsonl:2 is not JSON"):

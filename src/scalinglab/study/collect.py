@@ -10,13 +10,14 @@ and keeps the runs whose ``status`` is ``done``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from scalinglab.errors import DamagedFile, DataError
-from scalinglab.train.rundir import CONFIG, read_json, read_metrics, read_status, read_summary
+from scalinglab.train.rundir import CONFIG, iter_metrics, read_json, read_status, read_summary
 
 RUN_COLUMNS = [
     "run_id", "name", "design", "group", "status", "seed", "arch", "reuse", "n_layer", "d_model", "n_head", "d_ff",
@@ -97,7 +98,7 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 def _step_rows(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for rec in read_metrics(run_dir):
+    for rec in iter_metrics(run_dir):  # streamed: a long run's metrics.jsonl is never held whole
         if "val_loss_valid" not in rec:
             continue  # one row per evaluation step
         row = {
@@ -121,10 +122,11 @@ def _step_rows(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _readable_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl of a run, or nothing (with a warning naming the file) when it is damaged."""
+def _readable_metrics(run_dir: Path, keep: Callable[[dict[str, Any]], bool] = lambda r: True) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl that ``keep`` accepts (streamed, so memory follows what is
+    kept), or nothing (with a warning naming the file) when it is damaged."""
     try:
-        return read_metrics(run_dir)
+        return [r for r in iter_metrics(run_dir) if keep(r)]
     except DamagedFile as e:
         warnings.warn(f"run {run_dir.name} is left out of the per-step tables: {e}", stacklevel=3)
         return []
@@ -174,11 +176,10 @@ def collect_positions(study_dir: str | Path, split: str = "valid") -> pd.DataFra
         if last:
             frames.append(pd.DataFrame({"run_id": run_id, "step": summary.get("steps"), "T": range(1, len(last) + 1),
                                         "loss": last, "final": True}))
-        for rec in _readable_metrics(run_dir):
-            if rec.get(f"pos_loss_{split}"):
-                losses = rec[f"pos_loss_{split}"]
-                frames.append(pd.DataFrame({"run_id": run_id, "step": rec["step"], "T": range(1, len(losses) + 1),
-                                            "loss": losses, "final": False}))
+        for rec in _readable_metrics(run_dir, lambda r: bool(r.get(f"pos_loss_{split}"))):
+            losses = rec[f"pos_loss_{split}"]
+            frames.append(pd.DataFrame({"run_id": run_id, "step": rec["step"], "T": range(1, len(losses) + 1),
+                                        "loss": losses, "final": False}))
     if not frames:
         return pd.DataFrame({"run_id": [], "step": [], "T": [], "loss": [], "final": pd.Series([], dtype=bool)})
     return pd.concat(frames, ignore_index=True)
