@@ -388,6 +388,13 @@ class ComputeFrontier:
     note: str = ""
     """What was left out of the N_opt(C) law and why (empty when every point is bracketed)."""
 
+    @property
+    def measured(self) -> bool:
+        """True when the ladder brackets the optimum at 2 or more sizes, so N_opt ∝ C^a is a measurement."""
+        if self.bracketed is None or self.envelope is None:
+            return True
+        return len(np.unique(self.envelope.n_opt[self.bracketed])) >= 2
+
     def constants(self) -> list[Constant]:
         pf = {"C_c": PF_DAY, "C_c_min": PF_DAY}
         unit = {"C_c": "PF-days", "C_c_min": "PF-days"}

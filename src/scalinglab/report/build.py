@@ -505,10 +505,10 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
         out["alpha_D_joint"] = results["L(N, D)"].fit.params["alpha_D"]
     if fr := results.get("L(C)"):
         out["alpha_C"] = fr.fit.params["alpha_C"]
-        out["a_envelope"] = fr.frontier.a
+        out["a_envelope"] = fr.frontier.a if fr.measured else nan  # unbracketed: where the ladder starts, not N_opt
         if fr.fit_min is not None:
             out["alpha_C_min"] = fr.fit_min.params["alpha_C_min"]
-            out["a_envelope_min"] = fr.frontier_min.a
+            out["a_envelope_min"] = fr.frontier_min.a if fr.measured else nan
     if (ap := results.get("approaches")) and ap.parametric is not None:
         out["a_parametric"] = ap.exponents()["approach 3: parametric"]
     if bc := results.get("B_crit"):
