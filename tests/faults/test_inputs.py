@@ -91,8 +91,9 @@ def test_a_fit_json_naming_a_law_file_never_runs_it(tmp_path, capsys) -> None:
     law = tmp_path / "law.py"
     law.write_text(LAW.format(marker=str(marker)))
     fit = tmp_path / "fit.json"
-    assert main(["fit", str(EPOCH), "--law", f"{law}:chin", "--bootstrap", "0", "--out", str(fit)]) == 0
+    main(["fit", str(EPOCH), "--law", f"{law}:chin", "--bootstrap", "0", "--out", str(fit)])  # 1: not converged
     capsys.readouterr()
+    assert fit.is_file() and marker.exists()  # fitting a law runs it, as asked
     marker.unlink()
 
     one_line_error(capsys, ["plan", "--fit", str(fit), "--budget", "1e21"], f"--law {law}:chin", "--trust-law-file")
@@ -125,4 +126,4 @@ def test_negative_bootstrap_is_one_line(capsys) -> None:
 
 @pytest.mark.parametrize("budget", ["inf", "nan", "-1e21", "0"])
 def test_a_budget_that_is_no_number_of_flops_is_one_line(capsys, budget) -> None:
-    one_line_error(capsys, ["plan", "--preset", "epoch2024", "--budget", budget], "budget", "--budget 1e21")
+    one_line_error(capsys, ["plan", "--preset", "epoch2024", f"--budget={budget}"], "budget", "--budget 1e21")
