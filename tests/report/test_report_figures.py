@@ -171,3 +171,24 @@ def test_captions_say_what_the_data_show(results):
     assert ap.isoflop is None and "Approach 2 not drawn" in caption["chinchilla_approaches"](ap)
     fr = results[fg.fig_optimal_allocation]
     assert f"{fr.frontier.a:.3g}" in caption["fig14_optimal_allocation"](fr)  # the exponent measured, not the paper's
+
+
+def test_constants_table_flags_what_the_fits_warn_about(results):
+    """A constant the fit warns about (at a bound, unidentified...) is flagged with that warning's message."""
+    from scalinglab.report.build import _constants_table
+    from scalinglab.report.html import FLAG
+
+    named = {"L(N)": results[fg.fig_loss_vs_n], "L(D)": results[fg.fig_loss_vs_d], "L(N, D)": results[fg.fig_loss_vs_nd],
+             "L(C)": results[fg.fig_compute_frontier], "L(N, S)": results[fg.fig_learning_curves],
+             "B_crit": results[fg.fig_critical_batch]}
+    warned = 0
+    for a in named.values():
+        fits = [a.fit] + [f for f in (getattr(a, "chinchilla", None), getattr(a, "fit_min", None), getattr(a, "noise_fit", None)) if f]
+        messages = {w["message"] for f in fits for w in getattr(f, "warnings", []) if w.get("param")}
+        for c in a.constants():
+            assert not (set(c.flags) - messages - {"no interval: the fit was not bootstrapped",
+                                                   "no interval: too few bootstrap refits converged"})
+        warned += sum(bool(c.flags) for c in a.constants())
+    table = _constants_table(named)
+    flagged = [cell for row in table.rows for cell in row if cell.startswith(FLAG)]
+    assert len(flagged) == warned and all("⚠" in cell for cell in flagged)

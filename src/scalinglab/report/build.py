@@ -31,6 +31,7 @@ from scalinglab.report import html
 from scalinglab.report import scans as sc
 from scalinglab.report.headline import headline_rows
 from scalinglab.report.html import FLAG, Page, Table, fmt, pct, text, write
+from scalinglab.study.noise import seed_noise
 
 CONSTANTS_NOTE = (
     "Scale constants (N_c, D_c, C_c, B*, S_c, E, A, B) depend on the tokenizer, the vocabulary and the data "
@@ -65,8 +66,8 @@ class ReportResult:
 
 
 _EXAMPLES = {
-    "ladder": "studies/ladder.toml", "lr_scan": "studies/lr_width.toml", "shape_scan": "studies/kaplan_fig5.toml",
-    "isoflop": "studies/isoflop.toml", "eval_sets": "studies/books_transfer.toml",
+    "ladder": "studies/ladder.toml", "lr_scan": "studies/lr_schedules.toml", "shape_scan": "studies/kaplan_fig5.toml",
+    "isoflop": "studies/isoflop.toml", "eval_sets": "studies/books_transfer.toml", "context_scan": "studies/context_scan.toml",
 }  # fmt: skip
 """A study file showing each design; the others are in the demo's study.toml (``scalinglab demo``)."""
 
@@ -391,6 +392,7 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
         ("shape", lambda: an.shape_invariance(runs, results["L(N)"])),
         ("embeddings", lambda: an.embedding_collapse(runs)),
         ("transfer", lambda: an.transfer(runs, curves)),
+        ("seed noise", lambda: seed_noise(runs)),
         ("per-position", lambda: an.per_position(runs, t.positions[t.positions["final"]][["run_id", "T", "loss"]])),
         ("context", lambda: sc.context_loss(runs, t.positions)),
         ("LR scan", lambda: sc.lr_scan(runs, t.records)),
@@ -495,7 +497,7 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     out = {k: nan for k in ("alpha_N", "alpha_D", "alpha_N_joint", "alpha_D_joint", "alpha_C", "alpha_C_min",
                             "a_envelope", "a_envelope_min", "a_parametric", "B_star", "alpha_B", "alpha_B_noise", "noise_to_bcrit",
                             "backtest_max_error", "backtest_mean_error", "backtest_max_error_chinchilla",
-                            "sample_efficiency_gain")}
+                            "sample_efficiency_gain", "noise_sd_log")}
     if results.get("L(N)"):
         out["alpha_N"] = results["L(N)"].fit.params["alpha_N"]
     if results.get("L(D)"):
@@ -525,6 +527,8 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
             out["backtest_max_error_chinchilla"] = float(e.loc["chinchilla", "max_error"])
     if se := results.get("sample efficiency"):
         out["sample_efficiency_gain"] = se.gain()
+    if sn := results.get("seed noise"):  # run-to-run spread of a seeds design (study.noise)
+        out["noise_sd_log"] = sn.sd_log
     return out
 
 

@@ -600,6 +600,8 @@ def fig_per_position(a: PerPosition) -> Figure:
 
 def fig_position_during_training(a: ContextLoss) -> Figure:
     """Kaplan Fig 20 (right): the largest model's per-token loss against step, one line per position."""
+    if a.during.empty:
+        raise DataError("the runs logged no per-position loss during training; train them again (each evaluation logs it)")
     fig, (ax,) = _new(width=7.0)
     d = a.during
     color = _cmap(d["T"].to_numpy(float))
@@ -636,11 +638,14 @@ def fig_lr_scan(a: LearningRateScan) -> Figure:
     for run_id, g in a.schedules.groupby("run_id"):
         ax.plot(g["step"], g["lr"], color=color(sums.get(run_id, p["lr_sum"].min())), lw=1)
     ncol = _cmap(p["N"].to_numpy(float))
-    for n, g in p.groupby("N"):
+    designs = sorted(p["design"].unique())
+    for (n, design), g in p.groupby(["N", "design"]):
+        marker = "os^Dvx"[designs.index(design) % 6]
+        label = f"N = {n:.3g}" + (f", {design}" if len(designs) > 1 else "")
         g = g.sort_values("lr_sum")
-        ax2.plot(g["lr_sum"], g["loss"], "o-", color=ncol(n), label=f"N = {n:.3g}")
+        ax2.plot(g["lr_sum"], g["loss"], marker=marker, color=ncol(n), label=label)
         g = g.sort_values("lr")
-        ax3.plot(g["lr"], g["loss"], "o-", color=ncol(n), label=f"N = {n:.3g}")
+        ax3.plot(g["lr"], g["loss"], marker=marker, color=ncol(n), label=label)
     ax.set(xlabel="step", ylabel="learning rate", title="schedules")
     ax2.set(xscale="log", xlabel="learning rate summed over steps", ylabel="final " + LOSS, title="loss against summed LR")
     ax3.set(xscale="log", xlabel="peak learning rate", ylabel="final " + LOSS, title="loss against LR, per size")

@@ -24,7 +24,8 @@ class LearningRateScan:
     """Kaplan App D.6, Fig 22: final loss against the LR summed over training, and against the peak LR."""
 
     points: pd.DataFrame
-    """One row per finished lr_scan run: ``run_id``, ``N``, ``lr`` (peak), ``lr_sum`` (Σ_step LR), ``loss``."""
+    """One row per finished lr_scan run: ``run_id``, ``N``, ``design`` (its label: a schedule), ``lr`` (peak),
+    ``lr_sum`` (Σ_step LR), ``loss``."""
     schedules: pd.DataFrame
     """The LR at each logged step: ``run_id``, ``N``, ``step``, ``lr``."""
 
@@ -45,13 +46,14 @@ def lr_scan(runs: pd.DataFrame, records: pd.DataFrame) -> LearningRateScan:
     df = finished(runs)
     df = df[in_design(df, "lr_scan")]
     if df.empty:
-        raise DataError("no learning-rate scan in this study; add an lr_scan design (see studies/lr_width.toml).")
+        raise DataError("no learning-rate scan in this study; add an lr_scan design (see studies/lr_schedules.toml).")
     rec = records[records["run_id"].isin(df["run_id"]) & records["lr"].notna()] if "lr" in records.columns else records.iloc[:0]
     if rec.empty:
         raise DataError("the lr_scan runs logged no learning rate; re-run them (metrics.jsonl records 'lr').")
     sums = {r: summed_lr(g["step"].to_numpy(float), g["lr"].to_numpy(float)) for r, g in rec.groupby("run_id")}
     pts = df.assign(lr_sum=df["run_id"].map(sums)).dropna(subset=["lr_sum"])
-    points = pts[["run_id", "N", "lr", "lr_sum", "loss"]].reset_index(drop=True)
+    pts = pts.assign(design=pts["design"] if "design" in pts.columns else "lr_scan")  # a schedule per design (Fig 22)
+    points = pts[["run_id", "N", "design", "lr", "lr_sum", "loss"]].reset_index(drop=True)
     schedules = rec[["run_id", "step", "lr"]].merge(df[["run_id", "N"]], on="run_id")
     return LearningRateScan(points, schedules.sort_values(["run_id", "step"]).reset_index(drop=True))
 
