@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws.curves import Curve, fit_curve, fit_curves_ns, load_curves, predict_curve
+from scalinglab.laws.curves import (
+    Curve,
+    annealing_areas,
+    fit_curve,
+    fit_curves_ns,
+    load_curves,
+    predict_curve,
+)
 
 STEPS = np.unique(np.geomspace(1, 20000, 30).round())
 
@@ -144,3 +152,91 @@ def test_real_curve_truncated_predicts_its_final_loss() -> None:
         assert pred.at_step == 1200
         assert pred.interval[0] <= pred.observed <= pred.interval[1]
         assert abs(pred.loss / pred.observed - 1) < 0.05
+
+
+# --- the LR schedule: the annealing law of Tissue et al. 2024, x in tokens, how far a prediction reaches ---
+
+
+def cosine_lr(steps: np.ndarray, total: int, peak: float = 1e-3, warmup: int = 20, floor: float = 0.1) -> np.ndarray:
+    """Linear warmup, then cosine to floor x peak at the last step (the trainer's schedule)."""
+    progress = np.clip((steps - warmup) / (total - warmup), 0, 1)
+    lr = peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress)))
+    return np.where(steps <= warmup, peak * steps / warmup, lr)
+
+
+def annealing_curve(lr: np.ndarray, noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """A curve of every step from the LR-annealing law itself (L0 2, A 1, alpha 0.5, C 0.3), evaluated
+    at 60 log-spaced steps; the other rows carry only the LR."""
+    steps = np.arange(1, len(lr) + 1, dtype=float)
+    curve = Curve(steps, np.ones_like(steps), schedule=(steps, lr))
+    s1, s2 = annealing_areas(curve.schedule, steps)
+    loss = 2.0 + 1.0 * (s1 / s1[-1]) ** -0.5 - 0.3 * s2 / s2[-1]
+    loss *= np.exp(noise * np.random.default_rng(seed).standard_normal(len(steps)))
+    evals = np.isin(steps, np.unique(np.geomspace(1, len(lr), 60).round()))
+    return pd.DataFrame({"step": steps, "lr": lr, "loss": np.where(evals, loss, np.nan)})
+
+
+def test_annealing_areas_sum_the_lr_and_its_decay_only() -> None:
+    steps = np.arange(1, 1001, dtype=float)
+    constant = np.where(steps <= 20, 1e-3 * steps / 20, 1e-3)
+    s1, s2 = annealing_areas((steps, constant), np.array([500.0, 1000.0]))
+    assert s1 == pytest.approx([1e-3 * (500 - 9.5), 1e-3 * (1000 - 9.5)], rel=1e-9)  # warmup: 1e-3 * 21/2
+    assert np.all(s2 == 0)  # the warmup's rise is not annealing
+    s1, s2 = annealing_areas((steps, cosine_lr(steps, 1000)), steps)
+    assert np.all(np.diff(s2) >= 0) and s2[100] < 0.02 * s2[-1] < s2[-1]
+    assert np.all(np.diff(s1) > 0)
+
+
+def test_the_annealing_law_predicts_a_cosine_decay_that_l_of_s_misses(tmp_path: Path) -> None:
+    path = tmp_path / "cosine.csv"
+    annealing_curve(cosine_lr(np.arange(1, 2001, dtype=float), 2000)).to_csv(path, index=False)
+    (curve,) = load_curves(path)
+    assert curve.final_step == 2000 and curve.warmup_end == 20 and curve.schedule is not None
+    pred = predict_curve([curve], fit_until=1000)  # the run's last step, from the first half
+    assert "Tissue" in pred.law and pred.warnings == []
+    error = abs(pred.loss / pred.observed - 1)
+    assert error < 0.02 and pred.interval[0] <= pred.observed <= pred.interval[1]
+    plain = fit_curve(curve, fit_until=1000, schedule_aware=False).predict(2000)[0]
+    assert plain / pred.observed - 1 > max(0.02, 2 * error)  # blind to the decay, L(S) over-predicts
+
+
+def test_a_decay_after_the_points_fitted_is_said_to_be_unmeasured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = np.arange(1, 2001, dtype=float)
+    wsd = np.where(steps <= 20, 1e-3 * steps / 20, np.where(steps <= 1600, 1e-3, 1e-3 * (1 - 0.9 * (steps - 1600) / 400)))
+    path = tmp_path / "wsd.csv"
+    annealing_curve(wsd).to_csv(path, index=False)
+    assert main(["predict", str(path), "--fit-until", "1000", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["law"].startswith("L(S)") and [w["kind"] for w in out["warnings"]] == ["unidentified"]
+    assert "warning: the LR decays mostly after the points fitted" in captured.err
+
+
+def test_x_in_tokens_and_the_default_transient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = noisy_curve(5)
+    path = tmp_path / "tokens.csv"
+    pd.DataFrame({"tokens": curve.step * 4096, "loss": curve.loss}).to_csv(path, index=False)
+    assert main(["predict", str(path), "--at-step", str(20000 * 4096)]) == 2
+    assert "pass --x tokens" in capsys.readouterr().err
+    (tokens,) = load_curves(path, x="tokens")
+    assert tokens.x_name == "tokens" and tokens.warmup_end == 0
+    # no warmup known: the first 10% of the span fitted is the transient
+    fit = fit_curve(tokens, fit_until=2000 * 4096)
+    assert fit.fit_steps[0] > 0.1 * 2000 * 4096 and fit.fit_steps[1] <= 2000 * 4096
+    by_step = fit_curve(dataclasses.replace(curve, warmup_end=0.0), fit_until=2000)
+    assert fit.predict(20000 * 4096)[0] == pytest.approx(by_step.predict(20000)[0], rel=1e-6)
+
+
+def test_predict_says_how_far_it_extrapolates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = noisy_curve(6)
+    path = tmp_path / "curve.csv"
+    pd.DataFrame({"step": curve.step, "loss": curve.loss, "warmup_end": 10}).to_csv(path, index=False)
+    assert main(["predict", str(path), "--at-step", "20000", "--fit-until", "5000", "--json"]) == 0
+    near = json.loads(capsys.readouterr().out)
+    assert near["decades_beyond"] == pytest.approx(np.log10(20000 / curve.step[curve.step <= 5000][-1]))
+    assert near["warnings"] == []
+    assert main(["predict", str(path), "--at-step", "20000", "--fit-until", "150", "--json"]) == 0
+    captured = capsys.readouterr()
+    far = json.loads(captured.out)
+    assert far["decades_beyond"] > 1 and far["warnings"][0]["kind"] == "extrapolation"
+    assert "warning: the prediction at step 20000 is" in captured.err

@@ -9,15 +9,20 @@ from scalinglab.cli._common import add_json_flag, command, print_json
 DESCRIPTION = """\
 Fit the early part of a learning curve and predict the loss at a later step, with an interval.
 
-One curve is fitted with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch)
-with Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first one. The
-early transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the
-logged lr peaks; --skip-until sets it. The interval combines the fit's parameter uncertainty with
-the noise of one new evaluation. Extrapolate constant-LR or stable-phase curves: a fit made before
-the LR decays cannot see the decay's gain.
+One curve whose learning rate is known (a run directory, or an lr column) is fitted with the
+LR-annealing law L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024; S1 the summed LR, S2 the annealing
+area), which sees a cosine or WSD decay coming in the schedule and predicts its gain; one curve
+without an LR with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch) with
+Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first one. The early
+transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
+or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
+combines the fit's parameter uncertainty with the noise of one new evaluation. A prediction more
+than a decade past the last point fitted warns.
 
-Input: a run directory (metrics.jsonl, the val_loss_valid column by default) or a CSV with columns
-step, loss (and run_id, N for several runs; warmup_end, or --skip-until, for the transient). A study
+Input: a run directory (metrics.jsonl, the val_loss_valid column by default; its config gives the
+LR still to come) or a CSV with columns step (or tokens, with --x tokens) and loss, and optionally
+lr (rows past the last loss, loss empty, give the LR to come), run_id and N for several runs,
+warmup_end. A study
 directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
 common batch, the largest model first: L(N, S) over them predicts the largest; stderr says which.
 
@@ -25,6 +30,7 @@ Examples:
   scalinglab predict runs/gpt-3f2a9c                      # its final loss, from the points so far
   scalinglab predict runs/gpt-3f2a9c --at-step 20000
   scalinglab predict curve.csv --at-step 5000 --fit-until 1000 --json   # backtest a known tail
+  scalinglab predict curve.csv --x tokens --fit-until 2e8                # x in tokens; lr column if any
   scalinglab predict runs/big runs/small runs/medium --at-step 20000       # L(N, S) over three runs
   scalinglab predict runs/demo --design ladder --fit-until 200             # a study's ladder
 """
@@ -41,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: twice the LR warmup)"
     )
     p.add_argument("--metric", default="val_loss_valid", help="metrics.jsonl column (default val_loss_valid)")
+    p.add_argument(
+        "--x", choices=["step", "tokens"], default="step", help="the curve's x: optimiser steps or tokens (default step)"
+    )
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     p.add_argument("--design", metavar="NAME", help="from a study directory, only this design's runs")
     add_json_flag(p)
@@ -48,12 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    import sys
 
     from scalinglab.laws.curves import load_curves, predict_curve
 
     paths = [p for path in args.curves for p in _study_runs(path, args.design)]
-    curves = [c for path in paths for c in load_curves(path, args.metric)]
+    curves = [c for path in paths for c in load_curves(path, args.metric, args.x)]
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
+    for w in pred.warnings:
+        print(f"scalinglab predict: warning: {w['message']}", file=sys.stderr)
     if args.json:
         print_json(dataclasses.asdict(pred))
         return 0
@@ -61,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"run: {pred.run}")
     print(f"law: {pred.law}")
     print("  " + ", ".join(f"{k} = {v:.6g}" for k, v in pred.params.items()))
-    print(f"  fitted on {pred.n_points} points, steps {pred.fit_steps[0]:g}-{pred.fit_steps[1]:g}, "
+    print(f"  fitted on {pred.n_points} points, {pred.x} {pred.fit_steps[0]:g}-{pred.fit_steps[1]:g}, "
           f"residual sd {pred.residual_sd:.2%}")  # fmt: skip
-    print(f"loss at step {pred.at_step:g}: {pred.loss:.4f}   [{lo:.4f}, {hi:.4f}] {pred.level:.0%} interval")
+    print(f"loss at {pred.x} {pred.at_step:g}: {pred.loss:.4f}   [{lo:.4f}, {hi:.4f}] {pred.level:.0%} interval"
+          f"   ({pred.decades_beyond:.2g} decades beyond the points fitted)")  # fmt: skip
     if pred.observed is not None:
         print(f"observed at that step: {pred.observed:.4f} ({'inside' if lo <= pred.observed <= hi else 'OUTSIDE'} the interval)")
     return 0

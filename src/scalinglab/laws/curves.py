@@ -1,14 +1,21 @@
 """Learning-curve extrapolation: fit the early part of a run and predict its loss later, with an interval.
 
-Two laws (Kaplan et al. 2020 §5.2):
+Three laws:
 
-- one run: a power law with an offset in the step, L(S) = L_inf + b·S^-c (:func:`fit_curve`);
+- one run: a power law with an offset in the step, L(S) = L_inf + b·S^-c (Kaplan et al. 2020 §5.2,
+  :func:`fit_curve`);
+- one run whose learning rate is known (an ``lr`` column, or a run directory): the LR-annealing law
+  L = L0 + A·S1^-α − C·S2 of Tissue et al. 2024, S1 the summed LR so far and S2 the annealing area
+  (:func:`annealing_areas`), which sees a cosine or WSD decay coming from the schedule and predicts
+  its gain, where L(S) over-predicts the end of every decayed run;
 - several runs of different sizes: L(N, S) = (N_c/N)^α_N + (S_c/S)^α_S, eq 1.6 (:func:`fit_curves_ns`),
   which lets runs of other sizes inform the extrapolation of this one.
 
-The early transient is dropped (Kaplan §5.2 fits "after an initial transient"): by default every
-step up to twice the warmup, where a run directory's warmup ends at the step its logged ``lr``
-peaks; on our small runs the loss still plunges for about as long again after the warmup.
+The x axis is the optimiser step or the tokens seen. The early transient is dropped (Kaplan §5.2
+fits "after an initial transient"): by default every point up to twice the warmup, where a run
+directory's warmup ends at the step its logged ``lr`` peaks (on our small runs the loss still plunges
+for about as long again after the warmup); a curve that says nothing of its warmup drops its first
+``TRANSIENT_FRACTION`` of the fitted span.
 
 Both fits are least squares on log loss. The prediction interval is residual-based: the parameter
 covariance s²(JᵀJ)⁻¹ carried to the new step by its gradient, plus the residual variance for the noise
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +39,7 @@ from scipy import optimize, stats
 
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
 
 
 def power_law_with_offset(S, L_inf, b, c):
@@ -51,6 +59,40 @@ NS_FORM = get_form("kaplan_ns")
 TRANSIENT_WARMUPS = 2.0
 """Default early transient, in warmups: the points up to this many times the warmup are not fitted."""
 
+TRANSIENT_FRACTION = 0.1
+"""Default early transient of a curve with no warmup known: the points before this fraction of the
+last fitted step (the loss falls from ln(vocab) faster than any power law there, Kaplan §5.2)."""
+
+ANNEAL_MOMENTUM = 0.999
+"""λ of the annealing area, per optimiser step: S2 sums a momentum of the LR's decreases, so a decay
+pays off gradually (Tissue et al. 2024 use 0.999, on runs of tens of thousands of steps)."""
+
+ANNEAL_WINDOW_FRACTION = 0.1
+"""The momentum's memory, 1/(1 - λ) steps, is at most this fraction of the run: on a run of a thousand
+steps λ = 0.999 would spread a decay's gain past the run's end (on our 1000-step cosine run, fitting
+half the curve, λ = 0.999 missed the final loss by -11%, λ = 0.99 by -0.7%)."""
+
+DECAY_SEEN = 0.1
+"""``predict`` fits the LR-annealing law only when the points fitted hold at least this fraction of
+the annealing area S2 at the point predicted; before that the decay's coefficient C is not measured
+(on the first 20% of a cosine run S2 is about 1% of its end value and C came out anywhere), and a
+schedule that never decays is L(S) with one parameter fewer."""
+
+
+def lr_annealing(S1, S2, L0, A, alpha, C):
+    """L = L0 + A S1^-α − C S2 (Tissue et al. 2024), S1 and S2 normalised; S2 enters as 1 + S2 (see fit_curve)."""
+    return L0 + A * S1**-alpha - C * (S2 - 1)
+
+
+ANNEALING_FORM = Form.from_function(
+    lr_annealing,
+    name="lr_annealing",
+    inputs=("S1", "S2"),
+    log_params=("L0", "A"),
+    start={"L0": (1.0, 3.0), "A": (0.3, 1.0, 3.0), "alpha": (0.3, 1.0), "C": (0.0, 0.3)},
+    bounds={"L0": (1e-3, 1e3), "A": (1e-6, 1e6), "alpha": (1e-3, 5.0), "C": (0.0, 1e3)},
+)
+
 
 # --------------------------------------------------------------------------------------------------
 # Reading curves
@@ -69,68 +111,164 @@ class Curve:
     name: str = ""
     final_step: float | None = None
     """The run's planned last step (from a run directory's config), the default step to predict."""
+    schedule: tuple[np.ndarray, np.ndarray] | None = None
+    """(x, lr): the learning rate over the run, logged or planned, at least up to the point to predict;
+    None when unknown (then the fit cannot see a decay)."""
+    x_per_step: float = 1.0
+    """x units per optimiser step (1 for steps; tokens per step when x is tokens), for the LR areas."""
+    x_name: str = "step"
+    """What ``step`` holds: ``step`` or ``tokens``."""
 
 
-def read_curve_csv(path: str | Path) -> list[Curve]:
-    """Curves from a CSV with columns ``step``, ``loss`` and optionally ``run_id``, ``N``, ``warmup_end``."""
+X_AXES = ("step", "tokens")
+"""What a curve's x may be: the optimiser step or the tokens seen so far."""
+
+
+def _check_x(x: str) -> None:
+    if x not in X_AXES:
+        raise ConfigError(f"the curve's x must be one of {', '.join(X_AXES)} (got '{x}'); pass --x step or --x tokens.")
+
+
+def _warmup_from_lr(x: np.ndarray, lr: np.ndarray) -> float:
+    """Where the LR first peaks (the end of the warmup); 0 when it peaks at the first point (no warmup seen)."""
+    k = int(np.argmax(lr))
+    return float(x[k]) if k > 0 else 0.0
+
+
+def read_curve_csv(path: str | Path, x: str = "step") -> list[Curve]:
+    """Curves from a CSV with columns ``x`` (``step`` or ``tokens``), ``loss`` and optionally ``run_id``,
+    ``N``, ``warmup_end`` and ``lr``.
+
+    With ``lr`` the curve knows its schedule: rows may go on past the last loss (loss empty) to give
+    the LR still to come, the run's last row is the default point to predict, and the warmup ends
+    where the LR peaks unless ``warmup_end`` says otherwise.
+    """
+    _check_x(x)
     df = pd.read_csv(path)
-    missing = [c for c in ("step", "loss") if c not in df.columns]
+    missing = [c for c in (x, "loss") if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: a curve CSV needs columns step, loss (missing {', '.join(missing)}).")
+        other = next((a for a in X_AXES if a != x and a in df.columns), None)
+        hint = f" (it has '{other}': pass --x {other})" if other else ""
+        raise DataError(f"{path}: a curve CSV needs columns {x}, loss (missing {', '.join(missing)}){hint}.")
     groups = df.groupby("run_id", sort=False) if "run_id" in df.columns else [(Path(path).stem, df)]
     curves = []
     for name, g in groups:
-        g = g.sort_values("step")
+        g = g[g[x].notna()].sort_values(x)
         n = float(g["N"].iloc[0]) if "N" in g.columns else None
         warmup = float(g["warmup_end"].iloc[0]) if "warmup_end" in g.columns else 0.0
-        curves.append(_checked(Curve(g["step"].to_numpy(float), g["loss"].to_numpy(float), n, warmup, str(name))))
+        schedule, per_step, final = None, 1.0, None
+        if "lr" in g.columns and g["lr"].notna().sum() >= 2:
+            rows = g[g["lr"].notna()]
+            sx, slr = rows[x].to_numpy(float), rows["lr"].to_numpy(float)
+            schedule, final = (sx, slr), float(sx[-1])
+            if "warmup_end" not in g.columns:
+                warmup = _warmup_from_lr(sx, slr)
+            if x == "tokens":
+                per_step = _tokens_per_step(rows)
+        pts = g[g["loss"].notna()]
+        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, schedule, per_step, x)
+        curves.append(_checked(curve))
     return curves
 
 
-def read_run_curve(run_dir: str | Path, metric: str = "val_loss_valid") -> Curve:
+def _tokens_per_step(rows: pd.DataFrame) -> float:
+    """Tokens per optimiser step: from a ``step`` column when there is one, else one row per step."""
+    if "step" in rows.columns and rows["step"].notna().sum() >= 2:
+        r = rows[rows["step"].notna()]
+        return float(np.median(np.diff(r["tokens"].to_numpy(float)) / np.maximum(np.diff(r["step"].to_numpy(float)), 1)))
+    diffs = np.diff(rows["tokens"].to_numpy(float))
+    return float(diffs[diffs > 0].min()) if (diffs > 0).any() else 1.0
+
+
+def read_run_curve(run_dir: str | Path, metric: str = "val_loss_valid", x: str = "step") -> Curve:
     """A run directory's curve of ``metric`` from ``metrics.jsonl``; warmup ends where ``lr`` peaks.
 
-    N and the planned last step come from ``config.json`` (a run still going has no summary yet).
+    N, the planned last step and the LR still to come come from ``config.json`` (a run still going
+    has no summary yet), so the LR-annealing law sees the rest of the schedule.
     """
     from scalinglab.train.rundir import read_metrics
 
+    _check_x(x)
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     if not records:
         raise DataError(f"{run_dir}: no metrics.jsonl records; is this a run directory that has started?")
-    points = [(r["step"], r[metric]) for r in records if r.get(metric) is not None]
+    points = [(r["step"], r.get("tokens"), r[metric]) for r in records if r.get(metric) is not None]
     if not points:
         keys = sorted({k for r in records for k in r if k.startswith(("val_loss", "train_loss"))})
         raise DataError(f"{run_dir}: no '{metric}' in metrics.jsonl; pass --metric one of {', '.join(keys)}.")
-    lr = [(r["step"], r["lr"]) for r in records if r.get("lr") is not None]
-    warmup = float(max(lr, key=lambda x: x[1])[0]) if lr else 0.0  # first step at the peak LR
-    step, loss = np.array(points, dtype=float).T
-    n_params, final_step = _run_plan(run_dir)
-    return _checked(Curve(step, loss, n_params, warmup, run_dir.name, final_step))
+    if x == "tokens" and any(t is None for _, t, _ in points):
+        raise DataError(f"{run_dir}: metrics.jsonl has no 'tokens' on every evaluation; use --x step.")
+    lr = np.array([(r["step"], r["lr"]) for r in records if r.get("lr") is not None], dtype=float).reshape(-1, 2)
+    step, tokens, loss = (np.array(v, dtype=float) for v in zip(*points))
+    warmup = _warmup_from_lr(lr[:, 0], lr[:, 1]) if len(lr) else 0.0  # first step at the peak LR
+    n_params, final_step, planned = _run_plan(run_dir, lr)
+    per_step = float(tokens[-1] / step[-1]) if x == "tokens" else 1.0
+    schedule = None
+    if len(lr) >= 2:
+        rows = np.vstack([lr, planned]) if planned is not None else lr
+        schedule = (rows[:, 0] * per_step, rows[:, 1])
+    xs = tokens if x == "tokens" else step
+    final = None if final_step is None else final_step * per_step
+    return _checked(Curve(xs, loss, n_params, warmup * per_step, run_dir.name, final, schedule, per_step, x))
 
 
-def _run_plan(run_dir: Path) -> tuple[float | None, float | None]:
-    """(Kaplan's non-embedding N, planned last step) of a run, from its ``config.json``."""
+def _run_plan(run_dir: Path, logged_lr: np.ndarray) -> tuple[float | None, float | None, np.ndarray | None]:
+    """(Kaplan's non-embedding N, planned last step, (step, lr) rows still to come) from ``config.json``.
+
+    The LR to come follows the config's schedule, scaled to the logged LR (whatever rule set the peak).
+    """
     config = run_dir / "config.json"
     if not config.exists():
-        return None, None
+        return None, None, None
     from scalinglab.config import from_dict
     from scalinglab.model.counting import count_params
     from scalinglab.train.budget import resolve_steps
     from scalinglab.train.config import RunConfig
+    from scalinglab.train.schedules import lr_at
 
     cfg = from_dict(RunConfig, json.loads(config.read_text()))
-    return float(count_params(cfg.model)["N"]), float(resolve_steps(cfg))
+    total = int(resolve_steps(cfg))
+    planned = None
+    if len(logged_lr) and logged_lr[-1, 0] < total:
+        last = int(logged_lr[-1, 0])
+        unit = lr_at(last - 1, total, 1.0, cfg.schedule)  # metrics' step s is update s - 1 (0-based)
+        peak = logged_lr[-1, 1] / unit if unit > 0 else cfg.optim.lr
+        steps = np.arange(last + 1, total + 1)
+        planned = np.column_stack([steps, [lr_at(int(s) - 1, total, peak, cfg.schedule) for s in steps]])
+    return float(count_params(cfg.model)["N"]), float(total), planned
 
 
-def load_curves(path: str | Path, metric: str = "val_loss_valid") -> list[Curve]:
+def annealing_areas(
+    schedule: tuple[np.ndarray, np.ndarray], at: np.ndarray, x_per_step: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """S1 (the summed LR) and S2 (the annealing area) of Tissue et al. 2024 at the points ``at``.
+
+    On every optimiser step (the schedule interpolated linearly between its rows): S1 = Σ η_i and
+    S2 = Σ m_i with m_i = λ m_{i-1} + max(η_{i-1} − η_i, 0), λ = ``ANNEAL_MOMENTUM`` or less on a short
+    run (``ANNEAL_WINDOW_FRACTION``); the warmup's rises are left out of S2, which measures decay only.
+    """
+    from scipy.signal import lfilter
+
+    sx, slr = (np.asarray(v, dtype=float) for v in schedule)
+    last = int(np.ceil(sx.max() / x_per_step))
+    steps = np.arange(1, last + 1, dtype=float)
+    lr = np.interp(steps * x_per_step, sx, slr)
+    drop = np.maximum(np.concatenate([[0.0], lr[:-1] - lr[1:]]), 0.0)
+    lam = min(ANNEAL_MOMENTUM, 1 - 1 / max(ANNEAL_WINDOW_FRACTION * last, 1.0))
+    momentum = lfilter([1.0], [1.0, -lam], drop)
+    pos = np.asarray(at, dtype=float) / x_per_step
+    return np.interp(pos, steps, np.cumsum(lr)), np.interp(pos, steps, np.cumsum(momentum))
+
+
+def load_curves(path: str | Path, metric: str = "val_loss_valid", x: str = "step") -> list[Curve]:
     """Curves from a run directory or a curve CSV (see :func:`read_run_curve`, :func:`read_curve_csv`)."""
     path = Path(path)
     if path.is_dir():
-        return [read_run_curve(path, metric)]
+        return [read_run_curve(path, metric, x)]
     if path.is_file():
-        return read_curve_csv(path)
-    raise DataError(f"{path} does not exist; give a run directory or a CSV with columns step, loss.")
+        return read_curve_csv(path, x)
+    raise DataError(f"{path} does not exist; give a run directory or a CSV with columns {x}, loss.")
 
 
 def _checked(curve: Curve) -> Curve:
@@ -155,6 +293,8 @@ class CurveFit:
     """Standard deviation of the log residuals, with n - p degrees of freedom (relative eval noise)."""
     theta_cov: np.ndarray = field(repr=False)
     """(P, P) covariance of the form's internal parameters, s²(JᵀJ)⁻¹."""
+    areas: Callable[[np.ndarray], dict[str, np.ndarray]] | None = field(default=None, repr=False, compare=False)
+    """For the LR-annealing law: x -> its inputs {S1, S2} (from the curve's schedule)."""
 
     @property
     def dof(self) -> int:
@@ -177,6 +317,8 @@ class CurveFit:
 
     def _inputs(self, step: np.ndarray | float, n_params: float | None) -> dict[str, np.ndarray]:
         steps = np.atleast_1d(np.asarray(step, dtype=float))
+        if self.areas is not None:
+            return self.areas(steps)
         if "N" not in self.form.inputs:
             return {"S": steps}
         if n_params is None:
@@ -185,7 +327,8 @@ class CurveFit:
 
 
 def _log(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.log(v) for k, v in inputs.items()}
+    with np.errstate(divide="ignore"):  # S1 = 0 before the first step is -inf, and the law handles it
+        return {k: np.log(v) for k, v in inputs.items()}
 
 
 def _least_squares(form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -209,7 +352,9 @@ def _least_squares(form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, st
     return best.x
 
 
-def _fit(form: Form, inputs: dict[str, np.ndarray], loss: np.ndarray) -> CurveFit:
+def _fit(
+    form: Form, inputs: dict[str, np.ndarray], loss: np.ndarray, x: np.ndarray, areas: Callable | None = None
+) -> CurveFit:
     p = len(form.params)
     if len(loss) <= p + 1:
         raise FitError(
@@ -222,25 +367,65 @@ def _fit(form: Form, inputs: dict[str, np.ndarray], loss: np.ndarray) -> CurveFi
     resid = logy - log_pred[0]
     s2 = float(resid @ resid) / (len(loss) - p)
     J = jac[0].T  # (n, P)
-    steps = inputs["S"]
     return CurveFit(
-        form, form.param_dict(theta), len(loss), (float(steps.min()), float(steps.max())),
-        float(np.sqrt(s2)), s2 * np.linalg.pinv(J.T @ J),
+        form, form.param_dict(theta), len(loss), (float(x.min()), float(x.max())),
+        float(np.sqrt(s2)), s2 * np.linalg.pinv(J.T @ J), areas,
     )  # fmt: skip
 
 
+def default_skip(curve: Curve, fit_until: float | None = None) -> float:
+    """The early transient left out by default: ``TRANSIENT_WARMUPS`` warmups, or with no warmup known
+    ``TRANSIENT_FRACTION`` of the last point fitted."""
+    if curve.warmup_end > 0:
+        return TRANSIENT_WARMUPS * curve.warmup_end
+    end = float(curve.step.max()) if fit_until is None else min(float(fit_until), float(curve.step.max()))
+    return TRANSIENT_FRACTION * end
+
+
 def _window(curve: Curve, fit_until: float | None, skip_until: float | None) -> np.ndarray:
-    start = TRANSIENT_WARMUPS * curve.warmup_end if skip_until is None else skip_until
+    start = default_skip(curve, fit_until) if skip_until is None else skip_until
     return (curve.step > start) & (curve.step <= (np.inf if fit_until is None else fit_until))
 
 
-def fit_curve(curve: Curve, fit_until: float | None = None, skip_until: float | None = None) -> CurveFit:
-    """Fit L(S) = L_inf + b S^-c to one curve's steps in (``skip_until``, ``fit_until``].
+def _area_inputs(curve: Curve) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """x -> {S1, S2} of the LR-annealing law, normalised by their values at the schedule's end (so the
+    parameters are O(1) whatever the LR's units); S2 enters as 1 + S2 to stay positive for the log inputs."""
+    assert curve.schedule is not None
+    end = np.array([curve.schedule[0].max()])
+    s1_end, s2_end = (float(v[0]) for v in annealing_areas(curve.schedule, end, curve.x_per_step))
+    s2_ref = s2_end if s2_end > 0 else 1.0
 
-    ``skip_until`` defaults to the transient, ``TRANSIENT_WARMUPS`` times the curve's warmup.
+    def areas(x: np.ndarray) -> dict[str, np.ndarray]:
+        s1, s2 = annealing_areas(curve.schedule, x, curve.x_per_step)
+        return {"S1": s1 / s1_end, "S2": 1 + s2 / s2_ref}
+
+    return areas
+
+
+def fit_curve(
+    curve: Curve, fit_until: float | None = None, skip_until: float | None = None, schedule_aware: bool = True
+) -> CurveFit:
+    """Fit one curve's points in (``skip_until``, ``fit_until``]: the LR-annealing law where the curve
+    knows its schedule (and ``schedule_aware``), else L(S) = L_inf + b S^-c.
+
+    ``skip_until`` defaults to the transient (:func:`default_skip`).
     """
     keep = _window(curve, fit_until, skip_until)
-    return _fit(CURVE_FORM, {"S": curve.step[keep]}, curve.loss[keep])
+    x = curve.step[keep]
+    if curve.schedule is None or not schedule_aware:
+        return _fit(CURVE_FORM, {"S": x}, curve.loss[keep], x)
+    areas = _area_inputs(curve)
+    return _fit(ANNEALING_FORM, areas(x), curve.loss[keep], x, areas)
+
+
+def _decay_seen(curve: Curve, fit_until: float | None, at: float) -> float | None:
+    """The fraction of the annealing area at ``at`` already reached by the last point fitted; None
+    when the curve has no schedule or its LR never decays before ``at``."""
+    if curve.schedule is None:
+        return None
+    end = min(float(curve.step.max()), np.inf if fit_until is None else float(fit_until))
+    _, s2 = annealing_areas(curve.schedule, np.array([end, at]), curve.x_per_step)
+    return None if s2[1] <= 0 else float(s2[0] / s2[1])
 
 
 def fit_curves_ns(
@@ -259,7 +444,7 @@ def fit_curves_ns(
     n = np.concatenate([np.full(k.sum(), c.n_params) for c, k in zip(curves, keeps)])
     s = np.concatenate([c.step[k] for c, k in zip(curves, keeps)])
     loss = np.concatenate([c.loss[k] for c, k in zip(curves, keeps)])
-    return _fit(NS_FORM, {"N": n, "S": s}, loss)
+    return _fit(NS_FORM, {"N": n, "S": s}, loss, s)
 
 
 @dataclass(frozen=True)
@@ -278,6 +463,12 @@ class CurvePrediction:
     residual_sd: float
     observed: float | None = None
     """The curve's own loss at ``at_step`` when it has one (a backtest of the extrapolation)."""
+    x: str = "step"
+    """What ``at_step`` and ``fit_steps`` count: ``step`` or ``tokens``."""
+    decades_beyond: float = 0.0
+    """log10(at_step / the last point fitted): how far the prediction extrapolates."""
+    warnings: list[dict] = field(default_factory=list)
+    """``{"kind", "param", "message"}`` entries, as a fit's warnings (extrapolation past a decade)."""
 
 
 def predict_curve(
@@ -302,17 +493,48 @@ def predict_curve(
         at_step = target.final_step
     if not at_step > 0 or not 0 < level < 1:
         raise ConfigError(f"--at-step must be a positive step and --level in (0, 1) (got {at_step}, {level}).")
+    seen = None
     if len(curves) == 1:
-        fit = fit_curve(target, fit_until, skip_until)
-        law = "L(S) = L_inf + b S^-c"
+        if target.schedule is not None and at_step > target.schedule[0].max() * (1 + 1e-9):
+            raise ConfigError(
+                f"'{target.name}' gives its LR up to {target.x_name} {target.schedule[0].max():g}, before the "
+                f"{target.x_name} {at_step:g} to predict; add rows with the planned lr up to it (loss left empty)."
+            )
+        seen = _decay_seen(target, fit_until, at_step)
+        fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None and seen >= DECAY_SEEN)
+        law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
+        if seen is not None and seen < DECAY_SEEN:
+            unseen = {
+                "kind": "unidentified", "param": "C",
+                "message": (
+                    f"the LR decays mostly after the points fitted ({seen:.0%} of its annealing area by then): "
+                    "its gain cannot be measured from them, so L(S) predicts without it and over-predicts; fit "
+                    "past the start of the decay."
+                ),
+            }  # fmt: skip
     else:
         fit = fit_curves_ns(curves, fit_until, skip_until)
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
     loss = float(fit.predict(at_step, target.n_params)[0])
     lo, hi = fit.prediction_interval(at_step, level, target.n_params)
+    if not (np.isfinite(loss) and loss > 0 and np.isfinite(lo[0]) and np.isfinite(hi[0])):
+        raise FitError(
+            f"the {law} fit of '{target.name}' predicts no finite loss at {target.x_name} {at_step:g}; "
+            "fit more of the curve (--fit-until) or predict nearer."
+        )
     match = np.isclose(target.step, at_step)
     observed = float(target.loss[match][-1]) if match.any() else None
+    decades = float(max(np.log10(at_step / fit.fit_steps[1]), 0.0))
+    warnings = [unseen] if seen is not None and seen < DECAY_SEEN else []
+    if decades > EXTRAPOLATION_WARN_DECADES:
+        warnings.append({
+            "kind": "extrapolation", "param": target.x_name,
+            "message": (
+                f"the prediction at {target.x_name} {at_step:g} is {decades:.1f} decades beyond the last point "
+                f"fitted ({fit.fit_steps[1]:g}); past one decade it is a guess: fit on more of the curve."
+            ),
+        })  # fmt: skip
     return CurvePrediction(
         target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, fit.params,
-        fit.n_points, fit.fit_steps, fit.residual_sd, observed,
+        fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings,
     )  # fmt: skip
