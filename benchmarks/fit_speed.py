@@ -1,23 +1,34 @@
-"""Time the law fitter on Chinchilla's published runs (Epoch's digitisation, 240 points).
+"""Time the law fitter on Chinchilla's published runs (Epoch's digitisation, 240 points) and on checkpoint tables.
 
 Prints the wall and CPU time of the fit from Hoffmann's full 4,500-start grid (target: <= 5 s on 2
 cores) and of 1,000 bootstrap refits (target: <= 60 s), best of ``--repeat``, and, with
 ``--scipy-starts K``, a one-start-at-a-time scipy L-BFGS-B fit from K grid starts for comparison.
 
+``--rows`` fits synthetic checkpoint tables (240 runs on Hoffmann's law, each logged at several
+points of its training, 1% noise) from the same 4,500 starts, printing time, peak memory (the
+process's peak RSS grows only when a fit needs more than any before, so sizes run smallest first) and
+the optimum against a fit that screens every start on every row (``--reference``, slow past 24,000
+rows); ``--bootstrap-rows`` times a bootstrap by run on one of them.
+
     python benchmarks/fit_speed.py
     python benchmarks/fit_speed.py --runs path/to/runs.csv --repeat 5 --scipy-starts 250
+    python benchmarks/fit_speed.py --rows 2400 24000 240000 --reference 24000
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from scalinglab.constants import HOFFMANN_APPROACH3
+from scalinglab.laws import objective
 from scalinglab.laws.fit import fit_law
 from scalinglab.laws.forms import get_form
 from scalinglab.laws.objective import Problem, polish
@@ -46,13 +57,62 @@ def scipy_one_by_one(runs, n_starts: int) -> float:
     return min(polish(problem, theta).fun for theta in starts)
 
 
+def checkpoint_table(rows: int, runs: int = 240, seed: int = 0) -> pd.DataFrame:
+    """``runs`` runs on Hoffmann's law (Approach 3), each with rows / runs checkpoints, 1% log noise."""
+    rng = np.random.default_rng(seed)
+    per_run = rows // runs
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), runs))
+    d_final = n * np.exp(rng.uniform(np.log(2), np.log(200), runs))  # 2-200 tokens per parameter
+    frac = np.geomspace(0.05, 1.0, per_run)  # checkpoints log-spaced over each run
+    N, D = np.repeat(n, per_run), (d_final[:, None] * frac[None, :]).ravel()
+    h = HOFFMANN_APPROACH3
+    loss = (h["E"] + h["A"] / N ** h["alpha"] + h["B"] / D ** h["beta"]) * np.exp(rng.normal(0, 0.01, len(N)))
+    return pd.DataFrame({"run": np.repeat(np.arange(runs), per_run), "N": N, "D": D, "loss": loss})
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def checkpoint_fits(sizes: list[int], reference: int, bootstrap_rows: int, bootstrap: int) -> None:
+    """Fit each table size from the full grid; compare the optimum with full screening up to ``reference`` rows."""
+    print(f"{'rows':>8} {'wall s':>7} {'CPU s':>7} {'peak MB':>8}  objective          vs full screening")
+    for rows in sorted(sizes):
+        table = checkpoint_table(rows)
+        wall, cpu, fit = timed(lambda t=table: fit_law("chinchilla", t, starts="hoffmann", runs="run"), 1)
+        line = f"{rows:>8,} {wall:>7.2f} {cpu:>7.2f} {peak_mb():>8.0f}  {fit.objective:.12e}"
+        if rows <= reference:
+            saved, objective.SCREEN_ROWS = objective.SCREEN_ROWS, rows  # every start on every row
+            try:
+                full = fit_law("chinchilla", table, starts="hoffmann", runs="run")
+            finally:
+                objective.SCREEN_ROWS = saved
+            same = max(abs(fit.params[k] / full.params[k] - 1) for k in fit.params)
+            line += f"  objective {full.objective:.12e}, params within {same:.1e}"
+        print(line)
+    if bootstrap_rows:
+        table = checkpoint_table(bootstrap_rows)
+        wall, cpu, fit = timed(lambda: fit_law("chinchilla", table, runs="run", bootstrap=bootstrap), 1)
+        print(f"{bootstrap} bootstrap refits by run on {bootstrap_rows:,} rows: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+              f"peak {peak_mb():.0f} MB (target <= 60 s)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs table (default: the shared Epoch CSV)")
     parser.add_argument("--repeat", type=int, default=3, help="take the best of this many timings")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits to time")
     parser.add_argument("--scipy-starts", type=int, default=0, metavar="K", help="also time scipy from K starts")
+    parser.add_argument("--rows", type=int, nargs="*", default=[], metavar="R", help="also fit checkpoint tables of R rows")
+    parser.add_argument("--reference", type=int, default=2400, metavar="R", help="compare with full screening up to R rows")
+    parser.add_argument("--bootstrap-rows", type=int, default=0, metavar="R", help="time --bootstrap refits by run on R rows")
+    parser.add_argument("--skip-epoch", action="store_true", help="only the checkpoint tables")
     args = parser.parse_args()
+    if args.rows or args.bootstrap_rows:
+        checkpoint_fits(args.rows, args.reference, args.bootstrap_rows, args.bootstrap)
+    if args.skip_epoch:
+        return
     if not args.runs.is_file():
         raise SystemExit(f"runs table not found: {args.runs} (pass --runs)")
     runs = drop_highest(read_runs_table(args.runs), 5)  # Epoch drop the 5 highest-loss runs
