@@ -134,7 +134,8 @@ class RuntimeConfig:
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """'auto': fp32 on CPU (no native bf16 there), bf16 autocast on CUDA."""
     compile: bool = False
-    """torch.compile the model (gains only on GPU and large models; costs warm-up time)."""
+    """torch.compile the training path (``model.loss``): on CPU +3-6% per step at d_model >= 256 after 12-18 s of
+    compiling, so it pays only on runs of many minutes; leave it off for small models and short runs."""
     out_dir: str = "runs"
     """Parent directory of run directories (each named from the run identity)."""
     cache_dir: str = ""

@@ -178,8 +178,8 @@ class Trainer:
             eps=o.eps,
             fused=self.device.type in ("cpu", "cuda"),
         )
-        if cfg.runtime.compile:
-            self.model.compile()
+        if cfg.runtime.compile:  # the training path: training and evaluation call loss(), never forward()
+            self.model.loss = torch.compile(self.model.loss)
         # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens)
         self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step) if cfg.eval.noise_scale else None
 
