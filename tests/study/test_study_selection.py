@@ -112,3 +112,16 @@ def test_a_noise_floor_lifts_the_prediction_intervals_of_a_fit() -> None:
     assert bare.noise.s0 < 0.005 and floored.noise.s0 == pytest.approx(0.02)
     lo, hi = floored.prediction_interval(pd.DataFrame({"N": [1e5]}))
     assert np.log(hi[0] / lo[0]) > 2 * 1.9 * 0.02  # at least +-1.96 sd of the floor in log space
+
+
+def test_the_report_shows_the_seed_noise_in_its_headline() -> None:
+    from scalinglab.report.build import headline_numbers
+    from scalinglab.report.headline import headline_lines
+    from scalinglab.report.html import text
+    from scalinglab.study.noise import seed_noise
+
+    table = pd.DataFrame([_row(f"s{s}", "seeds", 1e4, loss) for s, loss in enumerate([4.0, 4.1, 3.9])])
+    numbers = headline_numbers({"seed noise": seed_noise(table)})
+    assert numbers["noise_sd_log"] == pytest.approx(np.log([4.0, 4.1, 3.9]).std(ddof=1))
+    line = next(x for x in headline_lines(numbers) if "run-to-run noise" in x)
+    assert line.rstrip().endswith(text(numbers["noise_sd_log"]))

@@ -30,6 +30,8 @@ def headline_rows(n: dict[str, float]) -> list[tuple[str, str, str]]:
         (f"B_crit(L) = B*·L^-(1/α_B): B* tokens, 1/α_B (Kaplan {_k(k5['B_star'])}, {_k(1 / k5['alpha_B'])})", (n["B_star"], inv)),
         (f"noise scale: α_B of B_simple(L) (Kaplan {_k(k5['alpha_B'])}); median B_simple / B_crit",
          (n["alpha_B_noise"], n["noise_to_bcrit"])),
+        ("run-to-run noise: sd of log loss between seeds (a seeds design; the floor of prediction intervals)",
+         (n.get("noise_sd_log", float("nan")),)),
     ]
     out = [(label, " / ".join(fmt(v) for v in vs), " / ".join(text(v) for v in vs)) for label, vs in rows]
     bt = (n["backtest_max_error"], n["backtest_max_error_chinchilla"])
