@@ -101,7 +101,7 @@ def rollout(
         if len(train) < len(form.params) + 2 or len(np.unique(steps[steps < k])) < 2 or test.empty:
             continue
         try:
-            fit = fit_law(form, train, axis=axis, **(constraints or {}), **fit_kwargs)
+            fit = fit_law(form, train, axis=axis, calibrate=False, **(constraints or {}), **fit_kwargs)
         except ScalinglabError:
             continue
         if not fit.converged:
@@ -162,7 +162,8 @@ def fit_auto(
         fit = None
         if keep:
             try:
-                fit = fit_law(cand.law, data, axis=axis, bootstrap=bootstrap if cand is best[0] else 0,
+                chosen = cand is best[0]  # the others give only their predictions' spread
+                fit = fit_law(cand.law, data, axis=axis, bootstrap=bootstrap if chosen else 0, calibrate=chosen,
                               **cand.constraints(data), **fit_kwargs)  # fmt: skip
             except ScalinglabError:
                 keep = False

@@ -41,6 +41,7 @@ from scalinglab.laws.objective import (
 )
 from scalinglab.laws.tables import fit_frame, run_weights, skip_early
 from scalinglab.laws.uncertainty import (
+    CALIBRATION_FRACTIONS,
     NoiseModel,
     calibrate_noise,
     is_converged,
@@ -328,6 +329,7 @@ def fit_law(
     runs: str | None = None,
     skip_fraction: float = 0.0,
     inputs: Sequence[str] | None = None,
+    calibrate: bool = True,
 ) -> FitResult:
     """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
 
@@ -351,6 +353,8 @@ def fit_law(
             bootstrap resamples runs, and only a run's last row can be flagged as an outlier.
         skip_fraction: with ``runs``, drop each run's checkpoints below this fraction of its final tokens.
         inputs: a user function's input columns, when it does not declare them.
+        calibrate: calibrate the prediction intervals' noise by forward chaining (False: in-sample noise
+            only, for inner fits that need just the estimate, as in rollout cross-validation).
     """
     base = get_form(form, inputs)
     # One BLAS thread: the fit's algebra is on 5x5 matrices, where threads only contend (10x slower on 2 loaded cores).
@@ -360,7 +364,7 @@ def fit_law(
             constrain(base, tie, fix, bounds), data, starts=starts, delta=delta, weights=weights,
             overpredict_penalty=overpredict_penalty, bootstrap=bootstrap, seed=seed, level=level,
             convention=convention, axis=axis, progress=progress, outliers=outliers, runs=runs, skip_fraction=skip_fraction,
-            noise_floor=noise_floor,
+            noise_floor=noise_floor, calibrate=calibrate,
         )  # fmt: skip
     result.warnings.extend(diagnostics.from_python(caught))
     return result
@@ -384,6 +388,7 @@ def _fit(
     runs: str | None,
     skip_fraction: float,
     noise_floor: float = 0.0,
+    calibrate: bool = True,
 ) -> FitResult:
     base, form = con.base, con.form
     if bootstrap < 0:
@@ -451,7 +456,7 @@ def _fit(
         starts_at_optimum=at_optimum,
         noise=calibrate_noise(
             problem, theta_hat, np.log(frame[axis].to_numpy()) if axis else form.axis_values(problem.logx), axis,
-            floor=noise_floor,
+            floor=noise_floor, fractions=() if not calibrate else CALIBRATION_FRACTIONS,
         ),
         outliers=flags,
         level=level,
