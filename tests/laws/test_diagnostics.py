@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.cli import main
+from scalinglab.laws.backtest import backtest
 from scalinglab.laws.fit import fit_law
 
 
@@ -101,3 +102,12 @@ def test_checkpoint_tables_count_runs_not_rows() -> None:
     # Early checkpoints sit at few tokens per parameter by design: never flagged.
     assert not any(f["reason"] == "tokens_per_param" for f in fit.outliers)
     assert fit.run_column == "run" and fit.to_dict()["run_column"] == "run"
+
+
+def test_a_checkpoint_backtest_scores_each_held_out_run_once() -> None:
+    table = checkpoint_table()
+    result = backtest("chinchilla", table, "N<1e9", bootstrap=0, runs="run", skip_fraction=0.05)
+    held = table[table["N"] >= 1e9]
+    assert result.n_test == held["run"].nunique() == 2  # one final checkpoint per held-out run
+    assert set(result.table["D"]) == set(held.groupby("run")["D"].max())
+    assert result.mae < 0.01
