@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -40,8 +41,9 @@ def hyper_parameters(runs: pd.DataFrame, records: pd.DataFrame | None = None, bc
 
 
 def _sci(x: float) -> str:
-    """A cell's N or D in scientific notation (a geometric mean of 1e7s is 9.99...e6: round it first)."""
-    return fg.sci(float(f"{x:.3g}"))
+    """A cell's N or D as m×10^e, to 3 digits (a geometric mean of 1e7s is 9.99...e6: rounded first)."""
+    e = int(np.floor(np.log10(float(f"{x:.3g}"))))
+    return f"{float(f'{x:.3g}') / 10**e:.3g}\\times10^{{{e}}}"
 
 
 def caption_landscape(a: HyperParameters) -> str:
@@ -63,7 +65,7 @@ def caption_lr(a: HyperParameters) -> str:
 
 
 def caption_batch(a: HyperParameters) -> str:
-    s = f"{_law_text(a.fit.batch, 'B_opt')} tokens (Step Law: 0.58·D^0.571)"
+    s = f"{_law_text(a.fit.batch, 'B_opt')}{' tokens' if a.fit.batch is not None else ''} (Step Law: 0.58·D^0.571 tokens)"
     for key, label in (("B_opt_over_B_crit", "B_crit(L)"), ("B_opt_over_B_noise", "B_simple")):
         if key in a.fit.comparison:
             s += f"; median B_opt / {label} = {a.fit.comparison[key]:.3g}"
@@ -89,6 +91,8 @@ def fig_landscape(a: HyperParameters) -> Figure:
             ax.plot([c.lr, c.lr], c.batch_interval, color="tab:red", lw=1.5, zorder=3)
         ax.set(xscale="log", yscale="log", title=f"N = ${_sci(c.N)}$, D = ${_sci(c.D)}$", xlabel="peak LR")
         ax.set_ylabel("batch (tokens)" if i % cols == 0 else "")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in flat[len(cells):]:
         ax.set_visible(False)
@@ -104,6 +108,7 @@ def _points(a: HyperParameters, target: str) -> pd.DataFrame:
 
 
 def _scatter(ax: plt.Axes, p: pd.DataFrame, x: str, colour_by: str, label: str) -> None:
+    p = p.assign(**{colour_by: p[colour_by].map(lambda v: float(f"{v:.3g}"))})  # one key per size, not per float
     colour = fg._cmap(p[colour_by].to_numpy(float))
     for _, r in p.iterrows():
         col = colour(r[colour_by])
