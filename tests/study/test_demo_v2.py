@@ -104,3 +104,24 @@ def test_the_conclusion_follows_the_intervals() -> None:
     assert conclusion(neither).startswith("The study supports neither")
     assert "does not side" in conclusion([Exponent("a_isoflop", "approach 2")])
     assert f"{KAPLAN_A:g}" in conclusion(chin) and f"{CHINCHILLA_A[0]:g}" in conclusion(chin)
+
+
+def test_the_summary_and_json_carry_the_intervals_warnings_and_conclusion(tmp_path) -> None:
+    import json
+
+    from scalinglab.atomic import dumps
+    from scalinglab.demo import DemoResult, summary_lines
+    from scalinglab.report.build import ReportResult, headline_numbers
+
+    exps = [_exp("a_envelope", 0.26, 0.2, 0.3), Exponent("a_isoflop", "approach 2, IsoFLOP", note="no isoflop design"),
+            _exp("a_parametric", 0.5, 0.45, 0.55)]
+    warning = {"kind": "candidates_disagree", "param": "a", "message": "the intervals do not overlap"}
+    result = DemoResult(ReportResult(tmp_path / "report" / "index.html", numbers=headline_numbers({})), tmp_path / "s.toml",
+                        60.0, exps, [warning])
+    out = json.loads(dumps(result.to_dict()))  # as `demo --json` prints it
+    assert out["numbers"]["a_envelope"] == 0.26 and out["numbers"]["a_envelope_interval"] == [0.2, 0.3]
+    assert out["numbers"]["a_isoflop"] is None and out["numbers"]["a_isoflop_interval"] is None
+    assert out["warnings"] == [warning] and "disagree" in out["conclusion"]
+    text = "\n".join(summary_lines(result))
+    assert "approach envelope: 0.260 [0.200, 0.300]" in text and "approach 2, IsoFLOP: n/a (no isoflop design)" in text
+    assert "warning: the intervals do not overlap" in text and text.rstrip().endswith(str(tmp_path / "report" / "index.html"))
