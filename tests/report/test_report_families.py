@@ -95,6 +95,9 @@ def test_fig24_loss_per_set_against_depth(families: Tables) -> None:
     assert s.loc["books", "range"] == pytest.approx(0.3)
     assert s.loc["books", "slope_per_doubling"] == pytest.approx(0.1)  # +0.1 nats per doubling, by construction
     assert s.loc["valid", "slope_per_doubling"] == pytest.approx(0.01)
+    assert s.loc["books", "offset_slope_per_doubling"] == pytest.approx(0.09)  # books gains 0.1, valid 0.01
+    assert np.isnan(s.loc["valid", "offset_slope_per_doubling"])
+    assert "offset over valid +0.090 per doubling" in fm.caption_depth(a)
 
 
 def test_a_study_without_the_families_says_which_design_to_add(families: Tables) -> None:

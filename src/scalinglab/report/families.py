@@ -242,7 +242,9 @@ class DepthGeneralisation:
     """One row per (run, set): n_layer, d_model, N, set, loss."""
     spread: pd.DataFrame
     """Per set: min and max loss over depths, their difference, and the least-squares slope of loss
-    against log2(n_layer) (nats per doubling of depth; Kaplan: about zero)."""
+    against log2(n_layer) (nats per doubling of depth); for each set but the training distribution's
+    ('valid'), the same slope of its offset over the validation loss: generalisation apart from how
+    well each depth fits the training distribution (Kaplan: about zero)."""
 
 
 def depth_generalisation(runs: pd.DataFrame) -> DepthGeneralisation:
@@ -266,11 +268,17 @@ def depth_generalisation(runs: pd.DataFrame) -> DepthGeneralisation:
     g = g.loc[g.groupby("n_layer")["loss"].idxmin()]
     points = pd.concat([g.assign(set=s, loss=g[f"loss_{s}"])[["run_id", "n_layer", "d_model", "N", "set", "loss"]]
                         for s in sets], ignore_index=True).dropna(subset=["loss"])
+    def slope(h: pd.DataFrame, y: pd.Series) -> float:
+        ok = y.notna().to_numpy()
+        x = np.log2(h["n_layer"].to_numpy(float))[ok]
+        return float(np.polyfit(x, y.to_numpy(float)[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
+
+    valid = points[points["set"] == "valid"].set_index("run_id")["loss"]
     rows = []
     for s, h in points.groupby("set"):
-        slope = np.polyfit(np.log2(h["n_layer"].to_numpy(float)), h["loss"].to_numpy(float), 1)[0] if len(h) >= 2 else np.nan
-        rows.append({"set": s, "min": h["loss"].min(), "max": h["loss"].max(),
-                     "range": h["loss"].max() - h["loss"].min(), "slope_per_doubling": float(slope)})
+        offset = h["loss"] - h["run_id"].map(valid) if s != "valid" else pd.Series(np.nan, h.index)
+        rows.append({"set": s, "min": h["loss"].min(), "max": h["loss"].max(), "range": h["loss"].max() - h["loss"].min(),
+                     "slope_per_doubling": slope(h, h["loss"]), "offset_slope_per_doubling": slope(h, offset)})
     return DepthGeneralisation(label, points, pd.DataFrame(rows))
 
 
@@ -278,6 +286,8 @@ def caption_depth(a: DepthGeneralisation) -> str:
     """Fig 24: the spread of each set's loss over depths."""
     depths = sorted(a.points["n_layer"].unique())
     parts = [f"{r['set']}: range {r['range']:.3f}, {r['slope_per_doubling']:+.3f} per doubling"
+             + ("" if np.isnan(r["offset_slope_per_doubling"])
+                else f" (its offset over valid {r['offset_slope_per_doubling']:+.3f} per doubling)")
              for _, r in a.spread.iterrows()]
     return (f"Design '{a.design}': N {a.points['N'].min():.3g}-{a.points['N'].max():.3g} at depths "
             f"{', '.join(str(int(d)) for d in depths)}; final loss per held-out set (nats/token). "
