@@ -193,8 +193,9 @@ def largest_from_rest(
 ) -> tuple[pd.DataFrame, FitResult]:
     """Fit the law on every run below the largest ``column`` value and predict the runs at it.
 
-    Returns one row per run of the largest value (``actual``, ``predicted``, ``lo``, ``hi``, ``rel_error``)
-    and the fit; ``form="auto"`` selects the law on the smaller runs only.
+    Returns one row per run of the largest value (``actual``, ``predicted``, ``lo``, ``hi``, ``rel_error``;
+    for a checkpoint table, ``runs=``, each run's final checkpoint) and the fit; ``form="auto"`` selects the
+    law on the smaller runs only.
     """
     values = pd.to_numeric(data[column], errors="coerce")
     top = values.max()
@@ -205,6 +206,8 @@ def largest_from_rest(
         fit = fit_auto(rest, axis=column, **fit_kwargs)
     else:
         fit = fit_law(form, rest, axis=column, **fit_kwargs)
+    if fit.run_column:  # a checkpoint table: each largest run is scored on its final checkpoint
+        largest = largest.loc[largest.groupby(fit.run_column)["D"].idxmax()]
     actual = pd.to_numeric(largest[fit.form.target]).to_numpy(dtype=float)
     predicted = fit.predict(largest)
     lo, hi = fit.prediction_interval(largest, fit.level)
