@@ -60,8 +60,16 @@ def _law_text(law, name: str) -> str:
     return f"{name} = {law.coef:.3g}·{'·'.join(p for p in parts if p)} over {law.n_cells} cells"
 
 
+def _law_warnings(a: HyperParameters, target: str) -> str:
+    """The law's own warnings (not each cell's), as a sentence for its caption."""
+    found = [w["message"] for w in a.fit.warnings
+             if (w["param"] or "").split(".")[0] == target and not w["message"].startswith(("cell ", "cell(s) "))]  # fmt: skip
+    return "" if not found else " Warning: " + " ".join(m[0].upper() + m[1:] for m in found)
+
+
 def caption_lr(a: HyperParameters) -> str:
-    return f"{_law_text(a.fit.lr, 'η_opt')} (Step Law, Li et al. 2025: 1.79·N^-0.713·D^0.307); hollow markers are edge optima, left out."
+    return (f"{_law_text(a.fit.lr, 'η_opt')} (Step Law, Li et al. 2025: 1.79·N^-0.713·D^0.307); hollow markers are "
+            "edge optima, left out." + _law_warnings(a, "lr"))
 
 
 def caption_batch(a: HyperParameters) -> str:
@@ -69,7 +77,7 @@ def caption_batch(a: HyperParameters) -> str:
     for key, label in (("B_opt_over_B_crit", "B_crit(L)"), ("B_opt_over_B_noise", "B_simple")):
         if key in a.fit.comparison:
             s += f"; median B_opt / {label} = {a.fit.comparison[key]:.3g}"
-    return s + "."
+    return s + "." + _law_warnings(a, "batch")
 
 
 def fig_landscape(a: HyperParameters) -> Figure:
