@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 
 import numpy as np
@@ -192,3 +193,7 @@ def test_constants_table_flags_what_the_fits_warn_about(results):
     table = _constants_table(named)
     flagged = [cell for row in table.rows for cell in row if cell.startswith(FLAG)]
     assert len(flagged) == warned and all("⚠" in cell for cell in flagged)
+    shown = " ".join(flagged)
+    for a in named.values():
+        for c in a.constants():
+            assert all(html.escape(f.split(": ")[0]) in shown for f in c.flags)  # each warning's finding is shown

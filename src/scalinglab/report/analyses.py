@@ -67,6 +67,7 @@ from scalinglab.study.selection import (  # noqa: F401  (re-exported for the fig
     kind,
     kinds,
     law_runs,
+    select_for_law,
 )
 
 BOOTSTRAP = 100
@@ -140,6 +141,8 @@ class LossVsN:
     points: pd.DataFrame
     """One row per model size: ``N``, ``N_total``, ``n_layer``, ``loss``, ``run_id``."""
     fit: FitResult
+    selection: str = ""
+    """Which runs the law fits and why (study.selection.select_for_law)."""
 
     def constants(self) -> list[Constant]:
         return _constants("L(N)", self.fit, _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_N", "N_c"),
@@ -152,12 +155,10 @@ def loss_vs_n(runs: pd.DataFrame) -> LossVsN:
     Kaplan fits converged models; a ladder at fixed tokens per parameter is not converged, so the
     lowest loss per N (the longest run of that size) is the closest this study has.
     """
-    df = law_runs(runs)
-    df = df[~data_limited(df)]
-    best = df.loc[df.groupby("N")["loss"].idxmin()].sort_values("N")
+    best, selection = select_for_law(runs, "kaplan_n")
     _need(best, 3, "L(N)", "train at least 3 model sizes with enough data (a ladder design).")
     points = best[["run_id", "N", "N_total", "n_layer", "loss"]].reset_index(drop=True)
-    return LossVsN(points, fit_law("kaplan_n", points, bootstrap=BOOTSTRAP))
+    return LossVsN(points, fit_law("kaplan_n", points, bootstrap=BOOTSTRAP), selection)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,8 @@ class LossVsD:
     """One row per dataset size: ``D`` (distinct tokens), ``loss`` (early-stopped), ``N``, ``epochs``."""
     fit: FitResult
     n_params: float
+    selection: str = ""
+    """Which runs the law fits and why (study.selection.select_for_law)."""
 
     def constants(self) -> list[Constant]:
         return _constants("L(D)", self.fit, _paper(KAPLAN_TABLE5, "Kaplan Table 5", "alpha_D", "D_c"),
@@ -176,17 +179,14 @@ class LossVsD:
 
 def loss_vs_d(runs: pd.DataFrame) -> LossVsD:
     """L(D) = (D_c/D)^α_D from the largest model of the dataset-size sweep, early-stopped (best) loss."""
-    df = law_runs(runs)
-    df = df.assign(D_data=dataset_size(df))[data_limited(df)]
+    df, selection = select_for_law(runs, "kaplan_d")
     if df.empty:
         raise DataError("L(D) needs data-limited runs; add a dataset_size design to the study.")
-    df = df[df["N"] == df["N"].max()]
-    df = df.loc[df.groupby("D_data")["best_loss"].idxmin()].sort_values("D_data")
     _need(df, 3, "L(D)", "sweep at least 3 dataset sizes on one model (a dataset_size design).")
     points = pd.DataFrame(
-        {"run_id": df["run_id"], "D": df["D_data"], "loss": df["best_loss"], "N": df["N"], "epochs": df["epochs"]}
+        {"run_id": df["run_id"], "D": df["D"], "loss": df["loss"], "N": df["N"], "epochs": df["epochs"]}
     ).reset_index(drop=True)
-    return LossVsD(points, fit_law("kaplan_d", points, bootstrap=BOOTSTRAP), float(df["N"].iloc[0]))
+    return LossVsD(points, fit_law("kaplan_d", points, bootstrap=BOOTSTRAP), float(df["N"].iloc[0]), selection)
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,8 @@ class LossVsND:
     """Kaplan's L(N, D)."""
     chinchilla: FitResult | None
     """Hoffmann's parametric form on the same runs (None when it could not be fitted)."""
+    selection: str = ""
+    """Which runs the laws fit and why (study.selection.select_for_law)."""
 
     def overfitting(self, x: np.ndarray) -> np.ndarray:
         """Kaplan eq 4.3 as a function of x = N^(α_N/α_D)/D: δL = (1 + x D_c/N_c^(α_N/α_D))^α_D - 1."""
@@ -234,8 +236,8 @@ def _chinchilla(points: pd.DataFrame) -> FitResult | None:
 
 def loss_vs_nd(runs: pd.DataFrame) -> LossVsND:
     """L(N, D) on every run on the recipe, D = distinct tokens, loss = early-stopped (best) loss."""
-    df = law_runs(runs)
-    df = df.assign(D=dataset_size(df), limited=data_limited(df), loss=df["best_loss"])
+    df, selection = select_for_law(runs, "kaplan_nd")  # D = distinct tokens, loss = early-stopped
+    df = df.assign(limited=data_limited(runs).reindex(df.index))  # on the table's D: tokens processed
     points = df[["run_id", "N", "D", "C", "loss", "limited"]].reset_index(drop=True)
     _need(points, 5, "L(N, D)", "train a ladder plus a dataset_size sweep (or an nd_grid).")
     if points["N"].nunique() < 2 or points["D"].nunique() < 3:
@@ -247,7 +249,7 @@ def loss_vs_nd(runs: pd.DataFrame) -> LossVsND:
     points = points.assign(
         delta=points["loss"] / converged - 1, x=points["N"] ** (p["alpha_N"] / p["alpha_D"]) / points["D"]
     )
-    return LossVsND(points, fit, chin)
+    return LossVsND(points, fit, chin, selection)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -110,12 +110,12 @@ def _fit_range(x: Any) -> str:
 
 def _cap_loss_vs_n(a: an.LossVsN) -> str:
     return (f"Best run of each of {len(a.points)} sizes (N {_fit_range(a.points['N'])}); L(N) fitted with "
-            f"α_N = {text(a.fit.params['alpha_N'])} (Kaplan 0.076). Solid over the data, dashed beyond.")
+            f"α_N = {text(a.fit.params['alpha_N'])} (Kaplan 0.076). Solid over the data, dashed beyond. {a.selection}.")
 
 
 def _cap_loss_vs_d(a: an.LossVsD) -> str:
     return (f"{len(a.points)} dataset sizes ({_fit_range(a.points['D'])} tokens) on N = {a.n_params:.3g}, early-stopped; "
-            f"α_D = {text(a.fit.params['alpha_D'])} (Kaplan 0.095).")
+            f"α_D = {text(a.fit.params['alpha_D'])} (Kaplan 0.095). {a.selection}.")
 
 
 def _cap_frontier(a: an.ComputeFrontier) -> str:
@@ -154,7 +154,7 @@ def _cap_nd(a: an.LossVsND) -> str:
     n = a.points.groupby("N").size()
     return (f"{len(a.points)} runs at {len(n)} sizes (from {n.min()} to {n.max()} dataset sizes each); one L(N, D) "
             f"curve per size, α_N = {text(a.fit.params['alpha_N'])}, α_D = {text(a.fit.params['alpha_D'])} "
-            "(Kaplan 0.076, 0.103).")
+            f"(Kaplan 0.076, 0.103). {a.selection}.")
 
 
 def _cap_ns(a: an.LearningCurves) -> str:
@@ -534,7 +534,8 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
 
 def _flagged(value: str, reasons: list[str]) -> str:
     """A table cell: the value, or the value marked with why it cannot be trusted (the laws' warnings)."""
-    return value if not reasons else FLAG + f"{value} ⚠ " + "; ".join(html_escape(r) for r in reasons)
+    short = dict.fromkeys(r.split(": ")[0] for r in reasons)  # the finding; the fix is in fit.json and the CLI
+    return value if not reasons else FLAG + f"{value} ⚠ " + "; ".join(html_escape(r) for r in short)
 
 
 def _constants_table(results: dict[str, Any]) -> Table | None:

@@ -108,8 +108,13 @@ def _plain_ticks(axis: matplotlib.axis.Axis, lo: float, hi: float, nbins: int) -
     step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 1.0
     decimals = max(0, -int(np.floor(np.log10(step))) + (0 if step / 10 ** np.floor(np.log10(step)) % 1 == 0 else 1))
 
+    top = float(np.max(np.abs(ticks))) if len(ticks) else 1.0
+    scientific = top >= 1e4 or top < 1e-2  # one style per axis: all ×10^n, or all plain decimals
+
     def label(x: float, _pos: int | None = None) -> str:
-        if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        if x == 0:
+            return "0"
+        if scientific:
             digits = max(1, int(np.floor(np.log10(abs(x)))) - int(np.floor(np.log10(step))) + 1)
             return f"${sci(x, digits)}$"
         return f"{x:.{decimals}f}"
