@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_study
+from tests.study.conftest import write_study
 
 from scalinglab.cli import main
 from scalinglab.config import apply_overrides, replace_fields

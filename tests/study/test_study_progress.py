@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BASE, write_study
+from tests.study.conftest import BASE, write_study
 
 from scalinglab.study import load_study, run_study
 
