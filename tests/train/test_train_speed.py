@@ -22,3 +22,24 @@ def test_compile_compiles_the_training_path(tmp_path) -> None:
     off = Trainer(load_config(RunConfig, None, TINY), tmp_path, torch.device("cpu"), Distributed())
     off._build()
     assert not hasattr(off.model.loss, "_torchdynamo_orig_callable")
+
+
+def test_the_cuda_paths_bf16_autocast_and_fused_adamw_run_on_cpu() -> None:
+    """The GPU step (bf16 autocast, where the loss takes F.cross_entropy, and fused AdamW) checked on CPU."""
+    from scalinglab.model.config import ModelConfig
+    from scalinglab.model.gpt import GPT
+
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=1, d_model=32, n_head=4, n_ctx=16, vocab_size=512))
+    idx = torch.randint(0, 512, (4, 17))
+    fp32 = model.loss(idx[:, :-1], idx[:, 1:])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model.loss(idx[:, :-1], idx[:, 1:])
+    assert bf16.dtype == torch.float32  # the loss is upcast before the softmax
+    assert abs(bf16.item() - fp32.item()) < 0.02 * fp32.item()  # bf16 keeps ~3 significant digits
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    bf16.backward()
+    before = model.wte.weight.detach().clone()
+    opt.step()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert not torch.equal(before, model.wte.weight)
