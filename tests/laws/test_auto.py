@@ -56,6 +56,7 @@ def test_fit_auto_scores_every_candidate_and_widens_intervals_by_their_spread() 
     assert "rollout" in fit.notes[-1]
 
 
+@pytest.mark.slow
 def test_largest_model_predicted_from_the_rest() -> None:
     runs = ladder()
     table, fit = largest_from_rest("auto", runs, column="N", bootstrap=10, folds=2)
