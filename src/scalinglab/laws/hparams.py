@@ -44,7 +44,7 @@ WINDOW_MIN = 0.005
 
 WINDOW_MAX = 0.5
 
-LOCAL_RUNS = 2.0
+LOCAL_RUNS = 1.5
 """The window widens (x1.5 from WINDOW_MIN) until the runs' summed weight is this many times the surface's
 terms: a fit as local as the grid allows, so a polynomial does not bend to far, steep runs (LOESS-like span)."""
 
@@ -317,6 +317,9 @@ def cell_optimum(
             continue
         lo, hi = np.log(grid.min()), np.log(grid.max())
         pos = (np.log(value) - lo) / (hi - lo)
+        best = x[ib] if name == "lr" else y[ib]
+        if np.isclose(best, lo) or np.isclose(best, hi):  # the best run at the grid's end: the optimum is not bracketed (the surface only extrapolates)
+            pos = 0.0 if np.isclose(best, lo) else 1.0
         if pos < EDGE_FRACTION or pos > 1 - EDGE_FRACTION:
             side, end = ("lower", grid.min()) if pos < 0.5 else ("upper", grid.max())
             at_edge.append(name)
