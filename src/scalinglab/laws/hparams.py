@@ -3,12 +3,14 @@
 Runs are grouped into cells of one (N, D). In each cell a smooth surface, quadratic in (log LR,
 log B) (cubic in a direction with 6 or more values), is fitted to the runs near the best one, weighted
 by how close their loss is to the best within a window that widens only until enough runs count, so
-diverged and far-off runs do not bend it, and the cell's optimum is the centre of the surface's
-near-optimal basin: the mean of (log LR, log B) over the grid's box weighted by
-exp(-(S - S_min)/σ), σ the runs' noise. On a sharp valley that is the surface's minimum; on a flat
-one it is the middle of the flat stretch rather than an edge picked by noise, which is what made refits
-of Step Law's grid disagree (Li et al. 2025, 1,911 runs: η_opt = 1.79·N^-0.713·D^0.307,
-B_opt = 0.58·D^0.571 in tokens). A wild bootstrap of the surface gives each optimum an interval.
+diverged and far-off runs do not bend it. The cell's optimum is the surface's minimum where the
+surface is a bowl whose minimum lies inside the grid, the grid's best point (on its edge, warned and
+left out of the laws) where the minimum lies beyond it, and otherwise (a flat or saddle surface) the
+centre of its near-optimal basin: the mean of (log LR, log B) over the grid weighted by
+exp(-(S - S_min)/σ), σ the runs' noise, the middle of a flat stretch rather than an end picked by
+noise. Which runs count as near-optimal is what made refits of Step Law's grid disagree (Li et al.
+2025, 1,911 runs: η_opt = 1.79·N^-0.713·D^0.307, B_opt = 0.58·D^0.571 in tokens), so no hard cut
+decides it. A wild bootstrap of the surface (residual signs flipped) gives each optimum an interval.
 
 The laws η_opt = c·N^a·D^b and B_opt = c·N^x·D^y are then weighted least squares on log optimum
 over the cells, each cell weighted by 1/(its bootstrap variance + τ²), τ² the scatter between cells
