@@ -193,3 +193,15 @@ def test_cli_plan_rejects_an_infinite_budget_in_one_line(capsys: pytest.CaptureF
     assert main(["plan", "--preset", "epoch2024", "--budget", "inf"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "finite positive number of FLOPs" in err and "column" not in err
+
+
+def test_a_law_whose_constants_overflow_is_a_one_line_error_not_a_traceback() -> None:
+    from scalinglab.errors import FitError
+    from scalinglab.laws.batch import BcritLaw
+    from scalinglab.laws.plan import PlanningLaw, plan_budget
+
+    # eq B.8's (1 + α_N/α_S)^(1/α_S) overflows a Python float when α_S is tiny (the quick demo hit it)
+    law = PlanningLaw("kaplan_ns", {"N_c": 1e10, "alpha_N": 0.5, "S_c": 1e3, "alpha_S": 1e-3}, "test",
+                      bcrit=BcritLaw(B_star=7e34, alpha_B=0.2))
+    with pytest.raises(FitError, match="gives no finite plan at C = 1e"):
+        plan_budget(law, 1e12)

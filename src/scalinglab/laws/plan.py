@@ -260,7 +260,13 @@ def plan_budget(law: PlanningLaw, budget: float, level: float = 0.95) -> Plan:
     if not 0 < level < 1:
         raise ConfigError(f"the interval level must be between 0 and 1, e.g. 0.95 (got {level}).")
     with np.errstate(all="ignore"):  # overflow or 0/0 in a degenerate law is checked below, not printed raw
-        plan = _plan_budget(law, budget, level)
+        try:
+            plan = _plan_budget(law, budget, level)
+        except (OverflowError, ZeroDivisionError) as e:  # Python floats raise where numpy gives inf
+            raise FitError(
+                f"the {law.form} law ({law.source}) gives no finite plan at C = {budget:.3g} FLOPs ({e}); its constants "
+                "are degenerate: refit it on runs over a wider range."
+            ) from None
     return _checked(law, plan)
 
 
