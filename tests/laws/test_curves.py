@@ -240,3 +240,28 @@ def test_predict_says_how_far_it_extrapolates(tmp_path: Path, capsys: pytest.Cap
     far = json.loads(captured.out)
     assert far["decades_beyond"] > 1 and far["warnings"][0]["kind"] == "extrapolation"
     assert "warning: the prediction at step 20000 is" in captured.err
+
+
+CURVES = Path(__file__).parent / "data" / "curves"
+"""Real curves of our trainer (step, tokens, lr at every step; val loss at 49 log-spaced evaluations):
+scalinglab train model.n_layer=2 model.n_head=2 model.n_ctx=64 data.tokenizer=byte schedule.warmup_steps=20
+budget.steps=1000 eval.points=60 eval.tokens=8192 optim.batch_size=16 optim.lr=3e-3 runtime.log_every=1 with
+schedule.kind=cosine|wsd and model.d_model=64 seed=0 (cosine.csv, wsd.csv) or d_model=48 seed=1 (*_d48.csv)."""
+
+
+@pytest.mark.slow
+def test_real_cosine_runs_final_loss_from_their_first_half() -> None:
+    for name in ("cosine.csv", "cosine_d48.csv"):
+        (curve,) = load_curves(CURVES / name)
+        pred = predict_curve([curve], fit_until=500)
+        assert "Tissue" in pred.law and pred.at_step == 1000
+        # measured: -0.68% and +2.49% (L(S) alone: +1.73%, +1.63%); eval noise is about 1% per point
+        assert abs(pred.loss / pred.observed - 1) < 0.03
+        assert pred.interval[0] <= pred.observed <= pred.interval[1]
+
+
+def test_real_wsd_run_before_its_decay_says_the_gain_is_unmeasured() -> None:
+    (curve,) = load_curves(CURVES / "wsd.csv")
+    pred = predict_curve([curve], fit_until=500)
+    assert pred.law.startswith("L(S)") and pred.warnings[0]["param"] == "C"
+    assert pred.loss > pred.observed  # it over-predicts, as the warning says

@@ -3,8 +3,9 @@
 Chinchilla's three approaches (Hoffmann et al. 2022 §3) and Kaplan et al. 2020 App. B:
 
 - :func:`envelope_frontier`: approach 1, the lower envelope of learning curves at log-spaced compute;
-- :func:`isoflop_frontier`: approach 2, each budget's minimum (Akima interpolation or a parabola in log N),
-  refusing unbracketed budgets, with bootstrap intervals on the exponents;
+- :func:`isoflop_frontier`: approach 2, each budget's minimum (a noise-matched smoothing spline in log N,
+  Akima's interpolant, or Hoffmann's parabola), refusing unbracketed budgets, with seed-noise
+  bootstrap intervals on the exponents;
 - :func:`chinchilla_allocation`: approach 3, the closed form of a fitted L = E + A/N^α + B/D^β (eq 4);
 - :class:`KaplanFrontier`: App. B from an L(N, S) fit plus B_crit(L) (eqs B.5-B.10), with the cost of
   an off-optimal model (B.16-B.17), the convergence trade-off (B.11-B.14), the data requirement (4.4)
