@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"law: {result.fit.law}; fitted on {result.split} ({result.n_train} runs), predicting {result.n_test} runs")
     for c in result.fit.candidates:
         cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f}"
-        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{'  <- chosen' if c['chosen'] else ''}")
+        same = f" (same fit as {c['same_as']})" if c.get("same_as") else ""
+        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{same}{'  <- chosen' if c['chosen'] else ''}")
     print(f"  MAE {result.mae:.4f}   bias {result.bias:+.4f}   max abs error {result.max_abs_error:.4f}   "
           f"max rel error {result.max_rel_error:.2%}   {level} interval coverage {result.coverage:.0%}")  # fmt: skip
     print()

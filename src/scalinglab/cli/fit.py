@@ -168,7 +168,8 @@ def print_fit(result) -> None:
         print(f"  note: {note}")
     for c in result.candidates:
         cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f} ({c['folds']} steps)"
-        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{'  <- chosen' if c['chosen'] else ''}")
+        same = f" (same fit as {c['same_as']})" if c.get("same_as") else ""
+        print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{same}{'  <- chosen' if c['chosen'] else ''}")
     for kind, held in result.constraints.items():
         if held:
             print(f"  {kind}: {', '.join(f'{k}={v}' for k, v in held.items())}")

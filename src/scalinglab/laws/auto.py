@@ -136,8 +136,9 @@ def fit_auto(
     """The candidate with the lowest rollout CV error, fitted on all of ``data``, with every candidate recorded.
 
     ``FitResult.candidates`` lists each candidate's ``cv_error``, ``folds``, ``weight`` (1/cv² among those
-    within :data:`KEEP_WITHIN` of the best, 0 otherwise) and full-data ``params``; its prediction intervals
-    add the weighted spread of those candidates' predictions around the chosen one.
+    within :data:`KEEP_WITHIN` of the best, 0 otherwise, and 0 for a variant whose full-data fit is another
+    candidate's, named in ``same_as``) and full-data ``params``; its prediction intervals add the weighted
+    spread of those candidates' predictions around the chosen one.
     """
     for key in ("tie", "fix", "bounds"):
         if fit_kwargs.get(key):
@@ -174,6 +175,15 @@ def fit_auto(
             "weight": 1.0 / max(err, 1e-12) ** 2 if keep and fit is not None else 0.0, "chosen": cand is best[0],
             "params": None if fit is None else fit.params, "constraints": None if fit is None else fit.constraints,
         })  # fmt: skip
+    for i, r in enumerate(records):  # a variant whose constraint does not bind is the same law: count it once
+        twin = next((q for q in records[:i] if q["law"] == r["law"] and q["params"] and r["params"]
+                     and all(np.isclose(q["params"][k], v, rtol=1e-6) for k, v in r["params"].items())), None)  # fmt: skip
+        if twin is not None:
+            if r["chosen"]:
+                twin["weight"], r["same_as"] = 0.0, None
+                twin["same_as"] = r["name"]
+            else:
+                r["weight"], r["same_as"] = 0.0, twin["name"]
     total = sum(r["weight"] for r in records)
     for r in records:
         r["weight"] = r["weight"] / total if total > 0 else float(r["chosen"])
