@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import BASE, SIX, write_study
+from tests.study.conftest import BASE, SIX, write_study
 
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError

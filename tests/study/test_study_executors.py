@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SIX, write_study
+from tests.study.conftest import SIX, write_study
 
 from scalinglab.cli import main
 from scalinglab.study import ExecutorConfig, collect, load_study, run_study

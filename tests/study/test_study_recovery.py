@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_study
+from tests.study.conftest import write_study
 
 from scalinglab.cli import main
 from scalinglab.study import load_study, run_study, study_status
