@@ -177,7 +177,7 @@ def fit_auto(
         })  # fmt: skip
     for i, r in enumerate(records):  # a variant whose constraint does not bind is the same law: count it once
         twin = next((q for q in records[:i] if q["law"] == r["law"] and q["params"] and r["params"]
-                     and all(np.isclose(q["params"][k], v, rtol=1e-6) for k, v in r["params"].items())), None)  # fmt: skip
+                     and all(np.isclose(q["params"][k], v, rtol=1e-4) for k, v in r["params"].items())), None)  # fmt: skip
         if twin is not None:
             if r["chosen"]:
                 twin["weight"], r["same_as"] = 0.0, None
