@@ -112,7 +112,8 @@ class DemoResult:
 
     def to_dict(self) -> dict:
         return {"study_file": str(self.study_file), "seconds": self.seconds, **self.report.to_dict(),
-                "numbers": self.numbers, "warnings": self.warnings, "conclusion": conclusion(self.exponents)}
+                "numbers": self.numbers, "exponents": [e.__dict__ | {"text": e.text()} for e in self.exponents],
+                "warnings": self.warnings, "conclusion": conclusion(self.exponents)}
 
 
 def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progress: bool = True) -> DemoResult:
@@ -204,7 +205,7 @@ def _warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
 
 def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
     """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
-    out = []
+    out = [_warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents if not np.isfinite(e.value)]
     measured = [e for e in exponents if e.interval]
     for x, y in itertools.combinations(measured, 2):
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
@@ -220,11 +221,13 @@ def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[E
                                 f"L^-{1 / bc.fit.params['alpha_B']:.2f} gives {b:.3g} tokens at the study's best loss "
                                 f"{best:.3f}, more than the {seen:.3g} tokens any run saw: the batch scan does not "
                                 "constrain it; do not use its batch sizes."))
+    seen: set[int] = set()
     for name, analysis in results.items():
         for fit in _fits(analysis):
             for w in getattr(fit, "warnings", []):
-                if w.get("kind") in ("at_bound", "floorless"):  # a parameter held by its bound, not by the data
+                if w.get("kind") in ("at_bound", "floorless") and id(fit) not in seen:  # held by a bound, not the data
                     out.append(_warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
+            seen.add(id(fit))  # a fit two analyses share (L(N, D)'s Chinchilla form is approach 3) warns once
     return out
 
 

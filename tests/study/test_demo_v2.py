@@ -125,3 +125,14 @@ def test_the_summary_and_json_carry_the_intervals_warnings_and_conclusion(tmp_pa
     text = "\n".join(summary_lines(result))
     assert "approach envelope: 0.260 [0.200, 0.300]" in text and "approach 2, IsoFLOP: n/a (no isoflop design)" in text
     assert "warning: the intervals do not overlap" in text and text.rstrip().endswith(str(tmp_path / "report" / "index.html"))
+
+
+def test_a_missing_approach_is_warned_and_a_shared_fit_warns_once() -> None:
+    bounded = fit_law("kaplan_n", pd.DataFrame({"N": [1e4, 3e4, 1e5, 3e5], "loss": [4.0, 4.0, 4.0, 4.0]}))
+    shared = SimpleNamespace(fit=bounded, __dataclass_fields__={"fit": None})
+    missing = Exponent("a_isoflop", "approach 2, IsoFLOP", note="only 0 budget(s) have an interior minimum")
+    warnings = demo_warnings({"one": shared, "two": shared}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [missing])
+    assert [w["kind"] for w in warnings].count("unidentified") == 1
+    assert "approach 2, IsoFLOP: n/a (only 0 budget(s)" in warnings[0]["message"]
+    at_bound = [w for w in warnings if w["kind"] == "at_bound"]
+    assert len(at_bound) == sum(w["kind"] == "at_bound" for w in bounded.warnings)  # once, not once per analysis
