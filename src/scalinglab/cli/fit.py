@@ -58,6 +58,11 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
         "--skip-fraction", type=float, default=0.0, metavar="F",
         help="with --run-column: drop each run's checkpoints below F of its final tokens (e.g. 0.1)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-lr-correction", action="store_true",
+        help="with --run-column and an lr column: keep intermediate checkpoints of decaying-LR runs as logged "
+        "(default: move each to the loss of a run whose schedule ends there, by the LR-annealing law)",
+    )  # fmt: skip
     p.add_argument("--inputs", metavar="COL,...", help="a user law's input columns, e.g. N,D (when it does not declare them)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="seed for random starts and the bootstrap")
@@ -112,6 +117,7 @@ def fit_options(args: argparse.Namespace, table=None) -> dict[str, Any]:
         "outliers": args.outliers,
         "runs": args.run_column,
         "skip_fraction": args.skip_fraction,
+        "anneal": not args.no_lr_correction,
         "inputs": None if not args.inputs else [c.strip() for c in args.inputs.split(",") if c.strip()],
     }
 

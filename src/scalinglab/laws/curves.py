@@ -538,3 +538,71 @@ def predict_curve(
         target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, fit.params,
         fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings,
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoint tables: each checkpoint's loss as if its run's schedule had ended there
+
+ANNEAL_PSEUDO_STEPS = 1000
+"""Optimiser steps assumed per run when a checkpoint table gives tokens but no step count: the LR
+areas are sums over steps, and the correction depends on the count only through the momentum's memory."""
+
+
+def _anneal_shift(xs: np.ndarray, lrs: np.ndarray, loss: np.ndarray) -> np.ndarray | None:
+    """One run's shift of each checkpoint's loss (0 at its end); zeros when it never decays, None when the
+    law cannot be fitted to it."""
+    end, per_step = float(xs.max()), float(xs.max()) / ANNEAL_PSEUDO_STEPS
+    schedule = (np.concatenate([[0.0], xs]), np.concatenate([[lrs[0]], lrs]))  # the LR before the first checkpoint is unknown: held
+    s1_end, s2_end = (float(v[0]) for v in annealing_areas(schedule, np.array([end]), per_step))
+    if s2_end <= 0:  # never decays: every checkpoint already is a run that ends there
+        return np.zeros_like(xs)
+    try:
+        fit = fit_curve(Curve(step=xs, loss=loss, schedule=schedule, x_per_step=per_step))
+    except FitError:
+        return None
+
+    def law(areas: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return fit.form.predict(fit.params, {"S1": areas[0] / s1_end, "S2": 1 + areas[1] / s2_end})
+
+    as_run = law(annealing_areas(schedule, xs, per_step))
+    compressed = np.array([law(annealing_areas((schedule[0] * t / end, schedule[1]), np.array([t]), per_step))[0] for t in xs])
+    shift = np.where(xs < end, compressed - as_run, 0.0)
+    return shift if np.all(np.isfinite(shift)) and np.all(loss + shift > 0) else None
+
+
+def anneal_corrected(
+    df: pd.DataFrame, run_column: str, x: str = "D", lr: str = "lr", target: str = "loss"
+) -> tuple[pd.DataFrame, list[str]]:
+    """A checkpoint table whose losses are moved to those of runs whose schedules end at each checkpoint.
+
+    An intermediate checkpoint of a decaying schedule (cosine, WSD) has not had its decay: its loss
+    is above that of a run of the same length (Hoffmann et al. 2022 §2 and App B; spec §6 item 5). Per
+    run, the LR-annealing law (Tissue et al. 2024) is fitted to the run's own checkpoints and ``lr``;
+    each checkpoint's loss then gains the law's difference between the run's schedule compressed to
+    end there and the schedule as run: L' = L + L_law(compressed) − L_law(as run). A run's last
+    checkpoint is unchanged; a run with no decay, or too few points to fit, is left as it is and named.
+    Returns the table and notes for the fit.
+    """
+    out = df.copy()
+    corrected, kept = 0, []
+    for run, rows in df.groupby(run_column, sort=False):
+        rows = rows.sort_values(x)
+        xs, lrs, loss = (pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float) for c in (x, lr, target))
+        ok = np.isfinite(xs) & np.isfinite(lrs) & np.isfinite(loss) & (xs > 0) & (loss > 0) & (lrs >= 0)
+        shift = None
+        if ok.sum() >= len(ANNEALING_FORM.params) + 2 and lrs[ok].max() > 0:
+            shift = _anneal_shift(xs[ok], lrs[ok], loss[ok])
+        if shift is None:
+            kept.append(str(run))
+        elif shift.any():
+            out.loc[rows.index[ok], target] = loss[ok] + shift
+            corrected += 1
+    notes = []
+    if corrected:
+        notes.append(
+            f"checkpoint losses of {corrected} decaying-LR run(s) moved to runs whose schedules end at each "
+            "checkpoint (LR-annealing law per run, Tissue et al. 2024)"
+        )
+    if kept:
+        notes.append(f"no LR correction for {len(kept)} run(s) with too few points or LRs to fit: {', '.join(kept[:5])}")
+    return out, notes

@@ -330,6 +330,7 @@ def fit_law(
     skip_fraction: float = 0.0,
     inputs: Sequence[str] | None = None,
     calibrate: bool = True,
+    anneal: bool = True,
 ) -> FitResult:
     """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
 
@@ -352,6 +353,8 @@ def fit_law(
         runs: column naming each row's run in a table of checkpoints: each run gets weight 1 in all, the
             bootstrap resamples runs, and only a run's last row can be flagged as an outlier.
         skip_fraction: with ``runs``, drop each run's checkpoints below this fraction of its final tokens.
+        anneal: with ``runs`` and an ``lr`` column, move each intermediate checkpoint's loss to that of a
+            run whose schedule ends there (:func:`scalinglab.laws.curves.anneal_corrected`); False keeps them.
         inputs: a user function's input columns, when it does not declare them.
         calibrate: calibrate the prediction intervals' noise by forward chaining (False: in-sample noise
             only, for inner fits that need just the estimate, as in rollout cross-validation).
@@ -364,7 +367,7 @@ def fit_law(
             constrain(base, tie, fix, bounds), data, starts=starts, delta=delta, weights=weights,
             overpredict_penalty=overpredict_penalty, bootstrap=bootstrap, seed=seed, level=level,
             convention=convention, axis=axis, progress=progress, outliers=outliers, runs=runs, skip_fraction=skip_fraction,
-            noise_floor=noise_floor, calibrate=calibrate,
+            noise_floor=noise_floor, calibrate=calibrate, anneal=anneal,
         )  # fmt: skip
     result.warnings.extend(diagnostics.from_python(caught))
     return result
@@ -389,6 +392,7 @@ def _fit(
     skip_fraction: float,
     noise_floor: float = 0.0,
     calibrate: bool = True,
+    anneal: bool = True,
 ) -> FitResult:
     base, form = con.base, con.form
     if bootstrap < 0:
@@ -404,6 +408,13 @@ def _fit(
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
     if skip_fraction and not runs:
         raise ConfigError("skip_fraction needs runs=COLUMN (--run-column): the early part of which run to drop.")
+    if runs and anneal and "lr" in df.columns and "D" in df.columns:  # on every checkpoint, before any is skipped
+        from scalinglab.laws.curves import (
+            anneal_corrected,  # only checkpoint tables need it (and scipy.stats)
+        )
+
+        df, notes = anneal_corrected(df, runs, target=form.target)
+        df.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), *notes]}
     if runs:
         df = skip_early(df, runs, skip_fraction)
     frame = fit_frame(df, form, weights, extra=[axis] if axis else [])
