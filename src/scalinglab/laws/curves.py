@@ -28,7 +28,6 @@ extrapolate constant-LR or stable-phase curves.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,28 +185,30 @@ def read_run_curve(run_dir: str | Path, metric: str = "val_loss_valid", x: str =
     N, the planned last step and the LR still to come come from ``config.json`` (a run still going
     has no summary yet), so the LR-annealing law sees the rest of the schedule.
     """
-    from scalinglab.train.rundir import read_metrics
+    from scalinglab.study.collect import run_records  # the one reader of run directories
 
     _check_x(x)
     run_dir = Path(run_dir)
-    records = read_metrics(run_dir)
-    if not records:
+    rows = run_records(run_dir)
+    if rows.empty:
         raise DataError(f"{run_dir}: no metrics.jsonl records; is this a run directory that has started?")
-    points = [(r["step"], r.get("tokens"), r[metric]) for r in records if r.get(metric) is not None]
-    if not points:
-        keys = sorted({k for r in records for k in r if k.startswith(("val_loss", "train_loss"))})
+    if metric not in rows.columns or rows[metric].isna().all():
+        keys = sorted(c for c in rows.columns if str(c).startswith(("val_loss", "train_loss")))
         raise DataError(f"{run_dir}: no '{metric}' in metrics.jsonl; pass --metric one of {', '.join(keys)}.")
-    if x == "tokens" and any(t is None for _, t, _ in points):
+    evals = rows[rows[metric].notna()]
+    if x == "tokens" and ("tokens" not in evals.columns or evals["tokens"].isna().any()):
         raise DataError(f"{run_dir}: metrics.jsonl has no 'tokens' on every evaluation; use --x step.")
-    lr = np.array([(r["step"], r["lr"]) for r in records if r.get("lr") is not None], dtype=float).reshape(-1, 2)
-    step, tokens, loss = (np.array(v, dtype=float) for v in zip(*points))
+    logged = rows[rows["lr"].notna()] if "lr" in rows.columns else rows.iloc[:0]
+    lr = logged[["step", "lr"]].to_numpy(dtype=float).reshape(-1, 2)
+    step, loss = evals["step"].to_numpy(dtype=float), evals[metric].to_numpy(dtype=float)
+    tokens = evals["tokens"].to_numpy(dtype=float) if x == "tokens" else None
     warmup = _warmup_from_lr(lr[:, 0], lr[:, 1]) if len(lr) else 0.0  # first step at the peak LR
     n_params, final_step, planned = _run_plan(run_dir, lr)
     per_step = float(tokens[-1] / step[-1]) if x == "tokens" else 1.0
     schedule = None
     if len(lr) >= 2:
-        rows = np.vstack([lr, planned]) if planned is not None else lr
-        schedule = (rows[:, 0] * per_step, rows[:, 1])
+        points = np.vstack([lr, planned]) if planned is not None else lr
+        schedule = (points[:, 0] * per_step, points[:, 1])
     xs = tokens if x == "tokens" else step
     final = None if final_step is None else final_step * per_step
     return _checked(Curve(xs, loss, n_params, warmup * per_step, run_dir.name, final, schedule, per_step, x))
@@ -218,8 +219,10 @@ def _run_plan(run_dir: Path, logged_lr: np.ndarray) -> tuple[float | None, float
 
     The LR to come follows the config's schedule, scaled to the logged LR (whatever rule set the peak).
     """
-    config = run_dir / "config.json"
-    if not config.exists():
+    from scalinglab.study.collect import run_config
+
+    raw = run_config(run_dir)
+    if raw is None:
         return None, None, None
     from scalinglab.config import from_dict
     from scalinglab.model.counting import count_params
@@ -227,7 +230,7 @@ def _run_plan(run_dir: Path, logged_lr: np.ndarray) -> tuple[float | None, float
     from scalinglab.train.config import RunConfig
     from scalinglab.train.schedules import lr_at
 
-    cfg = from_dict(RunConfig, json.loads(config.read_text()))
+    cfg = from_dict(RunConfig, raw)
     total = int(resolve_steps(cfg))
     planned = None
     if len(logged_lr) and logged_lr[-1, 0] < total:

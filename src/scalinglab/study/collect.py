@@ -149,6 +149,18 @@ RECORD_COLUMNS = ["run_id", "step", "lr", "train_loss", "noise_b_simple"]
 """Leading columns of the records table; every other scalar field of metrics.jsonl follows."""
 
 
+def run_records(run_dir: str | Path) -> pd.DataFrame:
+    """One run directory's logged steps (metrics.jsonl, scalar fields) as a table, in step order: the
+    curve that ``scalinglab predict`` extrapolates. A damaged file is an error naming it."""
+    rows = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in iter_metrics(run_dir)]
+    return pd.DataFrame(rows)
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """One run directory's resolved config.json, or None when it has none."""
+    return read_json(Path(run_dir) / CONFIG)
+
+
 def collect_records(study_dir: str | Path) -> pd.DataFrame:
     """Every logged step of every run (metrics.jsonl), scalar fields only: the batch-scan, noise-scale and
     learning-rate analyses read the training loss and LR, which are logged far more often than evaluations."""
