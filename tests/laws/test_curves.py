@@ -265,3 +265,11 @@ def test_real_wsd_run_before_its_decay_says_the_gain_is_unmeasured() -> None:
     pred = predict_curve([curve], fit_until=500)
     assert pred.law.startswith("L(S)") and pred.warnings[0]["param"] == "C"
     assert pred.loss > pred.observed  # it over-predicts, as the warning says
+
+
+def test_a_curve_parameter_on_its_bound_is_a_warning_naming_it():
+    """A floorless curve (L_inf driven to its lower bound) is said, not printed as a plain prediction."""
+    step = np.arange(10, 2000, 10, dtype=float)
+    pred = predict_curve([Curve(step, 5.0 * step**-0.2, name="floorless")], at_step=4000.0)
+    flagged = [w for w in pred.warnings if w["kind"] == "at_bound"]
+    assert [w["param"] for w in flagged] == ["L_inf"]

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.diagnostics import form_bound_warnings
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
 
@@ -529,6 +530,12 @@ def predict_curve(
     observed = float(target.loss[match][-1]) if match.any() else None
     decades = float(max(np.log10(at_step / fit.fit_steps[1]), 0.0))
     warnings = [unseen] if seen is not None and seen < DECAY_SEEN else []
+    warnings += [  # only "at": a curve law's boxes are wide, so "near" (1% of the box) is no finding there
+        w for w in form_bound_warnings(
+            fit.form, fit.form.to_theta(fit.params),
+            fix="fit more of the curve (--fit-until) before trusting a long extrapolation",
+        ) if w["kind"] == "at_bound"
+    ]  # fmt: skip
     if decades > EXTRAPOLATION_WARN_DECADES:
         warnings.append({
             "kind": "extrapolation", "param": target.x_name,

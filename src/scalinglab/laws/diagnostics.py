@@ -56,9 +56,16 @@ def _label(name: str, tied: Mapping[str, str]) -> str:
 
 def bound_warnings(problem: Problem, theta: np.ndarray, tied: Mapping[str, str] = {}) -> list[dict[str, Any]]:
     """Parameters at or within :data:`NEAR_BOUND` of their bounds; a floor E at its lower bound is ``floorless``."""
-    form = problem.form
-    out = []
     floor_min = float(np.exp(problem.logy[problem.weights > 0].min())) if problem.weights.ndim == 1 else np.inf
+    return form_bound_warnings(problem.form, theta, floor_min, tied)
+
+
+def form_bound_warnings(
+    form: Any, theta: np.ndarray, floor_min: float = np.inf, tied: Mapping[str, str] = {},
+    fix: str = "widen it (--bound {name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it",
+) -> list[dict[str, Any]]:
+    """:func:`bound_warnings` for any fitted form (a learning curve's too); ``fix`` is the advice, with ``{name}``."""
+    out = []
     for i, name in enumerate(form.params):
         lo, hi = form.bounds[i]
         value = float(form.from_theta(theta)[i])
@@ -83,7 +90,7 @@ def bound_warnings(problem: Problem, theta: np.ndarray, tied: Mapping[str, str] 
         out.append(warning(
             "at_bound" if at else "near_bound", name,
             f"{_label(name, tied)} = {value:.4g} is {'at' if at else 'near'} its {side} bound {public:.4g}: the data do not "
-            f"hold it inside; widen it (--bound {name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it.",
+            f"hold it inside; {fix.format(name=name)}.",
         ))  # fmt: skip
     return out
 
