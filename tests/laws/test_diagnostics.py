@@ -111,3 +111,15 @@ def test_a_checkpoint_backtest_scores_each_held_out_run_once() -> None:
     assert result.n_test == held["run"].nunique() == 2  # one final checkpoint per held-out run
     assert set(result.table["D"]) == set(held.groupby("run")["D"].max())
     assert result.mae < 0.01
+
+
+def test_a_small_exponent_well_inside_its_box_is_not_near_its_bound():
+    """Kaplan's α_N = 0.076 on a (1e-6, 10) box is an estimate, not a degenerate fit; 1e-5 is at the floor."""
+    from scalinglab.laws.diagnostics import form_bound_warnings
+    from scalinglab.laws.forms import get_form
+
+    form = get_form("kaplan_n")
+    ok = form_bound_warnings(form, form.to_theta({"N_c": 8.8e13, "alpha_N": 0.076}))
+    low = form_bound_warnings(form, form.to_theta({"N_c": 8.8e13, "alpha_N": 1.5e-6}))
+    assert [w["param"] for w in ok] == []
+    assert [w["param"] for w in low] == ["alpha_N"]

@@ -34,6 +34,9 @@ KINDS = (
 
 NEAR_BOUND = 0.01
 """A parameter within this fraction of its box's width from a bound is near it (at it within 1e-8)."""
+NEAR_BOUND_LINEAR = 1e-3
+"""A linear parameter (an exponent) is near a bound only within this too: on a box like (1e-6, 10), 1% of
+the width would call every exponent below 0.1 (Kaplan's α_N = 0.076 among them) near its floor."""
 BOOTSTRAP_FAILED = 0.10
 """Warn when more than this fraction of the bootstrap refits failed to converge."""
 LOG_SE_UNIDENTIFIED = float(np.log(10.0) / 1.96)
@@ -70,10 +73,11 @@ def form_bound_warnings(
         lo, hi = form.bounds[i]
         value = float(form.from_theta(theta)[i])
         width = hi - lo if np.isfinite(hi - lo) else max(1.0, abs(theta[i]))
+        reach = NEAR_BOUND * width if name in form.log_params else min(NEAR_BOUND * width, NEAR_BOUND_LINEAR)
         side = None
-        if np.isfinite(lo) and theta[i] - lo <= NEAR_BOUND * width:
+        if np.isfinite(lo) and theta[i] - lo <= reach:
             side, bound = "lower", lo
-        elif np.isfinite(hi) and hi - theta[i] <= NEAR_BOUND * width:
+        elif np.isfinite(hi) and hi - theta[i] <= reach:
             side, bound = "upper", hi
         public = float(np.exp(bound)) if side and name in form.log_params else (bound if side else None)
         if name == "E" and form.target == "loss" and value < FLOOR_FRACTION * floor_min:
