@@ -44,6 +44,7 @@ import pandas as pd
 
 from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE6
 from scalinglab.errors import ScalinglabError
+from scalinglab.laws.diagnostics import warning
 from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
 from scalinglab.report.build import ReportResult, build_report
@@ -199,17 +200,13 @@ def _parametric(ap: Any, level: float) -> Exponent:
 # Warnings and the closing sentence
 
 
-def _warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
-    return {"kind": kind, "param": param, "message": message}
-
-
 def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
     """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
-    out = [_warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents if not np.isfinite(e.value)]
+    out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents if not np.isfinite(e.value)]
     measured = [e for e in exponents if e.interval]
     for x, y in itertools.combinations(measured, 2):
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
-            out.append(_warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
+            out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
                                 "this study does not pin a down (more sizes per budget, or larger runs)."))
     bc = results.get("B_crit")
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
@@ -217,7 +214,7 @@ def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[E
         best, seen = float(done["loss"].min()), float(done["D"].max())
         b = float(bc.law(best))
         if not np.isfinite(b) or b > seen:  # Kaplan's B_crit is a batch in tokens: one above every run's tokens is not measured
-            out.append(_warning("implausible", "B_star", f"B_crit(L) = {bc.fit.params['B_star']:.3g} tokens * "
+            out.append(warning("implausible", "B_star", f"B_crit(L) = {bc.fit.params['B_star']:.3g} tokens * "
                                 f"L^-{1 / bc.fit.params['alpha_B']:.2f} gives {b:.3g} tokens at the study's best loss "
                                 f"{best:.3f}, more than the {seen:.3g} tokens any run saw: the batch scan does not "
                                 "constrain it; do not use its batch sizes."))
@@ -226,7 +223,7 @@ def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[E
         for fit in _fits(analysis):
             for w in getattr(fit, "warnings", []):
                 if w.get("kind") in ("at_bound", "floorless") and id(fit) not in seen:  # held by a bound, not the data
-                    out.append(_warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
+                    out.append(warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
             seen.add(id(fit))  # a fit two analyses share (L(N, D)'s Chinchilla form is approach 3) warns once
     return out
 

@@ -83,6 +83,7 @@ def _optima(compute, n_opt, d_opt, loss, intervals=None) -> list[dict[str, Any]]
 
 
 def _isoflop(table, args: argparse.Namespace) -> dict[str, Any]:
+    from scalinglab.laws.diagnostics import warning
     from scalinglab.laws.frontier import isoflop_frontier
 
     k = 1000 if args.bootstrap is None else args.bootstrap
@@ -91,15 +92,11 @@ def _isoflop(table, args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
     )  # fmt: skip
     f = r.frontier
-    warnings = [
-        {"kind": "skipped_budget", "param": None, "message": f"budget C={c:.3g} left out: {reason}"}
-        for c, reason in r.refused.items()
-    ]
+    warnings = [warning("skipped_budget", None, f"budget C={c:.3g} left out: {reason}") for c, reason in r.refused.items()]
     if len(r.profiles) < 4:
-        warnings.append({
-            "kind": "unidentified", "param": "a",
-            "message": f"only {len(r.profiles)} budgets have an interior minimum; a from so few is fragile (add budgets).",
-        })  # fmt: skip
+        warnings.append(warning(
+            "unidentified", "a", f"only {len(r.profiles)} budgets have an interior minimum; a from so few is fragile (add budgets).",
+        ))  # fmt: skip
     return {
         "a": f.a, "a_interval": r.a_interval, "b": f.b, "b_interval": r.b_interval, "level": r.level,
         "optima": [
@@ -143,9 +140,7 @@ def _parametric(table, args: argparse.Namespace) -> dict[str, Any]:
         a_int = tuple(float(v) for v in np.quantile(samples, q))
     budgets = np.unique(group_budgets(table["C"].to_numpy(float)))
     alloc = chinchilla_allocation(**p, compute=budgets)
-    warnings = list(getattr(fit, "warnings", []))
-    if not fit.converged:
-        warnings.append({"kind": "not_converged", "param": None, "message": f"the fit did not converge ({fit.status})."})
+    warnings = list(fit.warnings)  # an unconverged fit already says so there (diagnostics.convergence_warning)
     return {
         "a": a, "a_interval": a_int, "b": 1 - a, "b_interval": None if a_int is None else (1 - a_int[1], 1 - a_int[0]),
         "level": args.level if a_int else None, "params": dict(p),

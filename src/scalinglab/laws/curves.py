@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws.diagnostics import form_bound_warnings
+from scalinglab.laws.diagnostics import form_bound_warnings, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
 
@@ -508,14 +508,12 @@ def predict_curve(
         fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None and seen >= DECAY_SEEN)
         law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
         if seen is not None and seen < DECAY_SEEN:
-            unseen = {
-                "kind": "unidentified", "param": "C",
-                "message": (
-                    f"the LR decays mostly after the points fitted ({seen:.0%} of its annealing area by then): "
-                    "its gain cannot be measured from them, so L(S) predicts without it and over-predicts; fit "
-                    "past the start of the decay."
-                ),
-            }  # fmt: skip
+            unseen = warning(
+                "unidentified", "C",
+                f"the LR decays mostly after the points fitted ({seen:.0%} of its annealing area by then): "
+                "its gain cannot be measured from them, so L(S) predicts without it and over-predicts; fit "
+                "past the start of the decay.",
+            )
     else:
         fit = fit_curves_ns(curves, fit_until, skip_until)
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
@@ -537,13 +535,11 @@ def predict_curve(
         ) if w["kind"] == "at_bound"
     ]  # fmt: skip
     if decades > EXTRAPOLATION_WARN_DECADES:
-        warnings.append({
-            "kind": "extrapolation", "param": target.x_name,
-            "message": (
-                f"the prediction at {target.x_name} {at_step:g} is {decades:.1f} decades beyond the last point "
-                f"fitted ({fit.fit_steps[1]:g}); past one decade it is a guess: fit on more of the curve."
-            ),
-        })  # fmt: skip
+        warnings.append(warning(
+            "extrapolation", target.x_name,
+            f"the prediction at {target.x_name} {at_step:g} is {decades:.1f} decades beyond the last point "
+            f"fitted ({fit.fit_steps[1]:g}); past one decade it is a guess: fit on more of the curve.",
+        ))  # fmt: skip
     return CurvePrediction(
         target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, fit.params,
         fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings,

@@ -34,6 +34,7 @@ from scipy import stats
 from scalinglab import __version__
 from scalinglab.atomic import dumps, write_text
 from scalinglab.errors import DataError, FitError
+from scalinglab.laws.diagnostics import warning
 
 COLUMNS = ("N", "D", "lr", "batch", "loss")
 """The columns a hyper-parameter grid needs: batch is in tokens per optimiser step."""
@@ -64,11 +65,6 @@ MESH = 41
 
 MIN_SD = 0.01
 """Floor of a cell optimum's log-space sd, so one very confident cell cannot carry a law alone."""
-
-
-def warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
-    """One warning in the shared form (laws.diagnostics)."""
-    return {"kind": kind, "param": param, "message": message}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import ConfigError
-from scalinglab.laws.hparams import HparamsFit, PowerLaw, warning
+from scalinglab.laws.diagnostics import warning
+from scalinglab.laws.hparams import HparamsFit, PowerLaw
 
 EXTRAPOLATION = 2.0
 """Warn when a plan's N or D lies more than this factor outside the cells the laws were fitted on."""

@@ -25,6 +25,7 @@ import numpy as np
 from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
+from scalinglab.laws.diagnostics import warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.frontier import (
     KaplanFrontier,
@@ -349,14 +350,12 @@ def _checked(law: PlanningLaw, plan: Plan) -> Plan:
     warnings = list(plan.warnings)
     if decades > EXTRAPOLATION_WARN_DECADES:
         lo, hi = fitted[axis]
-        warnings.append({
-            "kind": "extrapolation", "param": axis,
-            "message": (
-                f"the plan extrapolates {decades:.1f} decades beyond the fitted runs ({axis} = {reach[axis]:.3g}; "
-                f"fitted {lo:.3g} to {hi:.3g}); its numbers are a guess past one decade: add runs within a decade "
-                "of this budget."
-            ),
-        })  # fmt: skip
+        warnings.append(warning(
+            "extrapolation", axis,
+            f"the plan extrapolates {decades:.1f} decades beyond the fitted runs ({axis} = {reach[axis]:.3g}; "
+            f"fitted {lo:.3g} to {hi:.3g}); its numbers are a guess past one decade: add runs within a decade "
+            "of this budget.",
+        ))  # fmt: skip
     return dataclasses.replace(plan, decades_beyond=decades, warnings=warnings)
 
 
