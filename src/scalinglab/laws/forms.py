@@ -29,7 +29,7 @@ import numpy as np
 from scalinglab.errors import ConfigError, DataError, FitError
 
 # Column names a user function's leading arguments are matched against when it declares no inputs.
-INPUT_NAMES = ("N", "D", "C", "C_min", "S", "T", "B", "loss")
+INPUT_NAMES = ("N", "D", "U", "C", "C_min", "S", "T", "B", "loss")
 
 
 def law(*, inputs: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -358,6 +358,75 @@ def _chinchilla_c(theta, logx, jac):
     return logpred, _jacobian(w_e, w_k, -w_k * logx["C"])
 
 
+def _repeated(log_u: np.ndarray, log_x: np.ndarray, log_r_star: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Muennighoff et al. 2023 eq 5: X' = U + U R* (1 - exp(-R/R*)), R = X/U - 1, for X used with U unique.
+
+    All in logs; U above X counts as X (nothing repeated). Returns log X' and its derivatives in log U
+    and log R* (the Jacobian's chain rule; both are 0 where nothing is repeated).
+    """
+    log_u = np.minimum(log_u, log_x)
+    repeats = np.expm1(log_x - log_u)  # R = X/U - 1 >= 0
+    r_star = np.exp(log_r_star)
+    decay = np.exp(-repeats / r_star)
+    gain = -r_star * np.expm1(-repeats / r_star)  # R* (1 - exp(-R/R*)): the value of the repeats, in units of U
+    log_eff = log_u + np.log1p(gain)
+    d_log_u = 1.0 - (repeats + 1.0) * decay / (1.0 + gain)
+    d_log_r = (gain - repeats * decay) / (1.0 + gain)
+    return log_eff, d_log_u, d_log_r
+
+
+def _log_n_for_tokens(log_a: Any, log_b: Any, alpha: Any, beta: Any, log_d: Any) -> Any:
+    """log of U_N, the compute-optimal N for D tokens: alpha A / N^alpha = beta B / D^beta at C = 6ND (Hoffmann eq 4)."""
+    return (np.log(alpha / beta) + log_a - log_b + beta * log_d) / alpha
+
+
+def params_for_tokens(params: Mapping[str, Any], D: Any) -> np.ndarray:
+    """The compute-optimal model size for ``D`` fresh tokens under a law with E, A, B, alpha and beta (U_N of eq 6)."""
+    return np.exp(_log_n_for_tokens(np.log(params["A"]), np.log(params["B"]), params["alpha"], params["beta"], np.log(D)))
+
+
+def _data_constrained_inputs(theta: np.ndarray, logx: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """log D', log N' and what their derivatives need, for the data-constrained law (Muennighoff eq 5-6)."""
+    log_a, log_b, alpha, beta, log_rd, log_rn = (_col(theta, i) for i in range(1, 7))
+    log_ud = np.minimum(logx["U"], logx["D"])  # the unique tokens a run saw: U_D = min(U, D)
+    log_d_eff, _, d_rd = _repeated(log_ud, logx["D"], log_rd)
+    log_n_opt = _log_n_for_tokens(log_a, log_b, alpha, beta, log_ud)
+    log_n_eff, g, d_rn = _repeated(log_n_opt, logx["N"], log_rn)
+    return {"log_ud": log_ud, "log_d_eff": log_d_eff, "d_rd": d_rd, "log_n_opt": log_n_opt, "log_n_eff": log_n_eff, "g": g, "d_rn": d_rn}
+
+
+def effective_sizes(params: Mapping[str, Any], N: Any, D: Any, U: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Effective parameters N' and tokens D' of runs of N parameters on D tokens of which U are unique.
+
+    The data-constrained law's own computation (Muennighoff et al. 2023 eq 5-6), for reports and plans.
+    """
+    form = FORMS["data_constrained"]
+    theta = np.atleast_2d(form.to_theta(params))
+    logx = {k: np.log(np.asarray(v, dtype=float).reshape(-1)) for k, v in (("N", N), ("D", D), ("U", U))}
+    n = max(len(v) for v in logx.values())
+    logx = {k: np.broadcast_to(v, (n,)) for k, v in logx.items()}
+    parts = _data_constrained_inputs(theta, logx)
+    return np.exp(parts["log_n_eff"][0]), np.exp(parts["log_d_eff"][0])
+
+
+def _data_constrained(theta, logx, jac):
+    log_e, log_a, log_b, alpha, beta = (_col(theta, i) for i in range(5))
+    p = _data_constrained_inputs(theta, logx)
+    logpred, (w_e, w_a, w_b) = _lse(log_e, log_a - alpha * p["log_n_eff"], log_b - beta * p["log_d_eff"])
+    if not jac:
+        return logpred, None
+    g = p["g"]  # d log N' / d log U_N, and U_N moves with A, B, alpha, beta
+    return logpred, _jacobian(
+        w_e,
+        w_a * (1.0 - g),
+        w_b + w_a * g,
+        -w_a * (p["log_n_eff"] + g * (1.0 / alpha - p["log_n_opt"])),
+        -w_b * p["log_d_eff"] - w_a * g * (p["log_ud"] - 1.0 / beta),
+        -w_b * beta * p["d_rd"],
+        -w_a * alpha * p["d_rn"],
+    )
+
+
 _LOG_SCALES = (10.0, 20.0, 30.0, 40.0, 50.0)  # X_c from 2e4 to 5e21, around Kaplan Table 5's values
 _HALVES = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -453,6 +522,39 @@ FORMS: dict[str, Form] = {
             "a": lambda p: p["beta"] / (p["alpha"] + p["beta"]),  # N_opt ∝ C^a, Hoffmann eq 4
             "b": lambda p: p["alpha"] / (p["alpha"] + p["beta"]),  # D_opt ∝ C^b
         },
+    ),
+    "data_constrained": Form(
+        name="data_constrained",
+        doc=(
+            "Muennighoff et al. 2023 eq 5-6: L(N, D, U) = E + A/N'^alpha + B/D'^beta, D' and N' the effective data and "
+            "parameters when U unique tokens are repeated (R_D_star, R_N_star: the repetitions worth 1 - 1/e of fresh)."
+        ),
+        inputs=("N", "D", "U"),
+        params=("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
+        log_params=frozenset({"E", "A", "B", "R_D_star", "R_N_star"}),
+        evaluate=_data_constrained,
+        # alpha and beta stay off 0: U_N's formula divides by them; R* between 0.007 and 2e4 repetitions.
+        bounds=((-10.0, 10.0), (-50.0, 100.0), (-50.0, 100.0), (1e-3, 5.0), (1e-3, 5.0), (-5.0, 10.0), (-5.0, 10.0)),
+        grid={
+            "log_E": (-1.0, -0.5, 0.0, 0.5, 1.0),
+            "log_A": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+            "log_B": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+            "alpha": _HALVES[1:],
+            "beta": _HALVES[1:],
+            "log_R_D_star": (0.0, 1.5, 3.0),
+            "log_R_N_star": (0.0, 1.5, 3.0),
+        },
+        default_grid={
+            "log_E": (-1.0, 0.0, 1.0),
+            "log_A": (0.0, 10.0, 20.0),
+            "log_B": (0.0, 10.0, 20.0),
+            "alpha": (0.2, 0.5, 1.0),
+            "beta": (0.2, 0.5, 1.0),
+            "log_R_D_star": (1.0, 3.0),
+            "log_R_N_star": (1.0, 3.0),
+        },
+        derived={"a": lambda p: p["beta"] / (p["alpha"] + p["beta"])},  # N_opt ∝ C^a with fresh data, Hoffmann eq 4
+        axis=lambda logx: logx["N"] + logx["D"],  # extrapolating in compute C = 6ND, as chinchilla
     ),
     "chinchilla_tied": Form(
         name="chinchilla_tied",
