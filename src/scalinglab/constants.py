@@ -1,4 +1,5 @@
-"""Published numbers of the scaling-law papers, in one place: Kaplan et al. 2020, Hoffmann et al. 2022, Epoch 2024.
+"""Published numbers of the scaling-law papers, in one place: Kaplan et al. 2020, Hoffmann et al. 2022, Epoch 2024,
+Muennighoff et al. 2023.
 
 Every module that compares with, defaults to, or plans from a paper's constant imports it from here,
 so a corrected value is corrected everywhere. Values are as printed (spec §1, §5); scales depend on
@@ -81,3 +82,13 @@ HOFFMANN_EXPONENTS = {"approach 1": 0.50, "approach 2": 0.49, "approach 3": 0.46
 
 EPOCH_REFIT = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 """Besiroglu et al. 2024's refit of Chinchilla Fig 4 (240 runs; spec §5.2)."""
+
+# --------------------------------------------------------------------------------------------------
+# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (arXiv:2305.16264; C4, GPT-2 BPE)
+
+MUENNIGHOFF_R_STAR = {"R_D_star": 15.4, "R_N_star": 5.3}
+"""Muennighoff §3.1 (eq 5-6): repetitions of data, and excess parameters in units of U_N, at which their value
+has decayed by 1 - 1/e, as printed (rounded); the fit of their C4 runs."""
+
+MUENNIGHOFF_FRESH_EPOCHS = 4
+"""Muennighoff §1, Fig 1: up to about 4 epochs of repeated data are almost as good as unique data."""

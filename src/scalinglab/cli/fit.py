@@ -9,7 +9,7 @@ from typing import Any
 from scalinglab.cli._common import add_json_flag, command, print_json, print_warnings
 
 LAWS = (
-    "chinchilla, chinchilla_tied, chinchilla_c, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, "
+    "chinchilla, chinchilla_tied, chinchilla_c, data_constrained, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, "
     "bcrit, position, auto"
 )
 
@@ -26,6 +26,7 @@ out; L(D) on the data-limited runs, early-stopped), or one design's with --desig
 
 Examples:
   scalinglab fit runs.csv --law chinchilla --out fit.json
+  scalinglab fit repeats.csv --law data_constrained --columns U=unique_tokens --two-stage --out fit.json
   scalinglab fit runs.csv --law chinchilla --starts hoffmann --bootstrap 1000 --drop-highest-loss 5
   scalinglab fit wandb.csv --law kaplan_n --columns loss=val/loss,N=params --json
   scalinglab fit studies/ladder --law my_laws.py:power_with_offset
@@ -130,6 +131,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--axis", metavar="COLUMN", help="column predictions will extrapolate along, e.g. N (default: the law's, e.g. C)"
     )
+    p.add_argument(
+        "--two-stage", action="store_true",
+        help="data_constrained only: E, A, B, alpha, beta on the single-epoch runs first, then R_D_star, R_N_star "
+        "with those held (Muennighoff et al. 2023)",
+    )  # fmt: skip
     add_json_flag(p)
 
 
@@ -146,7 +152,14 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.fit import fit_law
 
     table = read_table(args)
-    if args.law == "auto":
+    if args.two_stage:
+        from scalinglab.errors import ConfigError
+        from scalinglab.laws.repeat import fit_two_stage
+
+        if args.law != "data_constrained":
+            raise ConfigError(f"--two-stage fits the data_constrained law; drop it or give --law data_constrained (got {args.law}).")
+        result = fit_two_stage(table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
+    elif args.law == "auto":
         from scalinglab.laws.auto import fit_auto
 
         result = fit_auto(table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
