@@ -417,8 +417,40 @@ class Seeds(Design):
                 yield Variant(shape_tag(m), f"{shape_tag(m)}-s{s}", {"model": m, "seed": s})
 
 
+@dataclass(frozen=True)
+class Repeat(Design):
+    """Sizes x unique-data sizes U x epochs: each size trained for 1..k passes over each nested subset of U tokens.
+
+    The runs of the data-constrained law (Muennighoff et al. 2023): at one U the epochs move D = epochs x U
+    along repeated data, the sizes move N past the compute-optimal U_N, and several U separate the two.
+    The subsets are the study's seeded nested ones (``data.train_tokens``, ``data.subset_seed``); the
+    loss is the final one, not early-stopped, as the paper fits.
+    """
+
+    kind: ClassVar[str] = "repeat"
+
+    unique_tokens: tuple[float, ...] = ()
+    """The unique-data sizes U, in tokens (each a nested subset of the training split)."""
+    epochs: tuple[float, ...] = (1, 2, 4, 8)
+    """Passes over U (D = epochs x U); include 1, the fresh-data runs the law's first stage fits."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"design '{self.label}'"
+        check(bool(self.unique_tokens) and min(self.unique_tokens) >= 1, f"{where}: unique_tokens must list the U values (each >= 1 token).")
+        check(bool(self.epochs) and min(self.epochs) > 0, f"{where}: epochs must list positive numbers of passes, e.g. [1, 2, 4, 8].")
+        check(len(set(self.epochs)) == len(self.epochs), f"{where}: epochs must be distinct.")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            for u in sorted(int(u) for u in self.unique_tokens):
+                for e in sorted(self.epochs):
+                    pins = {"model": m, "data.train_tokens": u, "budget": BudgetConfig(tokens=round(e * u))}
+                    yield Variant(f"{shape_tag(m)}-U{fmt(u)}", f"{shape_tag(m)}-U{fmt(u)}-ep{fmt(e)}", pins)
+
+
 DESIGNS: dict[str, type[Design]] = {
-    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, HPGrid, ShapeScan, ContextScan, Seeds)
+    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, HPGrid, ShapeScan, ContextScan, Seeds, Repeat)
 }
 
 
