@@ -95,6 +95,7 @@ LAW_QUESTIONS = {
     "chinchilla": "L(N, D), Chinchilla form",
     "kaplan_c": "L(C)",
     "kaplan_ns": "L(N, S)",
+    "data_constrained": "L(N, D, U), repeated data",
 }
 """What each law answers, for the line that says which runs it used."""
 
@@ -145,7 +146,8 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
     The rules are the report's (spec §1, §4): L(N) takes, per model size, the lowest final loss of
     the single-pass runs (the longest-trained: Kaplan fits converged models); L(D) the early-stopped
     loss of the largest model of the data-limited (nested subset) runs, D = distinct tokens (Kaplan
-    §3.3); L(N, D) and Hoffmann's form every run, D = distinct tokens and the early-stopped loss; any
+    §3.3); L(N, D) and Hoffmann's form every run, D = distinct tokens and the early-stopped loss; the
+    data-constrained law the runs on a nested subset (a repeat design's), U = the subset, final loss; any
     other law the single-pass runs with their final loss. Hyper-parameter scans, other model families
     and 1-layer models are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by
     name, scans and its family included).
@@ -174,6 +176,12 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         if len(kept) < len(largest):
             left.append(f"{len(largest) - len(kept)} repeats of a dataset size")
         rule = "the largest model's data-limited runs, early-stopped loss over D = distinct tokens"
+    elif law == "data_constrained":
+        subset = df["train_tokens_limit"].fillna(0) > 0 if "train_tokens_limit" in df.columns else pd.Series(False, df.index)
+        if (~subset).any():  # their unique tokens are the corpus's, which the runs table does not record
+            left.append(f"{int((~subset).sum())} on the whole corpus")
+        kept = df[subset].assign(U=df.loc[subset, "train_tokens_limit"].astype(float))
+        rule = "the runs on a nested subset, final loss, U = the subset's tokens (Muennighoff et al. 2023)"
     elif law in ("kaplan_nd", "chinchilla"):
         kept = df.assign(D=dataset_size(df), loss=df["best_loss"]) if "best_loss" in df.columns else df
         rule = "every run, early-stopped loss over D = distinct tokens"
