@@ -14,7 +14,7 @@ DESCRIPTION = """\
 A study is one TOML file naming a family of runs: a base run ([base.model], [base.data],
 [base.budget], ...), a hyper-parameter recipe (tuned-v1 or kaplan2020) and one or more [[design]]
 tables (ladder, dataset_size, nd_grid, isoflop, batch_scan, lr_scan, shape_scan, context_scan,
-seeds). See docs/contracts.md ("Study files") and studies/*.toml.
+seeds, wsd_ladder). See docs/contracts.md ("Study files") and studies/*.toml.
 
 Examples:
   scalinglab study plan studies/ladder.toml                 # every run, its cost and time; trains nothing
@@ -149,6 +149,9 @@ def run_plan(args: argparse.Namespace) -> int:
         f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); "
         f"study directory {study.directory}"
     )
+    for b in totals["branches"]:  # a wsd_ladder: its points against the same points as separate runs
+        print(f"{b['design']}: {b['points']} L(N, D) points from cooldown branches for C = {b['C']:.3g} FLOPs (6ND), "
+              f"{b['ratio']:.0%} of the {b['C_separate']:.3g} FLOPs of the same points as separate cosine runs")
     return 0
 
 

@@ -17,7 +17,7 @@ A study is a TOML file (or a Python function returning a :class:`StudyConfig`)::
 
     [[design]]                   # one or more designs; their runs are pooled (duplicates run once)
     kind = "ladder"              # ladder | dataset_size | nd_grid | isoflop | batch_scan | lr_scan
-    params = [1e4, 3e4, 1e5]     #   | shape_scan | context_scan | seeds
+    params = [1e4, 3e4, 1e5]     #   | shape_scan | context_scan | seeds | wsd_ladder
     aspect_ratio = 32
 
 Every design kind and its keys are documented in :mod:`scalinglab.study.designs` and
@@ -207,6 +207,7 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
             variants = list(design.variants(base))
         except ConfigError as e:
             raise ConfigError(f"design '{design.label}': {e}") from None
+        resolved = []
         for v in variants:
             name = f"{design.label}-{v.tag}"
             try:
@@ -218,6 +219,12 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
                 resolve_steps(cfg)  # a budget below one optimiser step fails here, at plan time
             except ConfigError as e:
                 raise ConfigError(f"design '{design.label}', run {v.tag}: {e}") from None
+            resolved.append((v, cfg, keep))
+        try:  # runs that depend on one another (a wsd_ladder's branches on their parent) are tied here
+            linked = design.link([(v, cfg) for v, cfg, _ in resolved])
+        except ConfigError as e:
+            raise ConfigError(f"design '{design.label}': {e}") from None
+        for (v, _, keep), cfg in zip(resolved, linked):
             key = cfg.identity()
             if key in runs:
                 first = runs[key]

@@ -20,12 +20,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from scalinglab.config import check, from_dict
+from scalinglab.config import check, from_dict, replace_fields
 from scalinglab.errors import ConfigError
 from scalinglab.model.config import ARCHS, ModelConfig
 from scalinglab.model.shapes import shape_for_params
 from scalinglab.paths import check_name
-from scalinglab.train.config import BudgetConfig, FlopsConvention, RunConfig
+from scalinglab.train.budget import resolve_steps
+from scalinglab.train.config import BranchConfig, BudgetConfig, FlopsConvention, RunConfig
+from scalinglab.train.schedules import decay_start, warmup_steps
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,11 @@ class Design:
 
     def variants(self, base: RunConfig) -> Iterator[Variant]:
         raise NotImplementedError
+
+    def link(self, runs: list[tuple[Variant, RunConfig]]) -> list[RunConfig]:
+        """The design's runs once the recipe has resolved each; a design whose runs depend on one another
+        (a wsd_ladder's branches on their parent) ties them together here. Default: unchanged."""
+        return [cfg for _, cfg in runs]
 
 
 def _shape(base: ModelConfig, n_layer: int, d_model: int, head_dim: int) -> ModelConfig:
@@ -449,8 +456,80 @@ class Repeat(Design):
                     yield Variant(f"{shape_tag(m)}-U{fmt(u)}", f"{shape_tag(m)}-U{fmt(u)}-ep{fmt(e)}", pins)
 
 
+STABLE_TAG = "stable"
+"""Tag suffix of a wsd_ladder's stable-phase (parent) run."""
+
+
+@dataclass(frozen=True)
+class WSDLadder(Design):
+    """Per size, one constant-LR run branched into short decays at several D (Hägele et al. 2024, WSD).
+
+    The parent (tag ``<shape>-stable``) warms up and holds the peak LR up to the last branch point,
+    checkpointing at every branch point (``runtime.keep_steps``) and stopping there. Each branch
+    (``<shape>-D<tokens>``) is a 'wsd' run of D tokens whose first steps are the parent's: it starts
+    from the parent's checkpoint where its own decay begins (``RunConfig.branch``) and trains only the
+    decay, ``decay_fraction`` of its steps. The parent's batch, LR and warmup (the recipe's for the
+    longest branch) are every branch's, so a branch is step for step the dedicated WSD run to its D.
+    The branches are the points of the laws; the parent, whose LR never decays, is none.
+    """
+
+    kind: ClassVar[str] = "wsd_ladder"
+
+    tokens: tuple[float, ...] = ()
+    """The D of each branch, in tokens (evenly spaced D share the most: the parent is paid once)."""
+    decay_fraction: float = 0.2
+    """Each branch's decay as a fraction of its own steps (Hägele et al. 2024: 10-20% matches a cosine)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        where = f"design '{self.label}'"
+        check(len(self.tokens) >= 1 and min(self.tokens) >= 1, f"{where}: tokens must list the branches' D (each >= 1 token).")
+        check(len(set(self.tokens)) == len(self.tokens), f"{where}: tokens must be distinct (one branch per D).")
+        check(0 < self.decay_fraction < 1, f"{where}: decay_fraction must be in (0, 1) (Hägele et al. use 0.1-0.2).")
+
+    def variants(self, base: RunConfig) -> Iterator[Variant]:
+        for m in self.sizes(base.model):
+            tag = shape_tag(m)
+            stable = {"model": m, "budget": BudgetConfig(tokens=max(self.tokens)), "schedule.kind": "constant"}
+            yield Variant(tag, f"{tag}-{STABLE_TAG}", stable)
+            for d in sorted(self.tokens):
+                pins = {"model": m, "budget": BudgetConfig(tokens=d), "schedule.kind": "wsd",
+                        "schedule.decay_fraction": self.decay_fraction}  # fmt: skip
+                yield Variant(tag, f"{tag}-D{fmt(d)}", pins)
+
+    def link(self, runs: list[tuple[Variant, RunConfig]]) -> list[RunConfig]:
+        """Each branch rebuilt from its size's parent, and the parent cut at the last branch point."""
+        out: dict[int, RunConfig] = {}
+        for group in dict.fromkeys(v.group for v, _ in runs):
+            members = [(i, v, cfg) for i, (v, cfg) in enumerate(runs) if v.group == group]
+            (ip, _, parent), *branches = members  # variants() yields the parent first
+            longest = max((cfg for _, _, cfg in branches), key=resolve_steps)
+            warmup = max(1, warmup_steps(longest.schedule, resolve_steps(longest)))
+            parent = replace_fields(parent, {"schedule.warmup_steps": warmup})
+            wsd = {"schedule.kind": "wsd", "schedule.decay_fraction": self.decay_fraction}
+            starts = {}
+            for i, v, cfg in branches:
+                branch = replace_fields(parent, {**wsd, "budget": cfg.budget})
+                start = decay_start(branch.schedule, resolve_steps(branch))
+                check(
+                    start >= 1,
+                    f"run {v.tag}: its decay would start at step 0 (no stable phase to branch from); raise its "
+                    "tokens or lower decay_fraction.",
+                )
+                starts[i] = (branch, start)
+            last = max(start for _, start in starts.values())
+            parent = replace_fields(parent, {"budget": BudgetConfig(steps=last)})
+            parent = replace_fields(parent, {"runtime.keep_steps": tuple(sorted({s for _, s in starts.values()}))})
+            out[ip] = parent
+            for i, (branch, start) in starts.items():
+                tie = BranchConfig(parent=parent.identity(), step=start)
+                out[i] = dataclasses.replace(branch, name=runs[i][1].name, branch=tie)
+        return [out[i] for i in range(len(runs))]
+
+
 DESIGNS: dict[str, type[Design]] = {
-    cls.kind: cls for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, HPGrid, ShapeScan, ContextScan, Seeds, Repeat)
+    cls.kind: cls
+    for cls in (Ladder, DatasetSize, NDGrid, IsoFLOP, BatchScan, LRScan, HPGrid, ShapeScan, ContextScan, Seeds, Repeat, WSDLadder)
 }
 
 

@@ -13,6 +13,11 @@ backward pass costs about two forwards, Kaplan §2.1). The study's wall time wit
 driver's data loading, plus the start-up of K workers at once, plus the longest of K queues filled
 longest-run-first, each run slowed by the factor measured when K processes train at once on this
 machine (:func:`scalinglab.study.throughput.parallel_costs`).
+
+A cooldown branch (design wsd_ladder) trains only its decay: its ``C`` is the compute of its point
+(6·N·D, what a separate run to the same D costs) and ``C_spent`` the compute it adds to its parent's,
+which is what the totals and its time count. :func:`branch_savings` sets a wsd_ladder's spent compute
+against the same points as separate runs.
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ RUN_OVERHEAD_SECONDS = 0.5
 COLUMNS = [
     "name", "design", "group", "n_layer", "d_model", "n_head", "d_ff", "n_ctx", "vocab_size",
     "N", "N_total", "N_with_head", "batch_size", "batch_tokens", "steps", "tokens", "train_tokens_limit",
-    "C", "C_structural", "schedule", "lr", "warmup_steps", "init_std", "seed", "schedule_from", "lr_from",
+    "C", "C_structural", "branch_step", "C_spent", "schedule", "lr", "warmup_steps", "init_std", "seed", "schedule_from", "lr_from",
     "warmup_from", "batch_from", "init_from", "est_seconds",
 ]  # fmt: skip
-"""The plan's columns; ``<x>_from`` says where hyper-parameter x came from: study, recipe or default."""
+"""The plan's columns; ``<x>_from`` says where hyper-parameter x came from: study, recipe or default;
+``branch_step`` is the parent's step a cooldown branch starts from (0: from scratch)."""
 
 
 def plan_study(
@@ -81,6 +87,8 @@ def plan_study(
                 "train_tokens_limit": cfg.data.train_tokens,
                 "C": flops["6N"] * tokens,
                 "C_structural": flops["structural"] * tokens,
+                "branch_step": cfg.branch.step,
+                "C_spent": flops["6N"] * (steps - cfg.branch.step) * tokens_per_step(cfg),  # a branch trains its decay only
                 "schedule": cfg.schedule.kind,
                 "lr": peak_lr(cfg.optim, m),
                 "warmup_steps": warmup_steps(cfg.schedule, steps),
@@ -113,8 +121,9 @@ def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> flo
     """Estimated time of one run's training and evaluation on this machine (measured, cached step time)."""
     micro = cfg.optim.micro_batch_size or cfg.optim.batch_size
     step = step_seconds(cfg.model, micro, threads, remeasure) * (cfg.optim.batch_size // micro)
-    steps = resolve_steps(cfg)
-    evals = len(eval_steps(steps, cfg.eval.points))
+    total = resolve_steps(cfg)
+    steps = total - cfg.branch.step  # a cooldown branch starts at its parent's step
+    evals = sum(s > cfg.branch.step for s in eval_steps(total, cfg.eval.points))
     eval_tokens = cfg.eval.tokens * (1 + len(cfg.data.eval_sets))
     eval_seconds = eval_tokens * step / tokens_per_step(cfg) / 3
     return RUN_OVERHEAD_SECONDS + steps * step + evals * eval_seconds
@@ -136,14 +145,30 @@ def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False) 
         for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
             heapq.heapreplace(queues, queues[0] + s * slowdown)
         wall = table.attrs.get("data_seconds", 0.0) + startup + max(queues)
+    trained = 1 - table["branch_step"] / table["steps"].clip(lower=1)  # the share of each run it trains itself
     return {
         "runs": len(table),
-        "steps": int(table["steps"].sum()),
-        "tokens": int(table["tokens"].sum()),
-        "C": float(table["C"].sum()),
-        "C_structural": float(table["C_structural"].sum()),
+        "steps": int((table["steps"] - table["branch_step"]).sum()),
+        "tokens": int(((table["steps"] - table["branch_step"]) * table["batch_tokens"]).sum()),
+        "C": float(table["C_spent"].sum()),
+        "C_structural": float((table["C_structural"] * trained).sum()),
         "est_run_seconds": float(sum(seconds)) if seconds else float("nan"),
         "workers": workers,
         "parallel_slowdown": slowdown,
         "est_wall_seconds": wall,
+        "branches": branch_savings(table),
     }
+
+
+def branch_savings(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per design with cooldown branches: its points (the branches), the compute it spends (parents and
+    decays, 6ND) and the compute of the same points as separate runs, each trained from scratch to its D."""
+    out = []
+    for design, rows in table.groupby("design", sort=False):
+        branches = rows[rows["branch_step"] > 0]
+        if branches.empty:
+            continue
+        spent, separate = float(rows["C_spent"].sum()), float(branches["C"].sum())
+        out.append({"design": design, "points": len(branches), "C": spent, "C_separate": separate,
+                    "ratio": spent / separate})  # fmt: skip
+    return out

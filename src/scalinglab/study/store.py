@@ -12,6 +12,11 @@ resumes the run from its last checkpoint. A finished worker releases its claim b
 with the trainer's own lock (train/rundir.py): a run whose lock is held, by a study worker or a
 plain ``scalinglab train``, is running and is not claimed. A run whose status.json is damaged is
 ``damaged``, naming the file; the rest of the study is unaffected.
+
+A cooldown branch (design wsd_ladder) is ``waiting`` until its parent has a complete checkpoint at
+the branch step: the driver starts a branch only then, so a branch waits for its parent rather than
+holding a worker, while the parent trains on through its later branch points. ``labels.json`` names
+the parent's identity and the step.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Literal
 from scalinglab.errors import DamagedFile
 from scalinglab.paths import inside
 from scalinglab.study.config import StudyRun
+from scalinglab.train.checkpoint import branch_point, complete_checkpoints
+from scalinglab.train.config import BranchConfig
 from scalinglab.train.rundir import (
     lock_holder,
     read_json,
@@ -41,13 +48,14 @@ LABELS = "labels.json"
 _FIX = "restore that file, or delete the run directory to train the run again (study run rewrites labels.json)"
 CLAIM = "claim."
 
-State = Literal["pending", "running", "stale", "done", "failed", "damaged"]
+State = Literal["pending", "waiting", "running", "stale", "done", "failed", "damaged"]
 
 
 @dataclass(frozen=True)
 class RunState:
-    """Where a run stands: pending, running (a live claim or lock), stale (interrupted: resumable), done,
-    failed, or damaged (a file of its own cannot be read; ``reason`` names it)."""
+    """Where a run stands: pending, waiting (a branch whose parent has not reached its step), running (a
+    live claim or lock), stale (interrupted: resumable), done, failed, or damaged (a file of its own
+    cannot be read; ``reason`` names it)."""
 
     state: State
     step: int = 0
@@ -123,6 +131,8 @@ class RunStore:
         path = self.run_dir(run)
         path.mkdir(parents=True, exist_ok=True)
         labels = run.labels(study)
+        if run.config.branch.parent:  # what state() needs to tell a waiting branch, before config.json exists
+            labels |= {"parent": run.config.branch.parent, "branch_step": run.config.branch.step}
         try:
             current = read_json(path / LABELS)
         except DamagedFile:  # the labels follow from the study file: write them again
@@ -168,9 +178,34 @@ class RunStore:
         holder = self._live_holder(run_dir) or lock_holder(run_dir)
         if holder:
             return RunState("running", step, holder=holder)
+        waits = self._waits(run_dir)
+        if waits:
+            return RunState("waiting", step, waits)
         if status["state"] == "running" or _generations(run_dir):
             return RunState("stale", step, "interrupted; resumes from its last checkpoint")
         return RunState("pending")
+
+    def _waits(self, run_dir: Path) -> str:
+        """Why a cooldown branch cannot start yet (its parent lacks the checkpoint at its step), or ''."""
+        try:
+            labels = read_json(run_dir / LABELS) or {}
+        except DamagedFile:  # checked_state names it
+            return ""
+        if not labels.get("parent") or complete_checkpoints(run_dir):
+            return ""  # no branch, or a branch that has started: it resumes from its own checkpoints
+        branch = BranchConfig(parent=labels["parent"], step=int(labels["branch_step"]))
+        parent, point = branch_point(run_dir, branch)
+        if point is not None:
+            return ""
+        if parent is None:
+            return f"waits for its parent run {branch.parent} to reach step {branch.step} (not started)"
+        s = self.state(parent)
+        if s.state == "done":
+            return (
+                f"its parent {parent.name} finished without keeping step {branch.step}; delete {parent.name} "
+                "to train it again with the branch points kept"
+            )
+        return f"waits for its parent {parent.name} to reach step {branch.step} ({s.state} at step {s.step})"
 
     def checked_state(self, run_dir: Path) -> RunState:
         """:meth:`state`, after reading every file of the run (labels, summary, metrics): ``damaged`` names the first bad one.

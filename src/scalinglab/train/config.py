@@ -1,6 +1,6 @@
 """Configs of one training run: optimiser, schedule, budget, evaluation, runtime, and the whole run.
 
-``RunConfig`` = the scientific fields (model, data, optim, schedule, budget, eval, seed), which make
+``RunConfig`` = the scientific fields (model, data, optim, schedule, budget, eval, branch, seed), which make
 up the run identity, plus ``runtime`` (device, threads, paths, checkpoints), which never does.
 """
 
@@ -146,6 +146,8 @@ class RuntimeConfig:
     """Also checkpoint every this many steps; 0 disables the step rule."""
     keep_last: int = 2
     """Checkpoints kept on disk (older ones are deleted once a newer one is complete)."""
+    keep_steps: tuple[int, ...] = ()
+    """Steps always checkpointed and never deleted: where a wsd_ladder's cooldown branches start from this run."""
     log_every: int = 1
     """Write a metrics.jsonl record every this many steps (and at every evaluation); train_loss averages the steps between."""
     progress: bool = True
@@ -164,6 +166,23 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class BranchConfig:
+    """Where a cooldown branch starts: another run's checkpoint (Hägele et al. 2024; study design wsd_ladder)."""
+
+    parent: str = ""
+    """Identity of the run whose checkpoint this run starts from (a sibling run directory); empty: from scratch."""
+    step: int = 0
+    """The parent's step this run starts from: its schedule is the parent's up to there, then its own decay."""
+
+    def __post_init__(self) -> None:
+        check(
+            bool(self.parent) == (self.step > 0),
+            f"branch.parent and branch.step go together (got parent {self.parent!r}, step {self.step}); "
+            "set both, or neither to train from scratch.",
+        )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One training run. Identity = hash of every field but ``name`` and ``runtime``."""
 
@@ -177,6 +196,8 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(steps=200))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    branch: BranchConfig = field(default_factory=BranchConfig)
+    """A cooldown branch's parent run and step; part of the identity only when set."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
@@ -210,12 +231,15 @@ def identity_of(config: Mapping[str, Any]) -> str:
 
     Hashes the scientific fields; model fields at their ``ModelConfig.IDENTITY_DEFAULTS`` are left
     out, so a GPT run keeps the identity (and directory) it had before ``model.arch`` existed, and so
-    are ``DataConfig.SUBSET_FIELDS`` of a run on all the data.
+    are ``DataConfig.SUBSET_FIELDS`` of a run on all the data and the ``branch`` of a run that is no
+    cooldown branch.
     """
     fields = {k: v for k, v in config.items() if k not in ("name", "runtime")}
     if isinstance(fields.get("model"), Mapping):
         defaults = ModelConfig.IDENTITY_DEFAULTS
         fields["model"] = {k: v for k, v in fields["model"].items() if k not in defaults or defaults[k] != v}
+    if isinstance(fields.get("branch"), Mapping) and not fields["branch"].get("parent"):  # identities from before branches
+        fields.pop("branch")
     data = fields.get("data")
     if isinstance(data, Mapping) and not data.get("train_tokens"):  # no subset: how one is drawn changes nothing
         fields["data"] = {k: v for k, v in data.items() if k not in DataConfig.SUBSET_FIELDS}

@@ -38,6 +38,10 @@ def train(run_cfg: RunConfig, run_dir: str | Path | None = None) -> dict[str, An
         summary = read_summary(path)
         if summary is not None and read_status(path)["state"] == "done":
             return summary
+        if run_cfg.branch.parent and main:  # a cooldown branch starts from its parent's checkpoint (wsd_ladder)
+            from scalinglab.train.checkpoint import start_branch
+
+            start_branch(path, run_cfg.branch)
         from scalinglab.train.distributed import Distributed, pick_device  # torch only when there is work
         from scalinglab.train.trainer import Trainer
 

@@ -17,6 +17,12 @@ def warmup_steps(cfg: ScheduleConfig, total_steps: int) -> int:
     return min(steps, total_steps)
 
 
+def decay_start(cfg: ScheduleConfig, total_steps: int) -> int:
+    """First step (0-based) of a 'wsd' run's decay: until there it is a constant-LR run (a cooldown branch's start)."""
+    decay = max(1, round(cfg.decay_fraction * total_steps))
+    return max(warmup_steps(cfg, total_steps), total_steps - decay)
+
+
 def lr_at(step: int, total_steps: int, peak: float, cfg: ScheduleConfig) -> float:
     """Learning rate of update ``step`` (0-based) in a run of ``total_steps`` updates.
 
@@ -33,8 +39,7 @@ def lr_at(step: int, total_steps: int, peak: float, cfg: ScheduleConfig) -> floa
         progress = (step - w) / max(1, last - w)  # 0 right after warmup, 1 at the last step
         return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     if cfg.kind == "wsd":
-        decay = max(1, round(cfg.decay_fraction * total_steps))
-        start = max(w, total_steps - decay)  # the decay begins here and reaches the floor at the last step
+        start = decay_start(cfg, total_steps)  # the decay begins here and reaches the floor at the last step
         if step < start:
             return peak
         progress = (step - start + 1) / (last - start + 1)

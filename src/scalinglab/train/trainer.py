@@ -225,7 +225,7 @@ class Trainer:
             "train_time": self.train_time,
             "best": self.best,
         }
-        checkpoint.save_checkpoint(self.run_dir, self.step, state, self.cfg.runtime.keep_last)
+        checkpoint.save_checkpoint(self.run_dir, self.step, state, self.cfg.runtime.keep_last, self.cfg.runtime.keep_steps)
 
     # ---- one optimiser step ------------------------------------------------------------------
 
@@ -391,6 +391,7 @@ class Trainer:
                 due = (
                     self.step == self.total_steps
                     or (rt.checkpoint_steps and self.step % rt.checkpoint_steps == 0)
+                    or self.step in rt.keep_steps  # where cooldown branches start (wsd_ladder)
                     or time.monotonic() - last_ckpt >= rt.checkpoint_seconds
                 )
                 due, stop = self.dist.agree(bool(due), self.terminate.is_set())
