@@ -26,8 +26,9 @@ RUN_COLUMNS = [
     "best_step", "epochs",
 ]  # fmt: skip
 """Leading columns of the runs table; then ``loss_<set>``, ``bpb_<set>``, ``wall_time``, ``kind``, ``recipe``,
-``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated)
-and ``run_dir`` (the run's directory name inside the study directory)."""
+``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated),
+``parent`` and ``branch_step`` (a cooldown branch's parent run_id and the step it starts from; '' and 0 for other
+runs) and ``run_dir`` (the run's directory name inside the study directory)."""
 
 STEP_COLUMNS = [
     "run_id", "step", "tokens", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "lr", "train_loss",
@@ -91,6 +92,8 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         recipe=labels.get("recipe", ""),
         designs=labels.get("designs", row["design"]),  # every design the run belongs to, ';'-separated
         groups=labels.get("groups", row["group"]),
+        parent=(config.get("branch") or {}).get("parent", ""),  # a cooldown branch's parent run_id (wsd_ladder)
+        branch_step=(config.get("branch") or {}).get("step", 0),
         run_dir=run_dir.name,  # the run's directory inside the study directory
     )
     return row

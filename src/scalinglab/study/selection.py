@@ -60,6 +60,17 @@ def groups_in(runs: pd.DataFrame, design_kind: str) -> pd.Series:
     )
 
 
+def is_branch(runs: pd.DataFrame) -> pd.Series:
+    """True for the cooldown branches of a wsd_ladder: single-pass points, each at its own D (Hägele et al. 2024)."""
+    return runs["branch_step"].fillna(0) > 0 if "branch_step" in runs.columns else pd.Series(False, runs.index)
+
+
+def stable_phase(runs: pd.DataFrame) -> pd.Series:
+    """True for a wsd_ladder's stable-phase parents: their LR never decays, so their loss is no point of a law."""
+    parents = runs["run_id"].isin(set(runs["parent"].dropna())) if "parent" in runs.columns else False
+    return (in_design(runs, "wsd_ladder") & ~is_branch(runs)) | parents
+
+
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that ended normally (``status == 'done'``)."""
     return runs[runs["status"] == "done"] if "status" in runs.columns else runs
@@ -77,8 +88,9 @@ def dataset_size(runs: pd.DataFrame) -> pd.Series:
 
 
 def law_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finished Transformer runs on the recipe (no hyper-parameter scans, no other families) with at least 2 layers."""
-    df = finished(runs)
+    """Finished Transformer runs on the recipe (no hyper-parameter scans, no other families, no wsd_ladder
+    stable phases) with at least 2 layers."""
+    df = finished(runs[~stable_phase(runs)])
     df = df[~kinds(df).map(lambda ks: ks <= SCAN_DESIGNS) & ~other_family(df)]  # a scan run shared with a law design stays
     return df[df["n_layer"] >= MIN_LAYERS] if "n_layer" in df.columns else df
 
@@ -112,9 +124,12 @@ def in_label(runs: pd.DataFrame, label: str) -> pd.Series:
 def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[str]]:
     """The finished runs a law may use, and what was left out: scans (unless asked for), 1-layer models."""
     left: list[str] = []
-    df = finished(runs)
-    if len(df) < len(runs):
-        left.append(f"{len(runs) - len(df)} unfinished")
+    stable = stable_phase(runs)
+    if stable.any():
+        left.append(f"{int(stable.sum())} stable-phase runs of a wsd_ladder (their LR never decays)")
+    df = finished(runs[~stable])
+    if len(df) < len(runs) - int(stable.sum()):
+        left.append(f"{len(runs) - int(stable.sum()) - len(df)} unfinished")
     if design is not None:
         mine = in_label(df, design)
         if not mine.any():
@@ -165,10 +180,12 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
             left.append(f"{len(df) - len(kept)} runs of a size already kept with a lower loss")
         rule = "per model size the lowest final loss of the single-pass runs"
     elif law == "kaplan_d":
-        if (~limited).any():
-            left.append(f"{int((~limited).sum())} single-pass")
-        df = df[limited]
-        df = df.assign(D=dataset_size(df), loss=df["best_loss"])
+        branch = is_branch(df)  # a branch is the loss at its D of a run trained (and decayed) to D
+        points = limited | branch
+        if (~points).any():
+            left.append(f"{int((~points).sum())} single-pass")
+        df = df[points]
+        df = df.assign(D=dataset_size(df), loss=df["best_loss"].where(~is_branch(df), df["loss"]))
         largest = df[df["N"] == df["N"].max()] if len(df) else df
         if len(largest) < len(df):
             left.append(f"{len(df) - len(largest)} of smaller models")
@@ -176,6 +193,8 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         if len(kept) < len(largest):
             left.append(f"{len(largest) - len(kept)} repeats of a dataset size")
         rule = "the largest model's data-limited runs, early-stopped loss over D = distinct tokens"
+        if branch.any():
+            rule += ", and its cooldown branches, final loss over D"
     elif law == "data_constrained":
         subset = df["train_tokens_limit"].fillna(0) > 0 if "train_tokens_limit" in df.columns else pd.Series(False, df.index)
         if (~subset).any():  # their unique tokens are the corpus's, which the runs table does not record
@@ -183,8 +202,11 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         kept = df[subset].assign(U=df.loc[subset, "train_tokens_limit"].astype(float))
         rule = "the runs on a nested subset, final loss, U = the subset's tokens (Muennighoff et al. 2023)"
     elif law in ("kaplan_nd", "chinchilla"):
-        kept = df.assign(D=dataset_size(df), loss=df["best_loss"]) if "best_loss" in df.columns else df
+        branch = is_branch(df)  # its best loss may be its parent's, from before its own decay
+        kept = df.assign(D=dataset_size(df), loss=df["best_loss"].where(~branch, df["loss"])) if "best_loss" in df.columns else df
         rule = "every run, early-stopped loss over D = distinct tokens"
+        if branch.any():
+            rule += f" ({int(branch.sum())} cooldown branches: final loss)"
     else:
         if limited.any():
             left.append(f"{int(limited.sum())} data-limited")
