@@ -29,6 +29,11 @@ Examples:
   scalinglab plan --fit fit.json --target-loss 3.2             # compute needed for a loss
   scalinglab plan --fit ns_fit.json --bcrit bcrit_fit.json --budget 1e18
   scalinglab plan --fit fit.json --hparams hparams.json --budget 1e16   # + LR, batch, steps (scalinglab hparams)
+  scalinglab plan --fit dc_fit.json --unique-tokens 1e5 --budget 1e11 --max-penalty 0.01   # data capped
+
+With --unique-tokens U and a data_constrained fit (Muennighoff et al. 2023), the plan is the best N and
+number of epochs over U at the budget, its loss against the plan with unlimited data, a table of epochs,
+and how many epochs of repetition cost less than --max-penalty nats against fresh data.
 """
 
 
@@ -52,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--trust-law-file", action="store_true", help="import the law file that --fit's fit.json names (only if you trust it)"
     )
+    p.add_argument(
+        "--unique-tokens", type=float, metavar="U", help="unique tokens available (a data_constrained fit): plan the epochs"
+    )
+    p.add_argument(
+        "--max-penalty", type=float, default=0.01, metavar="NATS",
+        help="with --unique-tokens: the loss repetition may cost against fresh data (default 0.01)",
+    )  # fmt: skip
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     add_json_flag(p)
 
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         law = get_preset(args.preset)
         law = dataclasses.replace(law, bcrit=bcrit or law.bcrit)
+    if args.unique_tokens is not None:
+        return _repeat(args, law)
     if args.budget is not None:
         plan = plan_budget(law, args.budget, args.level)
     else:
@@ -89,6 +103,53 @@ def run(args: argparse.Namespace) -> int:
         if hp is not None:
             print(format_hparams(hp))
     return 0
+
+
+def _repeat(args: argparse.Namespace, law) -> int:
+    """The data-capped plan (laws.repeat_plan): warnings on stderr, then the plan or its JSON."""
+    import sys
+
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.repeat_plan import plan_repeat
+
+    if args.budget is None:
+        raise ConfigError("--unique-tokens plans a budget; give --budget FLOPS (not --target-loss).")
+    plan = plan_repeat(law, args.unique_tokens, args.budget, args.max_penalty, args.level)
+    for w in plan.warnings:
+        print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
+    if args.json:
+        print_json(plan.to_dict())
+    else:
+        print(format_repeat(plan))
+    return 0
+
+
+def format_repeat(plan) -> str:
+    """The data-capped plan beside the unlimited one, and the table of epochs."""
+    capped, fresh = plan.capped, plan.unlimited
+
+    def loss(p) -> str:
+        tail = "" if p.loss_interval is None else f"   [{p.loss_interval[0]:.4f}, {p.loss_interval[1]:.4f}]"
+        return f"{p.loss:.4f}{tail}"
+
+    lines = [
+        f"law: {capped.law}  ({capped.source})",
+        f"compute C {plan.budget:.4g} FLOPs; unique tokens U {plan.unique_tokens:.4g}",
+        f"  {'':<22}{'N':>11}{'D':>11}{'epochs':>9}   loss",
+        f"  {'with U unique tokens':<22}{capped.n_params:>11.4g}{capped.tokens:>11.4g}{plan.epochs:>9.3g}   {loss(capped)}",
+        f"  {'unlimited data':<22}{fresh.n_params:>11.4g}{fresh.tokens:>11.4g}{1:>9}   {loss(fresh)}",
+        f"  loss penalty of the capped data: {plan.penalty:+.4f} nats",
+        f"  epochs costing at most {plan.max_penalty:g} nats against fresh data: {plan.epochs_within_penalty:.3g}",
+        "at this budget, by epochs over U:",
+        "   epochs           N           D          D'     loss   vs unlimited   vs fresh data",
+    ]
+    for r in plan.table:
+        lines.append(
+            f"  {r.epochs:>7.3g}  {r.n_params:>10.4g}  {r.tokens:>10.4g}  {r.effective_tokens:>10.4g}  {r.loss:>7.4f}"
+            f"   {r.penalty:>+12.4f}   {r.repetition_penalty:>+13.4f}"
+        )
+    lines += [f"note: {n}" for n in plan.notes]
+    return "\n".join(lines)
 
 
 def _hparams(args: argparse.Namespace, plan):

@@ -181,9 +181,11 @@ def load_planning_law(
     fit = FitResult.load(path, form, trust_law_file)
     samples = [] if fit.bootstrap is None else fit.bootstrap[list(fit.form.params)].to_dict("records")
     data = fit.data[fit.data["weight"] > 0] if "weight" in fit.data else fit.data
-    columns = {c: data[c].to_numpy(float) for c in ("C", "N", "D", "C_min") if c in data}
+    columns = {c: data[c].to_numpy(float) for c in ("C", "N", "D", "C_min", "U") if c in data}
     if "C" not in columns and {"N", "D"} <= set(columns):
         columns["C"] = 6 * columns["N"] * columns["D"]  # C = 6ND, the convention of the fits (Kaplan §2.1)
+    if {"D", "U"} <= set(columns):
+        columns["epochs"] = np.maximum(columns["D"] / columns["U"], 1.0)  # passes over the unique data
     return PlanningLaw(
         form=fit.form.name,
         params=dict(fit.params),
@@ -211,6 +213,10 @@ def load_bcrit(spec: str) -> BcritLaw:
 
 def _loss_nd(law: PlanningLaw) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     form = get_form(law.form)
+    if "U" in form.inputs:  # the data-constrained law with fresh data, U = D (laws.repeat_plan caps U)
+        return lambda n, d: form.predict(
+            law.params, {"N": np.atleast_1d(n), "D": np.atleast_1d(d), "U": np.atleast_1d(d)}
+        ).reshape(np.shape(n))
     return lambda n, d: form.predict(law.params, {"N": np.atleast_1d(n), "D": np.atleast_1d(d)}).reshape(np.shape(n))
 
 
@@ -227,7 +233,7 @@ def _family(law: PlanningLaw) -> str:
     if law.form in ("kaplan_table6", "chinchilla", "kaplan_ns"):
         return law.form
     inputs = get_form(law.form).inputs
-    if set(inputs) == {"N", "D"}:
+    if set(inputs) == {"N", "D"} or law.form == "data_constrained":  # the latter on fresh data (U = D)
         return "nd"
     if len(inputs) == 1 and inputs[0] in ("C", "C_min"):
         return "compute"
@@ -295,7 +301,7 @@ def _plan_budget(law: PlanningLaw, budget: float, level: float) -> Plan:
         batch = float(law.bcrit(loss))
         steps = d / batch
         notes.append("batch = B_crit at the predicted loss (Kaplan eq 1.4); steps = tokens / batch.")
-    inputs = {"N": np.array([n]), "D": np.array([d])}
+    inputs = {"N": np.array([n]), "D": np.array([d]), **({"U": np.array([d])} if law.form == "data_constrained" else {})}
     return Plan(
         loss=loss, n_params=n, tokens=d, tokens_per_param=d / n, batch_tokens=batch, steps=steps,
         cost_curve=curve, notes=notes, **base, **_interval(law, inputs, level), **_allocation_intervals(law, budget, level),
