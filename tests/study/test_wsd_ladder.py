@@ -21,8 +21,8 @@ from scalinglab.study.selection import select_for_law
 from scalinglab.study.store import RunStore
 from scalinglab.train.budget import resolve_steps
 from scalinglab.train.checkpoint import complete_checkpoints
-from scalinglab.train.rundir import read_metrics
 from scalinglab.train.run import train
+from scalinglab.train.rundir import read_metrics
 from scalinglab.train.schedules import decay_start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +65,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = RunStore(study.directory, study.stale_seconds)
     dirs = {name: store.prepare(r, study.name) for name, r in runs.items()}
     before = {name: store.state(d) for name, d in dirs.items()}
-    for name in ("wsd_ladder-L2-d32-stable", "wsd_ladder-L2-d32-D2.56e3", "wsd_ladder-L2-d32-D5.12e3", "wsdref-L2-d32-D5.12e3"):
-        assert store.state(dirs[name]).state == "pending", name  # a branch once its parent has passed its step
-        train(replace_fields(runs[name].config, {"runtime.progress": False, "runtime.threads": 1}), dirs[name])
+    for name in (
+        "wsd_ladder-L2-d32-stable",
+        "wsd_ladder-L2-d32-D2.56e3",
+        "wsd_ladder-L2-d32-D5.12e3",
+        "wsdref-L2-d32-D5.12e3",
+    ):
+        assert store.state(dirs[name]).state == "pending", (
+            name
+        )  # a branch once its parent has passed its step
+        train(
+            replace_fields(runs[name].config, {"runtime.progress": False, "runtime.threads": 1}), dirs[name]
+        )
     return {"study": study, "runs": runs, "dirs": dirs, "before": before, "tmp": tmp}
 
 
@@ -78,7 +87,9 @@ def test_branches_start_where_their_decay_begins_and_the_parent_stops_at_the_las
         parent, *branches = [r.config for r in runs if r.group == size]
         assert parent.schedule.kind == "constant" and not parent.branch.parent
         starts = [decay_start(b.schedule, resolve_steps(b)) for b in branches]
-        assert [b.branch.step for b in branches] == starts and all(b.branch.parent == parent.identity() for b in branches)
+        assert [b.branch.step for b in branches] == starts and all(
+            b.branch.parent == parent.identity() for b in branches
+        )
         assert resolve_steps(parent) == max(starts) and parent.runtime.keep_steps == tuple(sorted(starts))
         same = {(b.optim, b.schedule.warmup_steps, b.model) for b in branches}  # one shared stable phase
         assert same == {(parent.optim, parent.schedule.warmup_steps, parent.model)}
@@ -89,7 +100,9 @@ def test_the_shipped_study_gives_its_points_at_40_percent_of_separate_runs() -> 
     (saving,) = plan_totals(table)["branches"]
     assert saving["points"] == 32 and saving["ratio"] <= 0.40
     branches = table[table["branch_step"] > 0]
-    assert saving["C_separate"] == pytest.approx(branches["C"].sum())  # each point as its own run from scratch
+    assert saving["C_separate"] == pytest.approx(
+        branches["C"].sum()
+    )  # each point as its own run from scratch
     assert saving["C"] == pytest.approx(table["C_spent"].sum())
     assert table["C_spent"].sum() < table["C"].sum()  # a branch pays for its decay only
 
@@ -118,7 +131,9 @@ def test_the_branches_are_the_points_of_the_laws(trained) -> None:
     kept, text = select_for_law(runs, "kaplan_nd", design="wsd_ladder")
     assert sorted(kept["D"]) == [2560, 5120] and "1 stable-phase" in text
     branch = runs[runs["name"] == "wsd_ladder-L2-d32-D5.12e3"].iloc[0]
-    assert kept.loc[kept["D"] == 5120, "loss"].item() == branch["loss"]  # the final loss, not the parent's best
+    assert (
+        kept.loc[kept["D"] == 5120, "loss"].item() == branch["loss"]
+    )  # the final loss, not the parent's best
 
 
 def test_a_killed_branch_resumes_to_the_uninterrupted_branch(trained) -> None:
