@@ -28,6 +28,7 @@ from scalinglab.report import families as fm
 from scalinglab.report import figures as fg
 from scalinglab.report import hparams as hp
 from scalinglab.report import html
+from scalinglab.report import repeat as rp
 from scalinglab.report import scans as sc
 from scalinglab.report.headline import headline_rows
 from scalinglab.report.html import FLAG, Page, Table, fmt, pct, text, write
@@ -68,6 +69,7 @@ class ReportResult:
 _EXAMPLES = {
     "ladder": "studies/ladder.toml", "lr_scan": "studies/lr_schedules.toml", "shape_scan": "studies/kaplan_fig5.toml",
     "isoflop": "studies/isoflop.toml", "eval_sets": "studies/books_transfer.toml", "context_scan": "studies/context_scan.toml",
+    "repeat": "studies/repeat.toml",
 }  # fmt: skip
 """A study file showing each design; the others are in the demo's study.toml (``scalinglab demo``)."""
 
@@ -251,7 +253,9 @@ def _cap_pos_n(a: sc.ContextLoss) -> str:
 
 def _cap_lr(a: sc.LearningRateScan) -> str:
     b = a.best()
-    return (f"{len(a.points)} runs; best LR per size: " + ", ".join(f"N={r.N:.3g}: {text(r.lr)}" for r in b.itertuples()) + ".")
+    edge = " (at the end of its scan: widen it)"
+    return (f"{len(a.points)} runs; best LR per size: "
+            + ", ".join(f"N={r.N:.3g}: {text(r.lr)}{edge if r.edge else ''}" for r in b.itertuples()) + ".")
 
 
 def _cap_log(a: dv.LogFit) -> str:
@@ -331,6 +335,11 @@ FIGURES: list[PaperFigure] = [
          Panel("hparams_landscape", "hyper-parameters", "hp_grid", hp.fig_landscape, hp.caption_landscape),
          Panel("hparams_lr_opt", "hyper-parameters", "hp_grid", hp.fig_lr_opt, hp.caption_lr),
          Panel("hparams_batch_opt", "hyper-parameters", "hp_grid", hp.fig_batch_opt, hp.caption_batch)),
+    _fig("repeat", "Data-constrained scaling: repeated data (Muennighoff et al. 2023)",
+         Panel("repeat_loss_vs_epochs", "repetition", "repeat", rp.fig_epochs, rp.caption_epochs),
+         Panel("repeat_fixed_compute", "repetition", "repeat", rp.fig_fixed_compute, rp.caption_fixed_compute),
+         Panel("repeat_effective_tokens", "repetition", "repeat", rp.fig_effective, rp.caption_effective),
+         Panel("repeat_returns", "repetition", "repeat", rp.fig_returns, rp.caption_returns)),
     _fig("chinchilla-approaches", "Chinchilla's approaches beside Kaplan's",
          Panel("chinchilla_approaches", "approaches", "isoflop", fg.fig_approaches, _cap_approaches)),
     _fig("backtest", "Backtest: predict the largest runs",
@@ -406,6 +415,7 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
         ("families: LSTM", lambda: fm.lstm_comparison(runs, t.positions)),
         ("families: universal", lambda: fm.recurrent_comparison(runs, curves)),
         ("families: depth", lambda: fm.depth_generalisation(runs)),
+        ("repetition", lambda: rp.repetition(runs)),
         *((name, lambda fn=fn: fn(results, t)) for name, fn in EXTRA_ANALYSES.items()),
     ]
     for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
