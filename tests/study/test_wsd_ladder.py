@@ -153,3 +153,17 @@ def test_a_killed_branch_resumes_to_the_uninterrupted_branch(trained) -> None:
         assert [s for s, _ in complete_checkpoints(killed)] == ([keep] if keep else [])
         train(cfg, killed)
         assert _records(killed) == _records(whole) and _final(killed) == _final(whole)
+
+
+def test_the_report_names_the_branch_points_and_their_cost(trained) -> None:
+    from scalinglab.report.branches import caption_branches, cooldown_branches, fig_branches
+
+    runs, curves = collect(trained["study"].directory)
+    a = cooldown_branches(runs, curves)
+    assert sorted(a.points["name"]) == ["wsd_ladder-L2-d32-D2.56e3", "wsd_ladder-L2-d32-D5.12e3"]
+    assert a.compute_ratio == pytest.approx(
+        (15 + 2 + 5) / (10 + 20)
+    )  # steps trained / steps of separate runs
+    text = caption_branches(a)
+    assert "2 points of the laws are cooldown branches of 1 stable-phase run " in text and "D5.12e3" in text
+    assert fig_branches(a).axes[0].get_title() == "Cooldown branches of a wsd_ladder"

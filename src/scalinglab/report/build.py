@@ -23,6 +23,7 @@ from tqdm import tqdm
 from scalinglab.constants import PF_DAY
 from scalinglab.errors import DataError, ScalinglabError
 from scalinglab.report import analyses as an
+from scalinglab.report import branches as br
 from scalinglab.report import derived as dv
 from scalinglab.report import families as fm
 from scalinglab.report import figures as fg
@@ -69,7 +70,7 @@ class ReportResult:
 _EXAMPLES = {
     "ladder": "studies/ladder.toml", "lr_scan": "studies/lr_schedules.toml", "shape_scan": "studies/kaplan_fig5.toml",
     "isoflop": "studies/isoflop.toml", "eval_sets": "studies/books_transfer.toml", "context_scan": "studies/context_scan.toml",
-    "repeat": "studies/repeat.toml",
+    "repeat": "studies/repeat.toml", "wsd_ladder": "studies/wsd_ladder.toml",
 }  # fmt: skip
 """A study file showing each design; the others are in the demo's study.toml (``scalinglab demo``)."""
 
@@ -340,6 +341,8 @@ FIGURES: list[PaperFigure] = [
          Panel("repeat_fixed_compute", "repetition", "repeat", rp.fig_fixed_compute, rp.caption_fixed_compute),
          Panel("repeat_effective_tokens", "repetition", "repeat", rp.fig_effective, rp.caption_effective),
          Panel("repeat_returns", "repetition", "repeat", rp.fig_returns, rp.caption_returns)),
+    _fig("branches", "Cooldown branches: several D from one WSD run per size (Hägele et al. 2024)",
+         Panel("branches", "cooldown branches", "wsd_ladder", br.fig_branches, br.caption_branches)),
     _fig("chinchilla-approaches", "Chinchilla's approaches beside Kaplan's",
          Panel("chinchilla_approaches", "approaches", "isoflop", fg.fig_approaches, _cap_approaches)),
     _fig("backtest", "Backtest: predict the largest runs",
@@ -416,6 +419,7 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
         ("families: universal", lambda: fm.recurrent_comparison(runs, curves)),
         ("families: depth", lambda: fm.depth_generalisation(runs)),
         ("repetition", lambda: rp.repetition(runs)),
+        ("cooldown branches", lambda: br.cooldown_branches(runs, curves)),
         *((name, lambda fn=fn: fn(results, t)) for name, fn in EXTRA_ANALYSES.items()),
     ]
     for name, fn in tqdm(steps, desc="analyses", unit="analysis", disable=not (progress and sys.stderr.isatty()), leave=False):
