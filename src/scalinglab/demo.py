@@ -7,8 +7,9 @@ no network) with a 2,048-token BPE:
 
 - a ladder of 6 sizes, N = 14k..336k non-embedding parameters, over 2.3 decades of compute, with
   the online gradient-noise scale measured;
-- IsoFLOP profiles: four sizes at each of three budgets C = 6ND (Chinchilla's approach 2), which
-  also put L(N, D) off the ladder's diagonal for the joint fits and the backtest;
+- IsoFLOP profiles: five sizes, N = 1.8k..40k, about 1.5x apart around the optimum at each of three
+  budgets C = 6ND = 2e10, 4e10 and 8e10 (Chinchilla's approach 2), which also put L(N, D) off the
+  ladder's diagonal for the joint fits and the backtest;
 - a dataset-size sweep: one model on nested subsets of 100k..800k tokens, several epochs, early-stopped;
 - a batch-size scan: one model at 4 batch sizes over the same 1M tokens, for B_crit(L);
 - a shape scan at N = 5e4: depth 2..7, feed-forward ratio and head size at fixed N (Kaplan Fig 5).

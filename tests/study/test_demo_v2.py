@@ -20,6 +20,7 @@ from scalinglab.demo import (
     study_text,
 )
 from scalinglab.laws.fit import fit_law
+from scalinglab.model.counting import count_params
 from scalinglab.study import expand_study, study_from_dict
 
 E, A, B, ALPHA, BETA = 1.8, 400.0, 400.0, 0.34, 0.28  # a Chinchilla-like law: a = β/(α+β) = 0.45
@@ -51,6 +52,20 @@ def test_the_demo_studies_ship_with_the_package_and_expand() -> None:
         assert len({r.group for r in iso}) >= 2 and all(r.config.budget.flops_convention == "6N" for r in iso)
         subsets = sorted(r.config.data.train_tokens for r in runs if r.kind == "dataset_size")
         assert len(subsets) >= 3 and all(r.config.data.subset == "shuffled" for r in runs if r.kind == "dataset_size")
+
+
+def test_the_full_demo_brackets_each_budget_with_five_sizes_at_no_more_compute() -> None:
+    runs = [r for r in expand_study(study_from_dict(tomllib.loads(study_text(False)))) if r.kind == "isoflop"]
+    sizes: dict[str, list[float]] = {}
+    for r in runs:
+        sizes.setdefault(r.group, []).append(count_params(r.config.model)["N"])
+    assert len(sizes) >= 3 and all(len(n) >= 5 for n in sizes.values())
+    for n in sizes.values():
+        ratios = np.diff(np.log(sorted(n)))
+        assert np.exp(ratios).max() < 2.2 and max(n) / min(n) >= 5  # Hoffmann Fig 3: sizes ~1.5x apart over most of a decade
+    compute = sum(r.config.budget.flops for r in runs)
+    assert compute <= 8.4e11  # the previous design: 4 sizes at 3e10 and 6e10, 4 at 1.2e11 (C = 6ND)
+    assert all(r.config.model.n_layer >= 2 for r in runs)  # the fits leave 1-layer models out
 
 
 def test_isoflop_and_parametric_exponents_cover_the_true_a() -> None:

@@ -9,7 +9,7 @@ from scalinglab.cli._common import add_json_flag, command, print_json
 DESCRIPTION = """\
 Reproduce Kaplan et al. 2020's scaling laws on this machine, with no download: train a real small
 study of GPT models on the Python standard library (the built-in 'stdlib' corpus, a 2,048-token BPE)
-- a ladder of 6 sizes over two decades of compute, IsoFLOP profiles at three budgets, a dataset-size
+- a ladder of 6 sizes over two decades of compute, IsoFLOP profiles of 5 sizes at 3 budgets, a dataset-size
 sweep on nested shuffled subsets, a batch-size scan and a shape scan, every run also evaluated on
 the library's docstrings for transfer - then fit the laws and write an HTML report with the paper's
 figures. It ends with a summary: the report's headline numbers (alpha_N, alpha_D, B_crit(L), the

@@ -30,8 +30,16 @@ class LearningRateScan:
     """The LR at each logged step: ``run_id``, ``N``, ``step``, ``lr``."""
 
     def best(self) -> pd.DataFrame:
-        """Per model size, the run with the lowest final loss (``N``, ``lr``, ``loss``)."""
-        return self.points.loc[self.points.groupby("N")["loss"].idxmin()].sort_values("N")[["N", "lr", "loss"]]
+        """Per model size and schedule (design) that scans 2 or more LRs, the run with the lowest final loss
+        (``N``, ``design``, ``lr``, ``loss``) and ``edge``: its LR is the lowest or highest scanned, so the
+        optimum is not bracketed."""
+        p = self.points.dropna(subset=["loss"])
+        p = p[p.groupby(["N", "design"])["lr"].transform("nunique") > 1]
+        g = p.groupby(["N", "design"])
+        best = p.loc[g["loss"].idxmin()].sort_values(["N", "design"])
+        lo, hi = g["lr"].transform("min")[best.index], g["lr"].transform("max")[best.index]
+        edge = np.isclose(best["lr"], lo) | np.isclose(best["lr"], hi)
+        return best[["N", "design", "lr", "loss"]].assign(edge=edge).reset_index(drop=True)
 
 
 def summed_lr(step: np.ndarray, lr: np.ndarray) -> float:

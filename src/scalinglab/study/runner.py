@@ -4,7 +4,10 @@
 submits the pending and interrupted runs (and, with ``retry_failed``, the failed ones, once), waits
 for runs held by another driver to finish (or to go stale, then takes them over), and shows
 done / running / failed and an ETA. Re-running a study is always safe: finished runs are skipped and
-interrupted ones resume from their checkpoints.
+interrupted ones resume from their checkpoints. On a cluster (ray, slurm) a run its scheduler stopped
+(a time limit, a preemption) is resubmitted at once while each attempt gets further; a run whose
+node died goes stale and is resubmitted too. Each submission's scheduler job id is kept in the run's
+``job.json``, which ``study status`` shows with the scheduler's state of that job.
 """
 
 from __future__ import annotations
@@ -13,22 +16,28 @@ import dataclasses
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
+from scalinglab.atomic import write_json
 from scalinglab.config import replace_fields
+from scalinglab.errors import DamagedFile, ScalinglabError
 from scalinglab.model.counting import flops_per_token
 from scalinglab.study.config import StudyConfig, StudyRun, expand_study
-from scalinglab.study.executors import ExecutorConfig, Handle, make_executor
+from scalinglab.study.executors import ExecutorConfig, Handle, make_executor, squeue_states
 from scalinglab.study.store import RunStore
-from scalinglab.study.worker import Job, Outcome
+from scalinglab.study.worker import Job, Outcome, read_attempts
 from scalinglab.train.budget import resolve_steps, tokens_per_step
+from scalinglab.train.rundir import read_json
 
 MAX_CRASHES = 2
 """A run whose worker dies this many times in one study run is left for the next one (no crash loop)."""
+JOB = "job.json"
+"""The run's latest submission: executor, scheduler job id, time."""
 
 
 def _prepare_data(runs: list[StudyRun], progress: bool) -> None:
@@ -73,6 +82,8 @@ def run_study(
 
     inflight: dict[Path, Handle] = {}
     crashes: Counter[Path] = Counter()
+    stopped_at: dict[Path, int] = {}  # the step each run's last scheduler stop reached
+    cluster = cfg.kind == "ray" or (cfg.kind == "slurm" and cfg.slurm_cluster != "local")
     retried: set[Path] = set()
     states = {d: store.state(d) for d in dirs}
     finished = sum(s.state in ("done", "failed") for s in states.values())
@@ -88,8 +99,10 @@ def run_study(
                 if handle.done():
                     del inflight[d]
                     outcome = _result(handle, d, crashes)
-                    if outcome.state == "stopped":  # SIGTERM or a full disk: left pending for the next study run
-                        crashes[d] = MAX_CRASHES
+                    if outcome.state == "stopped":  # on a cluster, a time limit or preemption: resubmitted while it
+                        if not (cluster and outcome.step > stopped_at.get(d, 0)):  # progresses; else (SIGTERM here,
+                            crashes[d] = MAX_CRASHES  # a full disk, no progress) left pending for the next study run
+                        stopped_at[d] = outcome.step
                     if outcome.state != "skipped" and progress:  # one line per run: readable in a log too
                         left = eta.finish(d) if outcome.state in ("done", "failed") else eta.left()
                         bar.write(f"{outcome.state:6s} {dirs[d].name} ({outcome.seconds:.0f} s) [{len(eta.done)}/{len(dirs)} "
@@ -101,11 +114,13 @@ def run_study(
                     continue
                 if s.state in ("pending", "stale") or (s.state == "failed" and retry_failed and d not in retried):
                     todo.append(d)
+            todo.sort(key=eta.costs.__getitem__, reverse=True)  # longest first, so no worker idles at the end (LPT)
             if ex.capacity is not None:
                 todo = todo[: max(0, ex.capacity - len(inflight))]
             retried.update(d for d in todo if states[d].state == "failed")
             for d, handle in zip(todo, ex.submit([jobs[d] for d in todo])):
                 inflight[d] = handle
+            _record_jobs(cfg.kind, [(d, inflight[d]) for d in todo])
             counts = Counter(s.state for s in states.values())
             bar.n = counts["done"] + counts["failed"]
             bar.set_postfix(done=counts["done"], running=counts["running"], failed=counts["failed"], refresh=True)
@@ -119,6 +134,24 @@ def run_study(
     bar.close()
     ex.close()
     return study_status(study)
+
+
+def _record_jobs(kind: str, submitted: Sequence[tuple[Path, Handle]]) -> None:
+    """Keep each run's scheduler job id in its job.json, for ``study status`` (local runs have none)."""
+    for run_dir, handle in submitted:
+        job_id = getattr(handle, "job_id", "")
+        if job_id:
+            write_json(run_dir / JOB, {"executor": kind, "job": job_id, "submitted": time.time()})
+
+
+def _job_states(jobs: list[dict[str, Any]]) -> dict[str, str]:
+    """The scheduler's state of each recorded SLURM job (one squeue call); Ray's tasks end with their driver."""
+    if not any(j.get("executor") == "slurm" for j in jobs):
+        return {}
+    try:
+        return squeue_states()
+    except ScalinglabError:  # the cluster is down: the run states still stand
+        return {}
 
 
 def _cost(cfg: Any) -> float:
@@ -159,12 +192,19 @@ def _result(handle: Handle, run_dir: Path, crashes: Counter[Path]) -> Outcome:
 
 
 def study_status(study: StudyConfig) -> pd.DataFrame:
-    """One row per run of the study: name, design, group, state, step of steps, reason, directory."""
+    """One row per run of the study: name, design, group, state, step of steps, reason, directory, and
+    where it went: the scheduler's job id and that job's state (SLURM; '' when unknown) and the number
+    of training attempts (more than one: resumed after a stop or a lost node)."""
     store = RunStore(study.directory.resolve(), study.stale_seconds)
-    rows = []
+    rows, jobs = [], []
     for run in expand_study(study):
         d = store.run_dir(run)
         s = store.checked_state(d)
+        try:
+            job = read_json(d / JOB) or {}
+        except DamagedFile:  # only the display of the job id is lost
+            job = {}
+        jobs.append(job)
         rows.append(
             {
                 "name": run.name,
@@ -175,6 +215,12 @@ def study_status(study: StudyConfig) -> pd.DataFrame:
                 "steps": resolve_steps(run.config),
                 "reason": s.reason or s.holder,
                 "run_dir": str(d),
+                "executor": job.get("executor", ""),
+                "job": job.get("job", ""),
+                "attempts": len(read_attempts(d)),
             }
         )
+    states = _job_states(jobs)
+    for row in rows:
+        row["job_state"] = states.get(row["job"], "") if row["executor"] == "slurm" else ""
     return pd.DataFrame(rows)
