@@ -26,12 +26,13 @@ from scalinglab.errors import ConfigError, DiskError, ScalinglabError, Stopped, 
 from scalinglab.model import build_model
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.train import checkpoint, rundir
+from scalinglab.train.adamw import FlatAdamW
 from scalinglab.train.budget import resolve_steps, tokens_per_step
 from scalinglab.train.config import RunConfig
 from scalinglab.train.distributed import Distributed
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.mirrors import Mirrors
-from scalinglab.train.noise_scale import NoiseScale, grad_sq_norm
+from scalinglab.train.noise_scale import NoiseScale
 from scalinglab.train.schedules import eval_steps, lr_at, warmup_steps
 
 
@@ -106,8 +107,7 @@ class Trainer:
         self.eval_splits: dict[str, Any] = {}
         self.sampler: SequenceSampler | None = None
         self.model: Any = None
-        self.params: list[torch.nn.Parameter] = []
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: FlatAdamW | None = None
         self.noise: NoiseScale | None = None
         self.step, self.wall_time, self.train_time, self.best = 0, 0.0, 0.0, {}
         self.resumed = False
@@ -166,17 +166,10 @@ class Trainer:
         if self.dist.rank:
             torch.manual_seed(cfg.seed + self.dist.rank)  # distinct dropout masks per rank
         named = list(self.model.named_parameters())  # a tied head appears once
-        self.params = [p for _, p in named]
-        decays = {n: p.dim() >= 2 and not n.startswith("wpe.") for n, p in named}  # not biases, norms, positions
-        decay = [p for n, p in named if decays[n]]
-        no_decay = [p for n, p in named if not decays[n]]
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.peak_lr,
-            betas=(o.beta1, o.beta2),
-            eps=o.eps,
-            fused=self.device.type in ("cpu", "cuda"),
+        no_decay = [int(p.dim() < 2 or n.startswith("wpe.")) for n, p in named]  # group 1: biases, norms, positions
+        self.optimizer = FlatAdamW(
+            [p for _, p in named], no_decay, [o.weight_decay, 0.0], lr=self.peak_lr, betas=(o.beta1, o.beta2), eps=o.eps
         )
         if cfg.runtime.compile:  # the training path: training and evaluation call loss(), never forward()
             self.model.loss = torch.compile(self.model.loss)
@@ -232,12 +225,10 @@ class Trainer:
     def _train_step(self, lr: float) -> tuple[float, float, dict[str, float]]:
         """One AdamW update on the global batch: (mean train loss, grad norm before clipping, noise metrics)."""
         n_ctx = self.cfg.model.n_ctx
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         rows = self.sampler.next_batch(self.cfg.optim.batch_size)[self.dist.slice(self.cfg.optim.batch_size)]
         batch = torch.from_numpy(rows).to(self.device, non_blocking=True)  # (b, T + 1)
         x, y = batch[:, :n_ctx], batch[:, 1:]  # (b, T), (b, T)
-        n_micro = self.rank_batch // self.micro
+        n_micro, opt = self.rank_batch // self.micro, self.optimizer
         loss_sum = torch.zeros((), device=self.device)
         small_sq = 0.0
         for i in range(n_micro):
@@ -247,13 +238,15 @@ class Trainer:
             (loss / n_micro).backward()  # mean over the rank's micro-batches
             loss_sum += loss.detach()
             if self.noise is not None and i == 0:
-                small_sq = grad_sq_norm(self.params) * n_micro**2  # one micro-batch's gradient, unscaled
-        self.dist.average_([p.grad for p in self.params])  # mean over ranks = mean over the global batch
+                small_sq = opt.grad_norm().item() ** 2 * n_micro**2  # one micro-batch's gradient, unscaled
+        self.dist.average_([opt.grad])  # mean over ranks = mean over the global batch
         mean_loss = self.dist.sum_(loss_sum) / (n_micro * self.dist.world)
-        noise = self.noise.update(small_sq, grad_sq_norm(self.params)) if self.noise is not None else {}
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or math.inf)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = opt.grad_norm()
+        noise = self.noise.update(small_sq, grad_norm.item() ** 2) if self.noise is not None else {}
+        if self.cfg.optim.grad_clip:
+            opt.clip_(grad_norm, self.cfg.optim.grad_clip)
+        opt.step(lr)
+        opt.zero_grad()
         return mean_loss.item(), grad_norm.item(), noise
 
     # ---- evaluation --------------------------------------------------------------------------
