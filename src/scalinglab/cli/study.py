@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any
 
+from scalinglab.cli import _study_next
 from scalinglab.cli._common import add_json_flag, command, print_json
 
 DESCRIPTION = """\
@@ -22,6 +23,8 @@ Examples:
   scalinglab study run studies/ladder.toml --executor ray --ray-address auto
   scalinglab study run studies/ladder.toml --executor slurm --slurm-partition gpu --num-gpus 1
   scalinglab study status studies/ladder.toml
+  scalinglab study watch studies/ladder.toml                # live: states, ETA, curves, the fit as runs finish
+  scalinglab study suggest studies/ladder.toml --target-budget 1e15 >> studies/ladder.toml   # the next runs
   scalinglab collect runs/ladder                            # tidy runs/steps tables for `scalinglab fit`
 """
 
@@ -61,7 +64,10 @@ Examples:
 STATUS_HELP = """\
 One row per run of the study: state (pending, running, stale = interrupted, done, failed, damaged =
 one of its files cannot be read), step of steps, and the failure reason, the damaged file, or the
-host:pid training it.
+host:pid training it. Runs sent to a cluster also show the executor, the scheduler's job id (SLURM
+<array>_<task>, a Ray task id), the job's state as squeue reports it (PENDING, RUNNING, COMPLETED,
+CANCELLED, TIMEOUT, ...) and the number of training attempts (more than one: resumed after a time
+limit, a preemption or a lost node).
 
 Examples:
   scalinglab study status studies/ladder.toml
@@ -91,12 +97,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--slurm-cluster", default="", help="submitit cluster: '' detects SLURM, 'local' runs arrays locally")
     run.add_argument("--slurm-partition", default="", help="SLURM partition")
     run.add_argument("--slurm-time-min", type=int, default=240, help="time limit per array task in minutes")
+    run.add_argument("--slurm-account", default="", help="SLURM account the tasks are charged to")
+    run.add_argument("--slurm-log-dir", default="", help="folder of the tasks' logs (default: <study dir>/.submitit)")
+    run.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="another sbatch option, e.g. qos=high or constraint=a100 (repeatable)")  # fmt: skip
+    run.add_argument("--ray-resource", action="append", default=[], metavar="NAME=AMOUNT",
+                     help="a custom Ray resource each run requests, e.g. node2=1 (repeatable)")  # fmt: skip
+    run.add_argument("--ray-spread", action="store_true", help="spread runs over the Ray nodes (SPREAD strategy)")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     add_json_flag(run)
 
     status = command(actions, "status", "where each run of a study stands", STATUS_HELP, run_status)
     status.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
     add_json_flag(status)
+    _study_next.register(actions)  # suggest (the next runs for the answer) and watch (a study as it trains)
 
 
 def _fmt(value: Any) -> str:
@@ -169,6 +183,11 @@ def run_run(args: argparse.Namespace) -> int:
         slurm_cluster=args.slurm_cluster,
         slurm_partition=args.slurm_partition,
         slurm_time_min=args.slurm_time_min,
+        slurm_account=args.slurm_account,
+        slurm_log_dir=args.slurm_log_dir,
+        slurm_options=tuple(args.slurm_option),
+        ray_resources=tuple(args.ray_resource),
+        ray_spread=args.ray_spread,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a scheduler's stop: like Ctrl-C, runs stay resumable
     try:
@@ -195,7 +214,8 @@ def _print_status(study: Any, status: Any, as_json: bool, failed_exit: bool = Fa
     if as_json:
         print_json({"study": study.name, "directory": str(study.directory), "counts": counts, "runs": rows})
     else:
-        print(_table(rows, ["name", "design", "group", "state", "step", "steps", "reason"]))
+        scheduled = ["executor", "job", "job_state", "attempts"] if any(r["job"] for r in rows) else []
+        print(_table(rows, ["name", "design", "group", "state", "step", "steps", *scheduled, "reason"]))
         print("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; study directory {study.directory}")
     if not failed_exit:
         return 0
