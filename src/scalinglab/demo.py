@@ -84,13 +84,16 @@ class Exponent:
     value: float = float("nan")
     interval: tuple[float, float] | None = None
     note: str = ""
-    """Why the value or its interval is missing."""
+    """Why the value or its interval is missing, or why the value is not a measured optimum."""
+    bracketed: bool = True
+    """False when the sizes do not bracket the optimum (the envelope's N_opt is the ladder's edge): the value
+    and its interval describe the design, not N_opt, and say nothing about the papers."""
 
     def text(self) -> str:
         if not np.isfinite(self.value):
             return f"{self.method}: n/a ({self.note})"
         ci = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else f" (no interval: {self.note})"
-        return f"{self.method}: {self.value:.3f}{ci}"
+        return f"{self.method}: {self.value:.3f}{ci}" + ("" if self.bracketed else f" (not bracketed: {self.note})")
 
 
 @dataclass
@@ -161,11 +164,12 @@ def _envelope(fr: Any, level: float) -> Exponent:
     e = Exponent("a_envelope", "approach 1, envelope")
     if fr is None:
         return Exponent(e.key, e.method, note="no compute frontier (the ladder was skipped)")
+    note = "" if fr.measured else fr.note  # the report leaves such an a out of its headline (report.build)
     try:
         interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level)
     except ScalinglabError as err:
-        return Exponent(e.key, e.method, fr.frontier.a, note=str(err))
-    return Exponent(e.key, e.method, fr.frontier.a, interval)
+        return Exponent(e.key, e.method, fr.frontier.a, note=str(err), bracketed=fr.measured)
+    return Exponent(e.key, e.method, fr.frontier.a, interval, note, bracketed=fr.measured)
 
 
 def _isoflop(runs: pd.DataFrame, level: float) -> Exponent:
@@ -203,8 +207,9 @@ def _parametric(ap: Any, level: float) -> Exponent:
 
 def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
     """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
-    out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents if not np.isfinite(e.value)]
-    measured = [e for e in exponents if e.interval]
+    out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents
+           if not np.isfinite(e.value) or not e.bracketed]
+    measured = [e for e in exponents if e.interval and e.bracketed]
     for x, y in itertools.combinations(measured, 2):
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
             out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
@@ -238,7 +243,7 @@ def _fits(analysis: Any) -> list[FitResult]:
 
 def conclusion(exponents: list[Exponent]) -> str:
     """The sentence about the papers, from the intervals: which exponent of a they include, or why none is said."""
-    measured = [e for e in exponents if e.interval]
+    measured = [e for e in exponents if e.interval and e.bracketed]
     if not measured:
         return "No approach measured a with an interval here, so this study does not side with either paper's a."
     disagree = any(x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]

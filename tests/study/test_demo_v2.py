@@ -121,6 +121,15 @@ def test_the_conclusion_follows_the_intervals() -> None:
     assert f"{KAPLAN_A:g}" in conclusion(chin) and f"{CHINCHILLA_A[0]:g}" in conclusion(chin)
 
 
+def test_an_unbracketed_envelope_is_warned_and_sides_with_no_paper() -> None:
+    edge = Exponent("a_envelope", "approach 1, envelope", 0.72, (0.65, 0.80), "the ladder brackets the optimum at "
+                    "fewer than 2 sizes", bracketed=False)
+    warnings = demo_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [edge, _exp("a_isoflop", 0.3, 0.2, 0.4)])
+    assert [w["kind"] for w in warnings] == ["unidentified"] and "not bracketed: the ladder" in warnings[0]["message"]
+    assert conclusion([edge]).startswith("No approach measured a")  # the ladder's edge is no evidence for Kaplan
+    assert conclusion([edge, _exp("a_isoflop", 0.3, 0.2, 0.4)]).startswith("The study supports neither")
+
+
 def test_the_summary_and_json_carry_the_intervals_warnings_and_conclusion(tmp_path) -> None:
     import json
 
