@@ -2,21 +2,30 @@
 
 - ``local`` (default): a process pool (spawn context) of ``workers`` processes, one thread per run;
   two one-thread runs beat one two-thread run on a small CPU (DESIGN.md, CPU facts).
-- ``ray``: Ray Core tasks with ``num_cpus`` = threads per run and ``num_gpus`` per run;
-  ``ray_address`` joins a running cluster (only when given: never a cluster found by chance), otherwise
-  a local Ray starts with ``workers`` CPUs, bound to 127.0.0.1 so nothing listens on other interfaces.
-- ``slurm``: submitit job arrays (``slurm_array_parallelism`` = workers); ``slurm_cluster='local'``
-  runs the same arrays as local processes (submitit's LocalExecutor), which is how it is tested.
+- ``ray``: Ray Core tasks with ``num_cpus`` = threads per run, ``num_gpus`` and any custom resources
+  per run (``ray_resources``, e.g. to place runs on nodes that offer them) and an optional SPREAD over
+  nodes; ``ray_address`` joins a running cluster (only when given: never a cluster found by chance),
+  otherwise a local Ray starts with ``workers`` CPUs, bound to 127.0.0.1 so nothing listens on other
+  interfaces. A task lost with its node fails its handle; its run's claim dies with it and the driver
+  resumes the run from its checkpoint on another node.
+- ``slurm``: submitit job arrays (``%workers`` throttles the array), with partition, account, time
+  limit, CPUs and GPUs per task and any other sbatch option; logs in ``slurm_log_dir``.
+  ``slurm_cluster='local'`` runs the same arrays as local processes (submitit's LocalExecutor). Before
+  the time limit SLURM sends SIGUSR2 (see :func:`signal_lead_seconds`), then SIGTERM, then SIGKILL: the
+  worker turns the first into the trainer's stop, so the run checkpoints and the driver resubmits it.
 
-Each executor submits :class:`~scalinglab.study.worker.Job` s and hands back handles with ``done()``
-and ``result()`` (futures or submitit jobs). ``capacity`` is how many jobs the driver keeps in flight;
-None lets the backend queue them all.
+Each executor submits :class:`~scalinglab.study.worker.Job` s and hands back handles with ``done()``,
+``result()`` and ``job_id`` (the scheduler's id: SLURM ``<array>_<task>``, a Ray task id; '' locally).
+``capacity`` is how many jobs the driver keeps in flight; None lets the backend queue them all.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from scalinglab.config import check
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, ScalinglabError
 from scalinglab.study.worker import Job, Outcome, execute, init_local_worker
 
 ExecutorKind = Literal["local", "ray", "slurm"]
@@ -52,13 +61,26 @@ class ExecutorConfig:
     slurm_partition: str = ""
     """SLURM partition (empty: the cluster's default)."""
     slurm_time_min: int = 240
-    """Time limit of each array task in minutes; a run cut off resumes from its checkpoint on the next study run."""
+    """Time limit of each array task in minutes; a run cut off checkpoints, and the driver resubmits it."""
+    slurm_account: str = ""
+    """SLURM account the tasks are charged to (sbatch --account; empty: the user's default)."""
+    slurm_log_dir: str = ""
+    """Folder of the tasks' logs (<job>_<task>_log.out/.err) and pickles; empty: <study dir>/.submitit."""
+    slurm_options: tuple[str, ...] = ()
+    """Further sbatch options as key=value (qos=high, constraint=a100, mem=16G), passed as --key=value."""
+    ray_resources: tuple[str, ...] = ()
+    """Custom Ray resources each run requests, as name=amount (node2=1: only nodes offering node2 take runs)."""
+    ray_spread: bool = False
+    """Spread runs over the cluster's nodes (Ray's SPREAD strategy) instead of filling one node first."""
 
     def __post_init__(self) -> None:
         check(self.kind in ("local", "ray", "slurm"), f"executor {self.kind!r} is unknown; choose local, ray or slurm.")
         check(self.workers >= 0, f"workers must be >= 0 (0 = one per core), got {self.workers}.")
         check(self.threads_per_run >= 1, f"threads per run must be at least 1, got {self.threads_per_run}.")
         check(self.num_gpus >= 0, f"num_gpus must be >= 0, got {self.num_gpus}.")
+        check(self.slurm_time_min >= 1, f"the slurm time limit must be at least 1 minute, got {self.slurm_time_min}.")
+        key_values(self.slurm_options, "slurm option", str)
+        key_values(self.ray_resources, "ray resource", float)
 
     @property
     def n_workers(self) -> int:
@@ -66,7 +88,31 @@ class ExecutorConfig:
         return self.workers or max(1, cores // self.threads_per_run)
 
 
+def key_values(items: Sequence[str], what: str, kind: type) -> dict[str, Any]:
+    """``['a=1', 'b=2']`` as a dict with values of ``kind``; a malformed item is a ConfigError naming it."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        check(bool(sep and key.strip() and value.strip()), f"{what} {item!r} is not key=value; write it as name=value.")
+        try:
+            out[key.strip()] = kind(value.strip())
+        except ValueError:
+            raise ConfigError(f"{what} {item!r}: {value!r} is not a {kind.__name__}; give a number.") from None
+    return out
+
+
+def signal_lead_seconds(time_min: int) -> int:
+    """Seconds before the time limit at which SLURM warns a task (SIGUSR2): 90, or a quarter of short limits.
+
+    The warning leaves the trainer time to checkpoint and exit before SIGTERM and SIGKILL; a lead longer
+    than the limit would stop every task as it starts.
+    """
+    return min(90, time_min * 15)
+
+
 class Handle(Protocol):
+    job_id: str
+
     def done(self) -> bool: ...
 
     def result(self) -> Outcome: ...
@@ -80,6 +126,19 @@ class Executor(Protocol):
     def close(self, abort: bool = False) -> None:
         """Wait for the jobs in flight, or with ``abort`` (Ctrl-C) stop the local ones at once."""
         ...
+
+
+class _Future:
+    """A concurrent future as a :class:`Handle`; ``job_id`` is the scheduler's id of the task ('' locally)."""
+
+    def __init__(self, future: Any, job_id: str = "") -> None:
+        self._future, self.job_id = future, job_id
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self) -> Outcome:
+        return self._future.result()
 
 
 class LocalExecutor:
@@ -100,10 +159,10 @@ class LocalExecutor:
 
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
         try:
-            return [self._pool.submit(execute, job) for job in jobs]
+            return [_Future(self._pool.submit(execute, job)) for job in jobs]
         except BrokenProcessPool:  # a worker was killed (OOM): its runs went stale; start a fresh pool
             self._pool = self._new_pool()
-            return [self._pool.submit(execute, job) for job in jobs]
+            return [_Future(self._pool.submit(execute, job)) for job in jobs]
 
     def close(self, abort: bool = False) -> None:
         if abort:  # SIGKILL, not SIGTERM (which the trainer records as a failure): the runs stop at their
@@ -139,15 +198,85 @@ class RayExecutor:
                     include_dashboard=False,
                     log_to_driver=False,
                 )
-        self._task = ray.remote(num_cpus=cfg.threads_per_run, num_gpus=cfg.num_gpus, max_retries=0)(execute)
+        options: dict[str, Any] = {"num_cpus": cfg.threads_per_run, "num_gpus": cfg.num_gpus, "max_retries": 0}
+        if cfg.ray_resources:
+            options["resources"] = key_values(cfg.ray_resources, "ray resource", float)
+        if cfg.ray_spread:
+            options["scheduling_strategy"] = "SPREAD"
+        # no retries by Ray: a task lost with its node is resubmitted by the driver, which knows the run's claim
+        self._task = ray.remote(**options)(execute)
         self.capacity = None  # Ray queues tasks until resources free up
 
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
-        return [self._task.remote(job).future() for job in jobs]
+        refs = [self._task.remote(job) for job in jobs]
+        return [_Future(ref.future(), ref.task_id().hex()) for ref in refs]
 
     def close(self, abort: bool = False) -> None:
         if self._owns:  # a local Ray takes its workers down with it
             self._ray.shutdown()
+
+
+SLURM_ENDED = frozenset(
+    {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+)
+"""Job states after which a task runs no more (``squeue --states=all`` keeps them for MinJobAge)."""
+
+
+class SlurmQueue:
+    """The states of SLURM jobs from ``squeue`` (accounting, which ``sacct`` needs, is not required).
+
+    One ``squeue`` call answers every job, at most once per ``refresh_seconds``.
+    """
+
+    def __init__(self, refresh_seconds: float = 2.0) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._states: dict[str, str] = {}
+        self._at = -float("inf")
+
+    def states(self) -> dict[str, str]:
+        """Job id (``<array>_<task>`` for array tasks) -> state, for every job squeue still lists."""
+        if time.monotonic() - self._at >= self.refresh_seconds:
+            self._states = squeue_states()
+            self._at = time.monotonic()
+        return self._states
+
+    def state(self, job_id: str) -> str:
+        """The job's state, or 'GONE' once squeue no longer lists it."""
+        return self.states().get(job_id, "GONE")
+
+
+def squeue_states() -> dict[str, str]:
+    """Every job squeue lists, array tasks one by one: {job id: state}; empty without squeue."""
+    if shutil.which("squeue") is None:
+        return {}
+    try:
+        out = subprocess.run(
+            ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ScalinglabError(f"squeue failed ({e}); check that slurmctld is up (sinfo) and SLURM_CONF.") from None
+    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+
+class _SlurmTask:
+    """A submitted array task as a :class:`Handle`: done when its result is written or SLURM ended it.
+
+    submitit learns that a task ended from ``sacct``, which needs accounting; a task SIGKILLed before it
+    could write its result would otherwise stay in flight forever.
+    """
+
+    def __init__(self, job: Any, queue: SlurmQueue) -> None:
+        self._job, self._queue, self.job_id = job, queue, job.job_id
+
+    def done(self) -> bool:
+        return self._job.paths.result_pickle.exists() or self._queue.state(self.job_id) in (*SLURM_ENDED, "GONE")
+
+    def result(self) -> Outcome:
+        if not self._job.paths.result_pickle.exists():
+            state = self._queue.state(self.job_id)
+            raise RuntimeError(f"slurm task {self.job_id} ended ({state}) before it could report; see {self._job.paths.stderr}")
+        return self._job.result()
 
 
 class SlurmExecutor:
@@ -158,6 +287,7 @@ class SlurmExecutor:
             import submitit
         except ImportError:
             raise ConfigError("the slurm executor needs submitit: pip install 'scalinglab[slurm]'.") from None
+        folder = Path(cfg.slurm_log_dir) if cfg.slurm_log_dir else folder
         self._ex = submitit.AutoExecutor(folder=folder, cluster=cfg.slurm_cluster or None)
         params: dict[str, Any] = {
             "name": "scalinglab",
@@ -165,15 +295,26 @@ class SlurmExecutor:
             "cpus_per_task": cfg.threads_per_run,
             "gpus_per_node": int(cfg.num_gpus),
             "slurm_array_parallelism": cfg.n_workers,
+            "slurm_signal_delay_s": signal_lead_seconds(cfg.slurm_time_min),
         }
         if cfg.slurm_partition:
             params["slurm_partition"] = cfg.slurm_partition
+        if cfg.slurm_account:
+            params["slurm_account"] = cfg.slurm_account
+        if cfg.slurm_options:
+            params["slurm_additional_parameters"] = key_values(cfg.slurm_options, "slurm option", str)
         self._ex.update_parameters(**params)
+        self.queue = SlurmQueue()
         # SLURM queues the array itself; submitit's local executor starts every job at once, so the driver meters it
         self.capacity = None if self._ex.cluster == "slurm" else cfg.n_workers
 
     def submit(self, jobs: Sequence[Job]) -> list[Handle]:
-        return self._ex.map_array(execute, list(jobs)) if jobs else []
+        if not jobs:
+            return []
+        submitted = self._ex.map_array(execute, list(jobs))
+        if self._ex.cluster != "slurm":
+            return submitted  # submitit's local jobs know when they end
+        return [_SlurmTask(job, self.queue) for job in submitted]
 
     def close(self, abort: bool = False) -> None:
         pass  # array tasks keep their claims and finish; the next study run waits for them

@@ -1,0 +1,167 @@
+"""A small study on real clusters started here: SLURM (slurmctld + slurmd) and a two-node Ray.
+
+Each ends with the final losses of the local executor, bit for bit; a SLURM task stopped the way a
+time limit stops it (SIGTERM, SIGKILL after KillWait) resumes from its checkpoint when the driver
+resubmits it, and a Ray node killed mid-run (kill -9 of its raylet and workers) loses nothing: the
+run resumes on the other node. Every run trains once: one attempt from step 0, and a second attempt,
+when there is one, starts from a checkpoint (the run's attempts.jsonl, written by the worker).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.cluster.conftest import RAY_ADDRESS, Cluster, wait_until, write_study
+
+from scalinglab.cli import main
+from scalinglab.study import ExecutorConfig, collect, load_study, run_study
+from scalinglab.study.worker import read_attempts
+from scalinglab.train.checkpoint import latest_checkpoint
+
+pytestmark = pytest.mark.slow
+
+WALL: dict[str, float] = {}
+"""Wall time of the study on each executor, printed at the end (the issue's acceptance numbers)."""
+
+
+def final_losses(study_dir: Path) -> pd.Series:
+    runs, _ = collect(study_dir)
+    return runs.set_index("name")["loss"].sort_index()
+
+
+def timed_study(path: Path, executor: ExecutorConfig, label: str) -> pd.DataFrame:
+    study = load_study(path)
+    start = time.monotonic()
+    status = run_study(study, executor, progress=False, poll_seconds=0.2)
+    WALL[label] = time.monotonic() - start
+    print(f"\nwall time of the 3-run study, {label}: {WALL[label]:.1f} s")
+    return status
+
+
+def trained_twice(status: pd.DataFrame) -> list[str]:
+    """Runs trained more than once: two attempts from step 0, or an attempt that did not resume."""
+    twice = []
+    for row in status.itertuples():
+        starts = [a["from_step"] for a in read_attempts(row.run_dir)]
+        if not starts or starts.count(0) != 1 or starts[0] != 0 or any(s <= 0 for s in starts[1:]):
+            twice.append(f"{row.name}: attempts from steps {starts}")
+    return twice
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> pd.Series:
+    """The study on the local executor: the losses every cluster must reproduce."""
+    path = write_study(tmp_path_factory.mktemp("local"))
+    status = timed_study(path, ExecutorConfig(kind="local", workers=2), "local (2 workers)")
+    assert (status["state"] == "done").all(), status
+    return final_losses(load_study(path).directory)
+
+
+def test_slurm_study_completes_with_local_losses(slurm_cluster: Cluster, reference: pd.Series, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.slurm_conf)
+    path = write_study(tmp_path)
+    executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5,
+                              slurm_log_dir=str(tmp_path / "logs"))  # fmt: skip
+    status = timed_study(path, executor, "slurm (real, 2 CPUs)")
+    assert (status["state"] == "done").all(), status
+    assert final_losses(load_study(path).directory).tolist() == reference.tolist()  # bit for bit
+    assert trained_twice(status) == []
+    assert sorted(p.name for p in (tmp_path / "logs").glob("*_log.out")) == sorted(f"{j}_0_log.out" for j in status["job"])
+
+    def status_json() -> list[dict]:
+        capsys.readouterr()
+        assert main(["study", "status", str(path), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["runs"]
+
+    # the scheduler's job ids and states: a task may still be exiting (RUNNING) after it reported
+    wait_until(lambda: {r["job_state"] for r in status_json()} == {"COMPLETED"}, 60, "squeue to show COMPLETED", 0.5)
+    runs = status_json()
+    assert {r["executor"] for r in runs} == {"slurm"} and len({r["job"].split("_")[0] for r in runs}) == 1
+    assert {r["attempts"] for r in runs} == {1}
+
+
+def test_slurm_task_stopped_like_a_time_limit_resumes(slurm_cluster: Cluster, reference: pd.Series, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.slurm_conf)
+    path = write_study(tmp_path)
+    study = load_study(path)
+    victim: dict[str, str] = {}
+
+    def cancel_one_after_its_first_checkpoint() -> None:
+        def running_past_a_checkpoint() -> bool:
+            for job_file in study.directory.glob("*/job.json"):
+                run_dir = job_file.parent
+                found = latest_checkpoint(run_dir)
+                if found and found[0] < 60 and read_attempts(run_dir):
+                    victim.update(json.loads(job_file.read_text()), run_dir=str(run_dir), step=str(found[0]))
+                    return True
+            return False
+
+        wait_until(running_past_a_checkpoint, 120, "a slurm task past its first checkpoint", every=0.02)
+        # what a time limit does: SIGCONT + SIGTERM to the task, SIGKILL KillWait seconds later
+        subprocess.run(["scancel", victim["job"]], check=True, env=slurm_cluster.env | {"SLURM_CONF": slurm_cluster.slurm_conf})
+
+    killer = threading.Thread(target=cancel_one_after_its_first_checkpoint, daemon=True)
+    killer.start()
+    executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5)
+    status = timed_study(path, executor, "slurm, one task cancelled mid-run")
+    killer.join(timeout=5)
+    assert victim, "no task was stopped"
+    assert (status["state"] == "done").all(), status
+    attempts = read_attempts(victim["run_dir"])
+    print(f"slurm time-limit test: task {victim['job']} stopped after step {victim['step']}; attempts from steps "
+          f"{[a['from_step'] for a in attempts]}")  # fmt: skip
+    assert len(attempts) == 2 and attempts[1]["from_step"] >= int(victim["step"]) > 0  # resumed, not restarted
+    assert attempts[1]["job"] != victim["job"]  # a resubmission: a new array task
+    assert trained_twice(status) == []
+    assert final_losses(study.directory).tolist() == reference.tolist()
+
+
+def test_ray_study_survives_losing_a_node(ray_cluster: Cluster, reference: pd.Series, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # the cluster's token: Ray's default token file
+    path = write_study(tmp_path)
+    study = load_study(path)
+    lost: dict[str, str] = {}
+
+    def kill_node2_mid_run() -> None:
+        def node2_run_past_a_checkpoint() -> bool:
+            if not ray.is_initialized():
+                return False
+            node2 = {n["NodeID"] for n in ray.nodes() if n["NodeManagerAddress"] == "127.0.0.3" and n["Alive"]}
+            for attempts_file in study.directory.glob("*/attempts.jsonl"):
+                run_dir = attempts_file.parent
+                found = latest_checkpoint(run_dir)
+                on_node2 = [a for a in read_attempts(run_dir) if a["node"] in node2]
+                if on_node2 and found and found[0] < 60:
+                    lost.update(run_dir=str(run_dir), step=str(found[0]))
+                    return True
+            return False
+
+        wait_until(node2_run_past_a_checkpoint, 120, "a run on the second Ray node past its first checkpoint", every=0.02)
+        subprocess.run(["bash", str(Path(__file__).parents[2] / "scripts" / "cluster-local.sh"), "ray", "lose-node"],
+                       env=ray_cluster.env, check=True, timeout=30)  # fmt: skip
+
+    killer = threading.Thread(target=kill_node2_mid_run, daemon=True)
+    killer.start()
+    executor = ExecutorConfig(kind="ray", ray_address=RAY_ADDRESS, workers=2)
+    status = timed_study(path, executor, "ray (two nodes, one lost mid-run)")
+    killer.join(timeout=5)
+    assert lost, "no node was lost"
+    assert (status["state"] == "done").all(), status
+    attempts = read_attempts(lost["run_dir"])
+    print(f"ray node-loss test: node 2 killed at step >= {lost['step']} of a run; attempts from steps "
+          f"{[a['from_step'] for a in attempts]}, nodes {[a['node'][:8] for a in attempts]}")  # fmt: skip
+    assert len(attempts) == 2 and attempts[1]["from_step"] >= int(lost["step"]) > 0
+    assert attempts[1]["node"] != attempts[0]["node"]  # resumed on the surviving node
+    assert trained_twice(status) == []
+    assert final_losses(study.directory).tolist() == reference.tolist()
+    print(f"wall times: {json.dumps({k: round(v, 1) for k, v in WALL.items()})}")
