@@ -18,7 +18,7 @@ from scalinglab.study.store import RunStore
 from scalinglab.train.run import train
 from scalinglab.train.rundir import RunLock, lock_holder, read_metrics, read_status
 
-VOLATILE = {"wall_time", "tokens_per_s"}
+VOLATILE = {"wall_time", "tokens_per_s", "model_flops_per_s", "hardware_flops_per_s", "fraction_of_peak_model", "fraction_of_peak_hardware"}
 
 
 def _records(run_dir: Path) -> list[dict]:

@@ -44,7 +44,7 @@ overrides = ["schedule.kind=wsd", "schedule.decay_fraction=0.25", "schedule.warm
 """A parent (constant LR to step 15), branches to 10 and 20 steps (decays from steps 8 and 15), and the
 dedicated WSD run to 20 steps."""
 
-VOLATILE = {"wall_time", "tokens_per_s"}
+VOLATILE = {"wall_time", "tokens_per_s", "model_flops_per_s", "hardware_flops_per_s", "fraction_of_peak_model", "fraction_of_peak_hardware"}
 
 
 def _records(run_dir: Path) -> list[dict]:

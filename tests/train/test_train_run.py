@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,11 @@ def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
     last = records[-1]
     assert last["tokens"] == 40 * 8 * 32
     assert last["flops_structural"] == pytest.approx(fpt["structural"] * last["tokens"])
+    for r in records:  # the fraction of the machine's measured matmul peak, by each FLOP count
+        assert r["model_flops_per_s"] == pytest.approx(r["tokens_per_s"] * fpt["model"])
+        assert r["hardware_flops_per_s"] == pytest.approx(r["tokens_per_s"] * fpt["hardware"])
+        assert 0 < r["fraction_of_peak_hardware"] <= 1 and 0 < r["fraction_of_peak_model"] <= 1, r
+    assert (Path(cache) / "peak.json").is_file()  # measured once, then read by every later run
     assert records[0]["train_loss"] == pytest.approx(math.log(VOCAB), abs=0.3)  # a fresh model is near uniform
     assert last["val_loss_valid"] < records[0]["val_loss_valid"] - 0.5
     assert last["noise_trace_sigma"] > 0

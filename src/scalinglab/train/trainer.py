@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from scalinglab.data import SequenceSampler, eval_batches, prepare
+from scalinglab.data import SequenceSampler, default_cache_dir, eval_batches, prepare
 from scalinglab.errors import ConfigError, DiskError, ScalinglabError, Stopped, TrainingError
 from scalinglab.model import build_model
 from scalinglab.model.counting import count_params, flops_per_token
@@ -33,6 +33,7 @@ from scalinglab.train.distributed import Distributed
 from scalinglab.train.lr_rules import peak_lr
 from scalinglab.train.mirrors import Mirrors
 from scalinglab.train.noise_scale import NoiseScale
+from scalinglab.train.peak import matmul_peak
 from scalinglab.train.schedules import eval_steps, lr_at, warmup_steps
 
 
@@ -74,6 +75,7 @@ class Trainer:
             torch.set_num_threads(rt.threads)
         use_bf16 = rt.dtype == "bf16" or (rt.dtype == "auto" and device.type == "cuda")
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        self.matmul_dtype = torch.bfloat16 if use_bf16 else torch.float32
         self.status = rundir.StatusWriter(self.run_dir) if self.main else None
 
         # the run's length and batch geometry
@@ -109,6 +111,8 @@ class Trainer:
         self.model: Any = None
         self.optimizer: FlatAdamW | None = None
         self.noise: NoiseScale | None = None
+        self.peak_flops = math.inf
+        """The machine's matmul peak (FLOP/s), for the fraction of it each metrics record reports."""
         self.step, self.wall_time, self.train_time, self.best = 0, 0.0, 0.0, {}
         self.resumed = False
         """True once _resume has set the position: from then on a failure writes a summary."""
@@ -173,6 +177,7 @@ class Trainer:
         )
         if cfg.runtime.compile:  # the training path: training and evaluation call loss(), never forward()
             self.model.loss = torch.compile(self.model.loss)
+        self.peak_flops = matmul_peak(self.device, self.matmul_dtype, Path(cfg.runtime.cache_dir or default_cache_dir()))
         # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens)
         self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step) if cfg.eval.noise_scale else None
 
@@ -414,11 +419,18 @@ class Trainer:
         tokens = self.step * self.tokens_per_step
         record: dict[str, Any] = {"step": self.step, "tokens": tokens}
         record.update({f"flops_{k}": v * tokens for k, v in self.flops_per_token.items()})
+        tokens_per_s = len(losses) * self.tokens_per_step / steps_time
+        f = self.flops_per_token
         record.update(
             lr=lr,
             train_loss=sum(losses) / len(losses),
             grad_norm=grad_norm,
-            tokens_per_s=len(losses) * self.tokens_per_step / steps_time,
+            tokens_per_s=tokens_per_s,
+            # PaLM's model FLOPs utilisation and the kernels' own count, over the machine's measured matmul peak
+            model_flops_per_s=tokens_per_s * f["model"],
+            hardware_flops_per_s=tokens_per_s * f["hardware"],
+            fraction_of_peak_model=tokens_per_s * f["model"] / self.peak_flops,
+            fraction_of_peak_hardware=tokens_per_s * f["hardware"] / self.peak_flops,
             wall_time=self.wall_time,
             epoch=self.sampler.epoch,
         )
