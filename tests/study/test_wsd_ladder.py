@@ -44,7 +44,14 @@ overrides = ["schedule.kind=wsd", "schedule.decay_fraction=0.25", "schedule.warm
 """A parent (constant LR to step 15), branches to 10 and 20 steps (decays from steps 8 and 15), and the
 dedicated WSD run to 20 steps."""
 
-VOLATILE = {"wall_time", "tokens_per_s", "model_flops_per_s", "hardware_flops_per_s", "fraction_of_peak_model", "fraction_of_peak_hardware"}
+VOLATILE = {
+    "wall_time",
+    "tokens_per_s",
+    "model_flops_per_s",
+    "hardware_flops_per_s",
+    "fraction_of_peak_model",
+    "fraction_of_peak_hardware",
+}
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -161,9 +168,8 @@ def test_the_report_names_the_branch_points_and_their_cost(trained) -> None:
     runs, curves = collect(trained["study"].directory)
     a = cooldown_branches(runs, curves)
     assert sorted(a.points["name"]) == ["wsd_ladder-L2-d32-D2.56e3", "wsd_ladder-L2-d32-D5.12e3"]
-    assert a.compute_ratio == pytest.approx(
-        (15 + 2 + 5) / (10 + 20)
-    )  # steps trained / steps of separate runs
+    trained_steps, separate_steps = 15 + 2 + 5, 10 + 20  # the parent and two decays; two runs from scratch
+    assert a.compute_ratio == pytest.approx(trained_steps / separate_steps)
     text = caption_branches(a)
     assert "2 points of the laws are cooldown branches of 1 stable-phase run " in text and "D5.12e3" in text
     assert fig_branches(a).axes[0].get_title() == "Cooldown branches of a wsd_ladder"
