@@ -1,7 +1,7 @@
 """Training throughput as a fraction of the matmul peak measured in the same run (CPU fp32, CUDA bf16).
 
 For each shape it times real training steps as the trainer runs them (forward, backward, gradient
-clipping, fused AdamW, 4,096 tokens per step) and converts tokens/s to FLOP/s two ways
+clipping and AdamW on flat buffers, 4,096 tokens per step) and converts tokens/s to FLOP/s two ways
 (scalinglab.model.counting): model FLOPs, PaLM's 6N + 12·L·T·d (full attention, the head included),
 and hardware FLOPs, the matmuls the kernels really do (causal attention at half). The peak is large
 square matmuls on the same threads (bf16 under autocast on CUDA), timed over about as long as a step.
@@ -12,7 +12,7 @@ other processes held the cores. The hardware fraction cannot pass 1: it counts o
 against the best rate of the same kernels (tests/model/test_model_counting.py checks the count).
 
 A nanoGPT-style model (``NanoGPT`` below, written here after Karpathy's nanoGPT model.py: the same
-blocks, but ``F.cross_entropy`` on materialised logits and no parameter grouping tricks) is timed in
+blocks, but ``F.cross_entropy`` on materialised logits, torch's fused AdamW and clip_grad_norm_) is timed in
 the same loop, so the speed-up over it is a ratio from one run.
 
     .venv/bin/python benchmarks/train_throughput.py                  # the issue's three shapes, 2 threads
@@ -43,6 +43,7 @@ from scalinglab.model import build_model
 from scalinglab.model.config import ModelConfig
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.model.gpt import GPT
+from scalinglab.train.adamw import FlatAdamW
 
 # (n_layer, d_model, n_ctx) and the target fraction of peak by model FLOPs on 2 cores (issue 14).
 SHAPES = {(2, 128, 128): 0.45, (4, 256, 256): 0.83, (6, 384, 256): 0.83}
@@ -133,27 +134,39 @@ def family_configs(cfg: ModelConfig) -> dict[str, ModelConfig]:
     }
 
 
-def make_step(model: nn.Module, cfg: ModelConfig, device: torch.device) -> Callable[[], float]:
-    """One training step as the trainer takes it (bf16 autocast on CUDA), on a fixed random batch."""
+def make_step(model: nn.Module, cfg: ModelConfig, device: torch.device, flat: bool = True) -> Callable[[], float]:
+    """One training step as the trainer takes it (bf16 autocast on CUDA), on a fixed random batch: its flat-buffer
+    AdamW and clipping, or with ``flat=False`` torch's fused AdamW and clip_grad_norm_ (nanoGPT's loop)."""
     model = model.to(device)
     named = list(model.named_parameters())
-    decay = [p for n, p in named if p.dim() >= 2 and not n.startswith("wpe.")]
-    rest = [p for n, p in named if not (p.dim() >= 2 and not n.startswith("wpe."))]
-    groups = [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=1e-4, fused=True)
+    no_decay = [int(p.dim() < 2 or n.startswith("wpe.")) for n, p in named]
     batch = torch.randint(0, cfg.vocab_size, (TOKENS_PER_STEP // cfg.n_ctx, cfg.n_ctx + 1), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     params = [p for _, p in named]
+    if flat:
+        opt = FlatAdamW(params, no_decay, [0.1, 0.0], lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
 
-    def step() -> None:
+        def step() -> None:
+            with autocast:
+                loss = model.loss(batch[:, :-1], batch[:, 1:])
+            loss.backward()
+            opt.clip_(opt.grad_norm(), 1.0)
+            opt.step(1e-4)
+            opt.zero_grad()
+
+        return step
+    groups = [{"params": [p for p, g in zip(params, no_decay) if g == k], "weight_decay": wd} for k, wd in ((0, 0.1), (1, 0.0))]
+    torch_opt = torch.optim.AdamW(groups, lr=1e-4, fused=True)
+
+    def torch_step() -> None:
         with autocast:
             loss = model.loss(batch[:, :-1], batch[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        torch_opt.step()
+        torch_opt.zero_grad(set_to_none=True)
 
-    return step
+    return torch_step
 
 
 def main() -> None:
@@ -184,7 +197,7 @@ def main() -> None:
     for shape, cfg in configs.items():
         for name, cls in models.items():
             torch.manual_seed(0)
-            steps[shape, name], timings[shape, name] = make_step(cls(cfg), cfg, device), Timing(sync)
+            steps[shape, name], timings[shape, name] = make_step(cls(cfg), cfg, device, flat=name == "scalinglab"), Timing(sync)
     families = {(shape, arch): c for shape, cfg in configs.items() for arch, c in family_configs(cfg).items()} if args.families else {}
     for key, c in families.items():
         torch.manual_seed(0)

@@ -1,10 +1,10 @@
 """Training speed measured on this machine, for the plan's time estimates; cached on disk.
 
 - :func:`step_seconds`: one AdamW step of a GPT shape. The real model runs one warm-up step, then real
-  steps (forward, backward, gradient clipping, fused AdamW, as the trainer does) are timed until there
+  steps (forward, backward, gradient clipping and AdamW on flat buffers, as the trainer does) are timed until there
   are at least 3 and 0.5 s; the median resists noise from other processes.
 - :func:`parallel_costs`: what K runs at once cost: K fresh processes start together (importing
-  torch, its optimiser machinery and the trainer, as pool workers do), then time the same reference
+  torch and the trainer, as pool workers do), then time the same reference
   step together, so the slowdown of parallel runs on this machine (shared cores, memory bandwidth,
   other users) is measured rather than assumed.
 - :func:`data_seconds`: loading a prepared corpus from the token cache, paid by every run.
@@ -64,21 +64,23 @@ def measure_step_seconds(model: ModelConfig, micro: int, threads: int = 1, min_s
     import torch
 
     from scalinglab.model.gpt import GPT
+    from scalinglab.train.adamw import FlatAdamW
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
         net = GPT(model)
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
+        params = list(net.parameters())
+        opt = FlatAdamW(params, [int(p.dim() < 2) for p in params], [0.1, 0.0], lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
         batch = torch.randint(0, model.vocab_size, (micro, model.n_ctx + 1))
 
         def step() -> None:
             loss = net.loss(batch[:, :-1], batch[:, 1:])
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            opt.clip_(opt.grad_norm(), 1.0)
+            opt.step(1e-4)
+            opt.zero_grad()
             loss.item()
 
         step()  # warm-up: allocations and first-call costs
@@ -125,8 +127,6 @@ def _measure_parallel(workers: int) -> list[float]:
 
 def probe(tmp: str, index: int) -> None:
     """One process of :func:`parallel_costs`: import what a worker imports, wait for the others, time steps."""
-    import torch._dynamo  # noqa: F401  (AdamW imports it on first use: part of a worker's start-up)
-
     import scalinglab.study.worker  # noqa: F401
     import scalinglab.train.trainer  # noqa: F401
 
