@@ -39,9 +39,16 @@ Times come from a few real training steps per distinct shape, timed on this mach
 per run and cached in $SCALINGLAB_CACHE/throughput.json; --remeasure times them again, --no-measure
 skips them.
 
+With --executor slurm or ray the wall time is for the cluster: --workers K runs at once (default:
+the cluster's CPUs over --threads-per-run, from sinfo or from the Ray cluster at --ray-address),
+each on cores of its own, so without this machine's parallel slowdown; every SLURM array task pays a
+process start-up. Per-run times stay this machine's.
+
 Examples:
   scalinglab study plan studies/ladder.toml
   scalinglab study plan studies/ladder.toml --workers 2 --json
+  scalinglab study plan studies/ladder.toml --executor slurm --workers 64
+  scalinglab study plan studies/ladder.toml --executor ray --ray-address auto
 """
 
 RUN_HELP = """\
@@ -81,7 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     plan = command(actions, "plan", "dry run: every run, its cost and estimated time", PLAN_HELP, run_plan)
     plan.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
-    plan.add_argument("--workers", type=int, default=0, help="parallel runs for the wall-time estimate (default: cores)")
+    plan.add_argument("--workers", type=int, default=0,
+                      help="parallel runs for the wall-time estimate (default: this machine's cores, or the cluster's size)")  # fmt: skip
+    plan.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                      help="estimate for this executor: slurm and ray give each run cores of its own")  # fmt: skip
+    plan.add_argument("--threads-per-run", type=int, default=1, help="CPU threads of each run (default: 1)")
+    plan.add_argument("--slurm-partition", default="", help="size the SLURM cluster by this partition's nodes")
+    plan.add_argument("--ray-address", default="", help="size the Ray cluster at this address ('auto' or host:port)")
     plan.add_argument("--no-measure", action="store_true", help="skip timing steps (no time estimates)")
     plan.add_argument("--remeasure", action="store_true", help="time every shape again (the machine's load changed)")
     add_json_flag(plan)
@@ -139,11 +152,15 @@ def _duration(seconds: float) -> str:
 
 def run_plan(args: argparse.Namespace) -> int:
     from scalinglab.study import load_study, plan_study, plan_totals
-    from scalinglab.study.executors import ExecutorConfig
+    from scalinglab.study.executors import ExecutorConfig, cluster_workers
 
     study = load_study(args.study)
-    table = plan_study(study, measure=not args.no_measure, remeasure=args.remeasure, progress=not args.json)
-    totals = plan_totals(table, ExecutorConfig(workers=args.workers).n_workers, remeasure=args.remeasure)
+    executor = ExecutorConfig(kind=args.executor, workers=args.workers, threads_per_run=args.threads_per_run,
+                              slurm_partition=args.slurm_partition, ray_address=args.ray_address)  # fmt: skip
+    workers = executor.n_workers if args.executor == "local" or args.workers else cluster_workers(executor)
+    table = plan_study(study, measure=not args.no_measure, remeasure=args.remeasure, threads=args.threads_per_run,
+                       progress=not args.json)  # fmt: skip
+    totals = plan_totals(table, workers, remeasure=args.remeasure, executor=args.executor)
     if args.json:
         print_json({"study": study.name, "directory": str(study.directory), "runs": table.to_dict("records"), "totals": totals})
         return 0
@@ -160,8 +177,9 @@ def run_plan(args: argparse.Namespace) -> int:
         f"{totals['C_structural']:.3g} FLOPs (structural)\n"
         f"estimated {_duration(totals['est_run_seconds'])} of training, "
         f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s) "
-        f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); "
-        f"study directory {study.directory}"
+        + (f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); " if args.executor == "local" else
+           f"on {args.executor} (cores of their own; this machine's speed per run); ")  # fmt: skip
+        + f"study directory {study.directory}"
     )
     for b in totals["branches"]:  # a wsd_ladder: its points against the same points as separate runs
         print(f"{b['design']}: {b['points']} L(N, D) points from cooldown branches for C = {b['C']:.3g} FLOPs (6ND), "

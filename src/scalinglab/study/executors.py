@@ -320,6 +320,35 @@ class SlurmExecutor:
         pass  # array tasks keep their claims and finish; the next study run waits for them
 
 
+def cluster_workers(cfg: ExecutorConfig) -> int:
+    """How many runs the cluster ``cfg`` names can train at once: its CPUs over the threads of a run.
+
+    SLURM: the CPUs of the partition's nodes (``sinfo``); Ray: the cluster's CPUs (joins ``ray_address``).
+    """
+    if cfg.kind == "slurm":
+        if shutil.which("sinfo") is None:
+            raise ConfigError("no sinfo here to size the SLURM cluster; give --workers (the runs it trains at once).")
+        command = ["sinfo", "--noheader", "--Node", "--format=%N %c"]
+        if cfg.slurm_partition:
+            command.append(f"--partition={cfg.slurm_partition}")
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            raise ConfigError(f"sinfo failed ({e}); check SLURM_CONF, or give --workers.") from None
+        cpus = {node: int(n) for node, n in (line.split() for line in out.splitlines() if line.strip())}
+    elif cfg.kind == "ray" and cfg.ray_address:
+        ex = RayExecutor(cfg)
+        try:
+            cpus = {"cluster": int(ex._ray.cluster_resources().get("CPU", 0))}
+        finally:
+            ex.close()
+    else:
+        raise ConfigError(f"the {cfg.kind} executor's size is unknown here; give --workers or --ray-address.")
+    slots = sum(cpus.values()) // cfg.threads_per_run
+    check(slots >= 1, f"the {cfg.kind} cluster has no free CPUs for a run of {cfg.threads_per_run} thread(s).")
+    return slots
+
+
 def make_executor(cfg: ExecutorConfig, study_dir: Path) -> Executor:
     """The executor ``cfg`` asks for (slurm logs and pickles go to ``<study_dir>/.submitit``)."""
     if cfg.kind == "ray":

@@ -129,21 +129,29 @@ def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> flo
     return RUN_OVERHEAD_SECONDS + steps * step + evals * eval_seconds
 
 
-def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False) -> dict[str, Any]:
+def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False, executor: str = "local") -> dict[str, Any]:
     """Totals of a plan table and the study's estimated wall time with ``workers`` parallel runs.
 
-    The parallel slowdown and start-up are measured for ``workers`` processes (cached; ``remeasure``
-    times them again).
+    Locally the parallel slowdown and start-up are measured for ``workers`` processes on this machine
+    (cached; ``remeasure`` times them again). On a cluster (``executor`` 'slurm' or 'ray') each of the
+    ``workers`` slots has cores of its own, so runs are not slowed by each other; the start-up of one
+    fresh process is paid by every SLURM array task (a new process per run) and once per Ray worker
+    (Ray reuses its worker processes). Per-run times are this machine's: a faster cluster node is faster.
     """
     workers = max(1, workers)
     seconds = sorted(table["est_seconds"].dropna(), reverse=True)
     wall = slowdown = float("nan")
     if seconds:
-        startup, step = parallel_costs(workers, remeasure)
-        slowdown = max(1.0, step / parallel_costs(1, remeasure)[1]) if workers > 1 else 1.0
+        if executor == "local":
+            startup, step = parallel_costs(workers, remeasure)
+            slowdown = max(1.0, step / parallel_costs(1, remeasure)[1]) if workers > 1 else 1.0
+            per_run = 0.0
+        else:
+            startup, slowdown = parallel_costs(1, remeasure)[0], 1.0
+            per_run, startup = (startup, 0.0) if executor == "slurm" else (0.0, startup)
         queues = [0.0] * workers
         for s in seconds:  # longest first onto the least loaded worker (LPT scheduling)
-            heapq.heapreplace(queues, queues[0] + s * slowdown)
+            heapq.heapreplace(queues, queues[0] + s * slowdown + per_run)
         wall = table.attrs.get("data_seconds", 0.0) + startup + max(queues)
     trained = 1 - table["branch_step"] / table["steps"].clip(lower=1)  # the share of each run it trains itself
     return {
@@ -154,6 +162,7 @@ def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False) 
         "C_structural": float((table["C_structural"] * trained).sum()),
         "est_run_seconds": float(sum(seconds)) if seconds else float("nan"),
         "workers": workers,
+        "executor": executor,
         "parallel_slowdown": slowdown,
         "est_wall_seconds": wall,
         "branches": branch_savings(table),
