@@ -69,13 +69,14 @@ def register(actions: argparse._SubParsersAction) -> None:
     watch.add_argument("--html", metavar="PATH", help="also write a self-refreshing HTML page here")
 
 
-def _study_and_runs(path: str) -> tuple[Any, Path, Any]:
-    """(study or None, study directory, collected runs table) for a study file or a study directory."""
+def _study_and_runs(path: str, need_runs: bool) -> tuple[Any, Path, Any]:
+    """(study or None, study directory, collected runs table or None) for a study file or a study directory;
+    the runs are read when ``need_runs`` or when only a directory gives the shapes."""
     from scalinglab.study import collect, load_study
 
     study = None if Path(path).is_dir() else load_study(path)
     directory = Path(path) if study is None else study.directory
-    runs, _ = collect(directory)
+    runs = collect(directory)[0] if need_runs or study is None else None
     return study, directory, runs
 
 
@@ -107,7 +108,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     from scalinglab import atomic
     from scalinglab.study.suggest import ShapeRule, design_block, suggest
 
-    study, directory, runs = _study_and_runs(args.study)
+    study, directory, runs = _study_and_runs(args.study, need_runs=not args.fit)
     fit = _fit(args, runs)
     print_warnings("study suggest", [w for w in fit.warnings if w["kind"] != "not_converged"])
     rule = ShapeRule.of_study(study) if study is not None else ShapeRule.of_runs(runs, directory)

@@ -256,7 +256,7 @@ def _greedy(S: np.ndarray, grad: np.ndarray, J: np.ndarray, cost: np.ndarray, sp
         a = np.einsum("bmp,bp->bm", Sj, grad)  # (B, M)
         gain = (a**2 / (sigma2 + s)).mean(axis=0)  # (M,)
         cap = left / (k - i) if rule == "share" else left
-        ok = cost <= cap * (1 + 1e-9)
+        ok = (cost <= cap * (1 + 1e-9)) & ~np.isin(np.arange(len(cost)), chosen)  # a run twice is one run (one identity)
         if not ok.any():
             break
         score = gain / cost if rule == "per_flop" else gain

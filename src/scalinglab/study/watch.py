@@ -23,7 +23,7 @@ from typing import TextIO
 import numpy as np
 
 from scalinglab import atomic
-from scalinglab.errors import ScalinglabError
+from scalinglab.errors import ConfigError, ScalinglabError
 from scalinglab.study.config import StudyConfig, expand_study
 from scalinglab.study.runner import _cost, study_status
 from scalinglab.train.rundir import METRICS
@@ -125,7 +125,7 @@ class StudyView:
         self.study, self.law, self.budget, self.width, self.levels = study, law, budget, width, levels
         self.costs = {run.name: _cost(run.config) for run in expand_study(study)}
         self.tails: dict[str, CurveTail] = {}
-        self.fit_line, self.fitted_on = "fit: no finished runs yet", -1
+        self.fit_line, self.fitted_on = "", -1
         self.finished = False
 
     def frame(self) -> list[str]:
@@ -152,8 +152,8 @@ class StudyView:
         eta = left / (rate_cost / rate_seconds) / max(1, running) if rate_cost > 0 else float("nan")
         self.finished = not any(s not in FINISHED for s in counts)
         done = counts.get("done", 0)
-        if done != self.fitted_on:
-            self.fit_line, self.fitted_on = self._fit(), done
+        if done != self.fitted_on:  # refit only when a run has finished
+            self.fit_line, self.fitted_on = (self._fit() if done else f"fit {self.law}: no finished runs yet"), done
         order = ["done", "running", "waiting", "stale", "pending", "failed", "damaged"]
         summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0) or s in ("done", "running", "pending"))
         when = "finished" if self.finished else f"ETA {_duration(eta) if left else '0 s'}"
@@ -210,6 +210,8 @@ def watch(study: StudyConfig, *, interval: float = 5.0, once: bool = False, law:
 
     On a terminal each frame replaces the last; otherwise frames follow each other, a blank line apart.
     """  # fmt: skip
+    if interval <= 0 or width < 1:
+        raise ConfigError(f"--interval {interval:g} and --width {width} must be positive; e.g. --interval 5 --width 32.")
     out = out or sys.stdout
     unicode = (getattr(out, "encoding", "") or "").lower().replace("-", "").startswith("utf")
     view = StudyView(study, law, budget, width, SPARK if unicode else ASCII_SPARK)
