@@ -9,8 +9,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from scalinglab.atomic import dumps
-
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
@@ -18,6 +16,8 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def print_json(data: Any) -> None:
     """``data`` as strict JSON on stdout (NaN and infinity as null)."""
+    from scalinglab.atomic import dumps  # here, not at the top: `--help` needs none of hashlib and shutil
+
     sys.stdout.write(dumps(data, indent=2) + "\n")
 
 

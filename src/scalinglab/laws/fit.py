@@ -294,15 +294,22 @@ def _optimise(problem: Problem, theta0: np.ndarray, progress: bool) -> tuple[np.
     candidates, values = multistart(problem, theta0, progress=progress)
     if not np.isfinite(values[0]):
         raise FitError(f"law '{problem.form.name}' cannot be evaluated at any start on these data; check the table's units.")
-    # Polish the best few distinct local minima; keep the lowest.
-    best = None
-    for theta in candidates[: min(3, len(candidates))]:
-        res = polish(problem, theta)
-        if best is None or res.fun < best.fun:
-            best = res
-    theta_hat = finish(problem, best.x)
+    # Polish the best few distinct local minima; keep the lowest. One that the batch's Gauss-Newton already left
+    # converged is kept as it is: L-BFGS-B would not move it, and skipping it spares importing scipy.optimize.
+    best = candidates[: min(3, len(candidates))]
+    f_best, dec_best = expected_decrease(problem, best)
+    theta_best, f_min, message = best[0], np.inf, ""
+    for theta, f_k, ok in zip(best, f_best, is_converged(f_best, dec_best)):
+        if ok:
+            x, f_x, why = theta, f_k, "Gauss-Newton converged"
+        else:
+            res = polish(problem, theta)
+            x, f_x, why = res.x, res.fun, res.message
+        if f_x < f_min:
+            theta_best, f_min, message = x, f_x, why
+    theta_hat = finish(problem, theta_best)
     f, dec = expected_decrease(problem, theta_hat[None, :])
-    status = f"{best.message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
+    status = f"{message} (expected further decrease {float(dec[0] / max(f[0], 1e-300)):.1e} of the objective)"
     at_optimum = int(np.sum(values <= f[0] * (1 + 1e-9) + 1e-300))
     return theta_hat, float(f[0]), float(dec[0]), status, max(at_optimum, 1)
 

@@ -18,10 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from tqdm import tqdm
 
 from scalinglab.laws.forms import Form
+
+BLOCK = 8192
+"""Batch members x rows per block of :meth:`Problem.evaluate`: a block's temporaries stay in the core's cache and
+below glibc's mmap threshold (unblocked, a 256-start chunk on 240 runs spent 8x longer per start in page faults)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class Problem:
     """Huber threshold on log residuals (Hoffmann App D.2)."""
     penalty: float = 0.0
     """Extra relative weight on over-predictions (residual > 0); 0 = symmetric."""
+    groups: np.ndarray | None = None
+    """Each row's group number ``(n,)``, with ``counts``: a batch member's weight on row i is
+    ``counts[k, groups[i]] * weights[i]`` (a bootstrap by run, without a ``(K, n)`` copy of the weights)."""
+    counts: np.ndarray | None = None
+    """``(K, G)`` multiplicity of each group in each batch member (None: the weights as they are)."""
 
     @property
     def lower(self) -> np.ndarray:
@@ -51,30 +58,64 @@ class Problem:
     def evaluate(self, theta: np.ndarray, rows: np.ndarray | None = None, jac: bool = False):
         """Objective ``(K,)``, gradient ``(K, P)``, and Gauss-Newton matrix ``(K, P, P)`` at ``theta (K, P)``.
 
-        ``rows`` selects which batch members' weights apply when ``weights`` is ``(K, n)``.
+        ``rows`` selects which batch members' weights apply when ``weights`` is ``(K, n)`` or ``counts`` is
+        given (None: member k takes row k). The sums run over blocks of :data:`BLOCK` members x rows.
         """
-        with np.errstate(all="ignore"):
-            logpred, J = self.form.evaluate(theta, self.logx, jac)
-            r = logpred - self.logy  # (K, n)
-            w = self.weights if self.weights.ndim == 1 or rows is None else self.weights[rows]
-            if self.penalty:
-                w = w * (1.0 + self.penalty * (r > 0))
-            a = np.abs(r)
-            huber = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-            f = (w * huber).sum(axis=1)
+        theta = np.asarray(theta, dtype=float)
+        K, n = theta.shape[0], self.logy.size
+        per = max(1, BLOCK // n)
+        if len(theta) <= per:
+            return self._evaluate(theta, rows, jac)
+        members = np.arange(K) if rows is None else np.asarray(rows)
+        parts = [self._evaluate(theta[i : i + per], members[i : i + per], jac) for i in range(0, K, per)]
+        f = np.concatenate([p[0] for p in parts])
+        if not jac:
+            return f, None, None
+        return f, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+    def _member_weights(self, rows: np.ndarray | None, cols: slice) -> np.ndarray:
+        """Weights ``(n_b,)`` or ``(K, n_b)`` of the batch members ``rows`` on the rows ``cols``."""
+        w = self.weights[..., cols]
+        if w.ndim == 2 and rows is not None:
+            w = w[rows]
+        if self.counts is not None:
+            counts = self.counts if rows is None else self.counts[rows]
+            w = counts[:, self.groups[cols]] * w
+        return w
+
+    def _evaluate(self, theta: np.ndarray, rows: np.ndarray | None, jac: bool):
+        """:meth:`evaluate` for one block of members, summed over blocks of rows."""
+        K, P = theta.shape
+        n = self.logy.size
+        step = max(1, BLOCK // K)
+        f = np.zeros(K)
+        g = np.zeros((K, P)) if jac else None
+        H = np.zeros((K, P, P)) if jac else None
+        for start in range(0, n, step):
+            cols = slice(start, start + step)
+            logx = self.logx if step >= n else {k: v[cols] for k, v in self.logx.items()}
+            w = self._member_weights(rows, cols)
+            with np.errstate(all="ignore"):
+                logpred, J = self.form.evaluate(theta, logx, jac)
+                r = logpred - self.logy[cols]  # (K, n_b)
+                if self.penalty:
+                    w = w * (1.0 + self.penalty * (r > 0))
+                a = np.abs(r)
+                huber = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+                f += (w * huber).sum(axis=1)
+                if not jac:
+                    continue
+                psi = np.clip(r, -self.delta, self.delta)  # Huber derivative
+                g += np.matmul(J, (w * psi)[:, :, None])[:, :, 0]
+                # IRLS weight psi(r)/r majorises the Huber loss by a quadratic (1 inside delta, delta/|r| outside).
+                irls = w * np.minimum(1.0, self.delta / np.maximum(a, 1e-300))
+                H += np.matmul(J * irls[:, None, :], J.transpose(0, 2, 1))  # (K, P, P)
         bad = ~np.isfinite(f)
         f[bad] = np.inf
         if not jac:
             return f, None, None
         if bad.any():  # a start outside the law's domain: no step from there
-            r[bad], J[bad] = 0.0, 0.0
-        psi = np.clip(r, -self.delta, self.delta)  # Huber derivative
-        g = np.einsum("kn,kpn->kp", w * psi, J)
-        # IRLS weight psi(r)/r majorises the Huber loss by a quadratic (1 inside delta, delta/|r| outside).
-        irls = w * np.minimum(1.0, self.delta / np.maximum(a, 1e-300))
-        if bad.any():
-            irls = np.where(bad[:, None], 0.0, irls)
-        H = np.matmul(J * irls[:, None, :], J.transpose(0, 2, 1))  # (K, P, P)
+            g[bad], H[bad] = 0.0, 0.0
         return f, g, H
 
 
@@ -83,8 +124,10 @@ def minimize_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise from every start in ``theta0 (K, P)`` together; returns ``(theta (K, P), f (K,))``.
 
-    Each start keeps its own damping and stops once a step gains less than ``ftol`` (relative) or
-    the damping grows so large that steps vanish.
+    Each start keeps its own damping and stops once a step gains less than ``ftol`` (relative), once a
+    rejected step was predicted to gain less than that (more damping predicts less: near the optimum
+    rounding rejects every step, and raising the damping until steps vanish took 30 more evaluations),
+    or once the damping grows so large that steps vanish.
     """
     lo, hi = problem.lower, problem.upper
     theta = np.clip(np.array(theta0, dtype=float), lo, hi)
@@ -101,6 +144,8 @@ def minimize_batch(
         diag = np.einsum("kpp->kp", Hi)
         A = Hi + (lam[idx, None] * diag + 1e-12 * (1.0 + diag.max(axis=1, keepdims=True)))[:, :, None] * eye
         step = -np.linalg.solve(A, gi[:, :, None])[:, :, 0]
+        # The Gauss-Newton model's decrease for this step, -g.s - s.H.s/2.
+        predicted = -np.einsum("kp,kp->k", gi, step) - 0.5 * np.einsum("kp,kpq,kq->k", step, Hi, step)
         trial = np.clip(theta[idx] + step, lo, hi)
         f_new, g_new, H_new = problem.evaluate(trial, idx, jac=True)
         better = f_new < f[idx]
@@ -111,14 +156,15 @@ def minimize_batch(
         rej = idx[~better]
         lam[rej] *= 5.0
         active[acc[gain[better] < ftol]] = False
-        active[rej[lam[rej] > 1e10]] = False
+        hopeless = predicted[~better] < ftol * np.abs(f[rej])
+        active[rej[hopeless | (lam[rej] > 1e10)]] = False
     return theta, f
 
 
 SCREEN_ROWS = 1024
 """Rows the starts are screened on when a table has more (checkpoint tables hold many rows per run)."""
-FINAL_ELEMENTS = 10_000_000
-"""Jacobian entries (starts x parameters x rows) per batch when the kept starts converge on all rows."""
+SAME_POINT = 1e-6
+"""Candidates whose theta agree to this (relative, max-norm) after converging on the sample converge on all rows once."""
 
 
 def rows_sample(problem: Problem, m: int, seed: int = 0) -> Problem:
@@ -128,36 +174,61 @@ def rows_sample(problem: Problem, m: int, seed: int = 0) -> Problem:
     return dataclasses.replace(problem, logx=logx, logy=problem.logy[idx], weights=problem.weights[idx])
 
 
+def distinct(theta: np.ndarray, tol: float = SAME_POINT) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the first of each group of (near-)equal rows of ``theta (m, P)``, and each row's group ``(m,)``."""
+    reps: list[int] = []
+    owner = np.empty(len(theta), dtype=int)
+    for i, t in enumerate(theta):
+        for j, r in enumerate(reps):
+            if np.all(np.abs(t - theta[r]) <= tol * (1.0 + np.abs(theta[r]))):
+                owner[i] = j
+                break
+        else:
+            owner[i] = len(reps)
+            reps.append(i)
+    return np.array(reps), owner
+
+
+def progress_bar(items: range, desc: str, show: bool):
+    """``items`` with a tqdm bar on stderr when ``show`` (tqdm imported only then: it costs start-up for nothing)."""
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="chunk", leave=False)
+
+
 def multistart(
     problem: Problem, starts: np.ndarray, *, keep: int = 32, screen_iter: int = 4, chunk: int = 256, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise from every start; returns all refined candidates ``(m, P)`` and objectives, best first.
 
     Large start sets are screened first: a few damped Gauss-Newton steps for every start (in
-    cache-sized chunks), then only the ``keep`` best continue to convergence. Most of Hoffmann's
-    4,500 starts fall into the same few basins within those first steps. A table of more than
-    ``SCREEN_ROWS`` rows is screened, and the kept starts first converged, on a sample of that many
-    rows; the kept starts then converge on every row, a few at a time, so that time and memory grow
-    with the rows only through those few (240,000 checkpoint rows: 390 s and 7.9 GB screening every
-    start on every row).
+    chunks), then only the ``keep`` best continue to convergence. Most of Hoffmann's 4,500 starts
+    fall into the same few basins within those first steps. A table of more than ``SCREEN_ROWS``
+    rows is screened, and the kept starts first converged, on a sample of that many rows; the
+    distinct points they reach then converge on every row, so that time grows with the rows only
+    through those few (240,000 checkpoint rows: 390 s and 7.9 GB screening every start on every row).
     """
     theta = np.asarray(starts, dtype=float)
     sample = problem
-    if len(problem.logy) > SCREEN_ROWS and problem.weights.ndim == 1:
+    if len(problem.logy) > SCREEN_ROWS and problem.weights.ndim == 1 and problem.counts is None:
         sample = rows_sample(problem, SCREEN_ROWS)
     if len(theta) > keep:
         parts = [
             minimize_batch(sample, theta[i : i + chunk], max_iter=screen_iter)
-            for i in tqdm(range(0, len(theta), chunk), desc="starts", unit="chunk", disable=not progress, leave=False)
+            for i in progress_bar(range(0, len(theta), chunk), "starts", progress)
         ]
         theta = np.concatenate([t for t, _ in parts])
         f = np.concatenate([v for _, v in parts])
         theta = theta[np.argsort(f, kind="stable")[:keep]]
     if sample is not problem:
         theta, _ = minimize_batch(sample, theta, max_iter=500)
-    per_batch = max(1, FINAL_ELEMENTS // (theta.shape[1] * len(problem.logy)))
-    parts = [minimize_batch(problem, theta[i : i + per_batch], max_iter=500) for i in range(0, len(theta), per_batch)]
-    theta, f = np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
+        reps, owner = distinct(theta)  # starts that met on the sample stay together on all rows
+        converged, f = minimize_batch(problem, theta[reps], max_iter=500)
+        theta, f = converged[owner], f[owner]
+    else:
+        theta, f = minimize_batch(problem, theta, max_iter=500)
     order = np.argsort(f, kind="stable")
     return theta[order], f[order]
 
@@ -172,7 +243,11 @@ def projected_gradient_norm(problem: Problem, theta: np.ndarray) -> float:
 
 
 def polish(problem: Problem, theta0: np.ndarray, *, gtol: float = 1e-10, max_iter: int = 10_000):
-    """Finish one start with L-BFGS-B at tight tolerance; returns scipy's ``OptimizeResult``."""
+    """Finish one start with L-BFGS-B at tight tolerance; returns scipy's ``OptimizeResult``.
+
+    Only a start that Gauss-Newton leaves short needs it, so scipy.optimize (0.2 s to import) is imported here.
+    """
+    from scipy.optimize import minimize
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         f, g, _ = problem.evaluate(theta[None, :], jac=True)

@@ -20,17 +20,16 @@ errors do not support comes out zero.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist  # not scipy.stats: a quarter of a second to import
 
 import numpy as np
-from scipy.optimize import nnls
-from tqdm import tqdm
 
 from scalinglab.errors import DataError
 from scalinglab.laws.forms import Form
-from scalinglab.laws.objective import Problem, expected_decrease, finish, minimize_batch, polish
+from scalinglab.laws.objective import Problem, expected_decrease, finish, minimize_batch, polish, progress_bar
 
 CONVERGED_RTOL = 1e-10
 """A fit has converged when a Gauss-Newton step would lower the objective by at most this fraction."""
@@ -71,23 +70,21 @@ def bootstrap(
     """Refit ``n`` resamples of the runs; returns converged replicates' theta ``(n_ok, P)`` and n dropped.
 
     ``groups`` (each row's run number) resamples whole runs: a run's checkpoints are not independent.
+    A resample is a count per run (``Problem.counts``), never a copy of the rows or a weight per row.
     """
     rng = np.random.default_rng(seed)
-    n_points = problem.logy.size
     if groups is None:
-        counts = rng.multinomial(n_points, np.full(n_points, 1.0 / n_points), size=n)  # (n, n_points)
-    else:
-        n_runs = int(groups.max()) + 1
-        counts = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n)[:, groups]  # a run's rows move together
-    weights = counts * problem.weights  # (n, n_points): a resample as integer weights
+        groups = np.arange(problem.logy.size)  # each row its own run
+    n_runs = int(groups.max()) + 1
+    counts = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n).astype(float)  # (n, n_runs)
     thetas, dropped = [], 0
-    for start in tqdm(range(0, n, chunk), desc="bootstrap", unit="chunk", disable=not progress, leave=False):
-        pb = dataclasses.replace(problem, weights=weights[start : start + chunk])
-        theta0 = np.repeat(theta_hat[None, :], pb.weights.shape[0], axis=0)
+    for start in progress_bar(range(0, n, chunk), "bootstrap", progress):
+        pb = dataclasses.replace(problem, groups=groups, counts=counts[start : start + chunk])
+        theta0 = np.repeat(theta_hat[None, :], pb.counts.shape[0], axis=0)
         theta, _ = minimize_batch(pb, theta0, max_iter=300, ftol=1e-14)
         f, dec = expected_decrease(pb, theta)
         for k in np.flatnonzero(~is_converged(f, dec)):  # rare: finish these one by one
-            one = dataclasses.replace(problem, weights=pb.weights[k])
+            one = dataclasses.replace(problem, weights=pb.counts[k, groups] * problem.weights)
             x = finish(one, theta[k])  # projected Gauss-Newton first: cheap, and it reaches held bounds
             f1, dec1 = expected_decrease(one, x[None, :])
             if not is_converged(f1, dec1)[0]:
@@ -202,13 +199,33 @@ def calibrate_noise(
         dist.append(axis[test] - axis[train].max())
         cross.append(u[test])
     e2, d2, u2 = np.concatenate(errors) ** 2, np.concatenate(dist) ** 2, np.concatenate(cross) ** 2
-    (s0_sq, slope_sq, spread_sq, cross_sq), _ = nnls(np.column_stack([np.ones_like(d2), d2, u2, d2 * u2]), e2)
+    s0_sq, slope_sq, spread_sq, cross_sq = nonnegative_least_squares(np.column_stack([np.ones_like(d2), d2, u2, d2 * u2]), e2)
     s0 = max(np.sqrt(s0_sq), fallback.s0)  # never below the in-sample noise
     return NoiseModel(
         float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name,
         spread=float(np.sqrt(spread_sq)), center=tuple(map(float, center)), along=tuple(map(float, along)),
         cross=float(np.sqrt(cross_sq)),
     )
+
+
+def nonnegative_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin ||A x - b|| over x >= 0 for a few columns ``A (m, k)``, exact and in numpy (no scipy.optimize import).
+
+    The optimum is the least-squares fit on its own support, so it is the best of the fits on each subset of the
+    columns whose coefficients are all >= 0; one QR of ``A`` makes each of those a k x k problem.
+    """
+    Q, R = np.linalg.qr(A)
+    c = Q.T @ b  # ||A x - b||^2 = ||R x - c||^2 + a constant
+    k = A.shape[1]
+    best, best_res = np.zeros(k), float(c @ c)
+    for size in range(1, k + 1):
+        for cols in itertools.combinations(range(k), size):
+            x, *_ = np.linalg.lstsq(R[:, cols], c, rcond=None)
+            res = float(np.sum((R[:, cols] @ x - c) ** 2))
+            if np.all(x >= 0) and res < best_res:
+                best, best_res = np.zeros(k), res
+                best[list(cols)] = x
+    return best
 
 
 def _distance_across(logx: np.ndarray, center, along) -> np.ndarray:
