@@ -65,7 +65,14 @@ Examples:
   scalinglab study run studies/ladder.toml                         # local pool, one worker per core
   scalinglab study run studies/ladder.toml --workers 1 --retry-failed
   scalinglab study run studies/ladder.toml --executor ray          # a local Ray; --ray-address joins a cluster
+  scalinglab study run studies/ladder.toml --executor ray --ray-address head:6379 --ray-resource a100=1 --ray-spread
+  scalinglab study run studies/ladder.toml --executor slurm --slurm-partition gpu --slurm-account proj \
+      --slurm-time-min 240 --threads-per-run 8 --num-gpus 1 --workers 16 --slurm-log-dir logs --slurm-option qos=high
   scalinglab study run studies/ladder.toml --executor slurm --slurm-cluster local   # submitit arrays, locally
+
+On a cluster a run stopped by its scheduler (a time limit: SIGUSR2 ahead of it, SIGTERM, SIGKILL; a
+preemption) checkpoints and is resubmitted at once, and a run whose node died resumes elsewhere from
+its last checkpoint. --workers throttles a SLURM array (%K). See docs/clusters.md.
 """
 
 STATUS_HELP = """\
