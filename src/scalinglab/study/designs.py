@@ -426,7 +426,8 @@ class Seeds(Design):
 
 @dataclass(frozen=True)
 class Repeat(Design):
-    """Sizes x unique-data sizes U x epochs: each size trained for 1..k passes over each nested subset of U tokens.
+    """Sizes x unique-data sizes U x epochs: each size trained for 1..k passes over each nested subset of U tokens
+    (or, with ``tokens``, for a fixed D on D/epochs unique tokens).
 
     The runs of the data-constrained law (Muennighoff et al. 2023): at one U the epochs move D = epochs x U
     along repeated data, the sizes move N past the compute-optimal U_N, and several U separate the two.
@@ -438,13 +439,18 @@ class Repeat(Design):
 
     unique_tokens: tuple[float, ...] = ()
     """The unique-data sizes U, in tokens (each a nested subset of the training split)."""
+    tokens: tuple[float, ...] = ()
+    """Instead of unique_tokens: fixed training lengths D, each run on U = D / epochs unique tokens, so that
+    runs of one size differ only in repetition, not in training (Muennighoff Fig 3, at fixed compute)."""
     epochs: tuple[float, ...] = (1, 2, 4, 8)
     """Passes over U (D = epochs x U); include 1, the fresh-data runs the law's first stage fits."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         where = f"design '{self.label}'"
-        check(bool(self.unique_tokens) and min(self.unique_tokens) >= 1, f"{where}: unique_tokens must list the U values (each >= 1 token).")
+        sizes = self.unique_tokens or self.tokens
+        check(bool(self.unique_tokens) != bool(self.tokens), f"{where}: give the data as unique_tokens = [U, ...] or as tokens = [D, ...], not both.")
+        check(min(sizes) >= 1, f"{where}: unique_tokens must list the U values (each >= 1 token).")
         check(bool(self.epochs) and min(self.epochs) > 0, f"{where}: epochs must list positive numbers of passes, e.g. [1, 2, 4, 8].")
         check(len(set(self.epochs)) == len(self.epochs), f"{where}: epochs must be distinct.")
 
@@ -454,6 +460,10 @@ class Repeat(Design):
                 for e in sorted(self.epochs):
                     pins = {"model": m, "data.train_tokens": u, "budget": BudgetConfig(tokens=round(e * u))}
                     yield Variant(f"{shape_tag(m)}-U{fmt(u)}", f"{shape_tag(m)}-U{fmt(u)}-ep{fmt(e)}", pins)
+            for d in sorted(int(d) for d in self.tokens):
+                for e in sorted(self.epochs):
+                    pins = {"model": m, "data.train_tokens": max(1, round(d / e)), "budget": BudgetConfig(tokens=d)}
+                    yield Variant(f"{shape_tag(m)}-D{fmt(d)}", f"{shape_tag(m)}-D{fmt(d)}-ep{fmt(e)}", pins)
 
 
 STABLE_TAG = "stable"
