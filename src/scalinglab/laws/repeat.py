@@ -57,14 +57,13 @@ def fit_two_stage(
     if "U" not in data.columns or "D" not in data.columns:
         raise DataError("the two-stage fit needs columns D and U (unique tokens); map them with --columns U=<your column>.")
     once = single_epoch(data)
-    keep, first = once, None
+    if int(once.sum()) <= len(STAGE_ONE):
+        raise DataError(
+            f"the two-stage fit's first stage needs more than {len(STAGE_ONE)} single-epoch runs (D <= U); the table has "
+            f"{int(once.sum())}: add 1-epoch runs at several N and U, or fit all parameters at once (no --two-stage)."
+        )
+    keep, first, excess = once, None, []
     for _ in range(MAX_ROUNDS):  # stage one is where R_D = R_N = 0: single-epoch runs no larger than optimal for U
-        if int(keep.sum()) <= len(STAGE_ONE):
-            raise DataError(
-                f"the two-stage fit's first stage needs more than {len(STAGE_ONE)} single-epoch runs (D <= U) no larger "
-                f"than compute-optimal for their U; the table has {int(keep.sum())}: add 1-epoch runs of smaller N at "
-                "several U, or fit all parameters at once (no --two-stage)."
-            )
         first = fit_law(
             "chinchilla", data[keep], tie=_split(tie, STAGE_ONE, "--tie") or None, fix=_split(fix, STAGE_ONE, "--fix") or None,
             bounds=_split(bounds, STAGE_ONE, "--bound") or None, **options,
@@ -72,6 +71,19 @@ def fit_two_stage(
         u_n = params_for_tokens(first.params, np.minimum(data["U"].to_numpy(float), data["D"].to_numpy(float)))
         small = once & (data["N"].to_numpy(float) <= u_n * (1 + 1e-9))
         if small.equals(keep):
+            break
+        if int(small.sum()) <= len(STAGE_ONE):  # too few runs at R_N = 0: keep every single-epoch run, and say so
+            keep = once
+            excess = [warning(
+                "unidentified", None,
+                f"first stage: only {int(small.sum())} single-epoch runs are no larger than compute-optimal for their U, "
+                "so it fits all of them, larger models included (the law counts part of those as excess parameters): "
+                "add 1-epoch runs of smaller N.",
+            )]  # fmt: skip
+            first = fit_law(
+                "chinchilla", data[keep], tie=_split(tie, STAGE_ONE, "--tie") or None,
+                fix=_split(fix, STAGE_ONE, "--fix") or None, bounds=_split(bounds, STAGE_ONE, "--bound") or None, **options,
+            )  # fmt: skip
             break
         keep = small
     held = {p: first.params[p] for p in STAGE_ONE}
@@ -96,6 +108,7 @@ def fit_two_stage(
         "intervals are conditional on the first stage."
     )
     second.warnings = [
+        *excess,
         *(warning(w["kind"], w["param"], f"first stage: {w['message']}") for w in first.warnings),
         *(w for w in second.warnings if not (w["kind"] == "unidentified" and w["param"] in STAGE_ONE)),
     ]

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from scalinglab.constants import MUENNIGHOFF_FRESH_EPOCHS, MUENNIGHOFF_R_STAR
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws.fit import FitResult, fit_law
 from scalinglab.laws.forms import effective_sizes
 from scalinglab.laws.repeat import repetition_identified
@@ -80,7 +80,7 @@ def caption_epochs(a: Repetition) -> str:
 
 def caption_fixed_compute(a: Repetition) -> str:
     return ("The law's loss at two fixed budgets (the runs' median and largest C = 6ND) against epochs over each U "
-            "(N = C/(6·epochs·U)); dashed: the budget's compute-optimal loss on fresh data.")
+            "(N = C/(6·epochs·U)); dashed: the budget's compute-optimal loss on fresh data, where the law has one.")
 
 
 def caption_effective(a: Repetition) -> str:
@@ -120,8 +120,11 @@ def fig_fixed_compute(a: Repetition) -> Figure:
     c_all = 6 * a.runs["N"] * a.runs["D"]
     e = np.geomspace(1, max(64.0, 4 * a.runs["epochs"].max()), 80)
     for c, ls in ((float(c_all.median()), "-"), (float(c_all.max()), "-.")):
-        fresh = optimal_allocation(lambda n, d: a.fit.predict(pd.DataFrame({"N": n, "D": d, "U": d})), c)
-        ax.axhline(float(fresh.loss), color="gray", ls="--", lw=1)
+        try:
+            fresh = optimal_allocation(lambda n, d: a.fit.predict(pd.DataFrame({"N": n, "D": d, "U": d})), c)
+            ax.axhline(float(fresh.loss), color="gray", ls="--", lw=1)
+        except FitError:  # a law with no compute-optimal size (a floorless fit): the lines without the reference
+            pass
         for u in sorted(a.runs["U"].unique()):
             X = pd.DataFrame({"N": c / (6 * e * u), "D": e * u, "U": np.full_like(e, u)})
             ax.plot(e, a.fit.predict(X), ls=ls, label=f"C {c:.3g}, U {u:.3g}")
