@@ -15,7 +15,7 @@ DESCRIPTION = """\
 A study is one TOML file naming a family of runs: a base run ([base.model], [base.data],
 [base.budget], ...), a hyper-parameter recipe (tuned-v1 or kaplan2020) and one or more [[design]]
 tables (ladder, dataset_size, nd_grid, isoflop, batch_scan, lr_scan, shape_scan, context_scan,
-seeds, wsd_ladder). See docs/contracts.md ("Study files") and studies/*.toml.
+seeds, wsd_ladder, repeat). See docs/contracts.md ("Study files") and studies/*.toml.
 
 Examples:
   scalinglab study plan studies/ladder.toml                 # every run, its cost and time; trains nothing
