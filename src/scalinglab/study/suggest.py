@@ -3,12 +3,13 @@
 The answer is the loss at a target compute budget C (the compute-optimal loss, min over N of
 L(N, C/6N)) or the compute-optimal size N_opt(C). Each bootstrap draw of the current fit is a law the
 data allow; for each draw the posterior of the law's parameters is linearised (Gauss-Newton:
-information JᵀJ/σ² from the fitted runs, σ the fit's new-run noise, floored by the seeds' run-to-run
-noise), so a new run's value is the expected shrink of the answer's variance when its outcome is drawn
-from that law plus the noise and the law refitted, averaged over the draws (a Bayesian c-optimal design,
-Chaloner & Verdinelli 1995). Runs are chosen greedily, k times, from a grid of (shape, D) within the
-spend, under three rules (most shrink per FLOP, most shrink within an equal share of what is left, most
-shrink outright); the set with the least expected variance wins.
+information JᵀJ/σ² from the fitted runs, plus the bootstrap's own spread, widened, as a weak prior), so
+a new run's value is the expected shrink of the answer's variance when its outcome is drawn from that law
+plus the noise and the law refitted, averaged over the draws (a Bayesian c-optimal design, Chaloner &
+Verdinelli 1995). σ is the fit's new-run noise, floored by the seeds' run-to-run noise and raised until
+the linearised interval of the answer is as wide as the bootstrap's. Runs are chosen greedily, k times,
+from a grid of (shape, D) within the spend, under three rules (most shrink per FLOP, most shrink within
+an equal share of what is left, most shrink outright); the set with the least expected variance wins.
 
 :func:`equal_cost_design` and :func:`simulated_spread` check the choice by simulation: on a known law,
 the spread of the refitted answer over fresh noise, for the suggested runs against a ladder or a grid of
