@@ -323,6 +323,8 @@ def suggest(
     every_theta = form.to_theta(fit.bootstrap[list(form.params)].to_numpy(dtype=float))
     every, _ = answer(form, every_theta, budget, target)
     every = every[np.isfinite(every)]
+    if every.size < 10:
+        raise FitError(f"only {every.size} bootstrap draws give an answer at C={budget:.3g}; fit again with --bootstrap 200.")
     tail = 100 * (1 - fit.level) / 2
     lo, hi = np.percentile(every, [tail, 100 - tail])
     # A few runs understate their own noise (9 runs, 5 parameters: s0 ~ 0.2 of the true 1%), so sigma is raised
@@ -331,9 +333,9 @@ def suggest(
     spread = np.cov(every_theta[np.isfinite(every_theta).all(axis=1)], rowvar=False)
     prior = np.linalg.pinv(PRIOR_WIDTH**2 * spread + 1e-12 * np.eye(len(spread)))
     gram = _gram(form, theta, data)
-    sd_lin = math.sqrt(_variance(grad, np.linalg.inv(gram / sigma**2 + prior)))
+    sd_lin = math.sqrt(_variance(grad, np.linalg.pinv(gram / sigma**2 + prior)))
     sigma = max(sigma, sigma * sd_boot / sd_lin) if sd_lin > 0 else sigma
-    S = np.linalg.inv(gram / sigma**2 + prior)
+    S = np.linalg.pinv(gram / sigma**2 + prior)  # pinv: a numerically singular draw costs its precision, not a traceback
     cand = pd.DataFrame({"N": [c.N for c in pool], "D": [c.D for c in pool]})
     _, J = form.evaluate(theta, form.log_inputs(cand), True)  # (B, P, M)
     J = J.transpose(0, 2, 1)
