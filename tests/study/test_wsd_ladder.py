@@ -138,9 +138,11 @@ def test_the_branches_are_the_points_of_the_laws(trained) -> None:
     kept, text = select_for_law(runs, "kaplan_nd", design="wsd_ladder")
     assert sorted(kept["D"]) == [2560, 5120] and "1 stable-phase" in text
     branch = runs[runs["name"] == "wsd_ladder-L2-d32-D5.12e3"].iloc[0]
-    assert (
-        kept.loc[kept["D"] == 5120, "loss"].item() == branch["loss"]
-    )  # the final loss, not the parent's best
+    final = kept.loc[kept["D"] == 5120, "loss"].item()
+    assert final == branch["loss"]  # the final loss, not the parent's best
+    assert "mixes" not in text
+    _, mixed = select_for_law(runs, "kaplan_nd")  # the branches beside the dedicated WSD run
+    assert "mixes 2 cooldown branches (a WSD decay) with 1 runs of their own schedules" in mixed
 
 
 def test_a_killed_branch_resumes_to_the_uninterrupted_branch(trained) -> None:

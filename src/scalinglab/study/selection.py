@@ -214,4 +214,9 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         rule = "the single-pass runs, final loss"
     where = f" of design '{design}'" if design else " on the recipe"
     text = f"{question}: {len(kept)} of {len(runs)} runs{where}: {rule}"
+    branch = is_branch(kept)
+    if branch.any() and not branch.all():  # measured: a WSD decay beat a cosine to the same D by far more than the seed noise
+        text += (f"; mixes {int(branch.sum())} cooldown branches (a WSD decay) with {int((~branch).sum())} runs of their own "
+                 "schedules, whose losses at one D can differ by more than the run-to-run noise (benchmarks/branch_honesty.py); "
+                 "--design keeps one design's runs")  # fmt: skip
     return kept, text + (f"; left out {', '.join(left)}" if left else "")
