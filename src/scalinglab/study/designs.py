@@ -449,8 +449,8 @@ class Repeat(Design):
         super().__post_init__()
         where = f"design '{self.label}'"
         sizes = self.unique_tokens or self.tokens
-        check(bool(self.unique_tokens) != bool(self.tokens), f"{where}: give the data as unique_tokens = [U, ...] or as tokens = [D, ...], not both.")
-        check(min(sizes) >= 1, f"{where}: unique_tokens must list the U values (each >= 1 token).")
+        check(bool(self.unique_tokens) != bool(self.tokens), f"{where}: give the data once, as unique_tokens = [U, ...] or as tokens = [D, ...].")
+        check(min(sizes) >= 1, f"{where}: unique_tokens and tokens must be at least 1 token each.")
         check(bool(self.epochs) and min(self.epochs) > 0, f"{where}: epochs must list positive numbers of passes, e.g. [1, 2, 4, 8].")
         check(len(set(self.epochs)) == len(self.epochs), f"{where}: epochs must be distinct.")
 
