@@ -175,3 +175,17 @@ def test_the_report_names_the_branch_points_and_their_cost(trained) -> None:
     text = caption_branches(a)
     assert "2 points of the laws are cooldown branches of 1 stable-phase run " in text and "D5.12e3" in text
     assert fig_branches(a).axes[0].get_title() == "Cooldown branches of a wsd_ladder"
+
+
+def test_a_parent_met_first_in_another_design_keeps_the_branch_points(tmp_path) -> None:
+    same = """
+[[design]]
+kind = "ladder"
+name = "constant"
+shapes = [[2, 32]]
+budget = {steps = 15}
+overrides = ["schedule.kind=constant", "schedule.warmup_steps=1"]
+"""  # the wsd_ladder's parent, step for step
+    runs = expand_study(load_study(write_study(tmp_path, "shared", same + DESIGNS)))
+    (parent,) = [r for r in runs if r.design == "constant"]
+    assert parent.also == (("wsd_ladder", "L2-d32"),) and parent.config.runtime.keep_steps == (8, 15)

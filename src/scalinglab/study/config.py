@@ -229,7 +229,10 @@ def expand_study(study: StudyConfig) -> list[StudyRun]:
             if key in runs:
                 first = runs[key]
                 if (design.label, v.group) not in ((first.design, first.group), *first.also):
-                    runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
+                    first = runs[key] = dataclasses.replace(first, also=(*first.also, (design.label, v.group)))
+                kept = tuple(sorted({*first.config.runtime.keep_steps, *cfg.runtime.keep_steps}))
+                if kept != first.config.runtime.keep_steps:  # a wsd_ladder's parent met first in another design
+                    runs[key] = dataclasses.replace(first, config=replace_fields(first.config, {"runtime.keep_steps": kept}))
             else:
                 origin = _origin(keep, RECIPE_FIELDS[study.recipe])
                 runs[key] = StudyRun(cfg, design.label, design.kind, v.group, study.recipe, origin=origin)

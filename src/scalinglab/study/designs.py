@@ -496,6 +496,7 @@ class WSDLadder(Design):
         check(len(self.tokens) >= 1 and min(self.tokens) >= 1, f"{where}: tokens must list the branches' D (each >= 1 token).")
         check(len(set(self.tokens)) == len(self.tokens), f"{where}: tokens must be distinct (one branch per D).")
         check(0 < self.decay_fraction < 1, f"{where}: decay_fraction must be in (0, 1) (Hägele et al. use 0.1-0.2).")
+        check(self.budget is None, f"{where}: the branches' tokens are their budgets; remove budget.")
 
     def variants(self, base: RunConfig) -> Iterator[Variant]:
         for m in self.sizes(base.model):
