@@ -332,13 +332,17 @@ def suggest(
     sd_boot = (hi - lo) / (2 * NormalDist().inv_cdf(0.5 + fit.level / 2))
     spread = np.cov(every_theta[np.isfinite(every_theta).all(axis=1)], rowvar=False)
     prior = np.linalg.pinv(PRIOR_WIDTH**2 * spread + 1e-12 * np.eye(len(spread)))
-    gram = _gram(form, theta, data)
+    cand = pd.DataFrame({"N": [c.N for c in pool], "D": [c.D for c in pool]})
+    with np.errstate(all="ignore"):  # a draw far out can overflow: it is dropped below, not printed
+        gram = _gram(form, theta, data)
+        _, J = form.evaluate(theta, form.log_inputs(cand), True)  # (B, P, M)
+    fine = np.isfinite(gram).all(axis=(1, 2)) & np.isfinite(J).all(axis=(1, 2))
+    if not fine.any():
+        raise FitError("the law cannot be evaluated at the fitted runs for any bootstrap draw; check the fit.")
+    theta, grad, gram, J = theta[fine], grad[fine], gram[fine], J[fine].transpose(0, 2, 1)
     sd_lin = math.sqrt(_variance(grad, np.linalg.pinv(gram / sigma**2 + prior)))
     sigma = max(sigma, sigma * sd_boot / sd_lin) if sd_lin > 0 else sigma
     S = np.linalg.pinv(gram / sigma**2 + prior)  # pinv: a numerically singular draw costs its precision, not a traceback
-    cand = pd.DataFrame({"N": [c.N for c in pool], "D": [c.D for c in pool]})
-    _, J = form.evaluate(theta, form.log_inputs(cand), True)  # (B, P, M)
-    J = J.transpose(0, 2, 1)
     cost = np.array([c.flops for c in pool])
     var_now = _variance(grad, S)
     best = min(
@@ -354,7 +358,7 @@ def suggest(
         target=target, budget=float(budget), value=center,
         interval=[float(np.exp(lo)), float(np.exp(hi))],
         sd_now=math.sqrt(var_now), sd_after=[math.sqrt(v) for v in after], runs=[pool[m] for m in picks],
-        spend=spend, rule=name, noise=float(sigma), draws=int(ok.sum()), level=fit.level, notes=notes,
+        spend=spend, rule=name, noise=float(sigma), draws=len(theta), level=fit.level, notes=notes,
     )  # fmt: skip
 
 
