@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real cluster on this machine, to try (and test) the slurm and ray executors:
 #
+#   scripts/cluster-local.sh slurm install          only install the Debian packages (root and apt)
 #   scripts/cluster-local.sh slurm up|down|status   munge, slurmctld and slurmd on localhost: partition
 #                                                   "main" (default, no time limit) and "short" (1 minute),
 #                                                   every CPU of this machine; no accounting
@@ -210,12 +211,12 @@ ray_up() {
     "$RAY" start --head --node-ip-address="$RAY_HEAD" --port="$RAY_PORT" --num-cpus="$cpus" \
       --ray-client-server-port=$((RAY_PORT + 1)) --dashboard-port=$((RAY_PORT + 2)) --include-dashboard=false \
       --disable-usage-stats --temp-dir="$DIR/ray/head" >"$DIR/ray/head.log" 2>&1 \
-      || die "ray start --head failed; see $DIR/ray/head.log"
+      || die "ray start --head failed: $(grep -v '^\s*$' "$DIR/ray/head.log" | tail -2 | tr '\n' ' ')"
   fi
   if ! pgrep -f -- "raylet.*$DIR/ray/node2/" >/dev/null; then
     "$RAY" start --address="$RAY_HEAD:$RAY_PORT" --node-ip-address=127.0.0.3 \
       --num-cpus="$cpus" --resources='{"node2": 1000}' --disable-usage-stats --temp-dir="$DIR/ray/node2" \
-      >"$DIR/ray/node2.log" 2>&1 || die "ray start (second node) failed; see $DIR/ray/node2.log"
+      >"$DIR/ray/node2.log" 2>&1 || die "ray start (second node) failed: $(grep -v '^\s*$' "$DIR/ray/node2.log" | tail -2 | tr '\n' ' ')"
   fi
   echo "export RAY_AUTH_MODE=token  # then: scalinglab study run STUDY.toml --executor ray --ray-address $RAY_HEAD:$RAY_PORT"
 }
@@ -238,6 +239,7 @@ ray_status() {
 }
 
 case "${1:-} ${2:-}" in
+  "slurm install") need_packages slurmctld slurm-wlm slurmd slurm-wlm munged munge ;;
   "slurm up") slurm_up ;;
   "slurm down") slurm_down ;;
   "slurm status") slurm_status ;;
@@ -245,5 +247,5 @@ case "${1:-} ${2:-}" in
   "ray down") ray_down ;;
   "ray status") ray_status ;;
   "ray lose-node") ray_lose_node ;;
-  *) die "usage: scripts/cluster-local.sh slurm|ray up|down|status (ray also: lose-node)" ;;
+  *) die "usage: scripts/cluster-local.sh slurm|ray up|down|status (slurm also: install; ray also: lose-node)" ;;
 esac

@@ -43,7 +43,7 @@ vocab_size = 512
 batch_size = 8
 
 [base.budget]
-steps = 80
+steps = 150
 
 [base.eval]
 points = 2
@@ -58,7 +58,7 @@ kind = "seeds"
 shapes = [[2, 32]]
 seeds = [0, 1, 2]
 """
-"""Three runs of a 2-layer d32 model, 80 steps each, a checkpoint every 10: seconds apiece."""
+"""Three runs of a 2-layer d32 model, 150 steps each, a checkpoint every 10: seconds apiece."""
 
 
 def write_study(directory: Path) -> Path:

@@ -27,6 +27,8 @@ from scalinglab.train.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.slow
 
+LAST_KILL_STEP = 100
+"""A run is stopped only before this step (of 150), so its resumed attempt still has steps to train."""
 WALL: dict[str, float] = {}
 """Wall time of the study on each executor, printed at the end (the issue's acceptance numbers)."""
 
@@ -64,32 +66,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> pd.Series:
     return final_losses(load_study(path).directory)
 
 
-def test_slurm_study_completes_with_local_losses(slurm_cluster: Cluster, reference: pd.Series, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
-    monkeypatch.setenv("SLURM_CONF", slurm_cluster.slurm_conf)
-    path = write_study(tmp_path)
-    executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5,
-                              slurm_log_dir=str(tmp_path / "logs"))  # fmt: skip
-    status = timed_study(path, executor, "slurm (real, 2 CPUs)")
-    assert (status["state"] == "done").all(), status
-    assert final_losses(load_study(path).directory).tolist() == reference.tolist()  # bit for bit
-    assert trained_twice(status) == []
-    assert sorted(p.name for p in (tmp_path / "logs").glob("*_log.out")) == sorted(f"{j}_0_log.out" for j in status["job"])
-
-    def status_json() -> list[dict]:
-        capsys.readouterr()
-        assert main(["study", "status", str(path), "--json"]) == 0
-        return json.loads(capsys.readouterr().out)["runs"]
-
-    # the scheduler's job ids and states: a task may still be exiting (RUNNING) after it reported
-    wait_until(lambda: {r["job_state"] for r in status_json()} == {"COMPLETED"}, 60, "squeue to show COMPLETED", 0.5)
-    runs = status_json()
-    assert {r["executor"] for r in runs} == {"slurm"} and len({r["job"].split("_")[0] for r in runs}) == 1
-    assert {r["attempts"] for r in runs} == {1}
-
-
-def test_slurm_task_stopped_like_a_time_limit_resumes(slurm_cluster: Cluster, reference: pd.Series, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_slurm_study_survives_a_task_stopped_like_a_time_limit(slurm_cluster: Cluster, reference: pd.Series,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys) -> None:  # fmt: skip
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.slurm_conf)
     path = write_study(tmp_path)
     study = load_study(path)
@@ -100,19 +79,20 @@ def test_slurm_task_stopped_like_a_time_limit_resumes(slurm_cluster: Cluster, re
             for job_file in study.directory.glob("*/job.json"):
                 run_dir = job_file.parent
                 found = latest_checkpoint(run_dir)
-                if found and found[0] < 60 and read_attempts(run_dir):
+                if found and found[0] < LAST_KILL_STEP and read_attempts(run_dir):
                     victim.update(json.loads(job_file.read_text()), run_dir=str(run_dir), step=str(found[0]))
                     return True
             return False
 
-        wait_until(running_past_a_checkpoint, 120, "a slurm task past its first checkpoint", every=0.02)
+        wait_until(running_past_a_checkpoint, 180, "a slurm task past its first checkpoint", every=0.02)
         # what a time limit does: SIGCONT + SIGTERM to the task, SIGKILL KillWait seconds later
         subprocess.run(["scancel", victim["job"]], check=True, env=slurm_cluster.env | {"SLURM_CONF": slurm_cluster.slurm_conf})
 
     killer = threading.Thread(target=cancel_one_after_its_first_checkpoint, daemon=True)
     killer.start()
-    executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5)
-    status = timed_study(path, executor, "slurm, one task cancelled mid-run")
+    executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5,
+                              slurm_log_dir=str(tmp_path / "logs"))  # fmt: skip
+    status = timed_study(path, executor, "slurm (real, 2 CPUs, one task cancelled mid-run)")
     killer.join(timeout=5)
     assert victim, "no task was stopped"
     assert (status["state"] == "done").all(), status
@@ -122,7 +102,21 @@ def test_slurm_task_stopped_like_a_time_limit_resumes(slurm_cluster: Cluster, re
     assert len(attempts) == 2 and attempts[1]["from_step"] >= int(victim["step"]) > 0  # resumed, not restarted
     assert attempts[1]["job"] != victim["job"]  # a resubmission: a new array task
     assert trained_twice(status) == []
-    assert final_losses(study.directory).tolist() == reference.tolist()
+    assert final_losses(study.directory).tolist() == reference.tolist()  # bit for bit
+    logs = {p.name for p in (tmp_path / "logs").glob("*_log.out")}  # in --slurm-log-dir: every attempt's task
+    assert {f"{a['job']}_0_log.out" for d in status["run_dir"] for a in read_attempts(d)} <= logs
+
+    def status_json() -> list[dict]:
+        capsys.readouterr()
+        assert main(["study", "status", str(path), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["runs"]
+
+    # the scheduler's job ids and states: a task may still be exiting (RUNNING) after it reported
+    wait_until(lambda: {r["job_state"] for r in status_json()} == {"COMPLETED"}, 60, "squeue to show COMPLETED", 0.5)
+    runs = status_json()
+    assert {r["executor"] for r in runs} == {"slurm"}
+    assert sorted(r["attempts"] for r in runs) == [1, 1, 2]
+    assert {r["job"] for r in runs if r["run_dir"] == victim["run_dir"]} == {attempts[1]["job"]}  # the latest
 
 
 def test_ray_study_survives_losing_a_node(ray_cluster: Cluster, reference: pd.Series, tmp_path: Path) -> None:
@@ -146,7 +140,7 @@ def test_ray_study_survives_losing_a_node(ray_cluster: Cluster, reference: pd.Se
                 run_dir = attempts_file.parent
                 found = latest_checkpoint(run_dir)
                 attempts = read_attempts(run_dir)
-                if found and found[0] < 60 and len(attempts) == 1 and on_node2(attempts[0]["pid"]):
+                if found and found[0] < LAST_KILL_STEP and len(attempts) == 1 and on_node2(attempts[0]["pid"]):
                     lost.update(run_dir=str(run_dir), step=str(found[0]))
                     return True
             return False

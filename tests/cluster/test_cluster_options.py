@@ -63,7 +63,7 @@ def test_plan_for_a_cluster_has_no_local_slowdown(tmp_path: Path, capsys) -> Non
 
 
 def test_plan_without_a_cluster_to_size_says_give_workers(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sinfo: nothing to size a SLURM cluster by
     path = write_study(tmp_path)
     assert main(["study", "plan", str(path), "--executor", "slurm", "--no-measure"]) == 2
     err = capsys.readouterr().err.strip()

@@ -259,8 +259,14 @@ def squeue_states() -> dict[str, str]:
     return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
 
 
+REPORT_GRACE_SECONDS = 10.0
+"""How long a task SLURM has ended (cancelled, timed out) may still take to write its result: the job's
+state changes at once, while its process finishes the step, checkpoints and reports."""
+
+
 class _SlurmTask:
-    """A submitted array task as a :class:`Handle`: done when its result is written or SLURM ended it.
+    """A submitted array task as a :class:`Handle`: done when its result is written, or when SLURM ended
+    it and no result came within :data:`REPORT_GRACE_SECONDS`.
 
     submitit learns that a task ended from ``sacct``, which needs accounting; a task SIGKILLed before it
     could write its result would otherwise stay in flight forever.
@@ -268,9 +274,15 @@ class _SlurmTask:
 
     def __init__(self, job: Any, queue: SlurmQueue) -> None:
         self._job, self._queue, self.job_id = job, queue, job.job_id
+        self._ended_at: float | None = None
 
     def done(self) -> bool:
-        return self._job.paths.result_pickle.exists() or self._queue.state(self.job_id) in (*SLURM_ENDED, "GONE")
+        if self._job.paths.result_pickle.exists():
+            return True
+        if self._queue.state(self.job_id) not in (*SLURM_ENDED, "GONE"):
+            return False
+        self._ended_at = self._ended_at or time.monotonic()
+        return time.monotonic() - self._ended_at >= REPORT_GRACE_SECONDS
 
     def result(self) -> Outcome:
         if not self._job.paths.result_pickle.exists():
@@ -332,7 +344,7 @@ def cluster_workers(cfg: ExecutorConfig) -> int:
         if cfg.slurm_partition:
             command.append(f"--partition={cfg.slurm_partition}")
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
         except (OSError, subprocess.SubprocessError) as e:
             raise ConfigError(f"sinfo failed ({e}); check SLURM_CONF, or give --workers.") from None
         cpus = {node: int(n) for node, n in (line.split() for line in out.splitlines() if line.strip())}
