@@ -58,3 +58,5 @@ def test_suggested_runs_append_to_the_study_plan_and_train(tmp_path: Path, capsy
     rows = [line for line in frame if line.startswith(("ladder-", "suggest-"))]
     assert len(rows) == total and all("done" in r and any(c in r for c in "▁▂▃▄▅▆▇█_.-~=+*#") for r in rows)
     assert frame[-1].startswith("fit chinchilla")
+    assert main(["study", "watch", str(tmp_path / "runs" / "next"), "--once"]) == 0  # the directory alone: the same runs
+    assert capsys.readouterr().out.startswith(f"study next: {total} done, 0 running, 0 pending of {total}; finished")

@@ -34,11 +34,13 @@ Follow a study as it trains: one line per run (state, step of steps, last traini
 loss, a sparkline of its training loss read from metrics.jsonl as it grows), done / running / pending
 with the time left, and the law refitted on the finished runs each time one finishes. Frames refresh
 every --interval seconds, in place on a terminal, one after another in a log; the command ends when
-every run has finished (or on Ctrl-C). --html also writes a page that reloads itself.
+every run has finished (or on Ctrl-C). --html also writes a page that reloads itself. Given a study
+directory instead of the file, it shows the runs started so far (pending ones are in the file only).
 
 Examples:
   scalinglab study watch studies/ladder.toml
   scalinglab study watch studies/ladder.toml --once                # one frame, then exit
+  scalinglab study watch runs/ladder --once                         # the runs of a study directory
   scalinglab study watch studies/ladder.toml --html watch.html --target-budget 1e15
 """
 
@@ -60,7 +62,7 @@ def register(actions: argparse._SubParsersAction) -> None:
     add_json_flag(suggest)
 
     watch = command(actions, "watch", "follow a study as it trains: states, ETA, curves, the fit", WATCH_HELP, run_watch)
-    watch.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
+    watch.add_argument("study", metavar="STUDY", help="study file (.toml or .py), or a study directory (the runs started so far)")
     watch.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between frames (default 5)")
     watch.add_argument("--once", action="store_true", help="draw one frame and exit")
     watch.add_argument("--law", default="chinchilla", help="law refitted as runs finish (default chinchilla)")
@@ -152,8 +154,9 @@ def run_watch(args: argparse.Namespace) -> int:
     from scalinglab.study import load_study
     from scalinglab.study.watch import watch
 
+    study = args.study if Path(args.study).is_dir() else load_study(args.study)
     try:
-        return watch(load_study(args.study), interval=args.interval, once=args.once, law=args.law,
+        return watch(study, interval=args.interval, once=args.once, law=args.law,
                      budget=args.target_budget, html=args.html, width=args.width)  # fmt: skip
     except KeyboardInterrupt:  # the way to leave a watch: not an error
         return 0

@@ -3,8 +3,10 @@
 :class:`StudyView` renders one frame: a line per run (state, step of steps, last losses and a sparkline
 of its training loss, read from ``metrics.jsonl`` by streaming: each frame reads only the bytes written
 since the last), the study's counts and time left, and the law refitted on the finished runs whenever
-their number changes. :func:`watch` draws frames every few seconds, in place on a terminal and as plain
-lines in a log; ``html`` also writes a page that reloads itself.
+their number changes. A run's state comes from its status and claim files (study.store), and a finished
+run is not read again. :func:`watch` draws frames every few seconds, in place on a terminal and as plain
+lines in a log; ``html`` also writes a page that reloads itself. Given a study directory instead of the
+study, the frames show the runs started so far.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import math
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -23,9 +27,14 @@ from typing import TextIO
 import numpy as np
 
 from scalinglab import atomic
-from scalinglab.errors import ConfigError, ScalinglabError
-from scalinglab.study.config import StudyConfig, expand_study
-from scalinglab.study.runner import _cost, study_status
+from scalinglab.config import from_dict
+from scalinglab.errors import ConfigError, DataError, ScalinglabError
+from scalinglab.study.collect import run_config
+from scalinglab.study.config import StudyConfig, StudyRun, expand_study
+from scalinglab.study.runner import _cost
+from scalinglab.study.store import RunState, RunStore
+from scalinglab.train.budget import resolve_steps
+from scalinglab.train.config import RunConfig
 from scalinglab.train.rundir import METRICS
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -117,47 +126,89 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
-class StudyView:
-    """Frames of one study: the state of every run, their curves, the time left and the latest fit."""
+@dataclass
+class _Run:
+    """What a frame needs of one run: its name, length, cost and directory (None until the store makes it)."""
 
-    def __init__(self, study: StudyConfig, law: str = "chinchilla", budget: float | None = None, width: int = 32,
-                 levels: str = SPARK) -> None:  # fmt: skip
-        self.study, self.law, self.budget, self.width, self.levels = study, law, budget, width, levels
-        self.costs = {run.name: _cost(run.config) for run in expand_study(study)}
+    name: str
+    steps: int
+    cost: float
+    run: StudyRun | None = None
+    run_dir: Path | None = None
+    done: RunState | None = None
+    """Its final state, once done or failed: never read again."""
+
+
+class StudyView:
+    """Frames of one study (a study file, or only the runs a study directory holds): the state of every run,
+    their curves, the time left and the latest fit."""
+
+    def __init__(self, study: StudyConfig | str | Path, law: str = "chinchilla", budget: float | None = None,
+                 width: int = 32, levels: str = SPARK) -> None:  # fmt: skip
+        self.law, self.budget, self.width, self.levels = law, budget, width, levels
+        if isinstance(study, StudyConfig):
+            self.name, self.directory = study.name, study.directory.resolve()
+            self.store = RunStore(self.directory, study.stale_seconds)
+            self.runs = [_Run(r.name, resolve_steps(r.config), _cost(r.config), r) for r in expand_study(study)]
+        else:  # a directory alone: the runs started so far (pending ones are in the study file only)
+            self.name, self.directory = Path(study).name, Path(study).resolve()
+            if not self.directory.is_dir():
+                raise DataError(f"study directory '{study}' does not exist; pass the study file or the directory `study run` wrote.")
+            self.store, self.runs = RunStore(self.directory), []
+            for d in self.store.run_dirs():
+                raw = run_config(d)
+                if raw is not None:
+                    cfg = from_dict(RunConfig, raw)
+                    self.runs.append(_Run(cfg.name or d.name, resolve_steps(cfg), _cost(cfg), run_dir=d))
         self.tails: dict[str, CurveTail] = {}
         self.fit_line, self.fitted_on = "", -1
         self.finished = False
 
+    def _state(self, r: _Run) -> RunState:
+        """The run's state from its status and claim (cheap: no full read of its files); a finished one once."""
+        if r.done is not None:
+            return r.done
+        if r.run_dir is None or not r.run_dir.exists():
+            r.run_dir = self.store.run_dir(r.run) if r.run is not None else r.run_dir
+            if r.run_dir is None or not r.run_dir.exists():
+                return RunState("pending")
+        state = self.store.state(r.run_dir)
+        if state.state in FINISHED:
+            r.done = state
+        return state
+
     def frame(self) -> list[str]:
         """The lines of one frame, reading only what the runs wrote since the last."""
-        status = study_status(self.study)
-        rows, left, rate_cost, rate_seconds = [], 0.0, 0.0, 0.0
-        for r in status.to_dict("records"):
-            tail = self.tails.setdefault(r["name"], CurveTail(r["run_dir"]))
-            tail.poll()
-            step = max(int(r["step"] or 0), tail.step) if r["state"] != "done" else int(r["steps"])
-            cost = self.costs.get(r["name"], 0.0)
-            if r["state"] not in FINISHED:
-                left += cost * (1 - step / max(1, r["steps"]))
-            if tail.wall > 0 and tail.step:
-                rate_cost += cost * tail.step / max(1, r["steps"])
-                rate_seconds += tail.wall
-            note = r["reason"] if r["state"] in ("failed", "damaged", "stale", "waiting") else ""
-            if r["state"] == "running" and math.isfinite(tail.seconds_per_step):
-                note = f"{_duration((r['steps'] - step) * tail.seconds_per_step)} left"
-            rows.append([r["name"], r["state"], f"{step}/{r['steps']}", _num(tail.train), _num(tail.val),
-                         sparkline(tail.curve, self.width, self.levels), note])  # fmt: skip
-        counts = status["state"].value_counts().to_dict()
-        running = counts.get("running", 0)
-        eta = left / (rate_cost / rate_seconds) / max(1, running) if rate_cost > 0 else float("nan")
-        self.finished = not any(s not in FINISHED for s in counts)
-        done = counts.get("done", 0)
-        if done != self.fitted_on:  # refit only when a run has finished
-            self.fit_line, self.fitted_on = (self._fit() if done else f"fit {self.law}: no finished runs yet"), done
+        rows, counts, left, rate_cost, rate_seconds = [], Counter(), 0.0, 0.0, 0.0
+        for r in self.runs:
+            s = self._state(r)
+            counts[s.state] += 1
+            tail = self.tails.get(r.name)
+            if tail is None and r.run_dir is not None:
+                tail = self.tails[r.name] = CurveTail(r.run_dir)
+            if tail is not None:
+                tail.poll()
+            seen = tail or CurveTail(self.directory / r.name)  # a pending run: an empty curve
+            step = r.steps if s.state == "done" else max(s.step, seen.step)
+            if s.state not in FINISHED:
+                left += r.cost * (1 - step / max(1, r.steps))
+            if seen.wall > 0 and seen.step:
+                rate_cost += r.cost * seen.step / max(1, r.steps)
+                rate_seconds += seen.wall
+            note = s.reason if s.state in ("failed", "damaged", "stale", "waiting") else ""
+            if s.state == "running" and math.isfinite(seen.seconds_per_step):
+                note = f"{_duration((r.steps - step) * seen.seconds_per_step)} left"
+            rows.append([r.name, s.state, f"{step}/{r.steps}", _num(seen.train), _num(seen.val),
+                         sparkline(seen.curve, self.width, self.levels), note])  # fmt: skip
+        eta = left / (rate_cost / rate_seconds) / max(1, counts["running"]) if rate_cost > 0 else float("nan")
+        self.finished = all(s in FINISHED for s in counts)
+        if counts["done"] != self.fitted_on:  # refit only when a run has finished
+            self.fit_line = self._fit() if counts["done"] else f"fit {self.law}: no finished runs yet"
+            self.fitted_on = counts["done"]
         order = ["done", "running", "waiting", "stale", "pending", "failed", "damaged"]
-        summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0) or s in ("done", "running", "pending"))
+        summary = ", ".join(f"{counts[s]} {s}" for s in order if counts[s] or s in ("done", "running", "pending"))
         when = "finished" if self.finished else f"ETA {_duration(eta) if left else '0 s'}"
-        head = f"study {self.study.name}: {summary} of {len(status)}; {when} [{datetime.now():%H:%M:%S}]"
+        head = f"study {self.name}: {summary} of {len(self.runs)}; {when} [{datetime.now():%H:%M:%S}]"
         return [head, *_columns(["run", "state", "step", "train", "valid", "training loss", ""], rows), self.fit_line]
 
     def _fit(self) -> str:
@@ -169,7 +220,7 @@ class StudyView:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a damaged run shows as damaged in its row
-                runs, _ = collect(self.study.directory)
+                runs, _ = collect(self.directory)
                 table, _ = select_for_law(runs, self.law)
                 fit = fit_law(self.law, table.reset_index(drop=True), calibrate=False)
         except ScalinglabError as e:
@@ -204,7 +255,7 @@ def write_html(path: str | Path, lines: Sequence[str], interval: float) -> None:
     )
 
 
-def watch(study: StudyConfig, *, interval: float = 5.0, once: bool = False, law: str = "chinchilla",
+def watch(study: StudyConfig | str | Path, *, interval: float = 5.0, once: bool = False, law: str = "chinchilla",
           budget: float | None = None, html: str | Path | None = None, out: TextIO | None = None, width: int = 32) -> int:
     """Draw frames of ``study`` every ``interval`` seconds until every run has finished (``once``: one frame).
 
