@@ -201,23 +201,28 @@ ray_node_down() {  # ray_node_down <temp dir>: TERM, then KILL what is left afte
   wait_for 5 sh -c "! pgrep -f -- '$1/'" || ray_kill "$1" KILL
 }
 
+ray_start() {  # ray_start <node> <ray start args...>: start one node; a second try when a loaded machine
+  local node=$1 try  # makes Ray give up on it (its raylet must register within a fixed 30 s)
+  shift
+  for try in 1 2; do
+    "$RAY" start "$@" --disable-usage-stats --temp-dir="$DIR/ray/$node" >"$DIR/ray/$node.log" 2>&1 && return 0
+    ray_node_down "$DIR/ray/$node"
+  done
+  die "ray start ($node) failed: $(grep -v '^\s*$' "$DIR/ray/$node.log" | tail -2 | tr '\n' ' ')"
+}
+
 ray_up() {
   [ -x "$RAY" ] || die "no Ray at $RAY; install it with: .venv/bin/pip install 'scalinglab[ray]'"
   ray_env
   mkdir -p "$DIR/ray"
   [ -s "$HOME/.ray/auth_token" ] || "$RAY" get-auth-token --generate >/dev/null
   local cpus=$(($(nproc) > 1 ? $(nproc) / 2 : 1))
-  if ! pgrep -f -- "gcs_server.*$DIR/ray/head/" >/dev/null; then
-    "$RAY" start --head --node-ip-address="$RAY_HEAD" --port="$RAY_PORT" --num-cpus="$cpus" \
-      --ray-client-server-port=$((RAY_PORT + 1)) --dashboard-port=$((RAY_PORT + 2)) --include-dashboard=false \
-      --disable-usage-stats --temp-dir="$DIR/ray/head" >"$DIR/ray/head.log" 2>&1 \
-      || die "ray start --head failed: $(grep -v '^\s*$' "$DIR/ray/head.log" | tail -2 | tr '\n' ' ')"
-  fi
-  if ! pgrep -f -- "raylet.*$DIR/ray/node2/" >/dev/null; then
-    "$RAY" start --address="$RAY_HEAD:$RAY_PORT" --node-ip-address=127.0.0.3 \
-      --num-cpus="$cpus" --resources='{"node2": 1000}' --disable-usage-stats --temp-dir="$DIR/ray/node2" \
-      >"$DIR/ray/node2.log" 2>&1 || die "ray start (second node) failed: $(grep -v '^\s*$' "$DIR/ray/node2.log" | tail -2 | tr '\n' ' ')"
-  fi
+  pgrep -f -- "gcs_server.*$DIR/ray/head/" >/dev/null \
+    || ray_start head --head --node-ip-address="$RAY_HEAD" --port="$RAY_PORT" --num-cpus="$cpus" \
+      --ray-client-server-port=$((RAY_PORT + 1)) --dashboard-port=$((RAY_PORT + 2)) --include-dashboard=false
+  pgrep -f -- "raylet.*$DIR/ray/node2/" >/dev/null \
+    || ray_start node2 --address="$RAY_HEAD:$RAY_PORT" --node-ip-address=127.0.0.3 --num-cpus="$cpus" \
+      --resources='{"node2": 1000}'
   echo "export RAY_AUTH_MODE=token  # then: scalinglab study run STUDY.toml --executor ray --ray-address $RAY_HEAD:$RAY_PORT"
 }
 

@@ -43,8 +43,12 @@ def timed_study(path: Path, executor: ExecutorConfig, label: str) -> pd.DataFram
     start = time.monotonic()
     status = run_study(study, executor, progress=False, poll_seconds=0.2)
     WALL[label] = time.monotonic() - start
-    print(f"\nwall time of the 3-run study, {label}: {WALL[label]:.1f} s")
     return status
+
+
+def report(line: str) -> None:
+    """A measurement for the record: on the terminal with ``pytest -s``, even in a test that captures output."""
+    print(line, file=sys.__stdout__, flush=True)
 
 
 def trained_twice(status: pd.DataFrame) -> list[str]:
@@ -62,6 +66,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> pd.Series:
     """The study on the local executor: the losses every cluster must reproduce."""
     path = write_study(tmp_path_factory.mktemp("local"))
     status = timed_study(path, ExecutorConfig(kind="local", workers=2), "local (2 workers)")
+    report(f"\nwall time of the 3-run study, local (2 workers): {WALL['local (2 workers)']:.1f} s")
     assert (status["state"] == "done").all(), status
     return final_losses(load_study(path).directory)
 
@@ -92,13 +97,14 @@ def test_slurm_study_survives_a_task_stopped_like_a_time_limit(slurm_cluster: Cl
     killer.start()
     executor = ExecutorConfig(kind="slurm", slurm_cluster="slurm", workers=2, slurm_partition="main", slurm_time_min=5,
                               slurm_log_dir=str(tmp_path / "logs"))  # fmt: skip
-    status = timed_study(path, executor, "slurm (real, 2 CPUs, one task cancelled mid-run)")
+    label = "slurm (real, 2 CPUs, one task cancelled mid-run)"
+    status = timed_study(path, executor, label)
     killer.join(timeout=5)
     assert victim, "no task was stopped"
     assert (status["state"] == "done").all(), status
     attempts = read_attempts(victim["run_dir"])
-    print(f"slurm time-limit test: task {victim['job']} stopped after step {victim['step']}; attempts from steps "
-          f"{[a['from_step'] for a in attempts]}")  # fmt: skip
+    report(f"\nslurm time-limit test: task {victim['job']} stopped after step {victim['step']}; attempts from steps "
+           f"{[a['from_step'] for a in attempts]}; wall time {WALL[label]:.1f} s")  # fmt: skip
     assert len(attempts) == 2 and attempts[1]["from_step"] >= int(victim["step"]) > 0  # resumed, not restarted
     assert attempts[1]["job"] != victim["job"]  # a resubmission: a new array task
     assert trained_twice(status) == []
@@ -162,10 +168,10 @@ def test_ray_study_survives_losing_a_node(ray_cluster: Cluster, reference: pd.Se
     status = study_status(study)
     assert (status["state"] == "done").all(), status
     attempts = read_attempts(lost["run_dir"])
-    print(f"\nray node-loss test: node 2 killed after step {lost['step']} of a run; attempts from steps "
-          f"{[a['from_step'] for a in attempts]}, nodes {[a['node'][:8] for a in attempts]}")  # fmt: skip
+    report(f"\nray node-loss test: node 2 killed after step {lost['step']} of a run; attempts from steps "
+           f"{[a['from_step'] for a in attempts]}, nodes {[a['node'][:8] for a in attempts]}")  # fmt: skip
     assert len(attempts) == 2 and attempts[1]["from_step"] >= int(lost["step"]) > 0  # resumed, not restarted
     assert attempts[1]["node"] != attempts[0]["node"] and not on_node2(attempts[1]["pid"])  # on the surviving node
     assert trained_twice(status) == []
     assert final_losses(study.directory).tolist() == reference.tolist()
-    print(f"wall times (s): {json.dumps({k: round(v, 1) for k, v in WALL.items()})}")
+    report(f"wall times (s): {json.dumps({k: round(v, 1) for k, v in WALL.items()})}")

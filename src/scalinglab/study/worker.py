@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from scalinglab.atomic import dumps
+from scalinglab.atomic import dumps, os_errors
 from scalinglab.errors import DamagedFile, DiskError, LockedError, Stopped
 from scalinglab.study.store import RunStore
 from scalinglab.train.checkpoint import latest_checkpoint
@@ -74,8 +74,8 @@ def execute(job: Job) -> Outcome:
         if state == "done" or (state == "failed" and not job.retry_failed):
             return Outcome(job.run_dir, "skipped", f"already {state}")
         start = time.time()
-        _log_attempt(run_dir)
         try:
+            _log_attempt(run_dir)
             with _warning_as_stop():
                 train(job.config, run_dir)
         except LockedError as e:  # a plain `scalinglab train` holds the run: it is that process's to finish
@@ -110,7 +110,7 @@ def _log_attempt(run_dir: Path) -> None:
     found = latest_checkpoint(run_dir)
     record = {"time": time.time(), **scheduler_job(), "host": socket.gethostname(), "pid": os.getpid(),
               "from_step": found[0] if found else 0}  # fmt: skip
-    with open(run_dir / ATTEMPTS, "a") as f:
+    with os_errors(run_dir / ATTEMPTS), open(run_dir / ATTEMPTS, "a") as f:  # a full disk: stopped, like the trainer
         f.write(dumps(record) + "\n")
 
 
