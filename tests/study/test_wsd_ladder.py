@@ -189,3 +189,21 @@ overrides = ["schedule.kind=constant", "schedule.warmup_steps=1"]
     runs = expand_study(load_study(write_study(tmp_path, "shared", same + DESIGNS)))
     (parent,) = [r for r in runs if r.design == "constant"]
     assert parent.also == (("wsd_ladder", "L2-d32"),) and parent.config.runtime.keep_steps == (8, 15)
+
+
+def test_a_branch_whose_parent_lost_its_step_says_what_to_do(trained) -> None:
+    from scalinglab.errors import TrainingError
+
+    dirs, runs, tmp = trained["dirs"], trained["runs"], trained["tmp"]
+    where = tmp / "lost"
+    parent = shutil.copytree(dirs["wsd_ladder-L2-d32-stable"], where / dirs["wsd_ladder-L2-d32-stable"].name)
+    shutil.rmtree(parent / "checkpoints" / "step_8")  # as if trained before the branch point was asked for
+    branch = where / dirs["wsd_ladder-L2-d32-D2.56e3"].name
+    branch.mkdir()
+    shutil.copy(dirs["wsd_ladder-L2-d32-D2.56e3"] / "labels.json", branch)
+    state = RunStore(where).state(branch)
+    assert state.state == "waiting"
+    assert f"finished without keeping step 8; delete {parent.name}" in state.reason
+    none = r"starts from its parent's checkpoint at step 8, and there is none"
+    with pytest.raises(TrainingError, match=none):
+        train(runs["wsd_ladder-L2-d32-D2.56e3"].config, branch)
