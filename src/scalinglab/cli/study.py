@@ -76,7 +76,8 @@ its last checkpoint. --workers throttles a SLURM array (%K). See docs/clusters.m
 """
 
 STATUS_HELP = """\
-One row per run of the study: state (pending, running, stale = interrupted, done, failed, damaged =
+One row per run of the study: state (pending, waiting = a cooldown branch whose parent has not yet
+reached its step, running, stale = interrupted, done, failed, damaged =
 one of its files cannot be read), step of steps, and the failure reason, the damaged file, or the
 host:pid training it. Runs sent to a cluster also show the executor, the scheduler's job id (SLURM
 <array>_<task>, a Ray task id), the job's state as squeue reports it (PENDING, RUNNING, COMPLETED,

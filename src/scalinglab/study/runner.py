@@ -155,8 +155,9 @@ def _job_states(jobs: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _cost(cfg: Any) -> float:
-    """A run's relative cost for the ETA: its tokens times the FLOPs per token of every matmul."""
-    return resolve_steps(cfg) * tokens_per_step(cfg) * flops_per_token(cfg.model)["structural"]
+    """A run's relative cost for the ETA: its tokens times the FLOPs per token of every matmul (a cooldown
+    branch trains only the steps after its parent's)."""
+    return (resolve_steps(cfg) - cfg.branch.step) * tokens_per_step(cfg) * flops_per_token(cfg.model)["structural"]
 
 
 class _Eta:
