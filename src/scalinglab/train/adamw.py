@@ -92,7 +92,8 @@ class FlatAdamW:
             ids = list(range(first, first + g["count"]))
             if g["step"].item() > 0:  # torch's AdamW holds no state for a parameter before its first step
                 for i in ids:
-                    state[i] = {"step": g["step"].clone(), "exp_avg": self._view(self.exp_avg, i), "exp_avg_sq": self._view(self.exp_avg_sq, i)}
+                    moments = {"exp_avg": self._view(self.exp_avg, i), "exp_avg_sq": self._view(self.exp_avg_sq, i)}
+                    state[i] = {"step": g["step"].clone(), **moments}
             param_groups.append({
                 "lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": g["weight_decay"], "amsgrad": False,
                 "maximize": False, "foreach": None, "capturable": False, "differentiable": False, "fused": True,
@@ -105,18 +106,22 @@ class FlatAdamW:
         """Restore moments and step counts saved by this optimiser or by ``torch.optim.AdamW`` on the same model."""
         sizes = [len(g["params"]) for g in saved["param_groups"]]
         if sizes != [g["count"] for g in self.groups]:
-            raise ValueError(f"saved optimiser groups hold {sizes} parameters, this model's {[g['count'] for g in self.groups]}")
+            ours = [g["count"] for g in self.groups]
+            raise ValueError(f"saved optimiser groups hold {sizes} parameters, this model's {ours}")
         state, first = saved["state"], 0
         for g in self.groups:
             steps = set()
             for i in range(first, first + g["count"]):
-                saved_i = state.get(i, {})
+                saved_i = state.get(i)  # none before a parameter's first step
                 for name, buf in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
-                    self._view(buf, i).copy_(saved_i[name]) if saved_i else self._view(buf, i).zero_()
-                steps.add(float(saved_i["step"]) if saved_i else 0.0)
+                    if saved_i is None:
+                        self._view(buf, i).zero_()
+                    else:
+                        self._view(buf, i).copy_(saved_i[name])
+                steps.add(0.0 if saved_i is None else float(saved_i["step"]))
             if len(steps) > 1:  # one count per group: the trainer updates every parameter at every step
                 raise ValueError(f"saved optimiser state has parameters at different steps {sorted(steps)}")
-            g["step"].fill_(steps.pop())
+            g["step"].fill_(steps.pop() if steps else 0.0)
             first += g["count"]
         self.lr = saved["param_groups"][0]["lr"]
 
