@@ -244,14 +244,18 @@ class SlurmQueue:
         """The job's state, or 'GONE' once squeue no longer lists it."""
         return self.states().get(job_id, "GONE")
 
+    def forget(self) -> None:
+        """Ask squeue again on the next call (jobs were just submitted)."""
+        self._at = -float("inf")
+
 
 def squeue_states() -> dict[str, str]:
-    """Every job squeue lists, array tasks one by one: {job id: state}; empty without squeue."""
+    """Every job of this user that squeue lists, array tasks one by one: {job id: state}; empty without squeue."""
     if shutil.which("squeue") is None:
         return {}
     try:
         out = subprocess.run(
-            ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T"],
+            ["squeue", "--me", "--noheader", "--array", "--states=all", "--format=%i|%T"],
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError) as e:
@@ -280,6 +284,7 @@ class _SlurmTask:
         if self._job.paths.result_pickle.exists():
             return True
         if self._queue.state(self.job_id) not in (*SLURM_ENDED, "GONE"):
+            self._ended_at = None
             return False
         self._ended_at = self._ended_at or time.monotonic()
         return time.monotonic() - self._ended_at >= REPORT_GRACE_SECONDS
@@ -326,6 +331,7 @@ class SlurmExecutor:
         submitted = self._ex.map_array(execute, list(jobs))
         if self._ex.cluster != "slurm":
             return submitted  # submitit's local jobs know when they end
+        self.queue.forget()
         return [_SlurmTask(job, self.queue) for job in submitted]
 
     def close(self, abort: bool = False) -> None:
