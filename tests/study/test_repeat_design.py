@@ -37,8 +37,10 @@ def test_each_size_repeats_each_subset_for_each_epoch_count() -> None:
 
 
 def test_bad_repeat_design_says_what_to_change() -> None:
-    with pytest.raises(ConfigError, match="unique_tokens must list"):
+    with pytest.raises(ConfigError, match="give the data once"):
         _study(unique_tokens=[])
+    with pytest.raises(ConfigError, match="give the data once"):
+        _study(unique_tokens=[4096], tokens=[8192])
     with pytest.raises(ConfigError, match="epochs must list positive"):
         _study(unique_tokens=[4096], epochs=[0, 2])
 
@@ -70,16 +72,16 @@ def test_a_real_repeat_study_fits_from_its_directory(tmp_path, capsys) -> None:
 
     base = helpers.BASE.replace("points = 2", "points = 1")
     design = ('[[design]]\nkind = "repeat"\nshapes = [[2, 8], [2, 16]]\nhead_dim = 8\n'
-              "unique_tokens = [1024, 2048]\nepochs = [1, 3]\n")  # fmt: skip
+              "tokens = [1024, 2048]\nepochs = [1, 4]\n")  # two D, U = D / epochs: 8 runs of 4 or 8 steps  # fmt: skip
     study = load_study(helpers.write_study(tmp_path, "rep", design, base=base))
-    run_study(study, "local", workers=2, progress=False)
+    run_study(study, "local", workers=1, progress=False)
     write_tables(study.directory)
     fit_json = tmp_path / "fit.json"
     args = ["fit", str(study.directory), "--law", "data_constrained", "--bootstrap", "10", "--no-progress", "--out", str(fit_json)]
     assert main(args) in (0, 1)  # 1: not converged, said on stderr; 8 runs for 7 parameters may not pin them all
     captured = capsys.readouterr()
     out = json.loads(fit_json.read_text())
-    assert out["n_points"] == 8 and sorted(set(out["data"]["U"])) == [1024, 2048]
+    assert out["n_points"] == 8 and sorted(set(out["data"]["U"])) == [256, 512, 1024, 2048]
     assert "8 of 8 runs" in captured.err and all(set(w) == {"kind", "param", "message"} for w in out["warnings"])
 
     runs, _ = collect(study.directory)

@@ -364,14 +364,15 @@ def _repeated(log_u: np.ndarray, log_x: np.ndarray, log_r_star: np.ndarray) -> t
     All in logs; U above X counts as X (nothing repeated). Returns log X' and its derivatives in log U
     and log R* (the Jacobian's chain rule; both are 0 where nothing is repeated).
     """
-    log_u = np.minimum(log_u, log_x)
-    repeats = np.expm1(log_x - log_u)  # R = X/U - 1 >= 0
-    r_star = np.exp(log_r_star)
-    decay = np.exp(-repeats / r_star)
-    gain = -r_star * np.expm1(-repeats / r_star)  # R* (1 - exp(-R/R*)): the value of the repeats, in units of U
+    gap = np.minimum(log_x - np.minimum(log_u, log_x), 600.0)  # log(R + 1); past e^600 the value has long saturated
+    log_u = log_x - gap
+    repeats = np.expm1(gap)  # R = X/U - 1 >= 0
+    x = repeats / np.exp(log_r_star)
+    gain = -np.exp(log_r_star) * np.expm1(-x)  # R* (1 - exp(-R/R*)): the value of the repeats, in units of U
     log_eff = log_u + np.log1p(gain)
-    d_log_u = 1.0 - (repeats + 1.0) * decay / (1.0 + gain)
-    d_log_r = (gain - repeats * decay) / (1.0 + gain)
+    with np.errstate(divide="ignore"):  # (R + 1) e^(-R/R*) and R e^(-R/R*) in logs: no inf x 0 at huge R
+        d_log_u = 1.0 - np.exp(gap - x) / (1.0 + gain)
+        d_log_r = (gain - np.exp(np.log(repeats) - x)) / (1.0 + gain)
     return log_eff, d_log_u, d_log_r
 
 
