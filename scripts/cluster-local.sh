@@ -123,11 +123,12 @@ slurm_up() {
 }
 
 slurm_down_daemons() {
-  local pidfile
+  local pidfile pid
   for pidfile in "$DIR/slurm/slurmd.pid" "$DIR/slurm/slurmctld.pid"; do
     if alive "$pidfile"; then
-      kill "$(cat "$pidfile")"
-      wait_for 15 sh -c "! kill -0 $(cat "$pidfile")" || kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+      pid=$(cat "$pidfile")  # the daemon removes its pid file as it exits
+      kill "$pid"
+      wait_for 15 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
   done

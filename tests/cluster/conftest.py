@@ -23,7 +23,7 @@ RAY_ADDRESS = "127.0.0.2:6399"
 """The test cluster's Ray head (cluster-local.sh binds it to 127.0.0.2)."""
 
 STUDY = """
-name = "trio"
+name = "duo"
 out_dir = "{out}"
 recipe = "kaplan2020"
 stale_seconds = 30
@@ -43,7 +43,7 @@ vocab_size = 512
 batch_size = 8
 
 [base.budget]
-steps = 150
+steps = 100
 
 [base.eval]
 points = 2
@@ -56,14 +56,15 @@ checkpoint_steps = 10
 [[design]]
 kind = "seeds"
 shapes = [[2, 32]]
-seeds = [0, 1, 2]
+seeds = [0, 1]
 """
-"""Three runs of a 2-layer d32 model, 150 steps each, a checkpoint every 10: seconds apiece."""
+"""Two runs of a 2-layer d32 model, 100 steps each, a checkpoint every 10: seconds apiece. Two workers
+train both at once, one on each Ray node."""
 
 
 def write_study(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "trio.toml"
+    path = directory / "duo.toml"
     path.write_text(STUDY.format(out=directory / "runs"))
     return path
 
