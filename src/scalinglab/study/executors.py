@@ -49,7 +49,8 @@ class ExecutorConfig:
     kind: ExecutorKind = "local"
     """'local' (process pool), 'ray' (Ray Core tasks) or 'slurm' (submitit job arrays)."""
     workers: int = 0
-    """Runs trained at once; 0 means one per CPU core (local, local Ray) or the array limit (slurm)."""
+    """Runs trained at once; 0 means one per CPU core (local, local Ray, submitit's local arrays) or no
+    throttle on a SLURM array (the cluster's own limits apply)."""
     threads_per_run: int = 1
     """CPU threads of each run (torch and BLAS)."""
     num_gpus: float = 0
@@ -263,6 +264,8 @@ def squeue_states() -> dict[str, str]:
     return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
 
 
+SLURM_ARRAY_CAP = 256
+"""The array throttle when --workers is not given: submitit's default, above most clusters' own limits."""
 REPORT_GRACE_SECONDS = 10.0
 """How long a task SLURM has ended (cancelled, timed out) may still take to write its result: the job's
 state changes at once, while its process finishes the step, checkpoints and reports."""
@@ -311,7 +314,8 @@ class SlurmExecutor:
             "timeout_min": cfg.slurm_time_min,
             "cpus_per_task": cfg.threads_per_run,
             "gpus_per_node": int(cfg.num_gpus),
-            "slurm_array_parallelism": cfg.n_workers,
+            # --workers K throttles the array (%K); 0 leaves it to the cluster's own limits
+            "slurm_array_parallelism": cfg.workers or (cfg.n_workers if cfg.slurm_cluster == "local" else SLURM_ARRAY_CAP),
             "slurm_signal_delay_s": signal_lead_seconds(cfg.slurm_time_min),
         }
         if cfg.slurm_partition:
