@@ -4,6 +4,14 @@ Prints the wall and CPU time of the fit from Hoffmann's full 4,500-start grid (t
 cores) and of 1,000 bootstrap refits (target: <= 60 s), best of ``--repeat``, and, with
 ``--scipy-starts K``, a one-start-at-a-time scipy L-BFGS-B fit from K grid starts for comparison.
 
+``--cli`` times whole commands, each a fresh process as a user runs it (imports, reading the CSV,
+the fit, printing), alternating and best of ``--repeat``: ``scalinglab --help`` (target <= 0.3 s),
+``scalinglab fit`` on Epoch's runs from 4,500 starts with no bootstrap (<= 0.8 s) and with the
+default 200 refits (<= 1.2 s), against a careful scipy fit from ``--scipy-starts`` starts (243 by
+default: the law's 3^5 grid) written as a user would: numpy, pandas and scipy.optimize, one L-BFGS-B run per start at
+tight tolerance with an analytic gradient (goal: scalinglab >= 3x faster). CPU seconds (user + sys)
+are printed beside wall seconds: on a shared machine they move less with the load.
+
 ``--rows`` fits synthetic checkpoint tables (240 runs on Hoffmann's law, each logged at several
 points of its training, 1% noise) from the same 4,500 starts, printing time, peak memory (the
 process's peak RSS grows only when a fit needs more than any before, so sizes run smallest first) and
@@ -11,14 +19,18 @@ the optimum against a fit that screens every start on every row (``--reference``
 rows); ``--bootstrap-rows`` times a bootstrap by run on one of them.
 
     python benchmarks/fit_speed.py
+    python benchmarks/fit_speed.py --cli --repeat 5
     python benchmarks/fit_speed.py --runs path/to/runs.csv --repeat 5 --scipy-starts 250
-    python benchmarks/fit_speed.py --rows 2400 24000 240000 --reference 24000
+    python benchmarks/fit_speed.py --rows 2400 24000 240000 --reference 24000 --bootstrap-rows 24000
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +47,7 @@ from scalinglab.laws.objective import Problem, polish
 from scalinglab.laws.tables import drop_highest, read_runs_table
 
 DEFAULT_RUNS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "runs" / "chinchilla_fig4_epoch.csv"
+SCIPY_FIT = Path(__file__).with_name("scipy_fit.py")
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
@@ -55,6 +68,40 @@ def scipy_one_by_one(runs, n_starts: int) -> float:
     grid = form.start_grid("full")
     starts = grid[np.random.default_rng(0).choice(len(grid), n_starts, replace=False)]
     return min(polish(problem, theta).fun for theta in starts)
+
+
+def run_timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one child process."""
+    wall = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise SystemExit(f"{' '.join(argv)} failed (status {status})")
+    return time.perf_counter() - wall, usage.ru_utime + usage.ru_stime
+
+
+def cli_timings(path: Path, repeat: int, n_starts: int | None) -> None:
+    """Whole commands in fresh processes, alternating, best of ``repeat``; scipy's end to end once (it takes a minute)."""
+    cli = [str(Path(sys.executable).with_name("scalinglab"))]
+    fit = [*cli, "fit", str(path), "--drop-highest-loss", "5", "--starts", "hoffmann"]
+    commands = {
+        "scalinglab --help": ([*cli, "--help"], 0.3),
+        "scalinglab fit, 4,500 starts, --bootstrap 0": ([*fit, "--bootstrap", "0"], 0.8),
+        "scalinglab fit, 4,500 starts, 200 refits": (fit, 1.2),
+    }
+    best = {name: (np.inf, np.inf) for name in commands}
+    for _ in range(repeat):
+        for name, (argv, _target) in commands.items():
+            wall, cpu = run_timed(argv)
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    scipy_name = f"scipy L-BFGS-B, {n_starts or 243} starts (once)"
+    extra = [] if n_starts is None else [str(n_starts)]
+    scipy_wall, scipy_cpu = best[scipy_name] = run_timed([sys.executable, str(SCIPY_FIT), str(path), *extra])
+    print(f"{'command (fresh process, best of ' + str(repeat) + ')':<48} {'wall s':>7} {'CPU s':>7}  target    scipy / it (wall, CPU)")
+    for name, (wall, cpu) in best.items():
+        target = commands[name][1] if name in commands else None
+        bar = f"<= {target:g} s" if target else ""
+        print(f"{name:<48} {wall:>7.3f} {cpu:>7.3f}  {bar:<9} {scipy_wall / wall:.1f}x, {scipy_cpu / cpu:.1f}x")
 
 
 def checkpoint_table(rows: int, runs: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -108,7 +155,11 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=2400, metavar="R", help="compare with full screening up to R rows")
     parser.add_argument("--bootstrap-rows", type=int, default=0, metavar="R", help="time --bootstrap refits by run on R rows")
     parser.add_argument("--skip-epoch", action="store_true", help="only the checkpoint tables")
+    parser.add_argument("--cli", action="store_true", help="time whole commands as fresh processes, against scipy's")
     args = parser.parse_args()
+    if args.cli:
+        cli_timings(args.runs, args.repeat, args.scipy_starts or None)
+        return
     if args.rows or args.bootstrap_rows:
         checkpoint_fits(args.rows, args.reference, args.bootstrap_rows, args.bootstrap)
     if args.skip_epoch:

@@ -13,6 +13,7 @@ own damping; :func:`polish` finishes one candidate with scipy's L-BFGS-B at tigh
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,23 +56,22 @@ class Problem:
     def upper(self) -> np.ndarray:
         return np.array([b[1] for b in self.form.bounds])
 
-    def evaluate(self, theta: np.ndarray, rows: np.ndarray | None = None, jac: bool = False):
+    def evaluate(self, theta: np.ndarray, rows: np.ndarray | None = None, jac: bool = False, exact: bool = False):
         """Objective ``(K,)``, gradient ``(K, P)``, and Gauss-Newton matrix ``(K, P, P)`` at ``theta (K, P)``.
 
         ``rows`` selects which batch members' weights apply when ``weights`` is ``(K, n)`` or ``counts`` is
-        given (None: member k takes row k). The sums run over blocks of :data:`BLOCK` members x rows.
+        given (None: member k takes row k). ``exact`` adds a fourth item, the Gauss-Newton matrix of the
+        Huber loss's own curvature (rows inside ``delta`` only). The sums run over blocks of :data:`BLOCK`
+        members x rows.
         """
         theta = np.asarray(theta, dtype=float)
         K, n = theta.shape[0], self.logy.size
         per = max(1, BLOCK // n)
         if len(theta) <= per:
-            return self._evaluate(theta, rows, jac)
+            return self._evaluate(theta, rows, jac, exact)
         members = np.arange(K) if rows is None else np.asarray(rows)
-        parts = [self._evaluate(theta[i : i + per], members[i : i + per], jac) for i in range(0, K, per)]
-        f = np.concatenate([p[0] for p in parts])
-        if not jac:
-            return f, None, None
-        return f, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+        parts = [self._evaluate(theta[i : i + per], members[i : i + per], jac, exact) for i in range(0, K, per)]
+        return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts))
 
     def _member_weights(self, rows: np.ndarray | None, cols: slice) -> np.ndarray:
         """Weights ``(n_b,)`` or ``(K, n_b)`` of the batch members ``rows`` on the rows ``cols``."""
@@ -83,7 +83,7 @@ class Problem:
             w = counts[:, self.groups[cols]] * w
         return w
 
-    def _evaluate(self, theta: np.ndarray, rows: np.ndarray | None, jac: bool):
+    def _evaluate(self, theta: np.ndarray, rows: np.ndarray | None, jac: bool, exact: bool = False):
         """:meth:`evaluate` for one block of members, summed over blocks of rows."""
         K, P = theta.shape
         n = self.logy.size
@@ -91,6 +91,7 @@ class Problem:
         f = np.zeros(K)
         g = np.zeros((K, P)) if jac else None
         H = np.zeros((K, P, P)) if jac else None
+        Hx = np.zeros((K, P, P)) if jac and exact else None
         for start in range(0, n, step):
             cols = slice(start, start + step)
             logx = self.logx if step >= n else {k: v[cols] for k, v in self.logx.items()}
@@ -101,26 +102,32 @@ class Problem:
                 if self.penalty:
                     w = w * (1.0 + self.penalty * (r > 0))
                 a = np.abs(r)
-                huber = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-                f += (w * huber).sum(axis=1)
+                inside = a <= self.delta
+                f += (w * np.where(inside, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))).sum(axis=1)
                 if not jac:
                     continue
                 psi = np.clip(r, -self.delta, self.delta)  # Huber derivative
                 g += np.matmul(J, (w * psi)[:, :, None])[:, :, 0]
+                Jt = J.transpose(0, 2, 1)
                 # IRLS weight psi(r)/r majorises the Huber loss by a quadratic (1 inside delta, delta/|r| outside).
                 irls = w * np.minimum(1.0, self.delta / np.maximum(a, 1e-300))
-                H += np.matmul(J * irls[:, None, :], J.transpose(0, 2, 1))  # (K, P, P)
+                H += np.matmul(J * irls[:, None, :], Jt)  # (K, P, P)
+                if exact:  # rows beyond delta have no curvature (and 0 * inf in their Jacobian would be nan)
+                    Jin = np.where(inside[:, None, :], J, 0.0)
+                    Hx += np.matmul(Jin * w[..., None, :], Jin.transpose(0, 2, 1))
         bad = ~np.isfinite(f)
         f[bad] = np.inf
         if not jac:
-            return f, None, None
+            return (f, None, None, None) if exact else (f, None, None)
         if bad.any():  # a start outside the law's domain: no step from there
             g[bad], H[bad] = 0.0, 0.0
-        return f, g, H
+            if exact:
+                Hx[bad] = 0.0
+        return (f, g, H, Hx) if exact else (f, g, H)
 
 
 def minimize_batch(
-    problem: Problem, theta0: np.ndarray, *, max_iter: int = 200, ftol: float = 1e-13
+    problem: Problem, theta0: np.ndarray, *, max_iter: int = 200, ftol: float = 1e-13, newton: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise from every start in ``theta0 (K, P)`` together; returns ``(theta (K, P), f (K,))``.
 
@@ -128,12 +135,20 @@ def minimize_batch(
     rejected step was predicted to gain less than that (more damping predicts less: near the optimum
     rounding rejects every step, and raising the damping until steps vanish took 30 more evaluations),
     or once the damping grows so large that steps vanish.
+
+    ``newton``: step with the Huber loss's own curvature, damped towards the IRLS majoriser, instead of
+    the majoriser alone. With most residuals beyond ``delta`` (1% noise, delta 1e-3) the majoriser
+    converges linearly, gaining about half the remaining objective per step (40 steps on a checkpoint
+    table); the exact curvature converges in a few. For starts already near an optimum (bootstrap
+    replicates, inner fits, candidates converging); screening from far away keeps the majoriser.
     """
     lo, hi = problem.lower, problem.upper
     theta = np.clip(np.array(theta0, dtype=float), lo, hi)
     K, P = theta.shape
-    f, g, H = problem.evaluate(theta, np.arange(K), jac=True)
+    f, g, H, *Hx = problem.evaluate(theta, np.arange(K), jac=True, exact=newton)
     lam = np.full(K, 1e-3)
+    # Damping's floor: the exact curvature alone is singular where few rows lie inside delta.
+    floor = 1e-6 if newton else 1e-12
     active = np.isfinite(f)
     eye = np.eye(P)
     for _ in range(max_iter):
@@ -142,26 +157,46 @@ def minimize_batch(
             break
         Hi, gi = H[idx], g[idx]
         diag = np.einsum("kpp->kp", Hi)
-        A = Hi + (lam[idx, None] * diag + 1e-12 * (1.0 + diag.max(axis=1, keepdims=True)))[:, :, None] * eye
-        step = -np.linalg.solve(A, gi[:, :, None])[:, :, 0]
-        # The Gauss-Newton model's decrease for this step, -g.s - s.H.s/2.
-        predicted = -np.einsum("kp,kp->k", gi, step) - 0.5 * np.einsum("kp,kpq,kq->k", step, Hi, step)
-        trial = np.clip(theta[idx] + step, lo, hi)
-        f_new, g_new, H_new = problem.evaluate(trial, idx, jac=True)
+        tiny = 1e-12 * (1.0 + diag.max(axis=1, keepdims=True))[:, :, None] * eye
+        if newton:
+            curv = Hx[0][idx]
+            A = curv + lam[idx, None, None] * Hi + tiny
+        else:
+            curv = Hi
+            A = Hi + lam[idx, None, None] * diag[:, :, None] * eye + tiny
+        step = -_solve(A, gi)
+        # The quadratic model's decrease for this step, -g.s - s.H.s/2.
+        predicted = -np.einsum("kp,kp->k", gi, step) - 0.5 * np.einsum("kp,kpq,kq->k", step, curv, step)
+        trial = np.clip(theta[idx] + np.nan_to_num(step, nan=0.0), lo, hi)  # no step: rejected, more damping
+        f_new, g_new, H_new, *Hx_new = problem.evaluate(trial, idx, jac=True, exact=newton)
         better = f_new < f[idx]
         gain = np.where(better, (f[idx] - f_new) / np.maximum(np.abs(f[idx]), 1e-300), 0.0)
         acc = idx[better]
         theta[acc], f[acc], g[acc], H[acc] = trial[better], f_new[better], g_new[better], H_new[better]
-        lam[acc] = np.maximum(lam[acc] / 5.0, 1e-12)
+        if newton:
+            Hx[0][acc] = Hx_new[0][better]
+        lam[acc] = np.maximum(lam[acc] / 5.0, floor)
         rej = idx[~better]
         lam[rej] *= 5.0
         active[acc[gain[better] < ftol]] = False
-        hopeless = predicted[~better] < ftol * np.abs(f[rej])
+        hopeless = (predicted[~better] >= 0) & (predicted[~better] < ftol * np.abs(f[rej]))
         active[rej[hopeless | (lam[rej] > 1e10)]] = False
     return theta, f
 
 
-SCREEN_ROWS = 1024
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``A^-1 b`` for each of a batch ``A (K, P, P)``, ``b (K, P)``; nan for a member whose matrix is singular."""
+    try:
+        return np.linalg.solve(A, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # one member's matrix fails the whole batch: solve them one by one
+        out = np.full_like(b, np.nan)
+        for k in range(len(A)):
+            with contextlib.suppress(np.linalg.LinAlgError):
+                out[k] = np.linalg.solve(A[k], b[k])
+        return out
+
+
+SCREEN_ROWS = 512
 """Rows the starts are screened on when a table has more (checkpoint tables hold many rows per run)."""
 SAME_POINT = 1e-6
 """Candidates whose theta agree to this (relative, max-norm) after converging on the sample converge on all rows once."""
@@ -223,12 +258,12 @@ def multistart(
         f = np.concatenate([v for _, v in parts])
         theta = theta[np.argsort(f, kind="stable")[:keep]]
     if sample is not problem:
-        theta, _ = minimize_batch(sample, theta, max_iter=500)
+        theta, _ = minimize_batch(sample, theta, max_iter=500, newton=True)
         reps, owner = distinct(theta)  # starts that met on the sample stay together on all rows
-        converged, f = minimize_batch(problem, theta[reps], max_iter=500)
+        converged, f = minimize_batch(problem, theta[reps], max_iter=500, newton=True)
         theta, f = converged[owner], f[owner]
     else:
-        theta, f = minimize_batch(problem, theta, max_iter=500)
+        theta, f = minimize_batch(problem, theta, max_iter=500, newton=True)
     order = np.argsort(f, kind="stable")
     return theta[order], f[order]
 

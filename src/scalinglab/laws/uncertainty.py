@@ -81,7 +81,7 @@ def bootstrap(
     for start in progress_bar(range(0, n, chunk), "bootstrap", progress):
         pb = dataclasses.replace(problem, groups=groups, counts=counts[start : start + chunk])
         theta0 = np.repeat(theta_hat[None, :], pb.counts.shape[0], axis=0)
-        theta, _ = minimize_batch(pb, theta0, max_iter=300, ftol=1e-14)
+        theta, _ = minimize_batch(pb, theta0, max_iter=300, ftol=1e-14, newton=True)
         f, dec = expected_decrease(pb, theta)
         for k in np.flatnonzero(~is_converged(f, dec)):  # rare: finish these one by one
             one = dataclasses.replace(problem, weights=pb.counts[k, groups] * problem.weights)
@@ -183,7 +183,7 @@ def calibrate_noise(
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
     inner = dataclasses.replace(problem, weights=W)
-    theta, _ = minimize_batch(inner, np.repeat(theta_hat[None, :], len(W), axis=0), max_iter=500, ftol=1e-14)
+    theta, _ = minimize_batch(inner, np.repeat(theta_hat[None, :], len(W), axis=0), max_iter=500, ftol=1e-14, newton=True)
     f, dec = expected_decrease(inner, theta)
     ok = is_converged(f, dec)
     if not ok.any():
