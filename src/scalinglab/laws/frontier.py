@@ -316,7 +316,10 @@ def profile_noise(profiles: list[tuple[np.ndarray, np.ndarray]], half: int = 2) 
     neighbours on each side; the robust sd (1.4826 MAD) of these leave-one-out residuals, scaled to
     one run's noise, pools every budget. Smooth curvature is absorbed by the quadratic, so what is
     left is run-to-run scatter (seed noise, readout), plus a little misfit that only widens intervals.
-    nan when fewer than five residuals exist.
+    With fewer than five such residuals (budgets of five sizes leave one each), the pooled residual sd
+    of a quadratic in log N through each budget no wider than that window plus one (4 to 2*half + 2
+    sizes, where the quadratic is as local as the window), when they leave three or more degrees of
+    freedom (three budgets of five sizes leave six); nan otherwise.
     """
     resid = []
     for ln, ll in profiles:
@@ -327,9 +330,14 @@ def profile_noise(profiles: list[tuple[np.ndarray, np.ndarray]], half: int = 2) 
             x = np.vander(ln[idx] - ln[i], 3)
             var = 1 + float(np.array([0, 0, 1]) @ np.linalg.inv(x.T @ x) @ np.array([0, 0, 1]))  # prediction variance
             resid.append((ll[i] - c[2]) / np.sqrt(var))
-    if len(resid) < 5:
+    if len(resid) >= 5:
+        return float(1.4826 * np.median(np.abs(resid)))
+    fits = [(ll - np.polyval(np.polyfit(ln, ll, 2), ln), len(ln) - 3) for ln, ll in profiles
+            if 4 <= len(ln) <= 2 * half + 2]
+    dof = sum(d for _, d in fits)
+    if dof < 3:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(resid)))
+    return float(np.sqrt(sum(float(r @ r) for r, _ in fits) / dof))
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -401,7 +409,8 @@ def _bootstrap_isoflop(
     sigma = result.noise
     if sigma is None or sigma < 0:
         raise FitError(
-            "the IsoFLOP bootstrap cannot estimate the runs' noise (it needs budgets with five or more sizes); "
+            "the IsoFLOP bootstrap cannot estimate the runs' noise (it needs budgets of seven or more sizes, or "
+            "three of five); "
             "pass the noise of log loss, e.g. --noise 0.003, or --bootstrap 0."
         )
     rng = np.random.default_rng(seed)
