@@ -14,6 +14,9 @@ from scalinglab.errors import DataError
 SCAN_DESIGNS = frozenset({"batch_scan", "lr_scan", "hp_grid", "shape_scan", "context_scan"})
 """Designs that move one hyper-parameter off the recipe: measured on their own, never in a law's fit."""
 
+OVERFIT = 1e-3
+"""A data_constrained run whose final loss exceeds its early-stopped loss by more than this fraction overfits."""
+
 MIN_LAYERS = 2
 """Kaplan excludes 1-layer models from the L(N) and L(C) fits (§3.2, App D.7, Fig 13)."""
 
@@ -199,7 +202,12 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         subset = df["train_tokens_limit"].fillna(0) > 0 if "train_tokens_limit" in df.columns else pd.Series(False, df.index)
         if (~subset).any():  # their unique tokens are the corpus's, which the runs table does not record
             left.append(f"{int((~subset).sum())} on the whole corpus")
-        kept = df[subset].assign(U=df.loc[subset, "train_tokens_limit"].astype(float))
+        # A final loss above the run's own early-stopped one is overfitting, which the law (monotone in D) has no term for.
+        rising = subset & (df["loss"] > df["best_loss"] * (1 + OVERFIT)) if "best_loss" in df.columns else subset & False
+        if rising.any():
+            left.append(f"{int(rising.sum())} whose loss rose past its early-stopped value (overfitting)")
+        keep = subset & ~rising
+        kept = df[keep].assign(U=df.loc[keep, "train_tokens_limit"].astype(float))
         rule = "the runs on a nested subset, final loss, U = the subset's tokens (Muennighoff et al. 2023)"
     elif law in ("kaplan_nd", "chinchilla"):
         branch = is_branch(df)  # its best loss may be its parent's, from before its own decay
