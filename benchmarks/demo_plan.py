@@ -31,6 +31,7 @@ import pandas as pd
 from scalinglab.data import prepare
 from scalinglab.demo import study_text
 from scalinglab.study import expand_study, plan_study, plan_totals, study_from_dict
+from scalinglab.train.schedules import eval_steps
 
 
 def measured_runs(study_dir: Path) -> pd.DataFrame:
@@ -46,7 +47,8 @@ def measured_runs(study_dir: Path) -> pd.DataFrame:
         evals = np.array([any(k.startswith("val_loss") for k in r) for r in recs])[1:]
         dt = np.diff(wall)
         m, o = cfg["model"], cfg["optim"]
-        rows.append({"name": cfg["name"], "wall_s": float(wall[-1]), "key": _key(m, o), "flops_step": recs[-1]["flops_structural"] / recs[-1]["step"],
+        rows.append({"name": cfg["name"], "wall_s": float(wall[-1]), "evals": int(evals.sum()) + 1, "key": _key(m, o),
+                     "flops_step": recs[-1]["flops_structural"] / recs[-1]["step"],
                      "accumulation": o["batch_size"] // (o["micro_batch_size"] or o["batch_size"]),
                      "step_s": float(np.median(dt[~evals])), "eval_s": float(dt[evals].mean()) if evals.any() else 0.0,
                      "start_s": float(wall[0])})
@@ -63,15 +65,16 @@ def _key(m: dict, o: dict) -> tuple:
 def calibrated(table: pd.DataFrame, study, measured: pd.DataFrame) -> pd.Series:
     """Each planned run's seconds from ``measured``: the same run's wall time, else its shape's mean step and
     evaluation times, else those interpolated in log FLOPs per step among runs with as many micro-batches."""
-    same = {(n, k): s for n, k, s in zip(measured["name"], measured["key"], measured["wall_s"])}
+    same = {(r["name"], r["key"]): r for r in measured.to_dict("records")}
     by_key = measured.groupby("key")[["step_s", "eval_s", "start_s"]].mean().to_dict("index")
     out = []
     for run, row in zip(expand_study(study), table.itertuples()):
         m, o = run.config.model, run.config.optim
         key = _key(m.__dict__, o.__dict__)
-        evals = len(set(np.unique(np.geomspace(1, row.steps, run.config.eval.points).round())) | {row.steps})
-        if (run.name, key) in same:  # the very run, trained in the calibrating study
-            out.append(same[run.name, key])
+        evals = len(eval_steps(row.steps, run.config.eval.points))
+        if (run.name, key) in same:  # the very run, trained in the calibrating study (perhaps evaluated less often)
+            r = same[run.name, key]
+            out.append(r["wall_s"] - (r["evals"] - evals) * r["eval_s"])
             continue
         if key in by_key:
             r = by_key[key]
