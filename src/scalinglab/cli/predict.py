@@ -11,8 +11,11 @@ Fit the early part of a learning curve and predict the loss at a later step, wit
 
 One curve whose learning rate is known (a run directory, or an lr column) is fitted with the
 LR-annealing law L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024; S1 the summed LR, S2 the annealing
-area), which sees a cosine or WSD decay coming in the schedule and predicts its gain; one curve
-without an LR with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch) with
+area), which sees a cosine or WSD decay coming in the schedule and predicts its gain. C is carried as
+r = C/(alpha A) with a prior r = 1 +- 0.3 (a full decay is worth about an e-fold more constant-LR
+training): a curve fitted before its decay (a WSD run's stable phase) takes the gain from the prior,
+with a warning and an interval that carries the prior's spread; once it has decayed, its own points
+measure C. One curve without an LR is fitted with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch) with
 Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first one. The early
 transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
 or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval

@@ -21,8 +21,10 @@ Both fits are least squares on log loss. The prediction interval is residual-bas
 covariance s²(JᵀJ)⁻¹ carried to the new step by its gradient, plus the residual variance for the noise
 of one new evaluation, with Student-t quantiles for the few points a curve has. On synthetic curves
 extrapolated 20x it covered 93% of held-out points at 95% nominal, where a residual bootstrap covered
-87%. A curve fitted before the LR decays (cosine, WSD) cannot see the decay's extra gain:
-extrapolate constant-LR or stable-phase curves.
+87%. A curve fitted before its LR decays (a WSD run in its stable phase) cannot measure the decay's
+gain: the LR-annealing law's decay coefficient then comes from a prior (``ANNEAL_GAIN_PRIOR``, a full
+decay is worth about one e-fold of constant-LR training), fitted as one more residual, so the interval
+carries the prior's spread; as the decay is seen the curve's own points take over.
 """
 
 from __future__ import annotations
@@ -73,15 +75,26 @@ steps λ = 0.999 would spread a decay's gain past the run's end (on our 1000-ste
 half the curve, λ = 0.999 missed the final loss by -11%, λ = 0.99 by -0.7%)."""
 
 DECAY_SEEN = 0.1
-"""``predict`` fits the LR-annealing law only when the points fitted hold at least this fraction of
-the annealing area S2 at the point predicted; before that the decay's coefficient C is not measured
-(on the first 20% of a cosine run S2 is about 1% of its end value and C came out anywhere), and a
-schedule that never decays is L(S) with one parameter fewer."""
+"""Below this fraction of the annealing area S2 at the point predicted, reached by the last point
+fitted, the decay's gain is not measured by the curve (on the first 20% of a cosine run S2 is about 1%
+of its end value and a free C came out anywhere): ``predict`` says its gain comes from the prior."""
+
+ANNEAL_GAIN_PRIOR = (1.0, 0.3)
+"""(mean, sd) of r = C/(α·A), S1 in units of the peak LR times the run's steps and S2 in units of a full
+relaxed decay (peak LR/(1 − λ)): a decay to zero gains r times the loss an e-fold more constant-LR
+training gains at the run's end. Measured on our trainer's runs fitted whole (1.06 and 0.89 cosine,
+1.10 and 0.96 WSD, two sizes), not published; on three runs of other shapes held out from it, 0.81
+(cosine to zero), 1.72 and 1.18 (WSD decaying over 40% and 10%). The sd of 0.3 is about a 2% loss at the
+end of a decay, so an interval from a curve that has not decayed says the gain is uncertain."""
 
 
-def lr_annealing(S1, S2, L0, A, alpha, C):
-    """L = L0 + A S1^-α − C S2 (Tissue et al. 2024), S1 and S2 normalised; S2 enters as 1 + S2 (see fit_curve)."""
-    return L0 + A * S1**-alpha - C * (S2 - 1)
+def lr_annealing(S1, S2, L0, A, alpha, r):
+    """L = L0 + A S1^-α − C S2 with C = r α A (Tissue et al. 2024); S1, S2 normalised, S2 entering as 1 + S2.
+
+    The decay's coefficient is carried relative to the stable phase's log-slope α·A so that a prior on r
+    (``ANNEAL_GAIN_PRIOR``) is one linear residual.
+    """
+    return L0 + A * S1**-alpha - r * alpha * A * (S2 - 1)
 
 
 ANNEALING_FORM = Form.from_function(
@@ -89,9 +102,14 @@ ANNEALING_FORM = Form.from_function(
     name="lr_annealing",
     inputs=("S1", "S2"),
     log_params=("L0", "A"),
-    start={"L0": (1.0, 3.0), "A": (0.3, 1.0, 3.0), "alpha": (0.3, 1.0), "C": (0.0, 0.3)},
-    bounds={"L0": (1e-3, 1e3), "A": (1e-6, 1e6), "alpha": (1e-3, 5.0), "C": (0.0, 1e3)},
+    start={"L0": (1.0, 3.0), "A": (0.3, 1.0, 3.0), "alpha": (0.3, 1.0), "r": (0.5, 1.5)},
+    bounds={"L0": (1e-3, 1e3), "A": (1e-6, 1e6), "alpha": (1e-3, 5.0), "r": (0.0, 50.0)},
 )
+
+
+def annealing_coefficient(params: dict[str, float]) -> float:
+    """C of L = L0 + A S1^-α − C S2 from the fitted (L0, A, alpha, r): the gain of a full relaxed decay."""
+    return params["r"] * params["alpha"] * params["A"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,8 +267,9 @@ def annealing_areas(
     """S1 (the summed LR) and S2 (the annealing area) of Tissue et al. 2024 at the points ``at``.
 
     On every optimiser step (the schedule interpolated linearly between its rows): S1 = Σ η_i and
-    S2 = Σ m_i with m_i = λ m_{i-1} + max(η_{i-1} − η_i, 0), λ = ``ANNEAL_MOMENTUM`` or less on a short
-    run (``ANNEAL_WINDOW_FRACTION``); the warmup's rises are left out of S2, which measures decay only.
+    S2 = Σ m_i with m_i = λ m_{i-1} + (η_{i-1} − η_i), as in the paper, λ = ``ANNEAL_MOMENTUM`` or less on
+    a short run (:func:`anneal_momentum`); the warmup, up to the LR's first peak, is left out of S2 (the
+    paper's schedules start at the peak), a later re-warmup counts against it.
     """
     from scipy.signal import lfilter
 
@@ -258,11 +277,27 @@ def annealing_areas(
     last = int(np.ceil(sx.max() / x_per_step))
     steps = np.arange(1, last + 1, dtype=float)
     lr = np.interp(steps * x_per_step, sx, slr)
-    drop = np.maximum(np.concatenate([[0.0], lr[:-1] - lr[1:]]), 0.0)
-    lam = min(ANNEAL_MOMENTUM, 1 - 1 / max(ANNEAL_WINDOW_FRACTION * last, 1.0))
-    momentum = lfilter([1.0], [1.0, -lam], drop)
+    drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])
+    drop[: int(np.argmax(lr)) + 1] = 0.0  # the warmup's rises are not an annealing
+    momentum = lfilter([1.0], [1.0, -anneal_momentum(last)], drop)
     pos = np.asarray(at, dtype=float) / x_per_step
     return np.interp(pos, steps, np.cumsum(lr)), np.interp(pos, steps, np.cumsum(momentum))
+
+
+def anneal_momentum(steps: int) -> float:
+    """λ for a run of ``steps`` optimiser steps: ``ANNEAL_MOMENTUM``, with a memory of at most
+    ``ANNEAL_WINDOW_FRACTION`` of the run."""
+    return min(ANNEAL_MOMENTUM, 1 - 1 / max(ANNEAL_WINDOW_FRACTION * steps, 1.0))
+
+
+def area_units(schedule: tuple[np.ndarray, np.ndarray], x_per_step: float = 1.0) -> tuple[float, float]:
+    """The units of S1 and S2 in the law: the peak LR times the run's steps (a constant-LR run's S1 at its
+    end) and the peak LR / (1 − λ) (S2 long after a decay from the peak to zero), so C is the gain of a
+    full decay whatever the schedule's shape and the LR's units, and the prior on r applies to any run."""
+    sx, slr = (np.asarray(v, dtype=float) for v in schedule)
+    last = int(np.ceil(sx.max() / x_per_step))
+    peak = float(slr.max()) if slr.max() > 0 else 1.0
+    return peak * max(last, 1), peak / (1 - anneal_momentum(last))
 
 
 def load_curves(path: str | Path, metric: str = "val_loss_valid", x: str = "step") -> list[Curve]:
@@ -335,15 +370,35 @@ def _log(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: np.log(v) for k, v in inputs.items()}
 
 
-def _least_squares(form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """The best of least-squares fits of log loss from each start, in the form's theta space."""
+Prior = tuple[int, float, float, float]
+"""(index of a linear parameter, its prior mean, its prior sd, the eval noise sd the prior is weighed
+against): one pseudo-observation added to the least squares, so the fit is the posterior mode."""
+
+
+def _prior_row(prior: Prior | None, n_params: int) -> tuple[np.ndarray, np.ndarray]:
+    """The prior's residual weight and its Jacobian row (empty when there is no prior)."""
+    if prior is None:
+        return np.zeros(0), np.zeros((0, n_params))
+    i, _, sd, noise = prior
+    row = np.zeros((1, n_params))
+    row[0, i] = noise / sd
+    return np.array([noise / sd]), row
+
+
+def _least_squares(
+    form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, starts: np.ndarray, prior: Prior | None = None
+) -> np.ndarray:
+    """The best of least-squares fits of log loss from each start, in the form's theta space (with
+    ``prior`` as one more residual)."""
     lower, upper = np.array(form.bounds).T
+    weight, row = _prior_row(prior, len(lower))
 
     def residual(theta):
-        return form.evaluate(theta[None], logx, False)[0][0] - logy
+        data = form.evaluate(theta[None], logx, False)[0][0] - logy
+        return data if prior is None else np.append(data, weight * (theta[prior[0]] - prior[1]))
 
     def jacobian(theta):
-        return form.evaluate(theta[None], logx, True)[1][0].T  # forms give (K, P, n)
+        return np.vstack([form.evaluate(theta[None], logx, True)[1][0].T, row])  # forms give (K, P, n)
 
     best = None
     for x0 in starts:
@@ -357,8 +412,15 @@ def _least_squares(form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, st
 
 
 def _fit(
-    form: Form, inputs: dict[str, np.ndarray], loss: np.ndarray, x: np.ndarray, areas: Callable | None = None
+    form: Form,
+    inputs: dict[str, np.ndarray],
+    loss: np.ndarray,
+    x: np.ndarray,
+    areas: Callable | None = None,
+    prior: tuple[str, float, float] | None = None,
 ) -> CurveFit:
+    """Least squares on log loss; ``prior`` = (parameter, mean, sd) adds a Gaussian prior on one linear
+    parameter, weighed against the eval noise of a first fit, and the covariance is the posterior's."""
     p = len(form.params)
     if len(loss) <= p + 1:
         raise FitError(
@@ -366,11 +428,17 @@ def _fit(
             "noise; evaluate more often or fit further (--fit-until)."
         )
     logx, logy = _log(inputs), np.log(loss)
+    rows: Prior | None = None
     theta = _least_squares(form, logx, logy, form.start_grid("default"))
+    if prior is not None:  # the prior's weight needs the noise: from the fit without it, then refit from there
+        resid = logy - form.evaluate(theta[None], logx, False)[0][0]
+        noise = max(float(np.sqrt(resid @ resid / (len(loss) - p))), 1e-6)
+        rows = (form.params.index(prior[0]), prior[1], prior[2], noise)
+        theta = _least_squares(form, logx, logy, theta[None], rows)
     log_pred, jac = form.evaluate(theta[None], logx, True)
     resid = logy - log_pred[0]
     s2 = float(resid @ resid) / (len(loss) - p)
-    J = jac[0].T  # (n, P)
+    J = np.vstack([jac[0].T, _prior_row(rows, p)[1]])  # (n [+ 1], P)
     return CurveFit(
         form, form.param_dict(theta), len(loss), (float(x.min()), float(x.max())),
         float(np.sqrt(s2)), s2 * np.linalg.pinv(J.T @ J), areas,
@@ -392,16 +460,14 @@ def _window(curve: Curve, fit_until: float | None, skip_until: float | None) -> 
 
 
 def _area_inputs(curve: Curve) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """x -> {S1, S2} of the LR-annealing law, normalised by their values at the schedule's end (so the
-    parameters are O(1) whatever the LR's units); S2 enters as 1 + S2 to stay positive for the log inputs."""
+    """x -> {S1, S2} of the LR-annealing law in the units of :func:`area_units` (parameters O(1) whatever
+    the LR's units); S2 enters as 1 + S2 to stay positive for the log inputs."""
     assert curve.schedule is not None
-    end = np.array([curve.schedule[0].max()])
-    s1_end, s2_end = (float(v[0]) for v in annealing_areas(curve.schedule, end, curve.x_per_step))
-    s2_ref = s2_end if s2_end > 0 else 1.0
+    u1, u2 = area_units(curve.schedule, curve.x_per_step)
 
     def areas(x: np.ndarray) -> dict[str, np.ndarray]:
         s1, s2 = annealing_areas(curve.schedule, x, curve.x_per_step)
-        return {"S1": s1 / s1_end, "S2": 1 + s2 / s2_ref}
+        return {"S1": s1 / u1, "S2": 1 + s2 / u2}
 
     return areas
 
@@ -409,8 +475,9 @@ def _area_inputs(curve: Curve) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
 def fit_curve(
     curve: Curve, fit_until: float | None = None, skip_until: float | None = None, schedule_aware: bool = True
 ) -> CurveFit:
-    """Fit one curve's points in (``skip_until``, ``fit_until``]: the LR-annealing law where the curve
-    knows its schedule (and ``schedule_aware``), else L(S) = L_inf + b S^-c.
+    """Fit one curve's points in (``skip_until``, ``fit_until``]: the LR-annealing law, with the prior
+    ``ANNEAL_GAIN_PRIOR`` on r, where the curve knows its schedule (and ``schedule_aware``), else
+    L(S) = L_inf + b S^-c.
 
     ``skip_until`` defaults to the transient (:func:`default_skip`).
     """
@@ -419,7 +486,7 @@ def fit_curve(
     if curve.schedule is None or not schedule_aware:
         return _fit(CURVE_FORM, {"S": x}, curve.loss[keep], x)
     areas = _area_inputs(curve)
-    return _fit(ANNEALING_FORM, areas(x), curve.loss[keep], x, areas)
+    return _fit(ANNEALING_FORM, areas(x), curve.loss[keep], x, areas, ("r", *ANNEAL_GAIN_PRIOR))
 
 
 def _decay_seen(curve: Curve, fit_until: float | None, at: float) -> float | None:
@@ -505,14 +572,15 @@ def predict_curve(
                 f"{target.x_name} {at_step:g} to predict; add rows with the planned lr up to it (loss left empty)."
             )
         seen = _decay_seen(target, fit_until, at_step)
-        fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None and seen >= DECAY_SEEN)
+        fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None)
         law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
         if seen is not None and seen < DECAY_SEEN:
+            mean, sd = ANNEAL_GAIN_PRIOR
             unseen = warning(
-                "unidentified", "C",
+                "prior", "C",
                 f"the LR decays mostly after the points fitted ({seen:.0%} of its annealing area by then): "
-                "its gain cannot be measured from them, so L(S) predicts without it and over-predicts; fit "
-                "past the start of the decay.",
+                f"the decay's gain comes from the prior C = r alpha A, r = {mean:g} ± {sd:g}, not from this "
+                "curve, and the interval carries the prior's spread; fit past the start of the decay to measure it.",
             )
     else:
         fit = fit_curves_ns(curves, fit_until, skip_until)
@@ -540,8 +608,9 @@ def predict_curve(
             f"the prediction at {target.x_name} {at_step:g} is {decades:.1f} decades beyond the last point "
             f"fitted ({fit.fit_steps[1]:g}); past one decade it is a guess: fit on more of the curve.",
         ))  # fmt: skip
+    params = {**fit.params, "C": annealing_coefficient(fit.params)} if fit.form is ANNEALING_FORM else fit.params
     return CurvePrediction(
-        target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, fit.params,
+        target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, params,
         fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings,
     )  # fmt: skip
 
@@ -559,16 +628,16 @@ def _anneal_shift(xs: np.ndarray, lrs: np.ndarray, loss: np.ndarray) -> np.ndarr
     law cannot be fitted to it."""
     end, per_step = float(xs.max()), float(xs.max()) / ANNEAL_PSEUDO_STEPS
     schedule = (np.concatenate([[0.0], xs]), np.concatenate([[lrs[0]], lrs]))  # the LR before the first checkpoint is unknown: held
-    s1_end, s2_end = (float(v[0]) for v in annealing_areas(schedule, np.array([end]), per_step))
-    if s2_end <= 0:  # never decays: every checkpoint already is a run that ends there
+    if annealing_areas(schedule, np.array([end]), per_step)[1][0] <= 0:  # never decays: every checkpoint already is a run that ends there
         return np.zeros_like(xs)
     try:
         fit = fit_curve(Curve(step=xs, loss=loss, schedule=schedule, x_per_step=per_step))
     except FitError:
         return None
+    u1, u2 = area_units(schedule, per_step)  # the units the law was fitted in, for the compressed schedules too
 
     def law(areas: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        return fit.form.predict(fit.params, {"S1": areas[0] / s1_end, "S2": 1 + areas[1] / s2_end})
+        return fit.form.predict(fit.params, {"S1": areas[0] / u1, "S2": 1 + areas[1] / u2})
 
     as_run = law(annealing_areas(schedule, xs, per_step))
     compressed = np.array([law(annealing_areas((schedule[0] * t / end, schedule[1]), np.array([t]), per_step))[0] for t in xs])

@@ -29,8 +29,10 @@ KINDS = (
     "candidates_disagree",
     "outlier",
     "numerical",
+    "prior",
 )
-"""Kinds of warning; the plan and predict commands add ``extrapolation``."""
+"""Kinds of warning; the plan and predict commands add ``extrapolation``, predict ``prior`` (a value
+that comes from a prior, not the data)."""
 
 NEAR_BOUND = 0.01
 """A parameter within this fraction of its box's width from a bound is near it (at it within 1e-8)."""
