@@ -103,8 +103,8 @@ def fit_two_stage(
         second.bootstrap = samples
     second.converged = bool(first.converged and second.converged)
     second.notes.append(
-        f"two-stage fit (Muennighoff et al. 2023): E, A, B, alpha, beta from {first.n_points} single-epoch runs no "
-        f"larger than optimal for their U (the chinchilla law), then R_D_star and R_N_star from all {second.n_points} runs with those held; the R* "
+        f"two-stage fit (Muennighoff et al. 2023): E, A, B, alpha, beta from {first.n_points} single-epoch runs"
+        f"{'' if excess else ' no larger than optimal for their U'} (the chinchilla law), then R_D_star and R_N_star from all {second.n_points} runs with those held; the R* "
         "intervals are conditional on the first stage."
     )
     second.warnings = [
