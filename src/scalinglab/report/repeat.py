@@ -39,13 +39,13 @@ class Repetition:
     """Whether the runs pin R_D* down (:func:`scalinglab.laws.repeat.repetition_identified`)."""
 
 
-def repetition(runs: pd.DataFrame) -> Repetition:
+def repetition(runs: pd.DataFrame, bootstrap: int = BOOTSTRAP) -> Repetition:
     """``data_constrained`` fitted to the runs of the study's repeat designs; DataError (the section's note) without one."""
     if "kind" not in runs.columns or not in_design(runs, "repeat").any():
         raise DataError("no repeat design in this study: add one (see studies/repeat.toml) for the data-constrained law")
     rows, _ = select_for_law(runs[in_design(runs, "repeat")], LAW)
     rows = rows.dropna(subset=["N", "D", "U", "loss"]).reset_index(drop=True)
-    fit = fit_law(LAW, rows, bootstrap=BOOTSTRAP)
+    fit = fit_law(LAW, rows, bootstrap=bootstrap)
     n_eff, d_eff = effective_sizes(fit.params, rows["N"], rows["D"], rows["U"])
     rows = rows.assign(epochs=rows["D"] / rows["U"], N_eff=n_eff, D_eff=d_eff)
     return Repetition(fit, rows, repetition_identified(fit))
