@@ -13,7 +13,7 @@ def inputs_for(form: Form, n: int = 25, seed: int = 0) -> dict[str, np.ndarray]:
     """Plausible positive inputs for a form (sizes, tokens, steps, positions, losses)."""
     rng = np.random.default_rng(seed)
     ranges = {"N": (1e6, 1e10), "D": (1e8, 1e12), "C": (1e17, 1e23), "C_min": (1e17, 1e23), "S": (1e2, 1e5),
-              "T": (1, 1024), "loss": (2.0, 6.0)}  # fmt: skip
+              "T": (1, 1024), "loss": (2.0, 6.0), "U": (1e7, 1e11)}  # fmt: skip
     return {k: np.exp(rng.uniform(*np.log(ranges[k]), size=n)) for k in form.inputs}
 
 
