@@ -26,6 +26,12 @@ def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(np.log(lo), np.log(hi)).map(np.exp)
 
 
+def _repeat_grid() -> dict[str, np.ndarray]:
+    """Three unique-data sizes U, 1 to 64 epochs of each, and sizes from below to far above U's optimal N."""
+    u, epochs, n = (a.ravel() for a in np.meshgrid([1e8, 1e9, 1e10], [1, 2, 4, 8, 16, 32, 64], np.geomspace(1e6, 1e9, 6)))
+    return {"N": n, "D": epochs * u, "U": u}
+
+
 # form -> (true-parameter strategy, inputs, relative tolerance per parameter)
 CASES: dict[str, tuple[st.SearchStrategy[dict], Callable[[], dict], dict[str, float]]] = {
     "kaplan_n": (
@@ -88,6 +94,15 @@ CASES: dict[str, tuple[st.SearchStrategy[dict], Callable[[], dict], dict[str, fl
         ),
         lambda: grid(N=np.logspace(7, 11, 9), D=np.logspace(9, 13, 9)),
         {"E": 0.03, "A": 0.3, "B": 0.3, "eta": 0.05},
+    ),
+    "data_constrained": (  # around Chinchilla's approach 3 with Muennighoff et al. 2023's R* (C4)
+        st.fixed_dictionaries(
+            {"E": st.floats(1.6, 1.9), "A": log_uniform(300, 500), "B": log_uniform(300, 500),
+             "alpha": st.floats(0.3, 0.36), "beta": st.floats(0.26, 0.32),
+             "R_D_star": st.floats(10.0, 20.0), "R_N_star": st.floats(4.0, 7.0)}  # fmt: skip
+        ),
+        lambda: _repeat_grid(),
+        {"E": 0.05, "A": 0.5, "B": 0.5, "alpha": 0.1, "beta": 0.1, "R_D_star": 0.3, "R_N_star": 0.3},
     ),
     "chinchilla_c": (
         st.fixed_dictionaries({"E": st.floats(1.5, 2.5), "gamma": st.floats(0.1, 0.3), "at_1e19": st.floats(0.5, 2.0)}).map(
