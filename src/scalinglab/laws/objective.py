@@ -258,12 +258,12 @@ def multistart(
         f = np.concatenate([v for _, v in parts])
         theta = theta[np.argsort(f, kind="stable")[:keep]]
     if sample is not problem:
-        theta, _ = minimize_batch(sample, theta, max_iter=500, newton=True)
+        theta, _ = minimize_batch(sample, theta, max_iter=500, newton=False)
         reps, owner = distinct(theta)  # starts that met on the sample stay together on all rows
         converged, f = minimize_batch(problem, theta[reps], max_iter=500, newton=True)
         theta, f = converged[owner], f[owner]
     else:
-        theta, f = minimize_batch(problem, theta, max_iter=500, newton=True)
+        theta, f = minimize_batch(problem, theta, max_iter=500, newton=False)
     order = np.argsort(f, kind="stable")
     return theta[order], f[order]
 
