@@ -345,13 +345,18 @@ def fig_overfitting(a: LossVsND) -> Figure:
     """Kaplan Fig 9 (right): L/L(N, ∞) - 1 against N^(α_N/α_D)/D, with eq 4.3."""
     if not a.points["limited"].any():
         raise DataError("Fig 9 needs data-limited runs; add a dataset_size design.")
-    fig, (ax,) = _new()
     p = a.points
+    c = a.fit.params
+    if not np.isfinite(p["x"].to_numpy(float)).all():  # a degenerate fit (alpha_D on its bound) overflows N^(a_N/a_D)
+        raise DataError(
+            f"Fig 9 cannot be drawn: the L(N, D) fit's alpha_N/alpha_D = {c['alpha_N'] / c['alpha_D']:.3g} makes "
+            "N^(alpha_N/alpha_D)/D overflow; add dataset sizes at more model sizes so that alpha_D is identified."
+        )
+    fig, (ax,) = _new()
     lim = p[p["limited"]]
     color = _cmap(p["N"].to_numpy(float))
     ax.scatter(lim["x"], lim["delta"], c=[color(n) for n in lim["N"]], zorder=3, label=f"data-limited runs ({len(lim)})")
     x = _grid(p["x"])
-    c = a.fit.params
     law_line(ax, x, a.overfitting(x), _range(lim["x"]), label=rf"eq 4.3, $\alpha_N/\alpha_D={c['alpha_N'] / c['alpha_D']:.2f}$")
     ax.set(xscale="log", xlabel=r"$N^{\alpha_N/\alpha_D}/D$", ylabel=r"$L/L(N,\infty)-1$", title="overfitting")
     return _finish(fig, [ax])
