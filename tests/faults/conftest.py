@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,9 @@ def cli(*args: str, cache: str | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "scalinglab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
+        # SIGINT at its default, as at a terminal: a shell's background job (CI started with &) ignores it,
+        # and the trainer keeps an inherited SIG_IGN (the pool workers' rule), so Ctrl-C tests would hang.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
