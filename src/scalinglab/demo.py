@@ -209,6 +209,9 @@ def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[E
     """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
     out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents
            if not np.isfinite(e.value) or not e.bracketed]
+    out += [warning("outside_interval", "a", f"N_opt ∝ C^a: {e.text()}: the estimate lies outside its own bootstrap "
+                    "interval, so the resamples disagree with the full fit (more runs near the frontier would steady it).")
+            for e in exponents if e.interval and np.isfinite(e.value) and not e.interval[0] <= e.value <= e.interval[1]]
     measured = [e for e in exponents if e.interval and e.bracketed]
     for x, y in itertools.combinations(measured, 2):
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:

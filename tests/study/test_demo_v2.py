@@ -133,6 +133,13 @@ def test_the_conclusion_follows_the_intervals() -> None:
     assert f"{KAPLAN_A:g}" in conclusion(chin) and f"{CHINCHILLA_A[0]:g}" in conclusion(chin)
 
 
+def test_an_exponent_outside_its_own_interval_is_warned() -> None:
+    exps = [_exp("a_envelope", 0.232, 0.243, 0.471), _exp("a_parametric", 0.43, 0.22, 0.88)]  # the full demo's
+    warnings = demo_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), exps)
+    outside = [w for w in warnings if w["kind"] == "outside_interval"]
+    assert len(outside) == 1 and "envelope: 0.232 [0.243, 0.471]" in outside[0]["message"]
+
+
 def test_an_unbracketed_envelope_is_warned_and_sides_with_no_paper() -> None:
     edge = Exponent("a_envelope", "approach 1, envelope", 0.72, (0.65, 0.80), "the ladder brackets the optimum at "
                     "fewer than 2 sizes", bracketed=False)
