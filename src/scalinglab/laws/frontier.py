@@ -3,7 +3,7 @@
 Chinchilla's three approaches (Hoffmann et al. 2022 §3) and Kaplan et al. 2020 App. B:
 
 - :func:`envelope_frontier`: approach 1, the lower envelope of learning curves at log-spaced compute;
-- :func:`isoflop_frontier`: approach 2, each budget's minimum (a noise-matched smoothing spline in log N,
+- :func:`isoflop_frontier`: approach 2, each budget's minimum (a C_p-smoothed spline in log N,
   Akima's interpolant, or Hoffmann's parabola), refusing unbracketed budgets, with seed-noise
   bootstrap intervals on the exponents;
 - :func:`chinchilla_allocation`: approach 3, the closed form of a fitted L = E + A/N^α + B/D^β (eq 4);
@@ -19,7 +19,6 @@ Everything here is pure: arrays or DataFrames in, frozen dataclasses out, so fig
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -165,9 +164,9 @@ def envelope_bootstrap(
 # Approach 2: IsoFLOP profiles
 
 ISOFLOP_METHODS = ("spline", "akima", "parabola")
-"""How a budget's minimum is found. ``spline`` (default): a cubic smoothing spline of log loss in
-log N whose residuals match the runs' measured noise (sum of squares m·σ²), which follows a lopsided
-valley without following the noise; ``akima``: Akima's interpolant through every size, as Porian et
+"""How a budget's minimum is found. ``spline`` (default): the cubic smoothing spline of log loss in
+log N whose smoothing minimises Mallows' C_p at the runs' measured noise (:func:`_smoothing_spline`),
+which follows a lopsided valley without following the noise; ``akima``: Akima's interpolant through every size, as Porian et
 al. 2024 do, best on smooth, finely resolved profiles and misled by noisy ones; ``parabola``:
 Hoffmann §3.2's least-squares parabola of loss in log N over the whole budget, which a lopsided
 valley drags toward its long side."""
@@ -261,12 +260,49 @@ def _profile_minimum(ln: np.ndarray, ll: np.ndarray, method: str, sigma: float =
     grid = np.linspace(ln[0], ln[-1], (len(ln) - 1) * GRID_PER_INTERVAL + 1)
     if method == "akima":
         return _grid_minimum(grid, interpolate.Akima1DInterpolator(ln, ll, axis=0)(grid))
-    degree = min(3, len(ln) - 1)
-    smooth = len(ln) * sigma**2  # residuals as large as the noise, no larger (the usual choice of s)
-    with warnings.catch_warnings():  # FITPACK warns when s is met only approximately; the spline is still usable
-        warnings.simplefilter("ignore")
-        values = np.column_stack([interpolate.UnivariateSpline(ln, col, k=degree, s=smooth)(grid) for col in ll.T])
-    return _grid_minimum(grid, values)
+    # Reinsch 1967: the smoothing spline is the natural cubic spline through its own fitted values
+    fitted = _smoothing_spline(ln, ll, sigma)
+    return _grid_minimum(grid, interpolate.CubicSpline(ln, fitted, bc_type="natural", axis=0)(grid))
+
+
+SMOOTHING_GRID = 241
+"""Log-spaced smoothing parameters searched per profile, 8 e-folds beyond the penalty's eigenvalue range."""
+
+
+def _roughness(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of Reinsch's roughness matrix K = Q R⁻¹ Qᵀ on the knots ``x``:
+    fᵀ K f = ∫ s''² for the natural cubic spline s through the values f (Green & Silverman 1994 §2.1)."""
+    n, h = len(x), np.diff(x)
+    q, r = np.zeros((n, n - 2)), np.zeros((n - 2, n - 2))
+    for j in range(1, n - 1):
+        q[j - 1 : j + 2, j - 1] = 1 / h[j - 1], -1 / h[j - 1] - 1 / h[j], 1 / h[j]
+        r[j - 1, j - 1] = (h[j - 1] + h[j]) / 3
+        if j < n - 2:
+            r[j - 1, j] = r[j, j - 1] = h[j] / 6
+    k = q @ np.linalg.solve(r, q.T)
+    eig, vec = np.linalg.eigh((k + k.T) / 2)
+    return np.clip(eig, 0.0, None), vec
+
+
+def _smoothing_spline(x: np.ndarray, y: np.ndarray, sigma: float) -> np.ndarray:
+    """Fitted values ``(n, r)`` of the cubic smoothing spline of each column of ``y``, its smoothing chosen per
+    column by Mallows' C_p, RSS + 2σ² tr H, the unbiased estimate of the error against the true profile.
+
+    C_p uses the runs' measured noise ``sigma`` (pooled over budgets, so a budget of five sizes still gets a
+    sensible amount of smoothing); the rule RSS = nσ² over-smooths, it ignores the degrees of freedom the
+    spline spends. ``sigma`` = 0 interpolates. In the penalty's eigenbasis every candidate is a shrinkage
+    of the coordinates, so all candidates and columns are scored at once.
+    """
+    if not sigma > 0:
+        return y
+    eig, vec = _roughness(x)
+    z = vec.T @ y  # (n, r): coordinates in the penalty's eigenbasis
+    positive = eig[eig > 1e-12 * eig.max()]
+    lam = np.exp(np.linspace(-np.log(positive.max()) - 8, -np.log(positive.min()) + 8, SMOOTHING_GRID))
+    shrink = lam[:, None] * eig / (1 + lam[:, None] * eig)  # (lambdas, n): eigenvalues of I - H
+    score = shrink**2 @ z**2 + 2 * sigma**2 * (1 - shrink).sum(1, keepdims=True)  # (lambdas, r)
+    best = np.argmin(score, axis=0)
+    return vec @ ((1 - shrink[best]).T * z)
 
 
 def _check_bracketed(where: str, ln: np.ndarray, ll: np.ndarray) -> None:
