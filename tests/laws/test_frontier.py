@@ -16,6 +16,7 @@ from scalinglab.laws.frontier import (
     PF_DAY,
     KaplanFrontier,
     KaplanTable6,
+    _smoothing_spline,
     chinchilla_allocation,
     compute_for_loss,
     envelope_frontier,
@@ -201,16 +202,19 @@ def test_isoflop_matches_porians_published_exponents() -> None:
     runs = pd.read_csv(PORIAN).rename(columns={"n_params": "N", "flops": "C"})
     published = pd.read_csv(PORIAN.with_name("porian2024_isoflop_rw_published.csv")).set_index("config_id")
     inside = covered = parabola_inside = 0
+    margins = []  # distance of a to the nearer band edge, in band widths (negative: outside)
     for config, group in runs.groupby("config_id"):
         pub = published.loc[config]
         band = (pub["n_exponent_p05"], pub["n_exponent_p95"])
         result = isoflop_frontier(group, "C", strict=False, bootstrap=200)
         inside += band[0] <= result.frontier.a <= band[1]
+        margins.append(min(result.frontier.a - band[0], band[1] - result.frontier.a) / (band[1] - band[0]))
         covered += result.a_interval[0] <= pub["n_exponent"] <= result.a_interval[1]
         assert result.frontier.b == pytest.approx(1 - result.frontier.a)
         parabola = isoflop_frontier(group, "C", strict=False, method="parabola")
         parabola_inside += band[0] <= parabola.frontier.a <= band[1]
     assert inside >= 9 and covered >= 9
+    assert min(margins) > -0.2 and np.median(margins) > 0.25  # measured: -0.09 and 0.36 (FITPACK's s = m sigma^2: -0.58)
     assert parabola_inside < inside
 
 
@@ -235,6 +239,37 @@ def test_isoflop_follows_a_lopsided_valley_better_than_a_parabola() -> None:
     n = np.geomspace(truth / 30, truth * 5, 9)
     err = {m: abs(np.log(isoflop_profile(c, n, law_n(n), method=m).n_opt / truth)) for m in ("spline", "akima", "parabola")}
     assert err["spline"] < 0.05 and err["akima"] < 0.05 and err["parabola"] > 0.2
+
+
+def test_isoflop_spline_recovers_a_from_valleys_that_are_not_chinchillas() -> None:
+    """Valleys exp(k1 u^2 + k3 u^3) in u = ln(N/N_opt), lopsided either way, sampled off-centre with 0.4% noise:
+    the C_p spline's a lands near the true a and its interval covers it (the parabola's is off and too narrow)."""
+    rng = np.random.default_rng(7)
+    a_true, budgets, rows = 0.62, np.geomspace(1e18, 1e21, 7), []
+    for c in budgets:
+        x_opt = a_true * np.log(c) - 10
+        k1, k3 = rng.uniform(0.02, 0.05), rng.uniform(0.003, 0.008) * rng.choice([-1, 1])
+        for n in np.geomspace(np.exp(x_opt + 0.4 * rng.standard_normal()) / 6, np.exp(x_opt) * 6, 9):
+            u = np.log(n) - x_opt
+            rows.append({"N": n, "C": c, "loss": (2 + 30 * c**-0.08) * np.exp(k1 * u**2 + k3 * u**3 + 0.004 * rng.standard_normal())})
+    result = isoflop_frontier(pd.DataFrame(rows), bootstrap=200)
+    lo, hi = result.a_interval
+    assert abs(result.frontier.a - a_true) < 0.03 and lo < a_true < hi and hi - lo < 0.15
+    parabola = isoflop_frontier(pd.DataFrame(rows), method="parabola", bootstrap=200)
+    assert not parabola.a_interval[0] < a_true < parabola.a_interval[1]
+
+
+def test_smoothing_spline_spans_interpolation_to_a_straight_line() -> None:
+    """C_p at noise 0 interpolates, at a noise far above the scatter it keeps only the straight line, and in
+    between the smoothing grows with the noise (residuals rise monotonically)."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 3, 9))
+    y = (x - 1.3) ** 2 + 0.05 * rng.standard_normal(9)
+    assert np.allclose(_smoothing_spline(x, y[:, None], 0.0)[:, 0], y)
+    line = np.polyval(np.polyfit(x, y, 1), x)
+    assert np.allclose(_smoothing_spline(x, y[:, None], 100.0)[:, 0], line, atol=2e-3)  # the widest candidate, e^8 past the roughest mode
+    rss = [float(np.sum((_smoothing_spline(x, y[:, None], s)[:, 0] - y) ** 2)) for s in (0.01, 0.05, 0.2, 1.0)]
+    assert all(a <= b for a, b in zip(rss, rss[1:])) and rss[0] < rss[-1]
 
 
 def test_isoflop_method_and_level_are_checked() -> None:
@@ -264,6 +299,24 @@ def test_frontier_cli_on_a_table(tmp_path, capsys) -> None:
     assert "warning: budget C=1e+21 left out" in captured.err
     assert main(["frontier", str(path), "--approach", "isoflop", "--level", "95"]) == 2
     assert "--level must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_frontier_cli_where_keeps_one_configuration(tmp_path, capsys) -> None:
+    """Two configurations in one table: --where picks each (their a differ), a wrong column or value is one line."""
+    budgets = np.geomspace(1e18, 1e21, 5)
+    other = isoflop_runs(budgets, noise=0.002, seed=1).assign(N=lambda d: d["N"] * (d["C"] / 1e18) ** 0.15)
+    table = pd.concat([isoflop_runs(budgets, noise=0.002).assign(config="chin"), other.assign(config="steep")])
+    path = tmp_path / "two.csv"
+    table.to_csv(path, index=False)
+    a = {}
+    for config in ("chin", "steep"):
+        assert main(["frontier", str(path), "--where", f"config={config}", "--bootstrap", "0", "--json"]) == 0
+        a[config] = json.loads(capsys.readouterr().out)["a"]
+    assert a["chin"] == pytest.approx(A_TRUE, abs=0.03) and a["steep"] == pytest.approx(A_TRUE + 0.15, abs=0.03)
+    assert main(["frontier", str(path), "--where", "cfg=chin"]) == 2
+    assert "no column 'cfg'" in capsys.readouterr().err
+    assert main(["frontier", str(path), "--where", "config=flat"]) == 2
+    assert "no row has config = 'flat'; it takes chin, steep" in capsys.readouterr().err
 
 
 def test_numeric_allocation_refuses_a_law_without_an_optimum() -> None:

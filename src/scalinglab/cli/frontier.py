@@ -15,7 +15,7 @@ al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and 
   envelope     approach 1: learning curves (one row per evaluation, a run column); at log-spaced
                compute, the run with the lowest loss; intervals resample the runs.
   isoflop      approach 2: runs at a few budgets; each budget's minimum of loss against N, from a
-               smoothing spline in log N whose residuals match the runs' measured noise (--method
+               cubic smoothing spline in log N smoothed by Mallows' C_p at the runs' measured noise (--method
                akima interpolates instead, as Porian et al. 2024; parabola is Hoffmann's fit);
                budgets whose best run is their smallest or largest model are refused and listed.
                Intervals perturb every run by that noise and refit (a seed-noise bootstrap).
@@ -23,11 +23,13 @@ al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and 
                from bootstrap refits over runs.
 
 The table (CSV, Parquet, JSONL) has columns C, N, loss and optionally D (else D = C/(6N));
---columns maps other names. D_opt = C/(6 N_opt) throughout (Hoffmann §3), so b = 1 - a.
+--columns maps other names; --where COL=VALUE keeps one configuration of a table that holds several.
+D_opt = C/(6 N_opt) throughout (Hoffmann §3), so b = 1 - a.
 
 Examples:
   scalinglab frontier isoflop.csv --approach isoflop --json
   scalinglab frontier runs.csv --approach isoflop --columns N=n_params,C=flops --budget-column C
+  scalinglab frontier porian.csv --columns N=n_params,C=flops --where "config_id=rw|tuned|short|const|standard|val"
   scalinglab frontier curves.csv --approach envelope --run-column run_id
   scalinglab frontier runs.csv --approach parametric --bootstrap 200
 """
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) with columns C, N, loss (D optional)")
     p.add_argument("--approach", choices=["envelope", "isoflop", "parametric"], default="isoflop", help="default isoflop")
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. N=n_params,C=flops")
+    p.add_argument("--where", metavar="COL=VALUE,...", help="keep only the rows whose columns equal these values")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss rows first")
     p.add_argument(
         "--method", choices=["spline", "akima", "parabola"], default="spline",
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--level must be between 0 and 1, e.g. 0.95 (got {args.level}).")
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more replicates (got {args.bootstrap}).")
-    table = drop_highest(read_runs_table(args.table, args.columns), args.drop_highest_loss)
+    table = drop_highest(where(read_runs_table(args.table, args.columns), args.where), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
     for w in out["warnings"]:
@@ -70,6 +73,37 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_frontier(out))
     return 0
+
+
+def where(table, spec: str | None):
+    """The rows of ``table`` whose columns equal the values in ``spec`` ("COL=VALUE,..."; numbers compare as numbers)."""
+    import numpy as np
+
+    from scalinglab.errors import ConfigError, DataError
+
+    if not spec:
+        return table
+    keep = np.ones(len(table), bool)
+    for item in spec.split(","):
+        col, sep, value = item.partition("=")
+        col, value = col.strip(), value.strip()
+        if not sep or not col:
+            raise ConfigError(f"--where takes COL=VALUE pairs separated by commas (got '{item}').")
+        if col not in table.columns:
+            raise DataError(f"--where: the table has no column '{col}'; its columns are {', '.join(map(str, table.columns))}.")
+        column = table[col]
+        try:
+            match = np.isclose(column.to_numpy(float), float(value), rtol=1e-9, atol=0)
+        except ValueError:  # a text column, or a value that is not a number
+            match = (column.astype(str) == value).to_numpy()
+        if not match.any():
+            seen = sorted(map(str, column.unique()))
+            more = f" and {len(seen) - 6} more" if len(seen) > 6 else ""
+            raise DataError(f"--where: no row has {col} = '{value}'; it takes {', '.join(seen[:6])}{more}.")
+        keep &= match
+    if not keep.any():
+        raise DataError(f"--where: no row matches all of '{spec}'; loosen the filter.")
+    return table[keep].reset_index(drop=True)
 
 
 def _optima(compute, n_opt, d_opt, loss, intervals=None) -> list[dict[str, Any]]:
