@@ -6,7 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json, print_warnings
+from scalinglab.cli._common import (
+    add_json_flag,
+    command,
+    keep_temporaries_on_heap,
+    print_json,
+    print_warnings,
+)
 
 LAWS = (
     "chinchilla, chinchilla_tied, chinchilla_c, data_constrained, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, "
@@ -70,13 +76,19 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def read_table(args: argparse.Namespace):
-    """The runs table; from a study directory, only the runs the law answers (study.selection), said on stderr."""
+def read_table(args: argparse.Namespace, frame: bool = True):
+    """The runs table; from a study directory, only the runs the law answers (study.selection), said on stderr.
+
+    ``frame=False`` keeps a table file as plain columns (laws.tables.Table), which fit_law takes as it is:
+    fitting a CSV then never imports pandas. A study directory's runs are always a DataFrame (the selection's).
+    """
     from pathlib import Path
 
-    from scalinglab.laws.tables import drop_highest, read_runs_table
+    from scalinglab.laws.tables import drop_highest, read_table
 
-    table = read_runs_table(args.table, args.columns)
+    table = read_table(args.table, args.columns)
+    if frame or Path(args.table).is_dir():
+        table = table.to_frame()
     if Path(args.table).is_dir():
         from scalinglab.errors import DataError
         from scalinglab.study.noise import seed_noise
@@ -151,7 +163,8 @@ def summary(result) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.fit import fit_law
 
-    table = read_table(args)
+    keep_temporaries_on_heap()
+    table = read_table(args, frame=args.two_stage or args.law == "auto")  # those two work on DataFrames
     if args.two_stage:
         from scalinglab.errors import ConfigError
         from scalinglab.laws.repeat import fit_two_stage
@@ -203,8 +216,8 @@ def print_fit(result) -> None:
         lo_hi = result.intervals.get(name)
         interval = f"[{lo_hi[0]:.6g}, {lo_hi[1]:.6g}]" if lo_hi else ""
         print(f"{name:<16}{value:>16.8g}   {interval}")
-    if result.bootstrap is not None:
-        print(f"({len(result.bootstrap)} bootstrap refits over runs; {result.bootstrap_dropped} dropped as unconverged)")
+    if result.samples is not None:
+        print(f"({len(result.samples)} bootstrap refits over runs; {result.bootstrap_dropped} dropped as unconverged)")
     noise = result.noise
     along = noise.axis or "·".join(result.form.inputs)
     print(f"\nnew-run noise (log space): {noise.s0:.4f}, growing by {noise.slope:.4f} per e-fold of {along} beyond the data")

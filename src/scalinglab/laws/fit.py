@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist  # not scipy.stats: a quarter of a second to import
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from scalinglab import __version__
@@ -39,7 +38,7 @@ from scalinglab.laws.objective import (
     polish,
     projected_gradient_norm,
 )
-from scalinglab.laws.tables import fit_frame, run_weights, skip_early
+from scalinglab.laws.tables import Table, fit_frame, run_weights, skip_early
 from scalinglab.laws.uncertainty import (
     CALIBRATION_FRACTIONS,
     NoiseModel,
@@ -50,6 +49,9 @@ from scalinglab.laws.uncertainty import (
     robust_scale,
 )
 from scalinglab.laws.uncertainty import bootstrap as bootstrap_refits
+
+if TYPE_CHECKING:
+    import pandas as pd  # only for the DataFrame views (data, bootstrap): a CSV fit never imports pandas
 
 Starts = str | int | Mapping[str, float] | Sequence[Mapping[str, float]]
 
@@ -77,8 +79,8 @@ class FitResult:
     grad_norm: float
     """Max-norm of the projected gradient in the internal parameterisation."""
     n_points: int
-    data: pd.DataFrame
-    """The rows fitted: the law's inputs, its target and ``weight`` (original row labels kept)."""
+    table: Table
+    """The rows fitted: the law's inputs, its target and ``weight`` (original row labels kept); ``data`` as a DataFrame."""
     convention: str
     """Which N and C conventions the data use (e.g. Kaplan non-embedding N, C = 6ND)."""
     delta: float = 1e-3
@@ -92,8 +94,8 @@ class FitResult:
     level: float = 0.95
     intervals: dict[str, list[float]] = field(default_factory=dict)
     """Bootstrap percentile intervals ``[lo, hi]`` at ``level`` for parameters and derived quantities."""
-    bootstrap: pd.DataFrame | None = None
-    """One row per converged bootstrap refit: public parameters and derived quantities."""
+    samples: Table | None = None
+    """One row per converged bootstrap refit: public parameters and derived quantities; ``bootstrap`` as a DataFrame."""
     bootstrap_dropped: int = 0
     notes: list[str] = field(default_factory=list)
     constraints: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,6 +113,20 @@ class FitResult:
         return self.form.name
 
     @property
+    def data(self) -> pd.DataFrame:
+        """The rows fitted as a pandas DataFrame (imports pandas)."""
+        return self.table.to_frame()
+
+    @property
+    def bootstrap(self) -> pd.DataFrame | None:
+        """The bootstrap refits as a pandas DataFrame (imports pandas), None without a bootstrap."""
+        return None if self.samples is None else self.samples.to_frame()
+
+    @bootstrap.setter
+    def bootstrap(self, value: Table | pd.DataFrame | None) -> None:
+        self.samples = None if value is None else Table.of(value)
+
+    @property
     def derived(self) -> dict[str, float]:
         """The form's derived quantities at the point estimate (e.g. chinchilla's a = beta/(alpha+beta))."""
         return {k: float(v) for k, v in self.form.derived_values(self.params).items()}
@@ -122,7 +138,7 @@ class FitResult:
     def prediction_interval(self, X: pd.DataFrame | Mapping[str, Any], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` of the target for a new run at each row of ``X``: parameter spread plus run noise, plus the
         spread of the other candidate laws around this one when it was chosen by ``law="auto"``."""
-        samples = None if self.bootstrap is None else self.bootstrap[list(self.form.params)].to_numpy()
+        samples = None if self.samples is None else np.column_stack([self.samples[p] for p in self.form.params])
         lo, hi = prediction_interval(self.form, self.params, samples, self.noise, X, level)
         spread = self.candidate_spread(X)
         if not np.any(spread > 0):
@@ -142,7 +158,7 @@ class FitResult:
 
     def residuals(self) -> np.ndarray:
         """Log residuals log(prediction) - log(target) at the fitted rows."""
-        return np.log(self.predict(self.data)) - np.log(self.data[self.form.target].to_numpy())
+        return np.log(self.predict(self.table)) - np.log(self.table[self.form.target])
 
     def to_dict(self) -> dict[str, Any]:
         """Everything in ``fit.json`` (plain JSON types; parameters unrounded)."""
@@ -174,14 +190,14 @@ class FitResult:
             "run_column": self.run_column,
             "candidates": self.candidates,
             "bootstrap": None,
-            "data": {"index": [str(i) for i in self.data.index], **{c: self.data[c].tolist() for c in self.data.columns}},
+            "data": {"index": [str(i) for i in self.table.index], **{c: self.table[c].tolist() for c in self.table.columns}},
             "scalinglab_version": __version__,
         }
-        if self.bootstrap is not None:
+        if self.samples is not None:
             out["bootstrap"] = {
-                "n": len(self.bootstrap),
+                "n": len(self.samples),
                 "dropped": self.bootstrap_dropped,
-                "samples": {c: self.bootstrap[c].tolist() for c in self.bootstrap.columns},
+                "samples": {c: self.samples[c].tolist() for c in self.samples.columns},
             }
         return out
 
@@ -213,7 +229,7 @@ class FitResult:
             )
         form = form or get_form(d["law"])
         data = d["data"]
-        frame = pd.DataFrame({k: v for k, v in data.items() if k != "index"}, index=data.get("index"))
+        frame = Table({k: v for k, v in data.items() if k != "index"}, index=data.get("index"))
         boot = d.get("bootstrap")
         return cls(
             form=form,
@@ -223,7 +239,7 @@ class FitResult:
             status=d["status"],
             grad_norm=d["grad_norm"],
             n_points=d["n_points"],
-            data=frame,
+            table=frame,
             convention=d["convention"],
             delta=d["delta"],
             overpredict_penalty=d["overpredict_penalty"],
@@ -233,7 +249,7 @@ class FitResult:
             outliers=d["outliers"],
             level=d["level"],
             intervals=d["intervals"],
-            bootstrap=None if boot is None else pd.DataFrame(boot["samples"]),
+            samples=None if boot is None else Table(boot["samples"]),
             bootstrap_dropped=0 if boot is None else boot["dropped"],
             notes=d.get("notes", []),
             constraints=d.get("constraints", {}),
@@ -265,7 +281,7 @@ def start_points(form: Form, starts: Starts, seed: int = 0) -> np.ndarray:
 
 
 def outlier_flags(
-    frame: pd.DataFrame, residuals: np.ndarray, noise: float, last: np.ndarray | None = None
+    frame: Table, residuals: np.ndarray, noise: float, last: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
     """Runs to look at: large residuals, and D/N far outside the rest (Epoch's dropped runs are both).
 
@@ -278,7 +294,7 @@ def outlier_flags(
         if ok and noise > 0 and abs(r) > OUTLIER_SIGMAS * noise:
             flags.append({"row": str(label), "reason": "residual", "value": float(r), "sigmas": float(abs(r) / noise)})
     if last is None and {"N", "D"} <= set(frame.columns):
-        ratio = np.log(frame["D"].to_numpy() / frame["N"].to_numpy())
+        ratio = np.log(np.asarray(frame["D"]) / np.asarray(frame["N"]))
         center = np.median(ratio)
         scale = 1.4826 * np.median(np.abs(ratio - center))
         for label, x in zip(frame.index, ratio):
@@ -316,7 +332,7 @@ def _optimise(problem: Problem, theta0: np.ndarray, progress: bool) -> tuple[np.
 
 def fit_law(
     form: Form | str,
-    data: pd.DataFrame | Mapping[str, Any],
+    data: Table | pd.DataFrame | Mapping[str, Any],
     *,
     starts: Starts = "default",
     delta: float = 1e-3,
@@ -382,7 +398,7 @@ def fit_law(
 
 def _fit(
     con: Constrained,
-    data: pd.DataFrame | Mapping[str, Any],
+    data: Table | pd.DataFrame | Mapping[str, Any],
     *,
     starts: Starts,
     delta: float,
@@ -412,7 +428,7 @@ def _fit(
         raise ConfigError(f"level={level}; give a coverage between 0 and 1, e.g. 0.95.")
     if outliers not in OUTLIER_MODES:
         raise ConfigError(f"outliers='{outliers}'; use one of {', '.join(OUTLIER_MODES)}.")
-    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    df = Table.of(data)  # a DataFrame enters here, as plain columns: the fit itself needs no pandas
     if skip_fraction and not runs:
         raise ConfigError("skip_fraction needs runs=COLUMN (--run-column): the early part of which run to drop.")
     if runs and anneal and "lr" in df.columns and "D" in df.columns:  # on every checkpoint, before any is skipped
@@ -420,20 +436,21 @@ def _fit(
             anneal_corrected,  # only checkpoint tables need it (and scipy.stats)
         )
 
-        df, notes = anneal_corrected(df, runs, target=form.target)
+        corrected, notes = anneal_corrected(df.to_frame(), runs, target=form.target)
+        df = Table.of(corrected)
         df.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), *notes]}
     if runs:
         df = skip_early(df, runs, skip_fraction)
     frame = fit_frame(df, form, weights, extra=[axis] if axis else [])
     groups, last = None, None
     if runs:
-        groups, last = run_weights(df.loc[frame.index, runs], frame)
+        groups, last = run_weights(df[runs], frame)  # fit_frame keeps every row, in order
         frame.attrs["notes"] = [*frame.attrs.get("notes", []), f"{groups.max() + 1} runs in {len(frame)} checkpoint rows; each run weighs 1"]
     problem = Problem(
         form=form,
         logx=form.log_inputs(frame),
-        logy=np.log(frame[form.target].to_numpy()),
-        weights=frame["weight"].to_numpy(),
+        logy=np.log(frame[form.target]),
+        weights=frame["weight"],
         delta=delta,
         penalty=overpredict_penalty,
     )
@@ -466,14 +483,14 @@ def _fit(
         status=status,
         grad_norm=projected_gradient_norm(problem, theta_hat),
         n_points=len(frame),
-        data=frame,
+        table=frame,
         convention=convention or frame.attrs.get("convention", "N, D, C as given"),
         delta=delta,
         overpredict_penalty=overpredict_penalty,
         n_starts=len(theta0),
         starts_at_optimum=at_optimum,
         noise=calibrate_noise(
-            problem, theta_hat, np.log(frame[axis].to_numpy()) if axis else form.axis_values(problem.logx), axis,
+            problem, theta_hat, np.log(frame[axis]) if axis else form.axis_values(problem.logx), axis,
             floor=noise_floor, fractions=() if not calibrate else CALIBRATION_FRACTIONS,
         ),
         outliers=flags,
@@ -490,11 +507,12 @@ def _fit(
     ]
     if bootstrap:
         thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress, groups=groups)
-        samples = pd.DataFrame(base.from_theta(con.expand(thetas)), columns=list(base.params))
-        for name, value in base.derived_values({p: samples[p].to_numpy() for p in base.params}).items():
+        public = base.from_theta(con.expand(thetas))
+        samples = Table({p: np.ascontiguousarray(public[:, i]) for i, p in enumerate(base.params)})
+        for name, value in base.derived_values({p: samples[p] for p in base.params}).items():
             samples[name] = value
-        result.bootstrap, result.bootstrap_dropped = samples, dropped
-        result.intervals = percentile_intervals({c: samples[c].to_numpy() for c in samples.columns}, level)
+        result.samples, result.bootstrap_dropped = samples, dropped
+        result.intervals = percentile_intervals({c: samples[c] for c in samples.columns}, level)
         found += diagnostics.bootstrap_warning(bootstrap, dropped)
         free = {p for p in base.params if p not in con.spec["fix"] and p not in tied}
         estimates = {k: v for k, v in {**params, **result.derived}.items() if k in free or k not in base.params}

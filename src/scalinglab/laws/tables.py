@@ -4,29 +4,189 @@ Columns are named ``N``, ``D``, ``C``, ``loss`` (docs/contracts.md); ``columns``
 (``{"loss": "val/loss", "N": "params"}``, or the CLI's ``loss=val/loss,N=params``). When only one
 of ``D`` and ``C`` is given the other follows from C = 6·N·D (Kaplan §2.1), and the table's
 ``attrs["notes"]`` says so; :func:`fit_frame` checks a table against a law before fitting.
+
+A CSV is read into a :class:`Table` of numpy columns, so fitting one never imports pandas (three
+quarters of a second, more than the fit); other formats are read with pandas and enter at the edge
+(:meth:`Table.of`), and :func:`read_runs_table` gives the same table as a DataFrame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import csv
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.forms import Form
 
-_READERS = {
-    ".csv": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".ndjson": lambda p: pd.read_json(p, lines=True),
-    ".json": pd.read_json,
-}
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas' default missing-value strings (read_csv's na_values), so both readers see the same gaps.
+_NA = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+     "NULL", "NaN", "None", "n/a", "nan", "null"]
+)  # fmt: skip
+_BOOLS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
+
+
+def _is_frame(data: Any) -> bool:
+    """Whether ``data`` is a pandas DataFrame (without importing pandas: none exists unless it is loaded)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
+
+
+class Table:
+    """Equal-length numpy columns with row labels and ``attrs``: a runs table that fitting reads without pandas.
+
+    It reads like the DataFrame it stands for where the fitter needs one (``t["N"]`` is an array,
+    ``"N" in t.columns``, ``len(t)`` rows, ``t.index`` labels, ``t.attrs``); :meth:`of` takes a
+    DataFrame or a mapping of columns at the edge, and :meth:`to_frame` gives a DataFrame back.
+    """
+
+    def __init__(self, columns: Mapping[str, Any], index: Sequence[Any] | np.ndarray | None = None, attrs: Mapping[str, Any] | None = None) -> None:
+        arrays = {str(k): np.asarray(v) for k, v in columns.items()}
+        lengths = {a.size for a in arrays.values() if a.ndim}
+        n = len(index) if index is not None else (lengths.pop() if len(lengths) == 1 else 0)
+        if lengths - {n}:
+            sizes = ", ".join(f"{k} {v.size}" for k, v in arrays.items())
+            raise DataError(f"the table's columns have different lengths ({sizes}); give one value per row in each.")
+        self._columns = {k: np.broadcast_to(v, (n,)).copy() if v.ndim == 0 else v.reshape(-1) for k, v in arrays.items()}
+        self.index = np.arange(n) if index is None else np.asarray(index)
+        self.attrs: dict[str, Any] = dict(attrs or {})
+
+    @classmethod
+    def of(cls, data: Table | pd.DataFrame | Mapping[str, Any]) -> Table:
+        """``data`` as a Table: itself, a DataFrame's columns, index and attrs, or a mapping of columns."""
+        if isinstance(data, Table):
+            return data
+        if _is_frame(data):
+            return cls({str(c): data[c].to_numpy() for c in data.columns}, data.index.to_numpy(), data.attrs)
+        return cls(dict(data))
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def keys(self) -> list[str]:
+        return self.columns
+
+    def __len__(self) -> int:
+        return self.index.size
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    def __setitem__(self, name: str, values: Any) -> None:
+        values = np.asarray(values)
+        self._columns[name] = np.broadcast_to(values, (len(self),)).copy() if values.ndim == 0 else values.reshape(-1)
+
+    def take(self, rows: np.ndarray) -> Table:
+        """The rows a boolean mask or positions pick, labels and attrs kept."""
+        return Table({k: v[rows] for k, v in self._columns.items()}, self.index[rows], self.attrs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The same table as a pandas DataFrame (imports pandas)."""
+        import pandas as pd
+
+        index = None if np.array_equal(self.index, np.arange(len(self))) else pd.Index(self.index)
+        frame = pd.DataFrame(self._columns, index=index)
+        frame.attrs = dict(self.attrs)
+        return frame
+
+
+def _take(data: Any, keep: np.ndarray) -> Any:
+    """The rows of a Table or DataFrame where ``keep`` holds (a boolean array), as the same kind of table."""
+    return data.take(keep) if isinstance(data, Table) else data[keep]
+
+
+def numeric(values: Any) -> np.ndarray:
+    """A column as numbers, anything unreadable as NaN (pandas' ``to_numeric(errors="coerce")``: integers stay integers)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return values
+    out = np.full(values.size, np.nan)
+    for i, v in enumerate(values.reshape(-1)):
+        with contextlib.suppress(TypeError, ValueError):
+            out[i] = float(v)
+    return out
+
+
+def _parse_column(cells: list[str]) -> np.ndarray:
+    """A CSV column typed as pandas' reader types it: integers, booleans, floats (gaps as NaN) or strings."""
+    present = [c for c in cells if c not in _NA]
+    if not present:
+        return np.full(len(cells), np.nan) if cells else np.array([], dtype=object)
+    if len(present) == len(cells):
+        if all(c in _BOOLS for c in cells):
+            return np.array([_BOOLS[c] for c in cells])
+        try:
+            if not any("_" in c for c in cells):  # Python reads 1_000 as a number; pandas does not
+                return np.array([int(c) for c in cells], dtype=np.int64)
+        except (ValueError, OverflowError):
+            pass
+    try:
+        if not any("_" in c for c in present):
+            return np.array([np.nan if c in _NA else float(c) for c in cells])
+    except ValueError:
+        pass
+    return np.array([np.nan if c in _NA else c for c in cells], dtype=object)
+
+
+def _read_csv(path: Path, sep: str) -> Table:
+    """A CSV or TSV file as a Table, typed like pandas' reader would (one header row, blank lines skipped)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f, delimiter=sep) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"cannot read runs table '{path}': {e}") from None
+    if not rows:
+        raise DataError(f"cannot read runs table '{path}': No columns to parse from file")
+    header, body = rows[0], rows[1:]
+    names: list[str] = []
+    for i, name in enumerate(header):  # pandas' names for blank and repeated headers
+        name = name or f"Unnamed: {i}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}.{k}"
+        names.append(name)
+    for line, row in enumerate(body, start=2):
+        if len(row) > len(names):
+            raise DataError(
+                f"cannot read runs table '{path}': line {line} has {len(row)} fields, the header {len(names)}; fix that line."
+            )
+    cells = [[row[i] if i < len(row) else "" for row in body] for i in range(len(names))]
+    return Table({name: _parse_column(col) for name, col in zip(names, cells)})
+
+
+def _read_with_pandas(path: Path) -> Table:
+    """A Parquet or JSON(L) table, read with pandas and taken in at the edge."""
+    import pandas as pd
+
+    readers = {
+        ".parquet": pd.read_parquet,
+        ".pq": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+        ".ndjson": lambda p: pd.read_json(p, lines=True),
+        ".json": pd.read_json,
+    }
+    try:
+        return Table.of(readers[path.suffix.lower()](path))
+    except (ValueError, OSError) as e:
+        raise DataError(f"cannot read runs table '{path}': {e}") from None
+
+
+_SEPARATORS = {".csv": ",", ".tsv": "\t"}
+_PANDAS_SUFFIXES = (".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 
 
 def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -55,7 +215,7 @@ def _table_path(path: Path) -> Path:
     return path
 
 
-def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None) -> Table:
     """Load a runs table, rename mapped columns, keep finished runs, and derive D or C from 6ND.
 
     Unfinished runs (``status`` not ``done`` in a collected table, W&B ``State`` not ``finished``)
@@ -63,13 +223,13 @@ def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = 
     convention the table uses.
     """
     path = _table_path(Path(path))
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
+    suffix = path.suffix.lower()
+    if suffix in _SEPARATORS:
+        df = _read_csv(path, _SEPARATORS[suffix])
+    elif suffix in _PANDAS_SUFFIXES:
+        df = _read_with_pandas(path)
+    else:
         raise DataError(f"cannot read '{path.name}': use a .csv, .parquet or .jsonl runs table.")
-    try:
-        df = reader(path)
-    except (ValueError, OSError, pd.errors.ParserError) as e:
-        raise DataError(f"cannot read runs table '{path}': {e}") from None
     notes: list[str] = []
     mapping = parse_columns(columns)
     missing = [theirs for theirs in mapping.values() if theirs not in df.columns]
@@ -78,24 +238,25 @@ def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = 
             f"--columns names {', '.join(repr(m) for m in missing)}, not in '{path.name}'; "
             f"columns found: {', '.join(map(str, df.columns))}."
         )
-    df = df.drop(columns=[ours for ours, theirs in mapping.items() if ours in df.columns and ours != theirs])
-    df = df.rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    dropped = {ours for ours, theirs in mapping.items() if ours in df.columns and ours != theirs}
+    renames = {theirs: ours for ours, theirs in mapping.items()}
+    df = Table({renames.get(c, c): df[c] for c in df.columns if c not in dropped}, attrs=df.attrs)
     for col, ok in (("status", "done"), ("State", "finished")):  # collected study / W&B export
         if col in df.columns:
-            keep = df[col].astype(str) == ok
+            keep = np.array([str(v) == ok for v in df[col]], dtype=bool)
             if not keep.all():
                 notes.append(f"dropped {int((~keep).sum())} run(s) whose {col} is not '{ok}'")
-            df = df[keep]
+            df = df.take(keep)
     for col in ("N", "D", "C", "loss"):
         if col in df.columns:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
+            df[col] = numeric(df[col])
     if "D" not in df.columns and {"N", "C"} <= set(df.columns):
         df["D"] = df["C"] / (6.0 * df["N"])
         notes.append("D = C/(6N) (tokens derived from compute)")
     if "C" not in df.columns and {"N", "D"} <= set(df.columns):
         df["C"] = 6.0 * df["N"] * df["D"]
         notes.append("C = 6ND (compute derived from tokens)")
-    df = df.reset_index(drop=True)
+    df.index = np.arange(len(df))
     df.attrs["source"] = str(path)
     df.attrs["notes"] = notes
     if "N_total" in df.columns:  # a table written by `scalinglab collect`
@@ -105,18 +266,38 @@ def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = 
     return df
 
 
-def drop_highest(df: pd.DataFrame, k: int, column: str = "loss") -> pd.DataFrame:
+def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = None) -> pd.DataFrame:
+    """:func:`read_table` as a pandas DataFrame, for the paths that work on one (study selection, the report)."""
+    return read_table(path, columns).to_frame()
+
+
+def drop_highest(df: Table | pd.DataFrame, k: int, column: str = "loss") -> Table | pd.DataFrame:
     """The table without its ``k`` highest-``column`` rows (Epoch drop Chinchilla's 5 worst runs)."""
     if k <= 0:
         return df
     if column not in df.columns:
         raise DataError(f"cannot drop the highest '{column}': the table has no such column.")
-    out = df.drop(index=df[column].nlargest(k).index)
+    values = np.asarray(df[column], dtype=float)
+    order = np.argsort(-values, kind="stable")  # ties: the first rows go first, as pandas' nlargest
+    keep = np.ones(len(df), bool)
+    keep[order[~np.isnan(values[order])][:k]] = False
+    out = _take(df, keep)
     out.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), f"dropped the {k} highest-{column} rows"]}
     return out
 
 
-def skip_early(df: pd.DataFrame, run_column: str, fraction: float, tokens: str = "D") -> pd.DataFrame:
+def _run_numbers(labels: Any) -> np.ndarray:
+    """Each row's run as a number 0, 1, ... in order of first appearance (labels compared as text)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf":
+        labels = np.array([str(v) for v in labels])
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.intp)
+    rank[np.argsort(first)] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
+
+
+def skip_early(df: Table | pd.DataFrame, run_column: str, fraction: float, tokens: str = "D") -> Table | pd.DataFrame:
     """A checkpoint table without each run's first ``fraction`` of tokens (its warmup transient; spec §6 item 14)."""
     if run_column not in df.columns:
         raise DataError(f"--run-column '{run_column}' not in the table; columns found: {', '.join(map(str, df.columns))}.")
@@ -126,22 +307,25 @@ def skip_early(df: pd.DataFrame, run_column: str, fraction: float, tokens: str =
         return df
     if tokens not in df.columns:
         raise DataError(f"--skip-fraction needs a '{tokens}' column (tokens seen at each checkpoint); map it with --columns.")
-    seen = pd.to_numeric(df[tokens], errors="coerce")
-    keep = seen >= fraction * seen.groupby(df[run_column]).transform("max")
-    out = df[keep]
+    seen = numeric(df[tokens]).astype(float)
+    runs = _run_numbers(df[run_column])
+    most = np.full(runs.max() + 1 if runs.size else 0, -np.inf)
+    np.fmax.at(most, runs, seen)  # each run's final tokens, gaps ignored
+    keep = seen >= fraction * most[runs]
+    out = _take(df, keep)
     out.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), f"dropped {int((~keep).sum())} checkpoint(s) below {fraction:g} of their run's tokens"]}
     return out
 
 
-def run_weights(labels: pd.Series, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def run_weights(labels: Any, frame: Table) -> tuple[np.ndarray, np.ndarray]:
     """Each run's rows share weight 1 (a run with many checkpoints counts like one with few); sets ``frame["weight"]``.
 
     Returns each row's run number ``(n,)`` and a mask of each run's last row (most tokens, ``D`` when present).
     """
-    groups = pd.factorize(labels.astype(str))[0]
+    groups = _run_numbers(labels)
     counts = np.bincount(groups)
-    frame["weight"] = frame["weight"].to_numpy() / counts[groups]
-    order = frame["D"].to_numpy() if "D" in frame.columns else np.arange(len(frame), dtype=float)
+    frame["weight"] = np.asarray(frame["weight"]) / counts[groups]
+    order = np.asarray(frame["D"]) if "D" in frame.columns else np.arange(len(frame), dtype=float)
     last = np.zeros(len(frame), bool)
     for g in range(counts.size):
         rows = np.flatnonzero(groups == g)
@@ -149,27 +333,27 @@ def run_weights(labels: pd.Series, frame: pd.DataFrame) -> tuple[np.ndarray, np.
     return groups, last
 
 
-def _rows(mask: np.ndarray, index: pd.Index) -> str:
+def _rows(mask: np.ndarray, index: np.ndarray) -> str:
     rows = [str(i) for i in index[mask][:10]]
     return ", ".join(rows) + (f" (and {int(mask.sum()) - 10} more)" if mask.sum() > 10 else "")
 
 
 def fit_frame(
-    data: pd.DataFrame | Mapping[str, Any],
+    data: Table | pd.DataFrame | Mapping[str, Any],
     form: Form,
     weights: str | Sequence[float] | None = None,
     extra: Sequence[str] = (),
     to_fit: bool = True,
-) -> pd.DataFrame:
+) -> Table | pd.DataFrame:
     """The columns ``form`` needs (inputs, target, ``extra``, ``weight``), checked: present, positive, enough points.
 
     ``to_fit=False`` (a table only predicted, e.g. a backtest's held-out runs) skips the checks that
     only a fit needs: more points than parameters and several values of each input.
 
-    ``weights`` is a column name or one value per row; rows keep their original index so errors
-    and outlier flags name them.
+    ``weights`` is a column name or one value per row; rows keep their original labels so errors
+    and outlier flags name them. A DataFrame comes back as a DataFrame, anything else as a Table.
     """
-    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    df = Table.of(data)
     needed = list(dict.fromkeys([*form.inputs, form.target, *extra]))
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -178,20 +362,20 @@ def fit_frame(
             f"the runs table has no column {', '.join(repr(m) for m in missing)} (law '{form.name}' needs "
             f"{', '.join(needed)}); columns found: {', '.join(map(str, df.columns))}. Map yours with --columns {fix}."
         )
-    out = df[needed].apply(pd.to_numeric, errors="coerce").astype(float)
+    out = Table({c: numeric(df[c]).astype(float) for c in needed}, df.index, df.attrs)
     if weights is None:
         out["weight"] = 1.0
     elif isinstance(weights, str):
         if weights not in df.columns:
             raise DataError(f"weights column '{weights}' not found; columns found: {', '.join(map(str, df.columns))}.")
-        out["weight"] = pd.to_numeric(df[weights], errors="coerce")
+        out["weight"] = numeric(df[weights])
     else:
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(df),):
             raise DataError(f"weights has {w.size} values for {len(df)} rows; give one weight per row.")
         out["weight"] = w
     for col in [*needed, "weight"]:
-        values = out[col].to_numpy()
+        values = out[col]
         bad = ~np.isfinite(values) | (values < 0 if col == "weight" else values <= 0)
         if bad.any():
             kind = "negative" if col == "weight" else "non-positive"
@@ -206,10 +390,9 @@ def fit_frame(
             f"give at least {len(form.params) + 1} runs."
         )
     for col in form.inputs if to_fit else ():
-        if out[col].nunique() == 1:
+        if np.all(out[col] == out[col][0]):  # not np.unique: it imports numpy.ma, a tenth of the start-up
             raise FitError(
-                f"all points have the same {col} = {out[col].iloc[0]:g}; law '{form.name}' needs runs at "
+                f"all points have the same {col} = {out[col][0]:g}; law '{form.name}' needs runs at "
                 f"several values of {col}."
             )
-    out.attrs = dict(df.attrs)
-    return out
+    return out.to_frame() if _is_frame(data) else out
