@@ -25,62 +25,24 @@ import tempfile
 import time
 from pathlib import Path
 
-TINY = [
-    "model.n_layer=2", "model.d_model=32", "model.n_head=2", "model.n_ctx=32", "model.vocab_size=512",
-    "data.vocab_size=512", "optim.batch_size=8", "optim.lr=3e-3", "eval.tokens=2048", "eval.points=4",
-    "runtime.threads=1", "runtime.progress=false", "runtime.checkpoint_steps=10", "budget.steps=300",
-]  # fmt: skip
-STUDY = """
-name = "kill"
-out_dir = "{out}"
-recipe = "kaplan2020"
-stale_seconds = 30
-[base.model]
-n_layer = 2
-n_ctx = 32
-d_model = 32
-n_head = 2
-vocab_size = 512
-[base.data]
-corpus = "stdlib"
-vocab_size = 512
-[base.optim]
-batch_size = 8
-[base.budget]
-steps = 120
-[base.eval]
-points = 3
-tokens = 2048
-[base.runtime]
-checkpoint_steps = 10
-[[design]]
-kind = "ladder"
-shapes = [[1, 32], [2, 32], [1, 48], [2, 48]]
-"""
-VOLATILE = {"wall_time", "tokens_per_s"}
-"""Fields that measure time, not training: they may differ after a resume."""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny study and run (tests/support.py)
+from tests.support import TINY_RUN, cli, tiny_base, training_records, write_study  # noqa: E402
 
-
-def _env(cache: Path) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "SCALINGLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+TINY = [*TINY_RUN, "model.n_layer=2", "eval.points=4", "runtime.checkpoint_steps=10", "budget.steps=300"]
+"""The tests' tiny run at two layers, 300 steps, a checkpoint every 10 (later overrides win)."""
+STUDY = tiny_base(steps=120, points=3, per_position=True)
+LADDER = '[[design]]\nkind = "ladder"\nshapes = [[1, 32], [2, 32], [1, 48], [2, 48]]\n'
+"""The study: four tiny sizes of 120 steps, a checkpoint every 10."""
 
 
 def _scalinglab(args: list[str], cache: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scalinglab", *args], env=_env(cache), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def _records(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines if line.strip()]
+    return cli(*args, cache=str(cache), stdout=subprocess.DEVNULL)
 
 
 def _compare(run: Path, ref: Path) -> list[str]:
     """What differs between a run directory and its uninterrupted twin ('' when identical)."""
     problems = []
-    got, want = _records(run), _records(ref)
+    got, want = training_records(run), training_records(ref)
     steps = [r["step"] for r in got]
     if len(steps) != len(set(steps)):
         problems.append(f"{run.name}: a step logged twice")
@@ -134,10 +96,7 @@ def train_kills(root: Path, cache: Path, kills: int, rng: random.Random) -> dict
 
 def driver_kills(root: Path, cache: Path, kills: int, rng: random.Random) -> dict:
     def study_file(name: str) -> Path:
-        (root / name).mkdir()
-        path = root / name / "kill.toml"
-        path.write_text(STUDY.format(out=root / name / "runs"))
-        return path
+        return write_study(root / name, "kill", LADDER, base=STUDY)
 
     def driver(path: Path) -> subprocess.Popen:
         return _scalinglab(["study", "run", str(path), "--workers", "2", "--no-progress"], cache)
@@ -153,10 +112,10 @@ def driver_kills(root: Path, cache: Path, kills: int, rng: random.Random) -> dic
     while landed < kills:
         path = study_file(f"killed-{episodes}")
         landed += _episode(lambda path=path: driver(path), duration, rng, whole_group=False)  # the driver alone
-        runs = sorted(p for p in (path.parent / "runs").iterdir() if (p / "summary.json").exists())
+        runs = sorted(p for p in (path.parent / "runs" / "kill").iterdir() if (p / "summary.json").exists())
         n_runs += len(runs)
         for run in runs:
-            problems += _compare(run, root / "ref" / "runs" / run.name)
+            problems += _compare(run, root / "ref" / "runs" / "kill" / run.name)
         mtimes = {r: (r / "summary.json").stat().st_mtime_ns for r in runs}
         if driver(path).wait() != 0:
             problems.append(f"{path}: a re-run of the finished study failed")

@@ -11,62 +11,28 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests import support
+from tests.support import _one_thread, tiny_base, wait_until
+
+__all__ = ["RAY_ADDRESS", "SCRIPT", "Cluster", "_one_thread", "wait_until", "write_study"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "cluster-local.sh"
 RAY_ADDRESS = "127.0.0.2:6399"
 """The test cluster's Ray head (cluster-local.sh binds it to 127.0.0.2)."""
 
-STUDY = """
-name = "duo"
-out_dir = "{out}"
-recipe = "kaplan2020"
-stale_seconds = 30
-
-[base.model]
-n_layer = 2
-n_ctx = 32
-d_model = 32
-n_head = 2
-vocab_size = 512
-
-[base.data]
-corpus = "stdlib"
-vocab_size = 512
-
-[base.optim]
-batch_size = 8
-
-[base.budget]
-steps = 100
-
-[base.eval]
-points = 2
-tokens = 2048
-per_position = false
-
-[base.runtime]
-checkpoint_steps = 10
-
-[[design]]
-kind = "seeds"
-shapes = [[2, 32]]
-seeds = [0, 1]
-"""
+DUO = '[[design]]\nkind = "seeds"\nshapes = [[2, 32]]\nseeds = [0, 1]\n'
 """Two runs of a 2-layer d32 model, 100 steps each, a checkpoint every 10: seconds apiece. Two workers
 train both at once, one on each Ray node."""
 
 
 def write_study(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "duo.toml"
-    path.write_text(STUDY.format(out=directory / "runs"))
-    return path
+    """The study ``duo`` in ``directory``: the tiny base (tests/support.py) at 100 steps, two seeds."""
+    return support.write_study(directory, "duo", DUO, base=tiny_base(steps=100))
 
 
 class Cluster:
@@ -82,6 +48,7 @@ class Cluster:
         }
         self.slurm_conf = str(state_dir / "slurm" / "slurm.conf")
         self._up: subprocess.Popen[str] | None = None
+        self._down: subprocess.Popen[bytes] | None = None
 
     def script(self, action: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["bash", str(SCRIPT), self.kind, action], env=self.env, capture_output=True,
@@ -106,8 +73,22 @@ class Cluster:
             self.down()
             pytest.skip(f"no local {self.kind} cluster: {err.strip().splitlines()[-1] if err.strip() else 'up failed'}")
 
+    def begin_down(self) -> None:
+        """Begin ``down`` in the background: the daemons' exits are tens of seconds of waiting that the rest of
+        the suite overlaps (``down`` then only waits for it)."""
+        if self._up is not None and self._up.poll() is None:  # never waited for
+            self._up.kill()
+            self._up.communicate()
+        if self._down is None:
+            self._down = subprocess.Popen(["bash", str(SCRIPT), self.kind, "down"], env=self.env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
     def down(self) -> None:
-        self.script("down", timeout=120)
+        """Take the cluster down: wait for a ``down`` begun in the background, or run one now."""
+        if self._down is None:
+            self.script("down", timeout=120)
+        else:
+            self._down.wait(timeout=120)
 
 
 def _reason_unavailable(kind: str) -> str:
@@ -166,11 +147,16 @@ def _start_ray_early(request: pytest.FixtureRequest) -> Iterator[None]:
         cluster.start()
         _STARTED["ray"] = cluster
     yield
-    if cluster is not None and cluster._up is not None and cluster._up.poll() is None:  # never waited for
-        cluster._up.kill()
-        cluster._up.communicate()
     if cluster is not None:
+        cluster.begin_down()  # kills an ``up`` never waited for
         cluster.down()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After this directory's last test, begin taking the clusters down (the session's end waits for it)."""
+    if nextitem is None or nextitem.path.parent != item.path.parent:
+        for cluster in _STARTED.values():
+            cluster.begin_down()
 
 
 def _reason_unavailable_quiet(kind: str) -> str:
@@ -178,18 +164,3 @@ def _reason_unavailable_quiet(kind: str) -> str:
         return _reason_unavailable(kind)
     except pytest.skip.Exception as e:
         return str(e)
-
-
-def wait_until(condition, timeout: float, what: str, every: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CPU is shared: every torch the tests start uses one thread."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -12,22 +12,17 @@ from pathlib import Path
 
 import pytest
 from tests.faults.conftest import cli, tiny, train_args
+from tests.support import training_records
 
 from scalinglab.errors import LockedError
 from scalinglab.study.store import RunStore
 from scalinglab.train.run import train
 from scalinglab.train.rundir import RunLock, lock_holder, read_metrics, read_status
 
-VOLATILE = {"wall_time", "tokens_per_s", "model_flops_per_s", "hardware_flops_per_s", "fraction_of_peak_model", "fraction_of_peak_hardware"}
-
-
-def _records(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_metrics(run_dir)]
-
 
 def _same_run(a: Path, b: Path) -> None:
     """Bitwise the same training: every logged record (but timings) and the final and best losses."""
-    assert _records(a) == _records(b)
+    assert training_records(a) == training_records(b)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     assert (sa["final"], sa["best"], sa["steps"]) == (sb["final"], sb["best"], sb["steps"])
 

@@ -10,55 +10,19 @@ import warnings
 from pathlib import Path
 
 import pytest
-from tests.faults.conftest import cli
+from tests import support
+from tests.support import cli, tiny_base
 
 from scalinglab.study import load_study, run_study, study_status
 from scalinglab.study.collect import collect
 from scalinglab.study.store import RunStore
-from scalinglab.train.rundir import read_status
-
-STUDY = """
-name = "{name}"
-out_dir = "{out}"
-recipe = "kaplan2020"
-stale_seconds = 30
-
-[base.model]
-n_layer = 1
-n_ctx = 32
-d_model = 32
-n_head = 2
-vocab_size = 512
-
-[base.data]
-corpus = "stdlib"
-vocab_size = 512
-
-[base.optim]
-batch_size = 8
-
-[base.budget]
-steps = {steps}
-
-[base.eval]
-points = 2
-tokens = 2048
-per_position = false
-
-[base.runtime]
-checkpoint_steps = 5
-cache_dir = "{cache}"
-
-[[design]]
-kind = "ladder"
-shapes = {shapes}
-"""
+from scalinglab.train.rundir import read_metrics, read_status
 
 
 def write_study(tmp_path: Path, cache: str, name: str, steps: int, shapes: str) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(STUDY.format(name=name, out=tmp_path / "runs" / name, steps=steps, shapes=shapes, cache=cache))
-    return path
+    """A ladder of one-layer tiny runs (a checkpoint every 5 steps) on the session's token cache."""
+    base = tiny_base(n_layer=1, steps=steps, checkpoint_steps=5, cache_dir=cache)
+    return support.write_study(tmp_path, name, f'[[design]]\nkind = "ladder"\nshapes = {shapes}\n', base=base)
 
 
 @pytest.mark.slow
@@ -107,6 +71,8 @@ def test_sigterm_to_a_worker_or_the_driver_leaves_the_run_resumable(cache, tmp_p
     run_dir = Path(study_status(load_study(path))["run_dir"][0])
 
     def started(proc, after: int = 0) -> dict:
+        """The worker's status once it runs and has logged a step past ``after`` (metrics.jsonl shows every step;
+        status.json's step moves only with the 10 s heartbeat)."""
         deadline = time.monotonic() + 240
         while True:
             assert proc.poll() is None, proc.communicate()[1]
@@ -115,8 +81,10 @@ def test_sigterm_to_a_worker_or_the_driver_leaves_the_run_resumable(cache, tmp_p
                 status = read_status(run_dir)
             except Exception:  # being replaced right now
                 status = {}
-            if status.get("state") == "running" and status.get("step", 0) > after:
-                return status
+            if status.get("state") == "running" and (run_dir / "metrics.jsonl").exists():
+                logged = read_metrics(run_dir)
+                if logged and logged[-1]["step"] > after:
+                    return status
             time.sleep(0.05)
 
     driver = cli("study", "run", str(path), "--no-progress", "--workers", "1")

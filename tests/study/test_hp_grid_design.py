@@ -49,14 +49,9 @@ def test_bad_grid_says_what_to_change() -> None:
 @pytest.mark.slow
 def test_hparams_on_a_trained_study(tmp_path, capsys) -> None:
     """A real tiny hp_grid study (two D cells x three LRs, noise scale on) read by `scalinglab hparams DIR`."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("study_conftest", Path(__file__).with_name("conftest.py"))
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)  # this directory's tiny-study helpers (another conftest may be first on sys.path)
-    BASE, write_study = helpers.BASE, helpers.write_study
+    from tests.support import BASE, write_study
 
     from scalinglab.cli import main
     from scalinglab.study import load_study, run_study
@@ -64,7 +59,7 @@ def test_hparams_on_a_trained_study(tmp_path, capsys) -> None:
     base = BASE.replace("batch_size = 8", "batch_size = 4\nmicro_batch_size = 2").replace("per_position = false", "per_position = false\nnoise_scale = true")
     design = '[[design]]\nkind = "hp_grid"\nshapes = [[2, 16]]\nhead_dim = 8\ntokens = [2048, 4096]\nlrs = [0.003, 0.01, 0.03]\n'
     study = load_study(write_study(tmp_path, "hp", design, base=base))
-    run_study(study, "local", workers=1, progress=False)
+    run_study(study, "local", workers=2, progress=False)
     from scalinglab.study.collect import write_tables
 
     write_tables(study.directory)

@@ -3,9 +3,7 @@ a real tiny study fitted from its directory and drawn in the report."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,20 +59,19 @@ def test_selection_takes_the_subset_runs_with_their_unique_tokens() -> None:
 @pytest.mark.slow
 def test_a_real_repeat_study_fits_from_its_directory(tmp_path, capsys) -> None:
     """Eight runs of a few steps: `fit DIR --law data_constrained` selects them and the report section is drawn."""
-    spec = importlib.util.spec_from_file_location("study_conftest", Path(__file__).with_name("conftest.py"))
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)  # this directory's tiny-study helpers (another conftest may be first on sys.path)
+    from tests.support import tiny_base, write_study
+
     from scalinglab.cli import main
     from scalinglab.report import repeat as rp
     from scalinglab.report.figures import save
     from scalinglab.study import load_study, run_study
     from scalinglab.study.collect import collect, write_tables
 
-    base = helpers.BASE.replace("points = 2", "points = 1")
+    base = tiny_base(points=1)
     design = ('[[design]]\nkind = "repeat"\nshapes = [[2, 8], [2, 16]]\nhead_dim = 8\n'
               "tokens = [1024, 2048]\nepochs = [1, 4]\n")  # two D, U = D / epochs: 8 runs of 4 or 8 steps  # fmt: skip
-    study = load_study(helpers.write_study(tmp_path, "rep", design, base=base))
-    run_study(study, "local", workers=1, progress=False)
+    study = load_study(write_study(tmp_path, "rep", design, base=base))
+    run_study(study, "local", workers=2, progress=False)
     write_tables(study.directory)
     fit_json = tmp_path / "fit.json"
     args = ["fit", str(study.directory), "--law", "data_constrained", "--bootstrap", "10", "--no-progress", "--out", str(fit_json)]

@@ -7,45 +7,25 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from tests.support import TINY_RUN, VOCAB, cli
 
 from scalinglab.config import load_config
-from scalinglab.data.config import DataConfig
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.train.config import RunConfig
 from scalinglab.train.run import train
 from scalinglab.train.rundir import read_json, read_metrics, read_status
 
-VOCAB = 512
-TINY = [
-    "model.n_layer=2",
-    "model.d_model=32",
-    "model.n_head=2",
-    "model.n_ctx=32",
-    f"model.vocab_size={VOCAB}",
-    f"data.vocab_size={VOCAB}",
-    "optim.batch_size=8",
-    "optim.lr=3e-3",
-    "eval.tokens=2048",
-    "eval.points=4",
-    "runtime.threads=1",
-    "runtime.progress=false",
-]
+TINY = [*TINY_RUN, "model.n_layer=2", "eval.points=4"]  # the tests' tiny run at two layers (later overrides win)
 FAMILIES = {"lstm": ["model.arch=lstm"], "universal": ["model.arch=universal", "model.reuse=2"]}
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    """A token cache of the built-in corpus shared by every run here (tokenised once)."""
-    from scalinglab.data import prepare
-
-    path = tmp_path_factory.mktemp("token-cache")
-    prepare(DataConfig(corpus="stdlib", vocab_size=VOCAB), cache_dir=str(path), progress=False)
-    return str(path)
+@pytest.fixture
+def cache(token_cache: str) -> str:
+    """The session's token cache of the built-in corpus at VOCAB (tests/conftest.py: tokenised once)."""
+    return token_cache
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -72,20 +52,13 @@ def test_a_family_trains_with_every_metric(cache, tmp_path, family) -> None:
     assert read_json(tmp_path / "config.json")["model"]["arch"] == family
 
 
-def _cli(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "scalinglab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, tmp_path, family) -> None:
     args = [*TINY, *FAMILIES[family], f"runtime.cache_dir={cache}", "budget.steps=60", "model.dropout=0.1",
             "runtime.checkpoint_steps=15"]  # fmt: skip
     killed = tmp_path / "killed"
-    proc = _cli("train", *args, "--run-dir", str(killed))
+    proc = cli("train", *args, "--run-dir", str(killed))
     marker = killed / "checkpoints" / "step_30" / "COMPLETE"
     deadline = time.monotonic() + 120
     while not marker.exists():
@@ -98,7 +71,7 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, t
     assert read_status(killed)["state"] == "running"  # a killed run cannot say so
     assert 30 <= len(read_metrics(killed)) < 60
 
-    resumed = _cli("train", *args, "--run-dir", str(killed))
+    resumed = cli("train", *args, "--run-dir", str(killed))
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1]
     whole = tmp_path / "whole"
     train(load_config(RunConfig, None, args), whole)

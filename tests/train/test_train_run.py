@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support import TINY_RUN, VOCAB, cli
 
 from scalinglab.config import load_config
-from scalinglab.data.config import DataConfig
 from scalinglab.errors import TrainingError
 from scalinglab.model.counting import count_params, flops_per_token
 from scalinglab.train import checkpoint
@@ -26,42 +26,17 @@ from scalinglab.train.run import train
 from scalinglab.train.rundir import read_json, read_metrics, read_status
 from scalinglab.train.schedules import eval_steps
 
-VOCAB = 512
-TINY = [
-    "model.n_layer=2",
-    "model.d_model=32",
-    "model.n_head=2",
-    "model.n_ctx=32",
-    f"model.vocab_size={VOCAB}",
-    f"data.vocab_size={VOCAB}",
-    "optim.batch_size=8",
-    "optim.lr=3e-3",
-    "eval.tokens=2048",
-    "eval.points=5",
-    "runtime.threads=1",
-    "runtime.progress=false",
-]
+TINY = [*TINY_RUN, "model.n_layer=2", "eval.points=5"]  # the tests' tiny run at two layers (later overrides win)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    """A token cache of the built-in corpus shared by every run here (tokenised once)."""
-    from scalinglab.data import prepare
-
-    path = tmp_path_factory.mktemp("token-cache")
-    prepare(DataConfig(corpus="stdlib", vocab_size=VOCAB), cache_dir=str(path), progress=False)
-    return str(path)
+@pytest.fixture
+def cache(token_cache: str) -> str:
+    """The session's token cache of the built-in corpus at VOCAB (tests/conftest.py: tokenised once)."""
+    return token_cache
 
 
 def tiny(cache: str, *overrides: str) -> RunConfig:
     return load_config(RunConfig, None, [*TINY, f"runtime.cache_dir={cache}", *overrides])
-
-
-def cli(*args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "scalinglab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
-    )
 
 
 def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
