@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,9 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import DataError, FitError
+from scalinglab.laws.fit import fit_law
 from scalinglab.laws.forms import get_form
-from scalinglab.laws.tables import drop_highest, fit_frame, parse_columns, read_runs_table
+from scalinglab.laws.tables import Table, drop_highest, fit_frame, parse_columns, read_runs_table, read_table
 
 
 def runs(n: int = 8) -> pd.DataFrame:
@@ -97,3 +99,35 @@ def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "runs.txt").write_text("x")
     with pytest.raises(DataError, match="csv"):
         read_runs_table(tmp_path / "runs.txt")
+
+
+def test_csv_reader_types_columns_as_pandas_does(tmp_path: Path) -> None:
+    # The CSV reader is numpy-only (fitting a CSV imports no pandas); what it reads must be what pandas reads.
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "N,D,loss,,steps,State,ok,D\n"
+        '1e8,2.0000000000000004e9,3.1,x,100,finished,True,1\n'
+        '3e8,6e9,NA,y,200,"crashed, oom",False,2\n'
+        "\n"
+        "1e9,,2.7,,300,,True,3\n"
+    )
+    ours = read_table(path).to_frame()
+    theirs = pd.read_csv(path)
+    theirs["C"] = 6.0 * theirs["N"] * theirs["D"]
+    pd.testing.assert_frame_equal(ours, theirs.iloc[[0], :].reset_index(drop=True), check_dtype=False)
+    raw = read_table(path)  # the unfinished runs are dropped; the raw columns typed as pandas types them
+    assert list(raw.columns) == ["N", "D", "loss", "Unnamed: 3", "steps", "State", "ok", "D.1", "C"]
+    assert raw["steps"].dtype == np.int64 and raw["ok"].dtype == bool and raw["N"].dtype == np.float64
+
+
+def test_a_table_and_its_dataframe_fit_identically(tmp_path: Path) -> None:
+    df = runs(12).assign(run=[f"r{i // 3}" for i in range(12)])
+    df.loc[4, "loss"] *= 1.03
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    plain, frame = drop_highest(read_table(path), 1), drop_highest(read_runs_table(path), 1)
+    assert isinstance(plain, Table) and list(plain.index) == list(frame.index)  # the same row dropped, labels kept
+    options = {"runs": "run", "bootstrap": 8, "outliers": "downweight"}
+    a, b = fit_law("chinchilla", plain, **options), fit_law("chinchilla", frame, **options)
+    assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())  # every number, to the last digit
+    assert a.bootstrap.shape == (len(a.samples), len(a.params) + len(a.derived)) and a.data.index.equals(frame.index)
