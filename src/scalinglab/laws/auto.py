@@ -2,10 +2,14 @@
 
 A law is worth its error on the next, larger run. :func:`rollout` fits a law on the runs below each step
 of the extrapolation axis (N, C, or log N + log D) and predicts the runs of the next step; the mean
-absolute log error over those steps is the law's CV error. :func:`fit_auto` scores candidate forms
-(chinchilla, chinchilla_tied, kaplan_nd, and variants with the floor E kept off 0) that way, keeps the
-best, and records every candidate; the candidates close to the best widen the prediction intervals by
-their spread around it. Nothing outside the rows given is ever used, so a backtest that calls it on its
+absolute log error over those steps is the law's CV error. A step never splits runs of (nearly) one axis
+value: the sizes of an IsoFLOP budget all sit at one C, and predicting some from the others would score
+no extrapolation at all. :func:`fit_auto` scores candidate forms (chinchilla, chinchilla_tied, kaplan_nd,
+variants with the floor E kept off 0, and floorless ones) that way and keeps the simplest whose CV error
+is within one standard error of the best (the one-standard-error rule, Hastie et al. ESL §7.10): the
+rollout steps are far shorter than the extrapolation asked of a law, so a parameter the CV cannot show
+to help (a floor the runs do not reach) is not trusted to help further out. Every candidate is
+recorded; the candidates close to the best widen the prediction intervals by their spread around it. Nothing outside the rows given is ever used, so a backtest that calls it on its
 training split selects inside that split only (spec §6 item 13: hold out the largest run).
 :func:`largest_from_rest` is the check a report shows: the largest model predicted from the others.
 """
@@ -21,16 +25,23 @@ import pandas as pd
 
 from scalinglab.errors import ConfigError, FitError, ScalinglabError
 from scalinglab.laws.fit import FitResult, fit_law
-from scalinglab.laws.forms import Form, get_form
+from scalinglab.laws.forms import Form, constrain, get_form
 
 MAX_LEVELS = 10
 """An axis with more distinct values than this is cut at quantiles into this many steps."""
+MERGE_GAP = 0.02
+"""Axis values (logs) closer than this to a neighbour are one step: an IsoFLOP budget's runs differ in C by
+a rounding of their step counts (0.1% in the demo), not by an extrapolation."""
+MERGE_WIDTH = 0.1
+"""A chain of close values wider than this (in log units) is a continuum, not one budget: its values stay apart."""
 MAX_FOLDS = 4
 """Rollout folds per candidate: the last steps, nearest the extrapolation that matters."""
 KEEP_WITHIN = 2.0
 """Candidates whose CV error is within this factor of the best share the prediction intervals' spread."""
 FLOOR_SHARE = 0.5
 """The E-constrained variants keep E above this share of the smallest loss fitted (a floor must exist)."""
+NO_FLOOR = 1e-4
+"""E of the floorless variants, in the loss's units: no floor within reach of any loss (the form's E must be > 0)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,23 @@ class Candidate:
     constraints: Callable[[pd.DataFrame], dict[str, Any]] = field(default=lambda rows: {})
     """``{"tie": ..., "fix": ..., "bounds": ...}`` for ``fit_law`` from the training rows."""
 
+    def free(self, rows: pd.DataFrame) -> int:
+        """Number of parameters fitted (ties and fixes left out): the candidate's complexity."""
+        spec = self.constraints(rows)
+        return len(constrain(get_form(self.law), spec.get("tie"), spec.get("fix"), spec.get("bounds")).form.params)
+
+    def floor(self, rows: pd.DataFrame) -> bool:
+        """Whether the candidate fits a floor E: a claim about losses the runs have not reached."""
+        return "E" in get_form(self.law).params and "E" not in (self.constraints(rows).get("fix") or {})
+
 
 def _floor_kept(rows: pd.DataFrame) -> dict[str, Any]:
     low = float(pd.to_numeric(rows["loss"]).min())
     return {"bounds": {"E": (FLOOR_SHARE * low, low)}}
+
+
+def _no_floor(rows: pd.DataFrame) -> dict[str, Any]:
+    return {"fix": {"E": NO_FLOOR}}
 
 
 CANDIDATES: tuple[Candidate, ...] = (
@@ -55,17 +79,27 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("kaplan_nd", "kaplan_nd"),
     Candidate("chinchilla[E>=Lmin/2]", "chinchilla", _floor_kept),
     Candidate("chinchilla_tied[E>=Lmin/2]", "chinchilla_tied", _floor_kept),
+    Candidate("chinchilla[E=0]", "chinchilla", _no_floor),
 )
 """The candidates of ``--law auto`` (laws of N and D with a loss target)."""
 
 
 def axis_steps(values: np.ndarray) -> np.ndarray:
-    """Step number ``(n,)`` of each row along the axis: its distinct values, or quantile bins when there are many."""
+    """Step number ``(n,)`` of each row along the (log) axis: its distinct values, values within :data:`MERGE_GAP`
+    of each other counted as one, or quantile bins when there are many (a group of close values never split)."""
     levels = np.unique(values)
-    if len(levels) <= MAX_LEVELS:
-        return np.searchsorted(levels, values)
-    cuts = np.quantile(values, np.linspace(0, 1, MAX_LEVELS + 1)[1:-1])
-    return np.searchsorted(np.unique(cuts), values, side="right")
+    starts = np.concatenate([[True], np.diff(levels) > MERGE_GAP])
+    chain = np.cumsum(starts) - 1
+    for g in range(int(chain[-1]) + 1):  # a chain of close values that spans a range is a continuum: keep its values apart
+        if np.ptp(levels[chain == g]) > MERGE_WIDTH:
+            starts[chain == g] = True
+    group = (np.cumsum(starts) - 1)[np.searchsorted(levels, values)]  # (n,) group of each row, in axis order
+    n_groups = int(group.max()) + 1
+    if n_groups <= MAX_LEVELS:
+        return group
+    cuts = np.unique(np.quantile(values, np.linspace(0, 1, MAX_LEVELS + 1)[1:-1]))
+    middle = np.array([np.median(values[group == g]) for g in range(n_groups)])
+    return np.unique(np.searchsorted(cuts, middle, side="right"), return_inverse=True)[1][group]
 
 
 def _axis_values(form: Form, frame: pd.DataFrame, axis: str | None) -> np.ndarray:
@@ -124,6 +158,17 @@ def cv_error(table: pd.DataFrame) -> float:
     return float(table.assign(a=table["log_error"].abs()).groupby("fold")["a"].mean().mean())
 
 
+def cv_standard_error(table: pd.DataFrame) -> float:
+    """Standard error of :func:`cv_error`: that of a weighted mean of the runs' |log errors| (weights 1/(folds·runs in
+    the fold)), so a CV error from a few predicted runs is known to be rough."""
+    if len(table) < 2:
+        return float("inf")
+    a = table["log_error"].abs().to_numpy(dtype=float)
+    w = 1.0 / table.groupby("fold")["fold"].transform("size").to_numpy(dtype=float)
+    w = w / w.sum()
+    return float(np.sqrt(np.sum(w**2 * (a - np.sum(w * a)) ** 2) * len(a) / (len(a) - 1)))
+
+
 def fit_auto(
     data: pd.DataFrame,
     *,
@@ -133,12 +178,14 @@ def fit_auto(
     folds: int = MAX_FOLDS,
     **fit_kwargs: Any,
 ) -> FitResult:
-    """The candidate with the lowest rollout CV error, fitted on all of ``data``, with every candidate recorded.
+    """The simplest candidate whose rollout CV error is within one standard error of the lowest, fitted on all of
+    ``data``, with every candidate recorded.
 
-    ``FitResult.candidates`` lists each candidate's ``cv_error``, ``folds``, ``weight`` (1/cv² among those
-    within :data:`KEEP_WITHIN` of the best, 0 otherwise, and 0 for a variant whose full-data fit is another
-    candidate's, named in ``same_as``) and full-data ``params``; its prediction intervals add the weighted
-    spread of those candidates' predictions around the chosen one.
+    Simplest: fewest parameters fitted, then the lower CV error. ``FitResult.candidates`` lists each candidate's
+    ``cv_error``, ``cv_se``, ``folds``, ``free`` (parameters fitted), ``weight`` (1/cv² among those within
+    :data:`KEEP_WITHIN` of the best, 0 otherwise, and 0 for a variant whose full-data fit is another candidate's,
+    named in ``same_as``) and full-data ``params``; its prediction intervals add the weighted spread of those
+    candidates' predictions around the chosen one.
     """
     for key in ("tie", "fix", "bounds"):
         if fit_kwargs.get(key):
@@ -149,17 +196,23 @@ def fit_auto(
     inner = {k: v for k, v in fit_kwargs.items() if k not in ("level",)}
     for cand in candidates:
         table = rollout(cand.law, data, axis=axis, folds=folds, constraints=cand.constraints(data), **inner)
-        scored.append((cand, cv_error(table), int(table["fold"].nunique()) if not table.empty else 0))
+        scored.append((cand, cv_error(table), int(table["fold"].nunique()) if not table.empty else 0,
+                       cv_standard_error(table), (cand.free(data), cand.floor(data))))  # fmt: skip
     finite = [s for s in scored if np.isfinite(s[1])]
     if not finite:
         raise FitError(
             "no candidate law could be scored by rollout cross-validation (too few runs below the largest steps of "
             "the axis); give --law NAME, or add runs at more sizes."
         )
-    best = min(finite, key=lambda s: s[1])
+    lowest = min(finite, key=lambda s: s[1])
+    # One-standard-error rule: the rollout's steps are shorter than the extrapolation asked, so a parameter whose
+    # gain the CV cannot tell from its noise is not trusted further out; of as many parameters, a floor E is the
+    # larger claim (it bends every prediction beyond the runs), so a floorless law goes first.
+    within = lowest[1] + (lowest[3] if np.isfinite(lowest[3]) else 0.0)
+    best = min((s for s in finite if s[1] <= within), key=lambda s: (*s[4], s[1]))
     records, fits = [], {}
-    for cand, err, n_folds in scored:
-        keep = np.isfinite(err) and err <= KEEP_WITHIN * best[1]
+    for cand, err, n_folds, se, n_free in scored:
+        keep = np.isfinite(err) and err <= KEEP_WITHIN * lowest[1]
         fit = None
         if keep:
             try:
@@ -171,7 +224,8 @@ def fit_auto(
         if fit is not None:
             fits[cand.name] = fit
         records.append({
-            "name": cand.name, "law": cand.law, "cv_error": err if np.isfinite(err) else None, "folds": n_folds,
+            "name": cand.name, "law": cand.law, "cv_error": err if np.isfinite(err) else None,
+            "cv_se": se if np.isfinite(se) else None, "folds": n_folds, "free": n_free[0], "floor": n_free[1],
             "weight": 1.0 / max(err, 1e-12) ** 2 if keep and fit is not None else 0.0, "chosen": cand is best[0],
             "params": None if fit is None else fit.params, "constraints": None if fit is None else fit.constraints,
         })  # fmt: skip
@@ -193,7 +247,8 @@ def fit_auto(
     result.candidates = records
     result.notes.append(
         f"law chosen by rollout cross-validation along {axis or 'the law axis'}: {best[0].name} "
-        f"(mean |log error| {best[1]:.4f} over {best[2]} step(s))"
+        f"(mean |log error| {best[1]:.4f} over {best[2]} step(s); the simplest within one standard error of the "
+        f"lowest, {lowest[0].name} at {lowest[1]:.4f} ± {lowest[3]:.4f})"
     )
     return result
 

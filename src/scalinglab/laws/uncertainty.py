@@ -50,11 +50,16 @@ def is_converged(objective: np.ndarray, decrease: np.ndarray) -> np.ndarray:
 
 
 def robust_scale(residuals: np.ndarray, n_params: int) -> float:
-    """Run-to-run noise in log space: 1.4826·MAD of the residuals, scaled by sqrt(n/(n-p))."""
+    """Run-to-run noise in log space: 1.4826·MAD of the residuals, the ``n_params`` smallest deviations left out.
+
+    A Huber fit with delta below the noise is a least-absolute-deviations fit, which passes through about one run
+    per parameter: those residuals are ~0 and say nothing of the noise (with 9 runs and 5 parameters the plain MAD,
+    even scaled by sqrt(n/(n-p)), gave 0.0017 for a true 0.01; without them, 0.0113; 18 runs: 0.0064 -> 0.0091).
+    """
     r = np.asarray(residuals, dtype=float)
-    n = r.size
-    mad = 1.4826 * np.median(np.abs(r - np.median(r)))  # = sd for normal noise, robust to outliers
-    return float(mad * np.sqrt(n / max(n - n_params, 1)))
+    deviations = np.sort(np.abs(r - np.median(r)))
+    kept = deviations[min(max(n_params, 0), max(r.size - 1, 0)):]
+    return float(1.4826 * np.median(kept)) if kept.size else 0.0  # = sd for normal noise, robust to outliers
 
 
 def bootstrap(
@@ -131,6 +136,9 @@ class NoiseModel:
     length of the part of (log x - center) orthogonal to it."""
     cross: float = 0.0
     """Growth of the error scale per unit of d·u: a run both beyond the data and far across the axis."""
+    dof: float = float("inf")
+    """Residual degrees of freedom behind ``s0`` (runs fitted less parameters): intervals use Student's t with
+    these, since an sd from 9 runs and 5 parameters is itself uncertain (t = 2.78 where the normal gives 1.96)."""
 
     def across(self, form: Form, X) -> np.ndarray:
         """u: distance of each row from the fitted runs' median across the form's axis (0 for a one-input law)."""
@@ -178,7 +186,8 @@ def calibrate_noise(
             masks.append(train)
     residuals = form.evaluate(theta_hat[None, :], problem.logx, False)[0][0] - problem.logy
     lo, hi = float(axis[used].min()), float(axis[used].max())
-    fallback = NoiseModel(max(robust_scale(residuals[used], n_params), floor), 0.0, lo, hi, axis_name)
+    dof = float(max(int(used.sum()) - n_params, 1))
+    fallback = NoiseModel(max(robust_scale(residuals[used], n_params), floor), 0.0, lo, hi, axis_name, dof=dof)
     if not masks:
         return fallback
     W = np.array(masks) * problem.weights  # (S, n): inner training sets as weights
@@ -204,7 +213,7 @@ def calibrate_noise(
     return NoiseModel(
         float(s0), float(np.sqrt(slope_sq)), lo, hi, axis_name,
         spread=float(np.sqrt(spread_sq)), center=tuple(map(float, center)), along=tuple(map(float, along)),
-        cross=float(np.sqrt(cross_sq)),
+        cross=float(np.sqrt(cross_sq)), dof=dof,
     )
 
 
@@ -260,5 +269,20 @@ def prediction_interval(
     var = noise.sd(form, X) ** 2
     if samples is not None and len(samples) > 1:
         var = var + np.var(np.log(form.predict(samples, X)), axis=0, ddof=1)
-    half = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(var)
+    half = t_quantile(0.5 + level / 2, noise.dof) * np.sqrt(var)
     return np.exp(center - half), np.exp(center + half)
+
+
+def t_quantile(q: float, dof: float) -> float:
+    """Student's t quantile with ``dof`` degrees of freedom (the normal's when infinite), by the Cornish-Fisher
+    expansion of Abramowitz & Stegun 26.7.5 (within 0.8% from 2 dof, 11% low at 1; scipy.stats costs a quarter
+    of a second to import)."""
+    z = NormalDist().inv_cdf(q)
+    if not np.isfinite(dof):
+        return z
+    v = max(float(dof), 1.0)
+    return float(
+        z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
+        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4)
+    )

@@ -31,6 +31,7 @@ from scalinglab.constants import (
     PF_DAY,
 )
 from scalinglab.errors import DataError, FitError, ScalinglabError
+from scalinglab.laws.auto import axis_steps
 from scalinglab.laws.backtest import Split
 from scalinglab.laws.backtest import backtest as laws_backtest
 from scalinglab.laws.batch import (
@@ -818,23 +819,35 @@ class Backtest:
     """Per law: ``law``, ``max_error``, ``mean_error`` (relative, over the held-out runs), ``n_train``, ``n_test``."""
     fits: dict[str, FitResult]
 
-    def max_error(self, law: str = "kaplan_nd") -> float:
+    def max_error(self, law: str = "auto") -> float:
         return float(self.errors.set_index("law").loc[law, "max_error"])
 
+    def chosen(self) -> str | None:
+        """The candidate ``--law auto`` chose inside the cheaper runs (None without an auto fit)."""
+        fit = self.fits.get("auto")
+        return next((c["name"] for c in fit.candidates if c.get("chosen")), None) if fit is not None else None
 
-def backtest(runs: pd.DataFrame, laws: tuple[str, ...] = ("kaplan_nd", "chinchilla"), train_fraction: float = 2 / 3
+
+def backtest(runs: pd.DataFrame, laws: tuple[str, ...] = ("auto", "kaplan_nd", "chinchilla"), train_fraction: float = 2 / 3
              ) -> Backtest:
     """Fit each law of N and D on the cheapest ``train_fraction`` of the runs, predict the final loss of the rest.
 
     The runs are those on the recipe with enough data (ladders, grids, IsoFLOPs: no data-limited
     sweeps), D = tokens processed and the loss the final one, as in Hoffmann's approach 3. The
     held-out runs are the most expensive, so the error measures extrapolation in compute, the
-    question a scaling law exists to answer (spec §6 item 13).
+    question a scaling law exists to answer (spec §6 item 13). The cut falls at the step of compute
+    (:func:`scalinglab.laws.auto.axis_steps`) nearest the fraction: an IsoFLOP budget's runs, equal in C
+    but for rounding, are all fitted or all predicted. ``"auto"`` selects the law by rollout
+    cross-validation inside the cheaper runs only (the headline number: the product's own method).
     """
     df = law_runs(runs)
     df = df[~data_limited(df)]
-    p = df[["run_id", "N", "D", "C", "loss"]].sort_values("C").reset_index(drop=True)
+    p = df[["run_id", "N", "D", "C", "loss"]].sort_values("C", kind="stable").reset_index(drop=True)
+    steps = axis_steps(np.log(p["C"].to_numpy(dtype=float)))
+    ends = np.flatnonzero(np.diff(steps, append=steps[-1] + 1))[:-1] + 1  # run counts at each step boundary
     n_train = int(np.floor(train_fraction * len(p)))
+    if len(ends):
+        n_train = int(ends[np.argmin(np.abs(ends - train_fraction * len(p)))])
     if n_train < 5 or len(p) - n_train < 1:
         raise DataError(f"a backtest needs at least 8 runs with enough data (has {len(p)}); add sizes or budgets.")
     if p.loc[: n_train - 1, "N"].nunique() < 2 or p.loc[: n_train - 1, "D"].nunique() < 2:

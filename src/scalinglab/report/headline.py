@@ -34,8 +34,8 @@ def headline_rows(n: dict[str, float]) -> list[tuple[str, str, str]]:
          (n.get("noise_sd_log", float("nan")),)),
     ]
     out = [(label, " / ".join(fmt(v) for v in vs), " / ".join(text(v) for v in vs)) for label, vs in rows]
-    bt = (n["backtest_max_error"], n["backtest_max_error_chinchilla"])
-    out.append(("backtest: L(N, D) on the cheapest 2/3 of runs, max error on the rest (Kaplan form / Chinchilla form)",
+    bt = (n["backtest_max_error"], n.get("backtest_max_error_kaplan_nd", float("nan")), n["backtest_max_error_chinchilla"])
+    out.append(("backtest: L(N, D) on the cheapest 2/3 of runs, max error on the rest (--law auto / Kaplan form / Chinchilla form)",
                 " / ".join(pct(v) for v in bt), " / ".join(pct(v) for v in bt)))
     return out
 
