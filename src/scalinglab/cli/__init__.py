@@ -29,7 +29,9 @@ Start with `scalinglab demo` (a real small study on the built-in corpus, then an
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command`` naming a sub-command, only that one's module is imported and added
+    (a command's start-up then skips the other twelve modules; ``scalinglab --help`` and a mistyped name get all)."""
     parser = argparse.ArgumentParser(
         prog="scalinglab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The package's files, not pkgutil.iter_modules: that imports inspect, a fifth of `--help`'s start-up.
     names = [f.removesuffix(".py") for f in os.listdir(__path__[0]) if f.endswith(".py") and not f.startswith("_")]
     names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
-    for name in names:
+    for name in [command] if command in names else names:
         module = importlib.import_module(f"{__name__}.{name}")
         if hasattr(module, "register"):
             module.register(sub)
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides after an option land here: append them to the command's items
         if not hasattr(args, "items") or any(e.startswith("-") for e in extra):
