@@ -15,8 +15,9 @@ al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and 
   envelope     approach 1: learning curves (one row per evaluation, a run column); at log-spaced
                compute, the run with the lowest loss; intervals resample the runs.
   isoflop      approach 2: runs at a few budgets; each budget's minimum of loss against N, from a
-               cubic smoothing spline in log N smoothed by Mallows' C_p at the runs' measured noise (--method
-               akima interpolates instead, as Porian et al. 2024; parabola is Hoffmann's fit);
+               cubic smoothing spline in log N, its smoothing chosen by Mallows' C_p at the runs'
+               measured noise (--method akima interpolates instead, as Porian et al. 2024;
+               parabola is Hoffmann's fit);
                budgets whose best run is their smallest or largest model are refused and listed.
                Intervals perturb every run by that noise and refit (a seed-noise bootstrap).
   parametric   approach 3: fit L = E + A/N^alpha + B/D^beta; a = beta/(alpha+beta) (eq 4); intervals
