@@ -166,10 +166,10 @@ def envelope_bootstrap(
 ISOFLOP_METHODS = ("spline", "akima", "parabola")
 """How a budget's minimum is found. ``spline`` (default): the cubic smoothing spline of log loss in
 log N whose smoothing minimises Mallows' C_p at the runs' measured noise (:func:`_smoothing_spline`),
-which follows a lopsided valley without following the noise; ``akima``: Akima's interpolant through every size, as Porian et
-al. 2024 do, best on smooth, finely resolved profiles and misled by noisy ones; ``parabola``:
-Hoffmann §3.2's least-squares parabola of loss in log N over the whole budget, which a lopsided
-valley drags toward its long side."""
+which follows a lopsided valley without following the noise; ``akima``: Akima's interpolant through
+every size, as Porian et al. 2024 do, best on smooth, finely resolved profiles and misled by noisy
+ones; ``parabola``: Hoffmann §3.2's least-squares parabola of loss in log N over the whole budget,
+which a lopsided valley drags toward its long side."""
 
 GRID_PER_INTERVAL = 50
 """Points of the interpolant evaluated between neighbouring sizes to locate its minimum."""
@@ -286,7 +286,8 @@ def _roughness(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _smoothing_spline(x: np.ndarray, y: np.ndarray, sigma: float) -> np.ndarray:
     """Fitted values ``(n, r)`` of the cubic smoothing spline of each column of ``y``, its smoothing chosen per
-    column by Mallows' C_p, RSS + 2σ² tr H, the unbiased estimate of the error against the true profile.
+    column by Mallows' C_p, RSS + 2σ² tr H, the unbiased estimate of its error against the true profile
+    (Mallows 1973).
 
     C_p uses the runs' measured noise ``sigma`` (pooled over budgets, so a budget of five sizes still gets a
     sensible amount of smoothing); the rule RSS = nσ² over-smooths, it ignores the degrees of freedom the
