@@ -846,8 +846,8 @@ def backtest(runs: pd.DataFrame, laws: tuple[str, ...] = ("auto", "kaplan_nd", "
     steps = axis_steps(np.log(p["C"].to_numpy(dtype=float)))
     ends = np.flatnonzero(np.diff(steps, append=steps[-1] + 1))[:-1] + 1  # run counts at each step boundary
     n_train = int(np.floor(train_fraction * len(p)))
-    if len(ends):
-        n_train = int(ends[np.argmin(np.abs(ends - train_fraction * len(p)))])
+    if len(ends):  # the step boundary nearest the count (itself when no two runs share a step), ties to the larger
+        n_train = int(ends[np.lexsort((-ends, np.abs(ends - n_train)))[0]])
     if n_train < 5 or len(p) - n_train < 1:
         raise DataError(f"a backtest needs at least 8 runs with enough data (has {len(p)}); add sizes or budgets.")
     if p.loc[: n_train - 1, "N"].nunique() < 2 or p.loc[: n_train - 1, "D"].nunique() < 2:
