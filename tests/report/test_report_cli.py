@@ -1,4 +1,5 @@
-"""``scalinglab report`` on a real study that has only a ladder: what a ladder supports is drawn, the rest noted."""
+"""``scalinglab report DIR --out OUT`` on a real study that has only a ladder: what a ladder supports is drawn, the
+rest noted."""
 
 from __future__ import annotations
 
@@ -6,55 +7,30 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.support import tiny_base, write_study
 
 from scalinglab.cli import main
 
 pytestmark = pytest.mark.slow
 
-LADDER = """
-name = "ladder-only"
-out_dir = "{out}"
-recipe = "kaplan2020"
-
-[base.model]
-n_layer = 2
-n_ctx = 32
-d_model = 16
-n_head = 2
-vocab_size = 512
-
-[base.data]
-corpus = "stdlib"
-vocab_size = 512
-
-[base.optim]
-batch_size = 8
-
-[base.budget]
-steps = 60
-
-[base.eval]
-points = 4
-tokens = 2048
-
-[[design]]
-kind = "ladder"
-shapes = [[2, 16], [2, 24], [2, 32], [2, 40]]
-"""
+LADDER = '[[design]]\nkind = "ladder"\nshapes = [[2, 16], [2, 24], [2, 32], [2, 40]]\n'
+"""Four tiny sizes of the tests' base (tests/support.py) at 60 steps, four evaluations, per-position losses kept."""
 
 LADDER_DRAWS = {"fig-1", "fig-2", "fig-13", "fig-14", "fig-19", "fig-20", "fig-21", "fig-23"}
 """What four real tiny ladder runs support (Kaplan's L(N), L(C), learning speed, per-position losses, Fig 23)."""
 
 
 def test_report_of_a_ladder_only_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    study = tmp_path / "ladder.toml"
+    base = tiny_base(d_model=16, steps=60, points=4, checkpoint_steps=0, per_position=True)
+    study = write_study(tmp_path, "ladder-only", LADDER, base=base)
     out = tmp_path / "runs" / "ladder-only"
-    study.write_text(LADDER.format(out=out))
     assert main(["study", "run", str(study), "--workers", "2", "--no-progress", "--json"]) == 0
     capsys.readouterr()
-    assert main(["report", str(out), "--json"]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "rebuilt"), "--json"]) == 0  # --out: anywhere
     captured = capsys.readouterr()
     result = json.loads(captured.out)
+    assert result["report"] == str(tmp_path / "rebuilt" / "index.html")
+    assert (tmp_path / "rebuilt" / "figures" / "fig1_loss_vs_n.png").is_file()
     sections = result["sections"]
     assert [k for k in sections if k.startswith("fig-")] == [f"fig-{n}" for n in range(1, 25)]
     drawn = {k for k, v in sections.items() if v}

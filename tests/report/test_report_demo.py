@@ -30,15 +30,6 @@ def test_quick_demo_finishes_in_time_with_a_complete_report(quick_demo):
     assert n["alpha_N"] > 0 and n["B_star"] > 0
 
 
-def test_report_command_rebuilds_the_report(quick_demo, tmp_path, capsys):
-    result, _ = quick_demo
-    study_dir = result.report.path.parent.parent
-    assert main(["report", str(study_dir), "--out", str(tmp_path), "--json"]) == 0
-    out = capsys.readouterr().out
-    assert str(tmp_path / "index.html") in out
-    assert (tmp_path / "figures" / "fig1_loss_vs_n.png").is_file()
-
-
 def test_report_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
