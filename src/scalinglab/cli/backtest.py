@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"law: {result.fit.law}; fitted on {result.split} ({result.n_train} runs), predicting {result.n_test} runs")
     for c in result.fit.candidates:
         cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f}"
+        if c["cv_error"] is not None and c.get("cv_se") is not None:
+            cv += f" ± {c['cv_se']:.4f}, {c['free']} parameters{'' if c['floor'] else ', no floor'}"
         same = f" (same fit as {c['same_as']})" if c.get("same_as") else ""
         print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{same}{'  <- chosen' if c['chosen'] else ''}")
     print(f"  MAE {result.mae:.4f}   bias {result.bias:+.4f}   max abs error {result.max_abs_error:.4f}   "
