@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import DataError, FitError
+from scalinglab.laws import tables
 from scalinglab.laws.fit import fit_law
 from scalinglab.laws.forms import get_form
 from scalinglab.laws.tables import Table, drop_highest, fit_frame, parse_columns, read_runs_table, read_table
@@ -101,7 +102,7 @@ def test_unreadable_and_missing_files(tmp_path: Path) -> None:
         read_runs_table(tmp_path / "runs.txt")
 
 
-def test_csv_reader_types_columns_as_pandas_does(tmp_path: Path) -> None:
+def test_csv_reader_types_columns_as_pandas_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The CSV reader is numpy-only (fitting a CSV imports no pandas); what it reads must be what pandas reads.
     path = tmp_path / "mixed.csv"
     path.write_text(
@@ -118,6 +119,8 @@ def test_csv_reader_types_columns_as_pandas_does(tmp_path: Path) -> None:
     raw = read_table(path)  # the unfinished runs are dropped; the raw columns typed as pandas types them
     assert list(raw.columns) == ["N", "D", "loss", "Unnamed: 3", "steps", "State", "ok", "D.1", "C"]
     assert raw["steps"].dtype == np.int64 and raw["ok"].dtype == bool and raw["N"].dtype == np.float64
+    monkeypatch.setattr(tables, "CSV_WITHOUT_PANDAS_BYTES", 0)  # a large CSV goes to pandas' parser: the same table
+    pd.testing.assert_frame_equal(read_table(path).to_frame(), ours)
 
 
 def test_a_table_and_its_dataframe_fit_identically(tmp_path: Path) -> None:
