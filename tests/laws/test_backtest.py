@@ -13,6 +13,7 @@ from scalinglab.cli import main
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.backtest import backtest, parse_split
 from scalinglab.laws.fit import fit_law
+from scalinglab.laws.uncertainty import t_quantile
 
 
 def test_parse_split() -> None:
@@ -70,6 +71,8 @@ def test_intervals_from_few_runs_cover_new_runs() -> None:
     assert np.mean(covered) >= 0.85
     assert 0.7 < np.median(s0) / 0.01 < 1.6  # the noise estimate is the noise drawn, not a fraction of it
     assert fit.noise.dof == 3
+    assert t_quantile(0.975, 3) == pytest.approx(3.1824, rel=2e-3)  # Student's t tables
+    assert t_quantile(0.975, 30) == pytest.approx(2.0423, rel=1e-4) and t_quantile(0.975, np.inf) == pytest.approx(1.959964)
 
 
 def test_backtest_predicts_a_few_held_out_runs() -> None:
