@@ -84,9 +84,9 @@ def read_table(args: argparse.Namespace, frame: bool = True):
     """
     from pathlib import Path
 
-    from scalinglab.laws.tables import drop_highest, read_table
+    from scalinglab.laws import tables
 
-    table = read_table(args.table, args.columns)
+    table = tables.read_table(args.table, args.columns)
     if frame or Path(args.table).is_dir():
         table = table.to_frame()
     if Path(args.table).is_dir():
@@ -109,7 +109,7 @@ def read_table(args: argparse.Namespace, frame: bool = True):
         from scalinglab.errors import DataError
 
         raise DataError(f"--design needs a study directory; '{args.table}' is a table file.")
-    return drop_highest(table, args.drop_highest_loss)
+    return tables.drop_highest(table, args.drop_highest_loss)
 
 
 def fit_options(args: argparse.Namespace, table=None) -> dict[str, Any]:
