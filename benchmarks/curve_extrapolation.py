@@ -4,11 +4,17 @@ For every curve (run directories of our trainer, or curve CSVs with step, loss a
 fraction f, `predict_curve` fits the points up to f of the last step and predicts the last point;
 the script prints the relative error of the schedule-aware LR-annealing law (Tissue et al. 2024)
 and of L(S) = L_inf + b S^-c beside it, whether the 95% interval covered the observed final loss,
-and the coverage over every held-out evaluation in the tail. Targets (issue 10): median error <= 2%
-from 20%, <= 1% from 50%; coverage near the nominal level.
+and the coverage over every held-out evaluation in the tail; with --joint also the joint fit that
+predicts each curve from its first f and the other curves of its set whole (alpha and r shared: the
+run in progress and the finished runs of one table). Targets (issue 10): median error <= 2% from 20%,
+<= 1% from 50%; coverage near the nominal level.
 
-    python benchmarks/curve_extrapolation.py RUN_DIR_OR_CSV [...] [--fractions 0.2 0.5] [--json]
-    python benchmarks/curve_extrapolation.py tests/laws/data/curves/*   # our cosine, WSD and constant runs
+The two sets are printed apart: the tuning set (our cosine, WSD and constant runs, on which the
+method's choices were made) and the held-out set (runs of other shapes, sizes and LRs kept out of
+every choice: tests/laws/data/curves/heldout/, see its README).
+
+    python benchmarks/curve_extrapolation.py                      # both sets, as in the docs
+    python benchmarks/curve_extrapolation.py --tuning A.csv --heldout RUN_DIR [...] [--joint] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ import numpy as np
 
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.curves import Curve, fit_curve, load_curves, predict_curve
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "laws" / "data"
+TUNING = [*sorted((DATA / "curves").glob("*.csv")), DATA / "tiny_run"]
+HELDOUT = sorted((DATA / "curves" / "heldout").glob("*.csv"))
 
 
 def measure(curve: Curve, fraction: float, level: float = 0.95) -> dict:
@@ -60,38 +70,72 @@ def measure(curve: Curve, fraction: float, level: float = 0.95) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("curves", nargs="+", help="run directories or curve CSVs")
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.2, 0.5])
-    parser.add_argument("--metric", default="val_loss_valid")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    curves = [c for p in args.curves for c in load_curves(Path(p), args.metric)]
-    rows = [measure(c, f) for f in args.fractions for c in curves]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'run':<24}{'from':>6}{'observed':>10}   {'predict':>28}   {'L(S) alone':>28}")
+def measure_joint(curves: list[Curve], i: int, fraction: float, level: float = 0.95) -> dict:
+    """Predict curve ``i``'s last point from its first ``fraction`` and the other curves whole (joint fit)."""
+    curve = curves[i]
+    out = {"run": curve.name, "fraction": fraction, "observed": float(curve.loss[-1])}
+    try:
+        pred = predict_curve([curve, *curves[:i], *curves[i + 1 :]], float(curve.step[-1]), fraction * curve.step[-1], level)
+        out["joint"] = {
+            "predicted": pred.loss,
+            "rel_error": pred.loss / out["observed"] - 1,
+            "final_covered": bool(pred.interval[0] <= out["observed"] <= pred.interval[1]),
+            "interval": pred.interval,
+        }
+    except ScalinglabError as e:
+        out["joint"] = {"error": str(e)}
+    return out
+
+
+def table(label: str, rows: list[dict], fractions: list[float]) -> None:
+    """One set's table: per curve and fraction, then the median errors and coverage."""
+    print(f"\n{label}")
+    print(f"{'run':<24}{'from':>6}{'observed':>10}   {'predict':>28}   {'L(S) alone':>28}   {'joint':>16}")
+    laws = ("predict", "L(S)", "joint")
     for r in rows:
         cells = []
-        for law in ("predict", "L(S)"):
+        for law in laws:
             m = r.get(law)
             if m is None or "error" in m:
-                cells.append(f"{'n/a':>28}")
+                cells.append(f"{'n/a':>28}" if law != "joint" else f"{'n/a':>16}")
+            elif law == "joint":
+                cells.append(f"{m['predicted']:>8.4f} {m['rel_error']:>+7.2%} {'in ' if m['final_covered'] else 'OUT'}")
             else:
                 cells.append(f"{m['predicted']:>8.4f} {m['rel_error']:>+7.2%} {'in ' if m['final_covered'] else 'OUT'} "
                              f"tail {m['tail_coverage']:>4.0%}")  # fmt: skip
-        print(f"{r['run'][:23]:<24}{r['fraction']:>6.0%}{r['observed']:>10.4f}   {cells[0]}   {cells[1]}")
-    for f in args.fractions:
-        for law in ("predict", "L(S)"):
+        print(f"{r['run'][:23]:<24}{r['fraction']:>6.0%}{r['observed']:>10.4f}   {'   '.join(cells)}")
+    for f in fractions:
+        for law in laws:
             ms = [r[law] for r in rows if r["fraction"] == f and law in r and "error" not in r[law]]
             if ms:
                 err = np.median([abs(m["rel_error"]) for m in ms])
                 cov = np.mean([m["final_covered"] for m in ms])
-                tail = np.mean([m["tail_coverage"] for m in ms])
-                print(f"from {f:.0%}, {law}: median |error| {err:.2%} over {len(ms)} curves; final loss covered "
-                      f"{cov:.0%}; tail points covered {tail:.0%}")  # fmt: skip
+                tail = f"; tail points covered {np.mean([m['tail_coverage'] for m in ms]):.0%}" if law != "joint" else ""
+                print(f"{label}, from {f:.0%}, {law}: median |error| {err:.2%} over {len(ms)} curves; final loss "
+                      f"covered {cov:.0%}{tail}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tuning", nargs="*", default=TUNING, help="run directories or curve CSVs tuned on")
+    parser.add_argument("--heldout", nargs="*", default=HELDOUT, help="run directories or curve CSVs held out")
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.2, 0.5])
+    parser.add_argument("--metric", default="val_loss_valid")
+    parser.add_argument("--joint", action="store_true", help="also the joint fit over each set's other curves")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report = {}
+    for label, paths in (("tuning", args.tuning), ("held-out", args.heldout)):
+        curves = [c for p in paths for c in load_curves(Path(p), args.metric)]
+        rows = [measure(c, f) for f in args.fractions for c in curves]
+        if args.joint and len(curves) > 1:
+            for r, j in zip(rows, [measure_joint(curves, i, f) for f in args.fractions for i in range(len(curves))]):
+                r["joint"] = j["joint"]
+        report[label] = rows
+        if not args.json:
+            table(label, rows, args.fractions)
+    if args.json:
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

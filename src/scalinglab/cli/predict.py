@@ -15,8 +15,13 @@ area), which sees a cosine or WSD decay coming in the schedule and predicts its 
 r = C/(alpha A) with a prior r = 1 +- 0.3 (a full decay is worth about an e-fold more constant-LR
 training): a curve fitted before its decay (a WSD run's stable phase) takes the gain from the prior,
 with a warning and an interval that carries the prior's spread; once it has decayed, its own points
-measure C. One curve without an LR is fitted with L(S) = L_inf + b S^-c; several curves (runs of different sizes, same batch) with
-Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first one. The early
+measure C. Several curves that know their LR (run directories, or a CSV with a run column,
+--run-column) are fitted jointly: alpha and r shared, L0 and A per run, so the run in progress (the
+first; --fit-until cuts it alone) borrows the shape and the decay's gain of the finished ones. One
+curve without an LR is fitted with L(S) = L_inf + b S^-c; several without (runs of different sizes,
+same batch) with Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first
+one. Every point weighs the stretch of training it stands for (half the gaps to its neighbours), so
+log-spaced evaluations do not let the early transient outvote the recent slope. The early
 transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
 or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
 combines the fit's parameter uncertainty with the noise of one new evaluation. A prediction more
@@ -55,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
     p.add_argument("--design", metavar="NAME", help="from a study directory, only this design's runs")
+    p.add_argument(
+        "--run-column", metavar="RUN", help="the CSV column naming each row's run (default run_id); the first run is predicted"
+    )
     add_json_flag(p)
 
 
@@ -64,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.laws.curves import load_curves, predict_curve
 
-    paths = [p for path in args.curves for p in _study_runs(path, args.design)]
-    curves = [c for path in paths for c in load_curves(path, args.metric, args.x)]
-    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
+    expanded = [_study_runs(path, args.design) for path in args.curves]
+    ladder = any(runs != [path] for runs, path in zip(expanded, args.curves))  # a study: L(N, S) across its sizes
+    curves = [c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column)]
+    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until, joint=not ladder)
     for w in pred.warnings:
         print(f"scalinglab predict: warning: {w['message']}", file=sys.stderr)
     if args.json:

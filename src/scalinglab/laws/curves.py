@@ -102,7 +102,7 @@ ANNEALING_FORM = Form.from_function(
     name="lr_annealing",
     inputs=("S1", "S2"),
     log_params=("L0", "A"),
-    start={"L0": (1.0, 3.0), "A": (0.3, 1.0, 3.0), "alpha": (0.3, 1.0), "r": (0.5, 1.5)},
+    start={"L0": (0.3, 2.0), "A": (0.5, 2.0), "alpha": (0.15, 0.5), "r": (1.0,)},  # 8 starts: as the 24 of a finer grid on our curves, 3.5x faster
     bounds={"L0": (1e-3, 1e3), "A": (1e-6, 1e6), "alpha": (1e-3, 5.0), "r": (0.0, 50.0)},
 )
 
@@ -153,9 +153,9 @@ def _warmup_from_lr(x: np.ndarray, lr: np.ndarray) -> float:
     return float(x[k]) if k > 0 else 0.0
 
 
-def read_curve_csv(path: str | Path, x: str = "step") -> list[Curve]:
-    """Curves from a CSV with columns ``x`` (``step`` or ``tokens``), ``loss`` and optionally ``run_id``,
-    ``N``, ``warmup_end`` and ``lr``.
+def read_curve_csv(path: str | Path, x: str = "step", run_column: str | None = None) -> list[Curve]:
+    """Curves from a CSV with columns ``x`` (``step`` or ``tokens``), ``loss`` and optionally ``run_id``
+    (or ``run_column``: the column naming each row's run), ``N``, ``warmup_end`` and ``lr``.
 
     With ``lr`` the curve knows its schedule: rows may go on past the last loss (loss empty) to give
     the LR still to come, the run's last row is the default point to predict, and the warmup ends
@@ -168,7 +168,10 @@ def read_curve_csv(path: str | Path, x: str = "step") -> list[Curve]:
         other = next((a for a in X_AXES if a != x and a in df.columns), None)
         hint = f" (it has '{other}': pass --x {other})" if other else ""
         raise DataError(f"{path}: a curve CSV needs columns {x}, loss (missing {', '.join(missing)}){hint}.")
-    groups = df.groupby("run_id", sort=False) if "run_id" in df.columns else [(Path(path).stem, df)]
+    if run_column is not None and run_column not in df.columns:
+        raise DataError(f"{path}: no column '{run_column}' to group runs by; pass --run-column one of {', '.join(map(str, df.columns))}.")
+    run_column = run_column or "run_id"
+    groups = df.groupby(run_column, sort=False) if run_column in df.columns else [(Path(path).stem, df)]
     curves = []
     for name, g in groups:
         g = g[g[x].notna()].sort_values(x)
@@ -300,13 +303,15 @@ def area_units(schedule: tuple[np.ndarray, np.ndarray], x_per_step: float = 1.0)
     return peak * max(last, 1), peak / (1 - anneal_momentum(last))
 
 
-def load_curves(path: str | Path, metric: str = "val_loss_valid", x: str = "step") -> list[Curve]:
+def load_curves(
+    path: str | Path, metric: str = "val_loss_valid", x: str = "step", run_column: str | None = None
+) -> list[Curve]:
     """Curves from a run directory or a curve CSV (see :func:`read_run_curve`, :func:`read_curve_csv`)."""
     path = Path(path)
     if path.is_dir():
         return [read_run_curve(path, metric, x)]
     if path.is_file():
-        return read_curve_csv(path, x)
+        return read_curve_csv(path, x, run_column)
     raise DataError(f"{path} does not exist; give a run directory or a CSV with columns {x}, loss.")
 
 
@@ -334,10 +339,9 @@ class CurveFit:
     """(P, P) covariance of the form's internal parameters, s²(JᵀJ)⁻¹."""
     areas: Callable[[np.ndarray], dict[str, np.ndarray]] | None = field(default=None, repr=False, compare=False)
     """For the LR-annealing law: x -> its inputs {S1, S2} (from the curve's schedule)."""
-
-    @property
-    def dof(self) -> int:
-        return self.n_points - len(self.form.params)
+    dof: float = 0.0
+    """Degrees of freedom of the residuals: the effective number of points (weighted) less every parameter
+    fitted (a joint fit's per-run ones too), for the Student-t quantiles of the interval."""
 
     def predict(self, step: np.ndarray | float, n_params: float | None = None) -> np.ndarray:
         """Predicted loss at ``step`` (for the L(N, S) law, of a model with ``n_params``)."""
@@ -385,30 +389,96 @@ def _prior_row(prior: Prior | None, n_params: int) -> tuple[np.ndarray, np.ndarr
     return np.array([noise / sd]), row
 
 
+Model = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+"""theta (P,), jac -> (log-prediction (n,), its Jacobian (n, P) or None): one law over the points fitted."""
+
+
+def _form_model(form: Form, logx: dict[str, np.ndarray]) -> Model:
+    """A form's log-prediction over fixed inputs, as a :data:`Model`."""
+
+    def model(theta: np.ndarray, jac: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        log_pred, J = form.evaluate(theta[None], logx, jac)
+        return log_pred[0], None if J is None else J[0].T  # forms give (K, P, n)
+
+    return model
+
+
 def _least_squares(
-    form: Form, logx: dict[str, np.ndarray], logy: np.ndarray, starts: np.ndarray, prior: Prior | None = None
+    model: Model, bounds: np.ndarray, logy: np.ndarray, sw: np.ndarray, starts: np.ndarray, prior: Prior | None = None
 ) -> np.ndarray:
-    """The best of least-squares fits of log loss from each start, in the form's theta space (with
-    ``prior`` as one more residual)."""
-    lower, upper = np.array(form.bounds).T
+    """The best of least-squares fits of log loss from each start, each residual scaled by ``sw`` (the
+    square root of its weight), with ``prior`` as one more residual."""
+    lower, upper = bounds.T
     weight, row = _prior_row(prior, len(lower))
 
     def residual(theta):
-        data = form.evaluate(theta[None], logx, False)[0][0] - logy
+        data = sw * (model(theta, False)[0] - logy)
         return data if prior is None else np.append(data, weight * (theta[prior[0]] - prior[1]))
 
     def jacobian(theta):
-        return np.vstack([form.evaluate(theta[None], logx, True)[1][0].T, row])  # forms give (K, P, n)
+        return np.vstack([sw[:, None] * model(theta, True)[1], row])
 
-    best = None
-    for x0 in starts:
+    def solve(x0: np.ndarray, budget: int | None) -> optimize.OptimizeResult:
+        tol = 1e-8 if budget else 1e-12  # the polish runs a parameter the data push out all the way to its bound
         with np.errstate(all="ignore"):
-            res = optimize.least_squares(residual, np.clip(x0, lower, upper), jac=jacobian, bounds=(lower, upper))
-        if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
-            best = res
-    if best is None:
+            return optimize.least_squares(
+                residual, np.clip(x0, lower, upper), jac=jacobian, bounds=(lower, upper), max_nfev=budget, xtol=tol, ftol=tol, gtol=tol
+            )
+
+    # every start a few steps, then the best to convergence: the starts of our curves all reach one optimum,
+    # each in about 100 evaluations (a floor crawling to its bound), so polishing one is 3-4x faster
+    screened = [solve(x0, SCREEN_EVALUATIONS if len(starts) > 1 else None) for x0 in starts]
+    finite = [res for res in screened if np.isfinite(res.cost)]
+    if not finite:
         raise FitError("the learning-curve fit failed from every start; check that the loss falls with the step.")
-    return best.x
+    best = min(finite, key=lambda res: res.cost)
+    return best.x if len(starts) == 1 else solve(best.x, None).x
+
+
+SCREEN_EVALUATIONS = 20
+"""Evaluations each start of a multi-start curve fit gets before the best is polished to convergence."""
+
+
+def span_weights(x: np.ndarray) -> np.ndarray:
+    """Each point's weight: the share of the x span it stands for (half the gaps to its neighbours),
+    scaled to a mean of 1, so a fit weighs every stretch of training alike whatever the evaluations'
+    spacing: log-spaced evaluations would otherwise let the early transient outvote the recent slope
+    the extrapolation rests on (uniform evaluations get equal weights, as before)."""
+    if len(x) < 2:
+        return np.ones_like(x)
+    gaps = np.diff(x)
+    w = np.concatenate([[gaps[0]], gaps[:-1] + gaps[1:], [gaps[-1]]]) / 2
+    return w / w.mean() if w.mean() > 0 else np.ones_like(x)
+
+
+def _solve(
+    model: Model, bounds: np.ndarray, logy: np.ndarray, w: np.ndarray, starts: np.ndarray, p: int, prior_on: tuple[int, float, float] | None
+) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """(theta, residual variance s², posterior covariance, degrees of freedom) of a weighted fit of log loss.
+
+    ``prior_on`` = (index, mean, sd) of a Gaussian prior on one linear parameter, weighed against the
+    eval noise of a first fit without it, then refitted from there. The degrees of freedom are Kish's
+    effective number of points, (Σw)²/Σw², less the parameters: unequal weights carry less information.
+    """
+    n_eff = float(w.sum() ** 2 / (w @ w))
+    dof = n_eff - p
+    if dof < 1:
+        raise FitError(
+            f"{len(logy)} curve points after the transient ({n_eff:.1f} effective, at their spacing) are too few "
+            f"to fit {p} parameters and their noise; evaluate more often or fit further (--fit-until)."
+        )
+    sw = np.sqrt(w)
+    rows: Prior | None = None
+    theta = _least_squares(model, bounds, logy, sw, starts)
+    if prior_on is not None:
+        resid = sw * (logy - model(theta, False)[0])
+        rows = (*prior_on, max(float(np.sqrt(resid @ resid / dof)), 1e-6))
+        theta = _least_squares(model, bounds, logy, sw, theta[None], rows)
+    log_pred, jac = model(theta, True)
+    resid = sw * (logy - log_pred)
+    s2 = float(resid @ resid) / dof
+    J = np.vstack([sw[:, None] * jac, _prior_row(rows, p)[1]])  # (n [+ 1], P)
+    return theta, s2, s2 * np.linalg.pinv(J.T @ J), dof
 
 
 def _fit(
@@ -418,31 +488,20 @@ def _fit(
     x: np.ndarray,
     areas: Callable | None = None,
     prior: tuple[str, float, float] | None = None,
+    weights: np.ndarray | None = None,
 ) -> CurveFit:
-    """Least squares on log loss; ``prior`` = (parameter, mean, sd) adds a Gaussian prior on one linear
-    parameter, weighed against the eval noise of a first fit, and the covariance is the posterior's."""
+    """Least squares on log loss, each point weighed by ``weights`` (default equal); ``prior`` = (parameter,
+    mean, sd) adds a Gaussian prior on one linear parameter and the covariance is the posterior's."""
     p = len(form.params)
     if len(loss) <= p + 1:
         raise FitError(
             f"{len(loss)} curve points after the transient are too few to fit {p} parameters and their "
             "noise; evaluate more often or fit further (--fit-until)."
         )
-    logx, logy = _log(inputs), np.log(loss)
-    rows: Prior | None = None
-    theta = _least_squares(form, logx, logy, form.start_grid("default"))
-    if prior is not None:  # the prior's weight needs the noise: from the fit without it, then refit from there
-        resid = logy - form.evaluate(theta[None], logx, False)[0][0]
-        noise = max(float(np.sqrt(resid @ resid / (len(loss) - p))), 1e-6)
-        rows = (form.params.index(prior[0]), prior[1], prior[2], noise)
-        theta = _least_squares(form, logx, logy, theta[None], rows)
-    log_pred, jac = form.evaluate(theta[None], logx, True)
-    resid = logy - log_pred[0]
-    s2 = float(resid @ resid) / (len(loss) - p)
-    J = np.vstack([jac[0].T, _prior_row(rows, p)[1]])  # (n [+ 1], P)
-    return CurveFit(
-        form, form.param_dict(theta), len(loss), (float(x.min()), float(x.max())),
-        float(np.sqrt(s2)), s2 * np.linalg.pinv(J.T @ J), areas,
-    )  # fmt: skip
+    w = np.ones_like(loss) if weights is None else weights
+    on = None if prior is None else (form.params.index(prior[0]), prior[1], prior[2])
+    theta, s2, cov, dof = _solve(_form_model(form, _log(inputs)), np.array(form.bounds), np.log(loss), w, form.start_grid("default"), p, on)
+    return CurveFit(form, form.param_dict(theta), len(loss), (float(x.min()), float(x.max())), float(np.sqrt(s2)), cov, areas, dof)
 
 
 def default_skip(curve: Curve, fit_until: float | None = None) -> float:
@@ -484,9 +543,70 @@ def fit_curve(
     keep = _window(curve, fit_until, skip_until)
     x = curve.step[keep]
     if curve.schedule is None or not schedule_aware:
-        return _fit(CURVE_FORM, {"S": x}, curve.loss[keep], x)
+        return _fit(CURVE_FORM, {"S": x}, curve.loss[keep], x, weights=span_weights(x))
     areas = _area_inputs(curve)
-    return _fit(ANNEALING_FORM, areas(x), curve.loss[keep], x, areas, ("r", *ANNEAL_GAIN_PRIOR))
+    return _fit(ANNEALING_FORM, areas(x), curve.loss[keep], x, areas, ("r", *ANNEAL_GAIN_PRIOR), span_weights(x))
+
+
+SHARED = ("alpha", "r")
+"""The LR-annealing law's parameters a joint fit shares across runs: the shape of the curve and the
+relative gain of a decay; each run keeps its own L0 and A (its size, data and LR set those)."""
+
+
+def fit_curves_joint(
+    curves: Sequence[Curve], fit_until: float | None = None, skip_until: float | None = None
+) -> CurveFit:
+    """The LR-annealing law fitted jointly to several runs' curves, alpha and r shared, L0 and A per run,
+    so a short curve borrows the shape of the longer ones; returns the first curve's law.
+
+    ``fit_until`` cuts the first curve only (the run in progress; the others are the finished runs it
+    borrows from); ``skip_until`` (default: each run's transient) applies to all. The prior on r is
+    kept (one pseudo-observation for the table); the interval is the first run's marginal of the joint
+    posterior, with the degrees of freedom of the whole fit.
+    """
+    if any(c.schedule is None for c in curves):
+        raise DataError("the joint LR-annealing fit needs every run's lr; give an lr column or run directories.")
+    singles = [fit_curve(c, fit_until if i == 0 else None, skip_until) for i, c in enumerate(curves)]
+    keeps = [_window(c, fit_until if i == 0 else None, skip_until) for i, c in enumerate(curves)]
+    areas = [_area_inputs(c) for c in curves]
+    logx = [_log(a(c.step[k])) for a, c, k in zip(areas, curves, keeps)]
+    logy = np.concatenate([np.log(c.loss[k]) for c, k in zip(curves, keeps)])
+    w = np.concatenate([span_weights(c.step[k]) for c, k in zip(curves, keeps)])  # each run's span weighs alike
+    k, shared = len(curves), [ANNEALING_FORM.params.index(s) for s in SHARED]
+    own = [i for i in range(len(ANNEALING_FORM.params)) if i not in shared]
+    # joint theta: the shared parameters, then each run's own (L0, A) in the form's internal space
+    index = [np.array([len(shared) + len(own) * j + own.index(i) if i in own else shared.index(i) for i in range(4)]) for j in range(k)]
+    P = len(shared) + len(own) * k
+
+    def model(theta: np.ndarray, jac: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        preds, J = [], np.zeros((len(logy), P)) if jac else None
+        row = 0
+        for j in range(k):
+            log_pred, Jj = ANNEALING_FORM.evaluate(theta[index[j]][None], logx[j], jac)
+            preds.append(log_pred[0])
+            if jac:
+                J[row : row + len(log_pred[0]), index[j]] = Jj[0].T  # forms give (K, P, n)
+            row += len(log_pred[0])
+        return np.concatenate(preds), J
+
+    thetas = [ANNEALING_FORM.to_theta(s.params) for s in singles]
+    start = np.zeros(P)
+    for j, t in enumerate(thetas):
+        start[index[j]] = t
+    starts = []
+    for t in (thetas[0], np.median(thetas, axis=0), thetas[int(np.argmax([c.step.max() for c in curves]))]):
+        s = start.copy()
+        s[: len(shared)] = t[shared]
+        starts.append(s)
+    bounds = np.array([ANNEALING_FORM.bounds[i] for i in shared] + [ANNEALING_FORM.bounds[i] for i in own] * k)
+    prior = (SHARED.index("r"), *ANNEAL_GAIN_PRIOR)
+    theta, s2, cov, dof = _solve(model, bounds, logy, w, np.array(starts), P, prior)
+    x = curves[0].step[keeps[0]]
+    params = ANNEALING_FORM.param_dict(theta[index[0]])
+    return CurveFit(
+        ANNEALING_FORM, params, len(logy), (float(x.min()), float(x.max())), float(np.sqrt(s2)),
+        cov[np.ix_(index[0], index[0])], areas[0], dof,
+    )  # fmt: skip
 
 
 def _decay_seen(curve: Curve, fit_until: float | None, at: float) -> float | None:
@@ -548,12 +668,15 @@ def predict_curve(
     fit_until: float | None = None,
     level: float = 0.95,
     skip_until: float | None = None,
+    joint: bool = True,
 ) -> CurvePrediction:
     """Predict the loss of the first curve at ``at_step`` (default: its run's last step) from the
     curves' points up to ``fit_until``.
 
-    One curve: L(S). Several: L(N, S) fitted jointly, predicting the first curve's run. Points up to
-    ``skip_until`` (default: twice each curve's ``warmup_end``) are the early transient and left out.
+    One curve: the LR-annealing law when it knows its LR, else L(S). Several that know their LR: the
+    LR-annealing law with alpha and r shared (:func:`fit_curves_joint`; ``fit_until`` cuts the first only);
+    otherwise, or not ``joint``, L(N, S) fitted jointly. Either predicts the first curve's run. Points up to ``skip_until``
+    (default: each curve's transient, :func:`default_skip`) are left out.
     """
     if not curves:
         raise DataError("no learning curve given.")
@@ -582,6 +705,9 @@ def predict_curve(
                 f"the decay's gain comes from the prior C = r alpha A, r = {mean:g} ± {sd:g}, not from this "
                 "curve, and the interval carries the prior's spread; fit past the start of the decay to measure it.",
             )
+    elif joint and all(c.schedule is not None for c in curves):
+        fit = fit_curves_joint(curves, fit_until, skip_until)
+        law = f"L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024), alpha and r shared by {len(curves)} runs"
     else:
         fit = fit_curves_ns(curves, fit_until, skip_until)
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
