@@ -65,7 +65,7 @@ def test_collect_tables(local_study, tmp_path: Path, capsys) -> None:
     seeds = runs[runs["designs"].str.contains("seeds")]["loss"]  # the seeds study reports its noise floor
     assert len(seeds) == 3 and out["noise_sd_log"] == pytest.approx(float(np.log(seeds).std(ddof=1)))
     assert 0 < out["noise_sd_log"] < 0.1
-    assert "run-to-run noise: sd of log loss" in captured.err and "over 3 seeded runs of 1 size(s)" in captured.err
+    assert "run-to-run noise: sd of log loss" in captured.err and "over 3 seeded runs in 1 set(s) of replicates" in captured.err
     assert "L(N): 2 of 6 runs on the recipe" in captured.err  # the lr_scan runs are left out
     for name in ("runs.parquet", "runs.csv", "steps.parquet", "steps.csv"):
         assert (tmp_path / name).stat().st_size > 0

@@ -98,7 +98,7 @@ def test_seed_noise_pools_the_spread_of_log_loss_within_each_size() -> None:
     a, b = np.log([4.0, 4.1, 3.9, 4.05]), np.log([3.5, 3.6])
     expected = np.sqrt((3 * a.std(ddof=1) ** 2 + 1 * b.std(ddof=1) ** 2) / 4)
     assert noise.sd_log == pytest.approx(expected) and noise.n_runs == 6
-    assert "over 6 seeded runs of 2 size(s)" in noise.line()
+    assert "over 6 seeded runs in 2 set(s) of replicates (4 degrees of freedom)" in noise.line()
     with pytest.raises(DataError, match="add a seeds design"):
         seed_noise(table[table["kind"] == "ladder"])
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from scalinglab.errors import DamagedFile, DataError
+from scalinglab.train.config import identity_of
 from scalinglab.train.rundir import CONFIG, iter_metrics, read_json, read_status, read_summary
 
 RUN_COLUMNS = [
@@ -28,7 +29,7 @@ RUN_COLUMNS = [
 """Leading columns of the runs table; then ``loss_<set>``, ``bpb_<set>``, ``wall_time``, ``kind``, ``recipe``,
 ``designs`` and ``groups`` (every design and group a run shared by several designs belongs to, ';'-separated),
 ``parent`` and ``branch_step`` (a cooldown branch's parent run_id and the step it starts from; '' and 0 for other
-runs) and ``run_dir`` (the run's directory name inside the study directory)."""
+runs), ``replicate`` (the run identity without the seed: runs that share it differ only in their seed) and ``run_dir`` (the run's directory name inside the study directory)."""
 
 STEP_COLUMNS = [
     "run_id", "step", "tokens", "C", "C_6N", "C_6N_total", "C_kaplan", "C_structural", "lr", "train_loss",
@@ -94,6 +95,7 @@ def _run_row(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         groups=labels.get("groups", row["group"]),
         parent=(config.get("branch") or {}).get("parent", ""),  # a cooldown branch's parent run_id (wsd_ladder)
         branch_step=(config.get("branch") or {}).get("step", 0),
+        replicate=identity_of({k: v for k, v in config.items() if k != "seed"}),  # the identity rule, seed left out
         run_dir=run_dir.name,  # the run's directory inside the study directory
     )
     return row
