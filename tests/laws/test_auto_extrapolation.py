@@ -50,6 +50,7 @@ def test_auto_extrapolates_near_its_best_candidate(selected: BacktestResult) -> 
     assert errors["chinchilla"] > 0.08  # the failure: a floor fitted just below the runs stops the loss from falling
     chosen = next(c for c in selected.fit.candidates if c["chosen"])
     assert not chosen["floor"]
+    assert chosen["reach"] == pytest.approx(np.log(2))  # its rollout saw one doubling of compute; the ladder is 100x out
     assert selected.max_rel_error <= 1.25 * min(errors.values()) + 0.005
     assert selected.max_rel_error < 0.03
     assert selected.coverage >= 0.75  # the candidates' spread is in the intervals

@@ -122,8 +122,9 @@ def rollout(
     """Forward-chaining CV: for each of the last ``folds`` steps along ``axis``, fit the runs below it and predict it.
 
     ``axis`` is a column (``"N"``, ``"C"``; its log) or None for the law's own axis (log N + log D for a law of
-    N and D). Returns one row per predicted run: ``fold``, the row label, ``actual``, ``predicted`` and
-    ``log_error`` (log predicted - log actual); a fold whose fit fails is left out.
+    N and D). Returns one row per predicted run: ``fold``, the row label, ``actual``, ``predicted``,
+    ``log_error`` (log predicted - log actual) and ``distance`` (how far beyond the fitted runs it lies along the
+    axis, natural-log units); a fold whose fit fails is left out.
     """
     form = get_form(form)
     values = _axis_values(form, data, axis)
@@ -144,10 +145,10 @@ def rollout(
         predicted = fit.predict(test)
         out.append(pd.DataFrame(
             {"fold": k, "row": test.index.astype(str), "actual": actual, "predicted": predicted,
-             "log_error": np.log(predicted) - np.log(actual)}
+             "log_error": np.log(predicted) - np.log(actual), "distance": values[steps == k] - values[steps < k].max()}
         ))  # fmt: skip
     if not out:
-        return pd.DataFrame(columns=["fold", "row", "actual", "predicted", "log_error"])
+        return pd.DataFrame(columns=["fold", "row", "actual", "predicted", "log_error", "distance"])
     return pd.concat(out, ignore_index=True)
 
 
@@ -182,7 +183,8 @@ def fit_auto(
     ``data``, with every candidate recorded.
 
     Simplest: fewest parameters fitted, then the lower CV error. ``FitResult.candidates`` lists each candidate's
-    ``cv_error``, ``cv_se``, ``folds``, ``free`` (parameters fitted), ``weight`` (1/cv² among those within
+    ``cv_error``, ``cv_se``, ``folds``, ``free`` (parameters fitted), ``floor``, ``reach`` (the farthest a rollout
+    step predicted beyond its fitted runs, natural-log units of the axis), ``weight`` (1/cv² among those within
     :data:`KEEP_WITHIN` of the best, 0 otherwise, and 0 for a variant whose full-data fit is another candidate's,
     named in ``same_as``) and full-data ``params``; its prediction intervals add the weighted spread of those
     candidates' predictions around the chosen one.
@@ -197,7 +199,8 @@ def fit_auto(
     for cand in candidates:
         table = rollout(cand.law, data, axis=axis, folds=folds, constraints=cand.constraints(data), **inner)
         scored.append((cand, cv_error(table), int(table["fold"].nunique()) if not table.empty else 0,
-                       cv_standard_error(table), (cand.free(data), cand.floor(data))))  # fmt: skip
+                       cv_standard_error(table), (cand.free(data), cand.floor(data)),
+                       float(table["distance"].max()) if not table.empty else 0.0))  # fmt: skip
     finite = [s for s in scored if np.isfinite(s[1])]
     if not finite:
         raise FitError(
@@ -211,7 +214,7 @@ def fit_auto(
     within = lowest[1] + (lowest[3] if np.isfinite(lowest[3]) else 0.0)
     best = min((s for s in finite if s[1] <= within), key=lambda s: (*s[4], s[1]))
     records, fits = [], {}
-    for cand, err, n_folds, se, n_free in scored:
+    for cand, err, n_folds, se, n_free, reach in scored:
         keep = np.isfinite(err) and err <= KEEP_WITHIN * lowest[1]
         fit = None
         if keep:
@@ -226,6 +229,7 @@ def fit_auto(
         records.append({
             "name": cand.name, "law": cand.law, "cv_error": err if np.isfinite(err) else None,
             "cv_se": se if np.isfinite(se) else None, "folds": n_folds, "free": n_free[0], "floor": n_free[1],
+            "reach": reach,
             "weight": 1.0 / max(err, 1e-12) ** 2 if keep and fit is not None else 0.0, "chosen": cand is best[0],
             "params": None if fit is None else fit.params, "constraints": None if fit is None else fit.constraints,
         })  # fmt: skip
