@@ -125,3 +125,22 @@ def test_the_report_shows_the_seed_noise_in_its_headline() -> None:
     assert numbers["noise_sd_log"] == pytest.approx(np.log([4.0, 4.1, 3.9]).std(ddof=1))
     line = next(x for x in headline_lines(numbers) if "run-to-run noise" in x)
     assert line.rstrip().endswith(text(numbers["noise_sd_log"]))
+
+
+def test_a_design_kind_takes_every_design_of_that_kind_and_names_them() -> None:
+    from scalinglab.study.collect import only_design
+
+    rows = [_row(f"{label}{i}", "isoflop", n, 4.0 + i) for label in ("isoflop", "isoflop_mid", "isoflop_large")
+            for i, n in enumerate([1e4, 3e4])]  # fmt: skip
+    table = pd.concat([study_table(), pd.DataFrame(rows)], ignore_index=True)
+    table["design"] = table["run_id"].str.rstrip("01").where(table["kind"] == "isoflop", table["design"])
+    table["designs"] = table["design"].where(table["kind"] == "isoflop", table["designs"])
+    rows, text = select_for_law(table, "kaplan_c", design="isoflop")
+    assert len(rows) == 6 and set(rows["design"]) == {"isoflop", "isoflop_mid", "isoflop_large"}
+    assert "6 of 20 runs of designs isoflop, isoflop_large, isoflop_mid (kind 'isoflop'):" in text
+    _, text = select_for_law(table, "kaplan_c", design="isoflop_mid")  # a name alone is that design
+    assert "2 of 20 runs of design 'isoflop_mid':" in text
+    runs, _ = only_design(table, pd.DataFrame({"run_id": []}), "isoflop")
+    assert len(runs) == 6
+    with pytest.raises(DataError, match=r"isoflop_mid, ladder, nd_grid \(kinds: batch_scan, .*isoflop, ladder"):
+        only_design(table, pd.DataFrame({"run_id": []}), "iso")

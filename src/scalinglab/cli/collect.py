@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "collect", "tidy runs and steps tables from a study directory", DESCRIPTION, run)
     p.add_argument("study_dir", metavar="STUDY_DIR", help="the study directory (runs/<study name>)")
     p.add_argument("--out", metavar="DIR", help="where to write the tables (default: STUDY_DIR)")
-    p.add_argument("--design", metavar="NAME", help="only this design's runs (needs --out: the study's own tables stay whole)")
+    p.add_argument("--design", metavar="NAME", help="only the runs of this design, or of every design of this kind (needs --out: the study's own tables stay whole)")
     add_json_flag(p)
 
 
@@ -43,13 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.errors import ConfigError, ScalinglabError
     from scalinglab.study.collect import collect, only_design, save_tables
     from scalinglab.study.noise import seed_noise
-    from scalinglab.study.selection import LAW_QUESTIONS, select_for_law
+    from scalinglab.study.selection import LAW_QUESTIONS, designs_phrase, match_design, select_for_law
 
     if args.design and not args.out:
         raise ConfigError("--design writes a part of the study; give --out DIR so the study's own tables stay whole.")
     runs, steps = collect(args.study_dir)
     if args.design:
         runs, steps = only_design(runs, steps, args.design)
+        phrase = designs_phrase(args.design, match_design(runs, args.design)[1])
+        print(f"scalinglab collect: --design {args.design}: {len(runs)} runs of {phrase}", file=sys.stderr)
     paths = save_tables(runs, steps, args.out or args.study_dir)
     counts = runs["status"].value_counts().to_dict()
     selection = {}

@@ -44,7 +44,7 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) or a study directory")
     p.add_argument("--law", default="chinchilla", help=f"law to fit (default chinchilla): {LAWS}, or file.py:function")
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. loss=val/loss,N=params")
-    p.add_argument("--design", metavar="NAME", help="from a study directory, fit only this design's runs (scans included)")
+    p.add_argument("--design", metavar="NAME", help="from a study directory, fit only the runs of this design, or of every design of this kind (scans included)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs first")
     p.add_argument(
         "--starts", default="default", metavar="default|full|hoffmann|K",

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--x", choices=["step", "tokens"], default="step", help="the curve's x: optimiser steps or tokens (default step)"
     )
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
-    p.add_argument("--design", metavar="NAME", help="from a study directory, only this design's runs")
+    p.add_argument("--design", metavar="NAME", help="from a study directory, only the runs of this design, or of every design of this kind")
     p.add_argument(
         "--run-column", metavar="RUN", help="the CSV column naming each row's run (default run_id); the first run is predicted"
     )

@@ -226,13 +226,11 @@ def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def only_design(runs: pd.DataFrame, steps: pd.DataFrame, design: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs (and their evaluation rows) of the design called ``design``, as their own or shared into it."""
-    from scalinglab.study.selection import in_label
+    """The runs (and their evaluation rows) of the design called ``design`` or of every design of that kind,
+    as their own or shared into them (study.selection.match_design)."""
+    from scalinglab.study.selection import match_design
 
-    mine = runs[in_label(runs, design)]
-    if mine.empty:
-        labels = sorted({x for d in runs["designs"].fillna("") for x in str(d).split(";") if x})
-        raise DataError(f"no run belongs to design '{design}'; designs in this study: {', '.join(labels) or 'none'}.")
+    mine = runs[match_design(runs, design)[0]]
     return mine.reset_index(drop=True), steps[steps["run_id"].isin(mine["run_id"])].reset_index(drop=True)
 
 

@@ -124,9 +124,36 @@ def in_label(runs: pd.DataFrame, label: str) -> pd.Series:
     return pd.Series(False, runs.index)
 
 
-def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[str]]:
-    """The finished runs a law may use, and what was left out: scans (unless asked for), 1-layer models."""
+def match_design(runs: pd.DataFrame, design: str) -> tuple[pd.Series, list[str]]:
+    """The runs of the design called ``design`` or of every design of that kind (the demo splits its IsoFLOP
+    design into three), and the design labels matched; an unknown name is an error listing names and kinds."""
+    primary = kind(runs)
+    label_kind = dict(zip(runs["design"], primary)) if "design" in runs.columns else {}
+    listed = runs["designs"] if "designs" in runs.columns else runs.get("design", pd.Series("", runs.index))
+    labels = sorted({x for d in listed.fillna("") for x in str(d).split(";") if x})
+    matched = [label for label in labels if label == design or label_kind.get(label) == design]
+    if not matched:
+        known = sorted({k for k in primary if isinstance(k, str) and k})
+        raise DataError(f"no run belongs to a design named or of kind '{design}'; designs in this study: {', '.join(labels) or 'none'}"
+                        f" (kinds: {', '.join(known) or 'none'}); pass one of them to --design.")  # fmt: skip
+    mine = pd.Series(False, runs.index)
+    for label in matched:
+        mine |= in_label(runs, label)
+    return mine, matched
+
+
+def designs_phrase(design: str, matched: list[str]) -> str:
+    """How a line names what ``--design`` matched: one design, or the designs of one kind."""
+    if matched == [design]:
+        return f"design '{design}'"
+    return f"designs {', '.join(matched)} (kind '{design}')"
+
+
+def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[str], str]:
+    """The finished runs a law may use, what was left out (scans unless asked for, 1-layer models), and
+    whose runs they are."""
     left: list[str] = []
+    where = "on the recipe"
     stable = stable_phase(runs)
     if stable.any():
         left.append(f"{int(stable.sum())} stable-phase runs of a wsd_ladder (their LR never decays)")
@@ -134,11 +161,8 @@ def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[st
     if len(df) < len(runs) - int(stable.sum()):
         left.append(f"{len(runs) - int(stable.sum()) - len(df)} unfinished")
     if design is not None:
-        mine = in_label(df, design)
-        if not mine.any():
-            labels = sorted({x for d in df.get("designs", df.get("design", pd.Series(dtype=str))).fillna("")
-                             for x in str(d).split(";") if x})
-            raise DataError(f"no finished run belongs to design '{design}'; designs in this study: {', '.join(labels) or 'none'}.")
+        mine, matched = match_design(df, design)
+        where = f"of {designs_phrase(design, matched)}"
         left.append(f"{int((~mine).sum())} of other designs")
         df = df[mine]
     else:
@@ -155,7 +179,7 @@ def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[st
         if shallow.any():
             left.append(f"{int(shallow.sum())} with fewer than {MIN_LAYERS} layers")
         df = df[~shallow]
-    return df, left
+    return df, left, where
 
 
 def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> tuple[pd.DataFrame, str]:
@@ -168,10 +192,10 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
     data-constrained law the runs on a nested subset (a repeat design's), U = the subset, final loss; any
     other law the single-pass runs with their final loss. Hyper-parameter scans, other model families
     and 1-layer models are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by
-    name, scans and its family included).
+    name) or to every design of one kind (:func:`match_design`), scans and their family included.
     The rows keep every column of ``runs``; ``D`` and ``loss`` hold what the law fits.
     """
-    df, left = _pool(runs, design)
+    df, left, where = _pool(runs, design)
     question = LAW_QUESTIONS.get(law, law)
     limited = data_limited(df) if "D" in df.columns else pd.Series(False, df.index)
     if law == "kaplan_n":
@@ -220,8 +244,7 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
             left.append(f"{int(limited.sum())} data-limited")
         kept = df[~limited]
         rule = "the single-pass runs, final loss"
-    where = f" of design '{design}'" if design else " on the recipe"
-    text = f"{question}: {len(kept)} of {len(runs)} runs{where}: {rule}"
+    text = f"{question}: {len(kept)} of {len(runs)} runs {where}: {rule}"
     branch = is_branch(kept)
     if branch.any() and not branch.all():  # measured: a WSD decay beat a cosine to the same D by far more than the seed noise
         text += (f"; mixes {int(branch.sum())} cooldown branches (a WSD decay) with {int((~branch).sum())} runs of their own "
