@@ -54,9 +54,9 @@ def test_heldout_curves_final_loss_within_the_measured_error() -> None:
         errors[fraction] = [
             abs(predict_curve([c], fit_until=fraction * c.step[-1]).loss / c.loss[-1] - 1) for c in curves
         ]
-    # measured on these four: median 7.1% from 20%, 3.5% from 50% (before span weights: 13.7%, 4.7%)
-    assert np.median(errors[0.2]) < 0.09
-    assert np.median(errors[0.5]) < 0.045
+    # measured on these four: median 8.87% from 20%, 3.01% from 50% (equal weights, as before: 13.68%, 4.70%)
+    assert np.median(errors[0.2]) < 0.105
+    assert np.median(errors[0.5]) < 0.038
 
 
 def test_intervals_cover_curves_drawn_from_the_law() -> None:
