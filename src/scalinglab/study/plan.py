@@ -88,7 +88,7 @@ def plan_study(
                 "C": flops["6N"] * tokens,
                 "C_structural": flops["structural"] * tokens,
                 "branch_step": cfg.branch.step,
-                "C_spent": flops["6N"] * (steps - cfg.branch.step) * tokens_per_step(cfg),  # a branch trains its decay only
+                "C_spent": spent_flops(cfg, "6N"),
                 "schedule": cfg.schedule.kind,
                 "lr": peak_lr(cfg.optim, m),
                 "warmup_steps": warmup_steps(cfg.schedule, steps),
@@ -115,6 +115,12 @@ def plan_study(
             table.loc[i, "est_seconds"] = data[key] + estimate_seconds(cfg, threads, refresh)
         table.attrs["data_seconds"] = sum(data.values())  # the driver loads each corpus once, first
     return table
+
+
+def spent_flops(cfg: Any, convention: str = "structural") -> float:
+    """The FLOPs a run trains (counted in ``convention``, default every matmul): its tokens times the FLOPs per
+    token, a cooldown branch only the steps after its parent's. The plan's C_spent and the ETA of study run/watch."""
+    return (resolve_steps(cfg) - cfg.branch.step) * tokens_per_step(cfg) * flops_per_token(cfg.model)[convention]
 
 
 def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> float:

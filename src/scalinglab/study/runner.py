@@ -26,12 +26,12 @@ from tqdm import tqdm
 from scalinglab.atomic import write_json
 from scalinglab.config import replace_fields
 from scalinglab.errors import DamagedFile, ScalinglabError
-from scalinglab.model.counting import flops_per_token
 from scalinglab.study.config import StudyConfig, StudyRun, expand_study
 from scalinglab.study.executors import ExecutorConfig, Handle, make_executor, squeue_states
+from scalinglab.study.plan import spent_flops
 from scalinglab.study.store import RunStore
 from scalinglab.study.worker import Job, Outcome, read_attempts
-from scalinglab.train.budget import resolve_steps, tokens_per_step
+from scalinglab.train.budget import resolve_steps
 from scalinglab.train.rundir import read_json
 
 MAX_CRASHES = 2
@@ -92,7 +92,7 @@ def run_study(
         disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True,
     )  # fmt: skip
     ex = make_executor(cfg, store.root)
-    eta = _Eta({d: _cost(r.config) for d, r in dirs.items()}, {d for d, s in states.items() if s.state in ("done", "failed")})
+    eta = _Eta({d: spent_flops(r.config) for d, r in dirs.items()}, {d for d, s in states.items() if s.state in ("done", "failed")})
     try:
         while True:
             for d, handle in list(inflight.items()):
@@ -152,12 +152,6 @@ def _job_states(jobs: list[dict[str, Any]]) -> dict[str, str]:
         return squeue_states()
     except ScalinglabError:  # the cluster is down: the run states still stand
         return {}
-
-
-def _cost(cfg: Any) -> float:
-    """A run's relative cost for the ETA: its tokens times the FLOPs per token of every matmul (a cooldown
-    branch trains only the steps after its parent's)."""
-    return (resolve_steps(cfg) - cfg.branch.step) * tokens_per_step(cfg) * flops_per_token(cfg.model)["structural"]
 
 
 class _Eta:

@@ -31,7 +31,7 @@ from scalinglab.config import from_dict
 from scalinglab.errors import ConfigError, DataError, ScalinglabError
 from scalinglab.study.collect import run_config
 from scalinglab.study.config import StudyConfig, StudyRun, expand_study
-from scalinglab.study.runner import _cost
+from scalinglab.study.plan import spent_flops
 from scalinglab.study.store import RunState, RunStore
 from scalinglab.train.budget import resolve_steps
 from scalinglab.train.config import RunConfig
@@ -149,7 +149,7 @@ class StudyView:
         if isinstance(study, StudyConfig):
             self.name, self.directory = study.name, study.directory.resolve()
             self.store = RunStore(self.directory, study.stale_seconds)
-            self.runs = [_Run(r.name, resolve_steps(r.config), _cost(r.config), r) for r in expand_study(study)]
+            self.runs = [_Run(r.name, resolve_steps(r.config), spent_flops(r.config), r) for r in expand_study(study)]
         else:  # a directory alone: the runs started so far (pending ones are in the study file only)
             self.name, self.directory = Path(study).name, Path(study).resolve()
             if not self.directory.is_dir():
@@ -159,7 +159,7 @@ class StudyView:
                 raw = run_config(d)
                 if raw is not None:
                     cfg = from_dict(RunConfig, raw)
-                    self.runs.append(_Run(cfg.name or d.name, resolve_steps(cfg), _cost(cfg), run_dir=d))
+                    self.runs.append(_Run(cfg.name or d.name, resolve_steps(cfg), spent_flops(cfg), run_dir=d))
         self.tails: dict[str, CurveTail] = {}
         self.fit_line, self.fitted_on = "", -1
         self.finished = False
