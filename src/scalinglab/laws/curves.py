@@ -17,9 +17,13 @@ directory's warmup ends at the step its logged ``lr`` peaks (on our small runs t
 for about as long again after the warmup); a curve that says nothing of its warmup drops its first
 ``TRANSIENT_FRACTION`` of the fitted span.
 
-Both fits are least squares on log loss. The prediction interval is residual-based: the parameter
-covariance s²(JᵀJ)⁻¹ carried to the new step by its gradient, plus the residual variance for the noise
-of one new evaluation, with Student-t quantiles for the few points a curve has. On synthetic curves
+Several curves that know their LR are fitted jointly (:func:`fit_curves_joint`: α and r shared, L0 and
+A per run), so the run in progress borrows the shape of finished ones. Every fit is least squares on
+log loss; those of one run's curve, alone or joint, weigh each point by the span of training it stands
+for (:func:`span_weights`), so log-spaced evaluations do not let the early transient outvote the recent
+slope. The prediction interval is residual-based: the parameter covariance s²(JᵀJ)⁻¹ carried to the
+new step by its gradient, plus the residual variance for the noise of one new evaluation, with
+Student-t quantiles on the effective number of points. On synthetic curves
 extrapolated 20x it covered 93% of held-out points at 95% nominal, where a residual bootstrap covered
 87%. A curve fitted before its LR decays (a WSD run in its stable phase) cannot measure the decay's
 gain: the LR-annealing law's decay coefficient then comes from a prior (``ANNEAL_GAIN_PRIOR``, a full
