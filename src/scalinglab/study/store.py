@@ -21,6 +21,7 @@ the parent's identity and the step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -36,15 +37,18 @@ from scalinglab.study.config import StudyRun
 from scalinglab.train.checkpoint import branch_point, complete_checkpoints
 from scalinglab.train.config import BranchConfig
 from scalinglab.train.rundir import (
+    METRICS,
+    iter_metrics,
     lock_holder,
     read_json,
-    read_metrics,
     read_status,
     read_summary,
     write_json,
 )
 
 LABELS = "labels.json"
+METRICS_CHECKED = "metrics.checked.json"
+"""The size and modification time of the metrics.jsonl that ``study status`` last read through whole, undamaged."""
 _FIX = "restore that file, or delete the run directory to train the run again (study run rewrites labels.json)"
 CLAIM = "claim."
 
@@ -210,7 +214,8 @@ class RunStore:
     def checked_state(self, run_dir: Path) -> RunState:
         """:meth:`state`, after reading every file of the run (labels, summary, metrics): ``damaged`` names the first bad one.
 
-        Slower than :meth:`state` (it reads metrics.jsonl), so for ``study status``, not the driver's loop.
+        A finished run's metrics.jsonl is read through once per version of the file (:func:`_check_metrics`),
+        so ``study status`` costs the same however long the runs' metrics grew; not for the driver's loop.
         """
         state = self.state(run_dir)
         if state.state == "damaged":
@@ -219,7 +224,7 @@ class RunStore:
             read_json(run_dir / LABELS)
             if state.state == "done":
                 read_summary(run_dir)
-                read_metrics(run_dir)
+                _check_metrics(run_dir)
         except DamagedFile as e:
             return RunState("damaged", state.step, f"{e.path} {e.problem}; {_FIX}")
         return state
@@ -237,3 +242,24 @@ class RunStore:
         with os.fdopen(fd, "w") as f:
             json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
         return Claim(path, interval=min(10.0, self.stale_seconds / 4))
+
+
+def _check_metrics(run_dir: Path) -> None:
+    """Raise :class:`DamagedFile` when a finished run's metrics.jsonl is damaged: read through (streamed) only
+    when its size or modification time differs from :data:`METRICS_CHECKED`'s, then stamped there (a finished
+    run's file no longer changes, so a later call reads two small files instead)."""
+    path = run_dir / METRICS
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        if read_json(run_dir / METRICS_CHECKED) == stamp:
+            return
+    except DamagedFile:  # a damaged stamp only costs a read of the metrics
+        pass
+    for _ in iter_metrics(run_dir):
+        pass
+    with contextlib.suppress(OSError):  # a read-only study directory: checked again next time
+        write_json(run_dir / METRICS_CHECKED, stamp)
