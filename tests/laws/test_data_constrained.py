@@ -98,6 +98,13 @@ def test_two_stage_without_single_epoch_runs_says_what_to_add(table) -> None:
         fit_two_stage(table[table["D"] > table["U"]])
 
 
+def test_the_printed_fit_names_its_extrapolation_axis_n_times_d(joint, capsys) -> None:
+    from scalinglab.cli.fit import print_fit
+
+    print_fit(joint)  # the form extrapolates along log N + log D (compute), not along U
+    assert "per e-fold of N·D beyond the data" in capsys.readouterr().out
+
+
 def test_cli_fit_and_plan_with_capped_data(tmp_path, capsys) -> None:
     csv, fit_json = tmp_path / "repeats.csv", tmp_path / "fit.json"
     _grid().rename(columns={"U": "unique_tokens"}).to_csv(csv, index=False)

@@ -219,7 +219,7 @@ def print_fit(result) -> None:
     if result.samples is not None:
         print(f"({len(result.samples)} bootstrap refits over runs; {result.bootstrap_dropped} dropped as unconverged)")
     noise = result.noise
-    along = noise.axis or "·".join(result.form.inputs)
+    along = noise.axis or result.form.axis_label
     print(f"\nnew-run noise (log space): {noise.s0:.4f}, growing by {noise.slope:.4f} per e-fold of {along} beyond the data")
     for flag in result.outliers:
         action = f"; {flag['action']}" if "action" in flag else ""

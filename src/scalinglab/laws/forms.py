@@ -77,6 +77,13 @@ class Form:
     """Quantities computed from the public parameters (bootstrapped like them), e.g. chinchilla's a."""
     axis: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
     """The scale one extrapolates along, from log inputs (default: their sum, e.g. log N + log D ~ log C)."""
+    axis_name: str = ""
+    """How that scale reads in a sentence, e.g. ``"N·D"``; default: the inputs joined by '·' (see :attr:`axis_label`)."""
+
+    @property
+    def axis_label(self) -> str:
+        """The extrapolation axis in words: ``axis_name``, or the product of the inputs its default sums the logs of."""
+        return self.axis_name or "·".join(self.inputs)
 
     def axis_values(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         """Position of each row along the extrapolation axis (prediction intervals widen beyond the data)."""
@@ -484,6 +491,7 @@ FORMS: dict[str, Form] = {
         default_grid={"log_B_star": (5.0, 10.0, 15.0, 20.0, 25.0), "alpha_B": (0.1, 0.2, 0.5, 1.0)},
         target="B_crit",
         axis=lambda logx: -logx["loss"],  # extrapolating means predicting at lower losses
+        axis_name="1/loss",
     ),
     "position": Form(
         name="position",
@@ -556,6 +564,7 @@ FORMS: dict[str, Form] = {
         },
         derived={"a": lambda p: p["beta"] / (p["alpha"] + p["beta"])},  # N_opt ∝ C^a with fresh data, Hoffmann eq 4
         axis=lambda logx: logx["N"] + logx["D"],  # extrapolating in compute C = 6ND, as chinchilla
+        axis_name="N·D",
     ),
     "chinchilla_tied": Form(
         name="chinchilla_tied",
@@ -795,5 +804,6 @@ def constrain(
         default_grid=default_grid,
         target=form.target,
         axis=form.axis,
+        axis_name=form.axis_name,
     )
     return Constrained(form, reduced, matrix, offset, spec)
