@@ -89,3 +89,13 @@ def test_a_real_repeat_study_fits_from_its_directory(tmp_path, capsys) -> None:
     assert png.stat().st_size > 0
     with pytest.raises(DataError, match="studies/repeat.toml"):
         rp.repetition(runs.assign(kind="ladder", design="ladder", designs="ladder"))
+
+
+def test_a_repeat_panel_of_a_study_with_the_design_gives_the_real_reason(tmp_path) -> None:
+    from scalinglab.report.build import FIGURES, _panel
+
+    panel = next(f for f in FIGURES if f.key == "repeat").panels[0]
+    why = {"repetition": "the fit did not converge"}
+    note = _panel(panel, {}, why, tmp_path, {}, frozenset({"ladder", "repeat"})).note
+    assert note == "not drawn: the fit did not converge"  # the design is there: no "add a repeat design"
+    assert "add a repeat design" in _panel(panel, {}, why, tmp_path, {}, frozenset({"ladder"})).note

@@ -34,6 +34,7 @@ from scalinglab.report import scans as sc
 from scalinglab.report.headline import headline_rows
 from scalinglab.report.html import FLAG, Page, Table, fmt, pct, text, write
 from scalinglab.study.noise import seed_noise
+from scalinglab.study.selection import kinds
 
 CONSTANTS_NOTE = (
     "Scale constants (N_c, D_c, C_c, B*, S_c, E, A, B) depend on the tokenizer, the vocabulary and the data "
@@ -432,23 +433,28 @@ def analyse(t: Tables, progress: bool = False) -> tuple[dict[str, Any], dict[str
     return results, skipped
 
 
-def _note(design: str, why: str) -> str:
-    """'not drawn: ...': the analysis's own reason when it names the design to add, else the panel's design."""
-    if "design" in why:
+def _note(design: str, why: str, present: frozenset[str] = frozenset()) -> str:
+    """'not drawn: ...': the analysis's own reason when it names the design to add or when the study has the
+    panel's design (``present``: the design kinds of its runs), else the panel's design to add."""
+    if "design" in why or (why and design in present):
         return f"not drawn: {why}"
     return needs(design, f": {why}" if why else "")
 
 
-def _panel(f: Panel, results: dict[str, Any], skipped: dict[str, str], out: Path, drawn: dict[str, Path]) -> html.Panel:
-    """Draw one panel, or its note: the design to add and, when an analysis ran and refused, its reason."""
+def _panel(
+    f: Panel, results: dict[str, Any], skipped: dict[str, str], out: Path, drawn: dict[str, Path],
+    present: frozenset[str] = frozenset(),
+) -> html.Panel:
+    """Draw one panel, or its note: the design to add (when ``present``, the study's design kinds, lacks it) and,
+    when an analysis ran and refused, its reason."""
     a = results.get(f.analysis)
     if f.draw is None or a is None:
-        return html.Panel("", None, _note(f.design, skipped.get(f.analysis, "")))
+        return html.Panel("", None, _note(f.design, skipped.get(f.analysis, ""), present))
     try:
         caption = f.caption(a)
         fig = f.draw(a)
     except (ScalinglabError, ValueError, KeyError) as e:  # an analysis that ran but has nothing this panel can show
-        return html.Panel("", None, _note(f.design, str(e)))
+        return html.Panel("", None, _note(f.design, str(e), present))
     png, _ = fg.save(fig, out / "figures", f.stem)
     drawn[f.stem] = png
     return html.Panel(caption, png)
@@ -477,9 +483,10 @@ def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = Fa
         warnings.simplefilter("always")
         results, skipped = analyse(tables, progress)
         result = ReportResult(out / "index.html", skipped=dict(skipped))
+        present = frozenset(k for ks in kinds(runs) for k in ks)  # a panel of a design the study has says why, not "add one"
         sections = []
         for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not (progress and sys.stderr.isatty()), leave=False):
-            sections.append(html.Section(f.key, f.title, [_panel(p, results, skipped, out, result.figures) for p in f.panels]))
+            sections.append(html.Section(f.key, f.title, [_panel(p, results, skipped, out, result.figures, present) for p in f.panels]))
     result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
     result.results = results
