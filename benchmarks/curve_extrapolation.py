@@ -57,7 +57,11 @@ def measure(curve: Curve, fraction: float, level: float = 0.95) -> dict:
         }
     except ScalinglabError as e:
         out["predict"] = {"error": str(e)}
-    fit = fit_curve(curve, fit_until=until, schedule_aware=False)
+    try:
+        fit = fit_curve(curve, fit_until=until, schedule_aware=False)
+    except ScalinglabError as e:  # too few points past the transient: refused, as predict refuses
+        out["L(S)"] = {"error": str(e)}
+        return out
     lo, hi = fit.prediction_interval(tail, level)
     observed = curve.loss[curve.step > until]
     pred = float(fit.predict(last)[0])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws.curves import (
     Curve,
     annealing_areas,
@@ -49,14 +49,28 @@ def law_curve(
 @pytest.mark.skipif(not HELDOUT, reason="the held-out curves (tests/laws/data/curves/heldout) are absent")
 def test_heldout_curves_final_loss_within_the_measured_error() -> None:
     curves = [c for p in HELDOUT for c in load_curves(p)]
-    errors = {}
-    for fraction in (0.2, 0.5):
-        errors[fraction] = [
-            abs(predict_curve([c], fit_until=fraction * c.step[-1]).loss / c.loss[-1] - 1) for c in curves
-        ]
-    # measured on these four: median 8.87% from 20%, 3.01% from 50% (equal weights, as before: 13.68%, 4.70%)
-    assert np.median(errors[0.2]) < 0.105
-    assert np.median(errors[0.5]) < 0.038
+    errors: dict[float, list[float]] = {0.2: [], 0.5: []}
+    refused = set()
+    for fraction, found in errors.items():
+        for c in curves:
+            try:
+                found.append(abs(predict_curve([c], fit_until=fraction * c.step[-1]).loss / c.loss[-1] - 1))
+            except FitError as e:
+                assert "too few" in str(e)
+                refused.add(c.name)
+    # a 400-step run with a 60-step warmup keeps too few points past its transient (twice the warmup)
+    assert refused == {"n2_cos_warm60"}
+    # measured on the other five: median 10.74% from 20%, 2.45% from 50% (equal weights, as before: 15.52%, 3.07%)
+    assert np.median(errors[0.2]) < 0.125
+    assert np.median(errors[0.5]) < 0.03
+
+
+@pytest.mark.skipif(not HELDOUT, reason="the held-out curves (tests/laws/data/curves/heldout) are absent")
+def test_a_fit_over_a_short_stretch_of_a_short_run_warns() -> None:
+    (curve,) = load_curves(HELDOUT[0].with_name("n1_cooldown20_lr2e3.csv"))  # 400 steps, 20% = step 80
+    short = predict_curve([curve], fit_until=80)
+    assert "factor" in " ".join(w["message"] for w in short.warnings if w["kind"] == "extrapolation")
+    assert not [w for w in predict_curve([curve], fit_until=200).warnings if w["kind"] == "extrapolation"]
 
 
 def test_intervals_cover_curves_drawn_from_the_law() -> None:
