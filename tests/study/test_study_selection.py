@@ -144,3 +144,15 @@ def test_a_design_kind_takes_every_design_of_that_kind_and_names_them() -> None:
     assert len(runs) == 6
     with pytest.raises(DataError, match=r"isoflop_mid, ladder, nd_grid \(kinds: batch_scan, .*isoflop, ladder"):
         only_design(table, pd.DataFrame({"run_id": []}), "iso")
+
+
+def test_cooldown_branches_stay_out_of_l_of_n_s_and_the_line_says_why() -> None:
+    rows = [_row(f"lad{i}", "ladder", n, 5 - i * 0.3) for i, n in enumerate([1e4, 3e4])]
+    rows += [_row("trunk", "wsd_ladder", 1e4, 4.9, d=4e6)]  # the stable phase: left out as before
+    rows += [_row(f"br{j}", "wsd_ladder", 1e4, 4.8 - 0.1 * j, d=d) for j, d in enumerate([1e6, 2e6])]
+    table = pd.DataFrame(rows).assign(parent=["", "", "", "trunk", "trunk"], branch_step=[0, 0, 0, 100, 200])
+    kept, line = select_for_law(table, "kaplan_ns")
+    assert list(kept["run_id"]) == ["lad0", "lad1"]
+    assert "2 cooldown branches (their curves start at the branch step: a decay only)" in line
+    assert "1 stable-phase runs of a wsd_ladder" in line
+    assert set(select_for_law(table, "kaplan_d")[0]["run_id"]) == {"br0", "br1"}  # as points of L(D) they stay

@@ -533,8 +533,7 @@ def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBat
 
     Kaplan fits every step after warmup (§5.2); the early transient is dropped (spec §6 item 14).
     """
-    df = law_runs(runs)
-    df = df[~data_limited(df)]
+    df, _ = select_for_law(runs, "kaplan_ns")  # no cooldown branch: its curve is a decay only
     c = curves_of(curves, df)
     c = c[c["step"] >= skip_fraction * c.groupby("run_id")["step"].transform("max")]
     c = c[c["step"] > 0]

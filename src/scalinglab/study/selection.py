@@ -189,8 +189,9 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
     the single-pass runs (the longest-trained: Kaplan fits converged models); L(D) the early-stopped
     loss of the largest model of the data-limited (nested subset) runs, D = distinct tokens (Kaplan
     §3.3); L(N, D) and Hoffmann's form every run, D = distinct tokens and the early-stopped loss; the
-    data-constrained law the runs on a nested subset (a repeat design's), U = the subset, final loss; any
-    other law the single-pass runs with their final loss. Hyper-parameter scans, other model families
+    data-constrained law the runs on a nested subset (a repeat design's), U = the subset, final loss; L(N, S)
+    the single-pass runs' curves less the cooldown branches' (they start at the branch step); any other law
+    the single-pass runs with their final loss. Hyper-parameter scans, other model families
     and 1-layer models are left out (Kaplan §3.2); ``design`` restricts the runs to one design (by
     name) or to every design of one kind (:func:`match_design`), scans and their family included.
     The rows keep every column of ``runs``; ``D`` and ``loss`` hold what the law fits.
@@ -239,6 +240,14 @@ def select_for_law(runs: pd.DataFrame, law: str, design: str | None = None) -> t
         rule = "every run, early-stopped loss over D = distinct tokens"
         if branch.any():
             rule += f" ({int(branch.sum())} cooldown branches: final loss)"
+    elif law == "kaplan_ns":
+        branch = is_branch(df)  # its curve starts at the branch step: a decay without the steps before it
+        if limited.any():
+            left.append(f"{int(limited.sum())} data-limited")
+        if branch.any():
+            left.append(f"{int(branch.sum())} cooldown branches (their curves start at the branch step: a decay only)")
+        kept = df[~limited & ~branch]
+        rule = "the learning curves of the single-pass runs that train from step 0"
     else:
         if limited.any():
             left.append(f"{int(limited.sum())} data-limited")
