@@ -25,7 +25,8 @@ log-spaced evaluations do not let the early transient outvote the recent slope. 
 transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
 or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
 combines the fit's parameter uncertainty with the noise of one new evaluation. A prediction more
-than a decade past the last point fitted warns.
+than a decade past the last point fitted warns, and so does one from points that span less than a
+factor 3 of x after the transient (too short a stretch to measure the curve's exponent).
 
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default; its config gives the
 LR still to come) or a CSV with columns step (or tokens, with --x tokens) and loss, and optionally
