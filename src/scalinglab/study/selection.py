@@ -163,7 +163,8 @@ def _pool(runs: pd.DataFrame, design: str | None) -> tuple[pd.DataFrame, list[st
     if design is not None:
         mine, matched = match_design(df, design)
         where = f"of {designs_phrase(design, matched)}"
-        left.append(f"{int((~mine).sum())} of other designs")
+        if (~mine).any():
+            left.append(f"{int((~mine).sum())} of other designs")
         df = df[mine]
     else:
         scan = kinds(df).map(lambda ks: ks <= SCAN_DESIGNS)  # a scan run shared with a law design stays
