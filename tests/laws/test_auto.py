@@ -26,6 +26,7 @@ def ladder(eta: float = 0.33, noise: float = 0.002, seed: int = 0) -> pd.DataFra
 def test_axis_steps_and_rollout_fit_the_smaller_and_predict_the_next() -> None:
     assert axis_steps(np.array([3.0, 1.0, 2.0, 1.0])).tolist() == [2, 0, 1, 0]
     assert axis_steps(np.linspace(0, 1, 100)).max() == 9  # many values: quantile steps
+    assert axis_steps(np.array([])).size == 0  # a study with no runs of the law: no steps, no crash
     runs = ladder()
     table = rollout("chinchilla_tied", runs, axis="N", folds=3)
     assert sorted(table["fold"].unique()) == [3, 4, 5]  # the three largest sizes, each predicted from those below

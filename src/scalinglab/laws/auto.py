@@ -88,6 +88,8 @@ def axis_steps(values: np.ndarray) -> np.ndarray:
     """Step number ``(n,)`` of each row along the (log) axis: its distinct values, values within :data:`MERGE_GAP`
     of each other counted as one, or quantile bins when there are many (a group of close values never split)."""
     levels = np.unique(values)
+    if levels.size == 0:
+        return np.zeros(0, dtype=int)
     starts = np.concatenate([[True], np.diff(levels) > MERGE_GAP])
     chain = np.cumsum(starts) - 1
     for g in range(int(chain[-1]) + 1):  # a chain of close values that spans a range is a continuum: keep its values apart
