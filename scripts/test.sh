@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite (about 14 minutes on 2 cores) and the linter.
+# Run the whole test suite (about 10 minutes on 2 cores) and the linter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check src tests benchmarks
