@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from scalinglab.model.config import ModelConfig
-from scalinglab.model.gpt import GPT, HeadCrossEntropy
+from scalinglab.model.gpt import GPT, HeadCrossEntropy, SmallCausalAttention
 
 
 @pytest.fixture(autouse=True)
@@ -15,11 +15,13 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.mark.parametrize("n_head", [2, 8], ids=["flash", "small-heads"])  # head size 16: the flash kernel; 4: batched matmuls
 @pytest.mark.parametrize("tie", [True, False])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_loss_and_gradients_equal_cross_entropy_of_the_logits(tie: bool, reduction: str) -> None:
+def test_loss_and_gradients_equal_cross_entropy_of_the_logits(tie: bool, reduction: str, n_head: int) -> None:
     torch.manual_seed(0)
-    model = GPT(ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=16, vocab_size=300, tie_embeddings=tie)).double()
+    cfg = ModelConfig(n_layer=2, d_model=32, n_head=n_head, n_ctx=16, vocab_size=300, tie_embeddings=tie)
+    model = GPT(cfg).double()
     tokens = torch.randint(0, 300, (3, 17))
     x, y = tokens[:, :-1], tokens[:, 1:]
     reference = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction=reduction)
@@ -52,6 +54,20 @@ def test_fused_loss_matches_in_float32_with_extreme_logits() -> None:
     assert torch.isfinite(loss).all() and loss.max() > 100
     torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close((h.grad, w.grad), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("B", "T", "H", "hd"), [(3, 16, 4, 8), (2, 64, 6, 4), (1, 1, 2, 2)])
+def test_small_head_attention_equals_causal_sdpa(B: int, T: int, H: int, hd: int) -> None:
+    """The batched-matmul attention gives the flash kernel's outputs and gradients for q, k and v."""
+    torch.manual_seed(2)
+    qkv = torch.randn(B, T, 3 * H * hd, dtype=torch.float64, requires_grad=True)
+    q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in qkv.split(H * hd, dim=2))
+    reference = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, H * hd)
+    y = SmallCausalAttention.apply(qkv, H)
+    upstream = torch.randn_like(y)
+    torch.testing.assert_close(y, reference, rtol=0, atol=1e-12)
+    expected, got = (torch.autograd.grad(out, qkv, upstream)[0] for out in (reference, y))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
 def test_a_second_backward_through_the_fused_loss_is_refused() -> None:

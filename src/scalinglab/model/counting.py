@@ -146,7 +146,9 @@ def throughput_flops_per_token(cfg: ModelConfig) -> dict[str, float]:
     with N = ``N_with_head`` (the head is a real matmul, tied or not) and full T×T attention, whatever
     the kernel does. ``hardware`` is the work the kernels do: 6 FLOPs per token for each matmul weight
     (no biases or norms) and causal attention at its real cost, position t attending to t + 1 keys,
-    (n_ctx + 1) / 2 on average. Neither charges the embedding lookup, a gather rather than a matmul.
+    (n_ctx + 1) / 2 on average; the small-head CPU path (model.gpt.SmallCausalAttention) also
+    multiplies the masked half, so there the count is the useful part of the work, a lower bound.
+    Neither charges the embedding lookup, a gather rather than a matmul.
     """
     d, f, V, s = cfg.d_model, cfg.ff_width, cfg.vocab_size, cfg.n_ctx
     d_attn = cfg.d_model  # n_head * head_dim

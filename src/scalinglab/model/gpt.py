@@ -5,18 +5,76 @@ Pre-LayerNorm blocks, GELU MLP, learned positions, causal attention through
 lists no de-embedding parameters). Parameter and FLOP counts live on the model as methods and are
 computed from the config by :mod:`scalinglab.model.counting`, so a study can cost a run without
 building it. Speed on CPU (benchmarks/train_throughput.py) comes from one fused QKV matmul, the
-flash attention kernel, the exact GELU and a head + cross-entropy that makes no copies of the logits.
+flash attention kernel (or, for the short contexts and small heads of tiny CPU models, batched matmuls
+that beat it), the exact GELU and a head + cross-entropy that makes no copies of the logits.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.model.config import ModelConfig
+
+SMALL_ATTENTION_MAX_T, SMALL_ATTENTION_MAX_HEAD = 64, 8
+"""Where :class:`SmallCausalAttention` replaces the flash kernel on CPU: n_ctx and head size at most
+these. Measured forward + backward on one thread (benchmarks/attention_kernels.py): 1.2-1.8x faster
+at n_ctx 64 with head sizes 4 and 8, slower at head size 16 or n_ctx 128."""
+
+
+@lru_cache(maxsize=8)
+def _causal_mask(T: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (T, T) mask on CPU: 0 on and below the diagonal, -inf above (never written to)."""
+    return torch.full((T, T), float("-inf"), dtype=dtype).triu_(1)
+
+
+class SmallCausalAttention(torch.autograd.Function):
+    """Causal softmax attention from the fused projection ``qkv`` (B, T, 3C) to ``y`` (B, T, C).
+
+    The same maths as ``scaled_dot_product_attention(is_causal=True)``, for tiny CPU models: at head
+    size 8 the flash kernel does a few FLOPs per block and recomputes the softmax backward. Here five
+    batched matmuls, each laid out with the head size as its short side first ((hd, T) outputs, which
+    MKL runs 3x faster than (T, hd) ones), and the softmax kept for the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, n_head: int) -> torch.Tensor:
+        B, T, C3 = qkv.shape
+        C, H = C3 // 3, n_head
+        hd = C // H
+        parts = qkv.view(B, T, 3, H, hd)
+        q = parts[:, :, 0].transpose(1, 2).reshape(B * H, T, hd)  # (BH, T, hd)
+        kT = parts[:, :, 1].permute(0, 2, 3, 1).reshape(B * H, hd, T)  # (BH, hd, T)
+        vT = parts[:, :, 2].permute(0, 2, 3, 1).reshape(B * H, hd, T)  # (BH, hd, T)
+        att = torch.baddbmm(_causal_mask(T, qkv.dtype), q, kT, alpha=hd**-0.5)  # (BH, T, T) masked scores
+        att = torch.softmax(att, dim=-1)
+        yT = torch.bmm(vT, att.transpose(1, 2))  # (BH, hd, T) = (att @ v)^T
+        ctx.save_for_backward(q, kT, vT, att)
+        ctx.n_head = H
+        return yT.view(B, H, hd, T).permute(0, 3, 1, 2).reshape(B, T, C)  # (B, T, C)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor) -> tuple[torch.Tensor, None]:
+        q, kT, vT, att = ctx.saved_tensors
+        B, T, C = dy.shape
+        H = ctx.n_head
+        hd = C // H
+        dyT = dy.view(B, T, H, hd).permute(0, 2, 3, 1).reshape(B * H, hd, T)  # (BH, hd, T)
+        d_att = torch.bmm(dyT.transpose(1, 2), vT)  # (BH, T, T)
+        d_scores = torch._softmax_backward_data(d_att, att, -1, att.dtype)  # masked entries: att = 0, so 0
+        grads = (
+            torch.bmm(kT, d_scores.transpose(1, 2)).mul_(hd**-0.5),  # (BH, hd, T) = (dS @ k)^T * scale
+            torch.bmm(q.transpose(1, 2), d_scores).mul_(hd**-0.5),  # (BH, hd, T) = (dS^T @ q)^T * scale
+            torch.bmm(dyT, att),  # (BH, hd, T) = (att^T @ dy)^T
+        )
+        dqkv = torch.empty(B, T, 3, H, hd, dtype=dy.dtype, device=dy.device)
+        for i, g in enumerate(grads):
+            dqkv[:, :, i].copy_(g.view(B, H, hd, T).permute(0, 3, 1, 2))
+        return dqkv.view(B, T, 3 * C), None
 
 
 class CausalSelfAttention(nn.Module):
@@ -30,11 +88,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        qkv = self.qkv(x)  # (B, T, 3C)
+        drop = self.dropout if self.training else 0.0
+        if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not drop and T <= SMALL_ATTENTION_MAX_T
+                and C // self.n_head <= SMALL_ATTENTION_MAX_HEAD and not torch.is_autocast_enabled("cpu")):
+            return self.resid_drop(self.proj(SmallCausalAttention.apply(qkv, self.n_head)))  # (B, T, C)
+        q, k, v = qkv.split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
-        drop = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_drop(self.proj(y))
@@ -69,26 +131,30 @@ class HeadCrossEntropy(torch.autograd.Function):
     """Per-row cross-entropy of the logits ``h @ w.T`` without copies of the (rows, vocab) logits.
 
     ``F.cross_entropy`` writes a log-softmax copy of the logits forward and, backward, a zero-filled
-    gradient and another copy; at vocab 4096 those passes over memory cost small CPU models about as
-    much as the head matmul. Here the logits buffer becomes the log-softmax in place and, backward,
-    the gradient softmax - onehot in place.
+    gradient, another copy and a second exp pass; at vocab 4096 those passes over memory cost small
+    CPU models about as much as the head matmul (an fp32 exp costs about 1 ns on a 2.4 GHz AVX2 core). Here
+    the logits buffer becomes the softmax in place, its one exp pass, and backward the gradient
+    softmax - onehot in place. The loss is max - logit[target] + log(sum exp(logits - max)), the
+    last term read off the softmax's largest entry (1 / sum, never below 1 / vocab, so no underflow).
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = h @ w.t()  # (M, V)
-        logp = torch.log_softmax(logits, dim=1, out=logits)  # in place: the kernel reads a row before writing it
-        ctx.save_for_backward(h, w, targets, logp)
-        return -logp.gather(1, targets[:, None]).squeeze(1)  # (M,) nats
+        top = logits.amax(1)  # (M,)
+        target_logit = logits.gather(1, targets[:, None]).squeeze(1)  # (M,)
+        probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # in place: a row is read before it is written
+        ctx.save_for_backward(h, w, targets, probs)
+        return (top - target_logit) - torch.log(probs.amax(1))  # (M,) nats
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        h, w, targets, logp = ctx.saved_tensors
-        grad = logp.exp_()  # softmax, in place
-        grad[torch.arange(len(targets), device=grad.device), targets] -= 1  # d loss / d logits
+        h, w, targets, grad = ctx.saved_tensors
+        grad.scatter_add_(1, targets[:, None], torch.full_like(targets[:, None], -1, dtype=grad.dtype))  # softmax - onehot
         g = grad_loss[:, None]  # (M, 1): scale the small tensors rather than the (M, V) gradient
         grad_h = (grad @ w) * g if ctx.needs_input_grad[0] else None  # (M, C)
-        grad_w = grad.t() @ (h * g) if ctx.needs_input_grad[1] else None  # (V, C)
+        # (V, C) as the transpose of a (C, V) product: MKL runs that orientation up to 2x faster at small C
+        grad_w = ((h * g).t() @ grad).t() if ctx.needs_input_grad[1] else None
         return grad_h, grad_w, None
 
 
