@@ -12,7 +12,7 @@ from scipy.optimize import nnls
 from scalinglab.constants import HOFFMANN_APPROACH3
 from scalinglab.laws import objective
 from scalinglab.laws.fit import fit_law
-from scalinglab.laws.forms import get_form
+from scalinglab.laws.forms import _lse, get_form
 from scalinglab.laws.objective import Problem, minimize_batch
 from scalinglab.laws.uncertainty import nonnegative_least_squares
 
@@ -95,3 +95,19 @@ def test_nonnegative_least_squares_matches_scipy() -> None:
         ours, theirs = nonnegative_least_squares(A, b), nnls(A, b)[0]
         assert np.all(ours >= 0)
         assert np.sum((A @ ours - b) ** 2) <= np.sum((A @ theirs - b) ** 2) * (1 + 1e-12)
+
+
+def test_log_sum_exp_shifted_per_member_matches_row_by_row() -> None:
+    # The shift by each member's largest term (one exp per member for a term constant across rows) gives the
+    # row-by-row log-sum-exp and softmax; terms spread over thousands of e-folds take the row-by-row path.
+    rng = np.random.default_rng(3)
+    const = rng.normal(0, 3, (6, 1))  # like chinchilla's log E
+    for spread in (5.0, 3000.0):
+        terms = [const, rng.normal(0, spread, (6, 40)), rng.normal(0, spread, (6, 40))]
+        value, weights = _lse(*terms)
+        full = np.broadcast_arrays(*terms)
+        expected = np.logaddexp(np.logaddexp(full[0], full[1]), full[2])
+        assert np.all(np.isfinite(value))
+        np.testing.assert_allclose(value, expected, rtol=1e-13, atol=1e-13)
+        for w, u in zip(weights, full):
+            np.testing.assert_allclose(w, np.exp(u - expected), rtol=1e-12, atol=1e-300)
