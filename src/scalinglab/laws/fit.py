@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist  # not scipy.stats: a quarter of a second to import
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +46,7 @@ from scalinglab.laws.uncertainty import (
     percentile_intervals,
     prediction_interval,
     robust_scale,
+    t_quantile,
 )
 from scalinglab.laws.uncertainty import bootstrap as bootstrap_refits
 
@@ -144,7 +144,7 @@ class FitResult:
         if not np.any(spread > 0):
             return lo, hi
         center = np.log(self.predict(X))
-        half = np.sqrt((np.log(hi) - center) ** 2 + (NormalDist().inv_cdf(0.5 + level / 2) * spread) ** 2)
+        half = np.sqrt((np.log(hi) - center) ** 2 + (t_quantile(0.5 + level / 2, np.inf) * spread) ** 2)
         return np.exp(center - half), np.exp(center + half)
 
     def candidate_spread(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
