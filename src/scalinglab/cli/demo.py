@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the few-minute version (tests and CI)")
     p.add_argument("--out", metavar="DIR", default=None, help="study directory (default runs/demo or runs/demo-quick)")
     p.add_argument("--workers", type=int, default=2, help="runs trained in parallel, one thread each (default 2)")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (they go to stderr, also under --json)")
     add_json_flag(p)
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {args.workers}).")
     out = args.out or ("runs/demo-quick" if args.quick else "runs/demo")
-    result = run_demo(out, quick=args.quick, workers=args.workers, progress=not (args.quiet or args.json))
+    result = run_demo(out, quick=args.quick, workers=args.workers, progress=not args.quiet)  # stderr: --json keeps stdout clean
     if args.json:
         print_json(result.to_dict())
     else:
