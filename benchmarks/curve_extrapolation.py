@@ -26,27 +26,25 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ScalinglabError
-from scalinglab.laws.curves import TRANSIENT_WARMUPS, Curve, fit_curve, load_curves, predict_curve
+from scalinglab.laws.curves import Curve, fit_curve, load_curves, predict_curve
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "laws" / "data"
 TUNING = [*sorted((DATA / "curves").glob("*.csv")), DATA / "tiny_run"]
 HELDOUT = sorted((DATA / "curves" / "heldout").glob("*.csv"))
 
 
-def measure(curve: Curve, fraction: float, level: float = 0.95, warmup_skip: bool = False) -> dict:
+def measure(curve: Curve, fraction: float, level: float = 0.95) -> dict:
     """Predict the curve's last point from its first ``fraction`` as ``scalinglab predict`` does (and
-    every held-out point with the same law), beside L(S) alone; errors and interval coverage. With
-    ``warmup_skip`` the transient is the warmup rule alone (TRANSIENT_WARMUPS warmups), as before the
-    steepest-point rule."""
+    every held-out point with the same law), beside L(S) alone; errors, interval coverage and the
+    interval's half-width relative to the prediction."""
     last = float(curve.step[-1])
     until = fraction * last
-    skip = TRANSIENT_WARMUPS * curve.warmup_end if warmup_skip and curve.warmup_end > 0 else None
     tail = curve.step[curve.step > until]
     out = {"run": curve.name, "fraction": fraction, "observed": float(curve.loss[-1])}
     try:
-        final = predict_curve([curve], last, until, level, skip)
+        final = predict_curve([curve], last, until, level)
         aware = "Tissue" in final.law  # every held-out point is scored with the law chosen for the last
-        fit = fit_curve(curve, until, skip, schedule_aware=aware)
+        fit = fit_curve(curve, fit_until=until, schedule_aware=aware)
         lo, hi = fit.prediction_interval(tail, level)
         observed = curve.loss[curve.step > until]
         out["predict"] = {
@@ -62,7 +60,7 @@ def measure(curve: Curve, fraction: float, level: float = 0.95, warmup_skip: boo
     except ScalinglabError as e:
         out["predict"] = {"error": str(e)}
     try:
-        fit = fit_curve(curve, until, skip, schedule_aware=False)
+        fit = fit_curve(curve, fit_until=until, schedule_aware=False)
     except ScalinglabError as e:  # too few points past the transient: refused, as predict refuses
         out["L(S)"] = {"error": str(e)}
         return out
@@ -134,12 +132,11 @@ def main() -> None:
     parser.add_argument("--metric", default="val_loss_valid")
     parser.add_argument("--joint", action="store_true", help="also the joint fit over each set's other curves")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--warmup-skip", action="store_true", help="skip only twice the warmup (the rule before the steepest point)")
     args = parser.parse_args()
     report = {}
     for label, paths in (("tuning", args.tuning), ("held-out", args.heldout)):
         curves = [c for p in paths for c in load_curves(Path(p), args.metric)]
-        rows = [measure(c, f, warmup_skip=args.warmup_skip) for f in args.fractions for c in curves]
+        rows = [measure(c, f) for f in args.fractions for c in curves]
         if args.joint and len(curves) > 1:
             for r, j in zip(rows, [measure_joint(curves, i, f) for f in args.fractions for i in range(len(curves))]):
                 r["joint"] = j["joint"]

@@ -16,7 +16,6 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import (
     Curve,
     annealing_areas,
-    default_skip,
     fit_curve,
     fit_curves_ns,
     load_curves,
@@ -72,20 +71,6 @@ def test_warmup_transient_is_dropped() -> None:
     kept = fit_curve(warm, fit_until=2000, skip_until=0)
     assert abs(dropped.loss - truth) < 0.02
     assert abs(kept.predict(20000)[0] - truth) > 2 * abs(dropped.loss - truth)
-
-
-def test_a_plateau_after_the_warmup_is_skipped_to_where_the_curve_falls_fastest() -> None:
-    steps = np.unique(np.geomspace(1, 20000, 60).round())
-    noise = np.exp(0.002 * np.random.default_rng(3).standard_normal(len(steps)))
-    smooth = Curve(steps, offset_law(steps) * noise, warmup_end=10.0)
-    # the loss waits at the law's value of step 200 until then, and follows the law after
-    waits = Curve(steps, np.where(steps < 200, offset_law(np.array([200.0]))[0], offset_law(steps)) * noise, warmup_end=10.0)
-    assert default_skip(smooth, 4000) == 20  # a curve that only flattens keeps the warmup rule
-    assert 150 <= default_skip(waits, 4000) <= 300
-    truth = offset_law(np.array([20000.0]))[0]
-    skipped = predict_curve([waits], 20000, fit_until=4000)
-    warmup_only = fit_curve(waits, fit_until=4000, skip_until=20).predict(20000)[0]
-    assert abs(skipped.loss - truth) < 0.01 < abs(warmup_only - truth)
 
 
 def test_ns_law_across_sizes_predicts_the_largest_run() -> None:

@@ -15,9 +15,7 @@ The x axis is the optimiser step or the tokens seen. The early transient is drop
 fits "after an initial transient"): by default every point up to twice the warmup, where a run
 directory's warmup ends at the step its logged ``lr`` peaks (on our small runs the loss still plunges
 for about as long again after the warmup); a curve that says nothing of its warmup drops its first
-``TRANSIENT_FRACTION`` of the fitted span. Past that, a curve that still steepens in log-log (a plateau after
-the warmup) is cut where it falls fastest (:func:`steepest_point`): the law's
-curve can only flatten at a constant LR.
+``TRANSIENT_FRACTION`` of the fitted span.
 
 Several curves that know their LR are fitted jointly (:func:`fit_curves_joint`: α and r shared, L0 and
 A per run), so the run in progress borrows the shape of finished ones. Every fit is least squares on
@@ -516,58 +514,12 @@ def _fit(
 
 
 def default_skip(curve: Curve, fit_until: float | None = None) -> float:
-    """The early transient left out by default: ``TRANSIENT_WARMUPS`` warmups (with no warmup known
-    ``TRANSIENT_FRACTION`` of the last point fitted), then on to where the curve is steepest in log-log
-    (:func:`steepest_point`)."""
+    """The early transient left out by default: ``TRANSIENT_WARMUPS`` warmups, or with no warmup known
+    ``TRANSIENT_FRACTION`` of the last point fitted."""
+    if curve.warmup_end > 0:
+        return TRANSIENT_WARMUPS * curve.warmup_end
     end = float(curve.step.max()) if fit_until is None else min(float(fit_until), float(curve.step.max()))
-    floor = TRANSIENT_WARMUPS * curve.warmup_end if curve.warmup_end > 0 else TRANSIENT_FRACTION * end
-    return steepest_point(curve, floor, end)
-
-
-KEEP_SPAN = 5.0
-"""The transient sought past the warmup ends at most at 1/KEEP_SPAN of the last point fitted, so at least
-this factor of x is fitted (tuning curves from 50%: median error 0.30% with 3, 0.15% with 5, 0.66% with 8,
-as with none; from 20% 0.54% with each)."""
-
-SLOPE_WINDOW = 0.4
-"""Half-width in ln x of the window a local log-log slope is fitted over (a factor 1.5 each side), so the
-slope does not hang on the evaluations' spacing and one noisy evaluation does not set it (at 0.2 and 0.3
-the two-standard-error test below found no steepening on our log-spaced tuning curves)."""
-
-def steepest_point(curve: Curve, start: float, end: float) -> float:
-    """Where the fitted stretch of a curve begins: past ``start``, the point before the one where the loss
-    falls fastest in log-log, sought in [``start``, ``end``/``KEEP_SPAN``]; ``start`` itself when the
-    curve falls fastest there, or steepens by no more than its noise.
-
-    At a constant LR the law's log-log slope, d ln L / d ln S = −c b S^-c / L, only flattens as S grows.
-    Where a curve steepens instead (a plateau after the warmup that the model escapes later) it is not
-    yet in the law's regime, and a fit over that stretch extrapolates the plateau's slope. A decay steepens
-    a curve too, but that is the annealing term's to fit: ``end``/``KEEP_SPAN`` comes before a cosine or
-    WSD decay has cut the LR by a tenth.
-    """
-    after = curve.step >= start
-    x, lx, ly = curve.step[after], np.log(curve.step[after]), np.log(curve.loss[after])
-    if len(x) < 3:
-        return start
-    # local least-squares slopes over |ln x - ln x_i| <= SLOPE_WINDOW from running sums: O(n) on long curves
-    lo, hi = np.searchsorted(lx, lx - SLOPE_WINDOW), np.searchsorted(lx, lx + SLOPE_WINDOW, side="right")
-    sums = [np.concatenate([[0.0], np.cumsum(v)]) for v in (np.ones_like(lx), lx, ly, lx * lx, lx * ly, ly * ly)]
-    n, sx, sy, sxx, sxy, syy = (c[hi] - c[lo] for c in sums)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vx, cxy, vy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n
-        slope = cxy / vx
-        se = np.sqrt(np.maximum(vy - slope * cxy, 0.0) / (n - 2) / vx)  # the slope's standard error
-    valid = (n >= 4) & np.isfinite(slope) & np.isfinite(se)
-    ok = valid & (x <= end / KEEP_SPAN)
-    if not ok.any():
-        return start
-    first = int(np.argmax(valid))  # the slope at the start, from the first window with enough points
-    # only a steepening beyond the slopes' noise (two standard errors) marks a transient, not one noisy window
-    ok &= slope < slope[first] - 2 * np.sqrt(se**2 + se[first] ** 2)
-    if not ok.any():
-        return start
-    i = int(np.flatnonzero(ok)[np.argmin(slope[ok])])
-    return float(x[i - 1]) if i > 0 else start  # the steepest point itself is fitted: the window is open at its start
+    return TRANSIENT_FRACTION * end
 
 
 def _window(curve: Curve, fit_until: float | None, skip_until: float | None) -> np.ndarray:
