@@ -111,3 +111,17 @@ def test_log_sum_exp_shifted_per_member_matches_row_by_row() -> None:
         np.testing.assert_allclose(value, expected, rtol=1e-13, atol=1e-13)
         for w, u in zip(weights, full):
             np.testing.assert_allclose(w, np.exp(u - expected), rtol=1e-12, atol=1e-300)
+
+
+def test_derivatives_only_below_a_bound_are_those_of_the_full_evaluation(problem: Problem) -> None:
+    theta = problem.form.start_grid("default")[::6]  # 41 starts, in two blocks of members
+    f, g, H, Hx = problem.evaluate(theta, jac=True, exact=True)
+    finite = np.isfinite(f)
+    below = np.where(np.arange(len(f)) % 2 == 0, f * 1.5, f)  # every other member wanted (f < 1.5 f), the rest not
+    f2, g2, H2, Hx2 = problem.evaluate(theta, jac=True, exact=True, below=below)
+    wanted = f < below
+    assert 5 < wanted.sum() < finite.sum() - 5
+    np.testing.assert_array_equal(f2, f)
+    for full, part in ((g, g2), (H, H2), (Hx, Hx2)):
+        np.testing.assert_allclose(part[wanted], full[wanted], rtol=1e-13, atol=0)
+        assert not part[~wanted].any()

@@ -56,21 +56,29 @@ class Problem:
     def upper(self) -> np.ndarray:
         return np.array([b[1] for b in self.form.bounds])
 
-    def evaluate(self, theta: np.ndarray, rows: np.ndarray | None = None, jac: bool = False, exact: bool = False):
+    def evaluate(
+        self, theta: np.ndarray, rows: np.ndarray | None = None, jac: bool = False, exact: bool = False,
+        below: np.ndarray | None = None,
+    ):  # fmt: skip
         """Objective ``(K,)``, gradient ``(K, P)``, and Gauss-Newton matrix ``(K, P, P)`` at ``theta (K, P)``.
 
         ``rows`` selects which batch members' weights apply when ``weights`` is ``(K, n)`` or ``counts`` is
         given (None: member k takes row k). ``exact`` adds a fourth item, the Gauss-Newton matrix of the
         Huber loss's own curvature (rows inside ``delta`` only). The sums run over blocks of :data:`BLOCK`
-        members x rows.
+        members x rows. ``below`` ``(K,)``: derivatives only for the members whose objective comes out below
+        it, zeros for the others (a trial step that does not lower the objective is rejected: two thirds of a
+        screening pass's trials); computed for all when a member's rows span several blocks.
         """
         theta = np.asarray(theta, dtype=float)
         K, n = theta.shape[0], self.logy.size
         per = max(1, BLOCK // n)
         if len(theta) <= per:
-            return self._evaluate(theta, rows, jac, exact)
+            return self._evaluate(theta, rows, jac, exact, below)
         members = np.arange(K) if rows is None else np.asarray(rows)
-        parts = [self._evaluate(theta[i : i + per], members[i : i + per], jac, exact) for i in range(0, K, per)]
+        parts = [
+            self._evaluate(theta[i : i + per], members[i : i + per], jac, exact, None if below is None else below[i : i + per])
+            for i in range(0, K, per)
+        ]
         return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts))
 
     def _member_weights(self, rows: np.ndarray | None, cols: slice) -> np.ndarray:
@@ -83,7 +91,9 @@ class Problem:
             w = counts[:, self.groups[cols]] * w
         return w
 
-    def _evaluate(self, theta: np.ndarray, rows: np.ndarray | None, jac: bool, exact: bool = False):
+    def _evaluate(
+        self, theta: np.ndarray, rows: np.ndarray | None, jac: bool, exact: bool = False, below: np.ndarray | None = None
+    ):
         """:meth:`evaluate` for one block of members, summed over blocks of rows."""
         K, P = theta.shape
         n = self.logy.size
@@ -106,15 +116,21 @@ class Problem:
                 f += (w * (psi * (r - 0.5 * psi))).sum(axis=1)
                 if not jac:
                     continue
-                g += np.matmul(J, (w * psi)[:, :, None])[:, :, 0]
+                m = slice(None)  # the members whose derivatives are wanted
+                if below is not None and step >= n:  # one block of rows: f is whole already
+                    wanted = f < below
+                    if not wanted.all():
+                        m = np.flatnonzero(wanted)
+                        J, r, psi, w = J[m], r[m], psi[m], (w[m] if w.ndim == 2 else w)
+                g[m] += np.matmul(J, (w * psi)[:, :, None])[:, :, 0]
                 Jt = J.transpose(0, 2, 1)
                 a = np.abs(r)
                 # IRLS weight psi(r)/r majorises the Huber loss by a quadratic (1 inside delta, delta/|r| outside).
                 irls = w * (self.delta / np.maximum(a, self.delta))
-                H += np.matmul(J * irls[:, None, :], Jt)  # (K, P, P)
+                H[m] += np.matmul(J * irls[:, None, :], Jt)  # (K, P, P)
                 if exact:  # rows beyond delta have no curvature (and 0 * inf in their Jacobian would be nan)
                     Jin = np.where((a <= self.delta)[:, None, :], J, 0.0)
-                    Hx += np.matmul(Jin * w[..., None, :], Jin.transpose(0, 2, 1))
+                    Hx[m] += np.matmul(Jin * w[..., None, :], Jin.transpose(0, 2, 1))
         bad = ~np.isfinite(f)
         f[bad] = np.inf
         if not jac:
@@ -169,7 +185,7 @@ def minimize_batch(
         predicted = -np.einsum("kp,kp->k", gi, step) - 0.5 * np.einsum("kp,kpq,kq->k", step, curv, step)
         trial = np.clip(theta[idx] + np.nan_to_num(step, nan=0.0), lo, hi)  # no step: rejected, more damping
         last = it == max_iter - 1  # its gradient and curvature would go unused (a screening pass ends here)
-        f_new, g_new, H_new, *Hx_new = problem.evaluate(trial, idx, jac=not last, exact=newton)
+        f_new, g_new, H_new, *Hx_new = problem.evaluate(trial, idx, jac=not last, exact=newton, below=f[idx])
         better = f_new < f[idx]
         gain = np.where(better, (f[idx] - f_new) / np.maximum(np.abs(f[idx]), 1e-300), 0.0)
         acc = idx[better]
