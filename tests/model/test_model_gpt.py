@@ -92,6 +92,10 @@ def test_causal_logits_shape_and_no_grad_eval() -> None:
     assert la.shape == (2, 12, 64) and per_position.shape == (2, 11)
     torch.testing.assert_close(la[:, :8], lb[:, :8])  # positions before 8 cannot see it
     assert not torch.allclose(la[:, 8:], lb[:, 8:])
+    # evaluation's path (flash attention, the log-softmax alone) gives the training path's losses
+    with_grad = model.loss(a[:, :-1], a[:, 1:], reduction="none")
+    assert with_grad.requires_grad
+    torch.testing.assert_close(per_position, with_grad.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_bad_inputs() -> None:

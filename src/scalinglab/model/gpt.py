@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from scalinglab.model.config import ModelConfig
 
 SMALL_ATTENTION_MAX_T, SMALL_ATTENTION_MAX_HEAD = 64, 8
-"""Where :class:`SmallCausalAttention` replaces the flash kernel on CPU: n_ctx and head size at most
-these. Measured forward + backward on one thread (benchmarks/attention_kernels.py): 1.2-1.8x faster
-at n_ctx 64 with head sizes 4 and 8, slower at head size 16 or n_ctx 128."""
+"""Where :class:`SmallCausalAttention` replaces the flash kernel on CPU in training: n_ctx and head size
+at most these. Measured forward + backward on one thread (benchmarks/attention_kernels.py): 1.2-1.8x
+faster at n_ctx 64 with head sizes 4 and 8, slower at head size 16 or n_ctx 128. Without a backward
+(evaluation) the flash kernel's forward is the faster one."""
 
 
 @lru_cache(maxsize=8)
@@ -90,7 +91,7 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.qkv(x)  # (B, T, 3C)
         drop = self.dropout if self.training else 0.0
-        if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not drop and T <= SMALL_ATTENTION_MAX_T
+        if (qkv.requires_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not drop and T <= SMALL_ATTENTION_MAX_T
                 and C // self.n_head <= SMALL_ATTENTION_MAX_HEAD and not torch.is_autocast_enabled("cpu")):
             return self.resid_drop(self.proj(SmallCausalAttention.apply(qkv, self.n_head)))  # (B, T, C)
         q, k, v = qkv.split(C, dim=2)  # 3 x (B, T, C)
@@ -146,6 +147,12 @@ class HeadCrossEntropy(torch.autograd.Function):
         probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # in place: a row is read before it is written
         ctx.save_for_backward(h, w, targets, probs)
         return (top - target_logit) - torch.log(probs.amax(1))  # (M,) nats
+
+    @staticmethod
+    def evaluate(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The same per-row loss where no backward follows (evaluation): the log-softmax in place, no extra passes."""
+        logits = h @ w.t()  # (M, V)
+        return -torch.log_softmax(logits, dim=1, out=logits).gather(1, targets[:, None]).squeeze(1)  # (M,) nats
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
@@ -204,7 +211,8 @@ class GPT(nn.Module):
         if torch.is_autocast_enabled(x.device.type):  # bf16 logits: F.cross_entropy upcasts them itself
             loss = F.cross_entropy(self.head(x).float(), targets.flatten(), reduction="none")
         else:
-            loss = HeadCrossEntropy.apply(x, self.head.weight, targets.flatten())  # (B*T,)
+            head_loss = HeadCrossEntropy.apply if torch.is_grad_enabled() else HeadCrossEntropy.evaluate
+            loss = head_loss(x, self.head.weight, targets.flatten())  # (B*T,)
         if reduction == "none":
             return loss.view(targets.shape)  # (B, T)
         return loss.mean() if reduction == "mean" else loss.sum()
