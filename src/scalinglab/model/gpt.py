@@ -91,8 +91,7 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.qkv(x)  # (B, T, 3C)
         drop = self.dropout if self.training else 0.0
-        if (qkv.requires_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not drop and T <= SMALL_ATTENTION_MAX_T
-                and C // self.n_head <= SMALL_ATTENTION_MAX_HEAD and not torch.is_autocast_enabled("cpu")):
+        if not drop and self._small_heads_win(qkv):
             return self.resid_drop(self.proj(SmallCausalAttention.apply(qkv, self.n_head)))  # (B, T, C)
         q, k, v = qkv.split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
@@ -101,6 +100,14 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_drop(self.proj(y))
+
+    def _small_heads_win(self, qkv: torch.Tensor) -> bool:
+        """Whether :class:`SmallCausalAttention` beats the flash kernel here: CPU training (a backward
+        follows) in fp32/fp64 without autocast, at short contexts and small heads."""
+        B, T, C3 = qkv.shape
+        return (qkv.requires_grad and qkv.device.type == "cpu" and qkv.dtype in (torch.float32, torch.float64)
+                and not torch.is_autocast_enabled("cpu") and T <= SMALL_ATTENTION_MAX_T
+                and C3 // 3 // self.n_head <= SMALL_ATTENTION_MAX_HEAD)  # fmt: skip
 
 
 class MLP(nn.Module):
@@ -133,9 +140,9 @@ class HeadCrossEntropy(torch.autograd.Function):
 
     ``F.cross_entropy`` writes a log-softmax copy of the logits forward and, backward, a zero-filled
     gradient, another copy and a second exp pass; at vocab 4096 those passes over memory cost small
-    CPU models about as much as the head matmul (an fp32 exp costs about 1 ns on a 2.4 GHz AVX2 core). Here
-    the logits buffer becomes the softmax in place, its one exp pass, and backward the gradient
-    softmax - onehot in place. The loss is max - logit[target] + log(sum exp(logits - max)), the
+    CPU models about as much as the head matmul (an fp32 exp costs about 1 ns on a 2.4 GHz AVX2
+    core). Here the logits buffer becomes the softmax in place, its one exp pass, and backward the
+    gradient softmax - onehot in place. The loss is max - logit[target] + log(sum exp(logits - max)), the
     last term read off the softmax's largest entry (1 / sum, never below 1 / vocab, so no underflow).
     """
 
@@ -144,20 +151,23 @@ class HeadCrossEntropy(torch.autograd.Function):
         logits = h @ w.t()  # (M, V)
         top = logits.amax(1)  # (M,)
         target_logit = logits.gather(1, targets[:, None]).squeeze(1)  # (M,)
-        probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # in place: a row is read before it is written
+        # in place: the kernel reads a row before it writes it
+        probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # (M, V)
         ctx.save_for_backward(h, w, targets, probs)
         return (top - target_logit) - torch.log(probs.amax(1))  # (M,) nats
 
     @staticmethod
     def evaluate(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The same per-row loss where no backward follows (evaluation): the log-softmax in place, no extra passes."""
+        """The same per-row loss where no backward follows (evaluation): the log-softmax in place alone."""
         logits = h @ w.t()  # (M, V)
-        return -torch.log_softmax(logits, dim=1, out=logits).gather(1, targets[:, None]).squeeze(1)  # (M,) nats
+        logp = torch.log_softmax(logits, dim=1, out=logits)  # in place, as above
+        return -logp.gather(1, targets[:, None]).squeeze(1)  # (M,) nats
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         h, w, targets, grad = ctx.saved_tensors
-        grad.scatter_add_(1, targets[:, None], torch.full_like(targets[:, None], -1, dtype=grad.dtype))  # softmax - onehot
+        minus_one = torch.full_like(targets[:, None], -1, dtype=grad.dtype)
+        grad.scatter_add_(1, targets[:, None], minus_one)  # softmax - onehot = d loss / d logits
         g = grad_loss[:, None]  # (M, 1): scale the small tensors rather than the (M, V) gradient
         grad_h = (grad @ w) * g if ctx.needs_input_grad[0] else None  # (M, C)
         # (V, C) as the transpose of a (C, V) product: MKL runs that orientation up to 2x faster at small C
