@@ -267,10 +267,11 @@ class Form:
 def _lse(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Log-sum-exp of broadcast terms ``(K, n)`` or ``(K, 1)`` and the softmax weight of each term.
 
-    Shifted by each member's largest term over all rows, not row by row: a term constant across the rows
-    (chinchilla's log E) then costs one exp per member instead of one per row (an exp costs 30 multiplications;
-    a screening pass of Hoffmann's 4,500 starts spends a quarter of its instructions in them). Where a row's terms all lie so far below that largest one that their sum leaves the normal range
-    (terms spread over hundreds of e-folds across the rows), the shift is made row by row instead.
+    Shifted by each member's largest term over all rows, not row by row: a term constant across the
+    rows (chinchilla's log E) then costs one exp per member instead of one per row, and exps were a
+    quarter of the instructions of a screening pass of Hoffmann's 4,500 starts. Where a row's terms all
+    lie so far below that largest one that their sum leaves the normal range (terms spread over hundreds
+    of e-folds across the rows), the shift is made row by row instead.
     """
     top = terms[0].max(axis=-1, keepdims=True)
     for u in terms[1:]:
