@@ -41,6 +41,7 @@ DEMO_SHAPES = ["2x24", "2x32", "2x48", "2x64", "3x80", "3x96"]  # the demo's lad
 DEMO = [  # the demo's base run (scalinglab.demo.DEMO_STUDY, recipe tiny-v1) and its ladder's noise-scale micro-batches
     "model.n_ctx=64", "model.vocab_size=2048", "data.corpus=stdlib", "data.vocab_size=2048",
     "optim.batch_size=8", "eval.tokens=16384", "eval.noise_scale=true", "optim.micro_batch_size=4",
+    "eval.noise_scale_every=4",
     "runtime.threads=1", "runtime.progress=false", "runtime.device=cpu",
 ]  # fmt: skip
 DEMO_EVAL_POINTS, DEMO_TOKENS_PER_PARAM = 12, 8  # scalinglab.demo: points = 12, tokens_per_param = 8

@@ -90,6 +90,23 @@ def test_gradient_accumulation_matches_the_full_batch(cache, tmp_path) -> None:
     assert whole["final"]["valid"]["loss"] == pytest.approx(accumulated["final"]["valid"]["loss"], rel=1e-5)
 
 
+def test_a_noise_scale_measured_one_step_in_four_trains_the_same_run(cache, tmp_path) -> None:
+    noise = ("budget.steps=12", "eval.points=1", "eval.noise_scale=true", "optim.micro_batch_size=2")
+    every = tiny(cache, *noise)
+    sparse = tiny(cache, *noise, "eval.noise_scale_every=4")
+    assert every.identity() != sparse.identity()
+    assert every.identity() == tiny(cache, *noise, "eval.noise_scale_every=1").identity()
+    train(every, tmp_path / "every")
+    train(sparse, tmp_path / "sparse")
+    a, b = read_metrics(tmp_path / "every"), read_metrics(tmp_path / "sparse")
+    # one pass of 4 rows or two of 2: the same mean gradient, so the same run up to rounding
+    assert [r["train_loss"] for r in b] == pytest.approx([r["train_loss"] for r in a], rel=1e-5)
+    assert a[0]["noise_grad_sq"] == pytest.approx(b[0]["noise_grad_sq"], rel=1e-5)  # step 0 is measured in both
+    # every record carries the estimate; it moves only after a measured step (0, 4, 8)
+    changed = [r["step"] for prev, r in zip(b, b[1:]) if r["noise_trace_sigma"] != prev["noise_trace_sigma"]]
+    assert changed == [5, 9]
+
+
 def test_a_diverging_run_is_marked_failed_with_step_and_reason(cache, tmp_path) -> None:
     cfg = tiny(cache, "budget.steps=30", "optim.lr=1e12", "schedule.warmup_steps=1")
     with pytest.raises(TrainingError, match="diverged at step"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from scalinglab.config import check, stable_hash, to_dict
 from scalinglab.data.config import DataConfig
@@ -109,6 +109,9 @@ class BudgetConfig:
 class EvalConfig:
     """Held-out evaluation: when and how much."""
 
+    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"noise_scale_every": 1}
+    """Fields added after runs existed: left out of a run's identity at these values (RunConfig.identity)."""
+
     points: int = 12
     """Number of log-spaced evaluation steps during the run (the last step is always evaluated)."""
     tokens: int = 65536
@@ -117,9 +120,15 @@ class EvalConfig:
     """At the end, also record the loss at each position of the context (Kaplan Fig 20)."""
     noise_scale: bool = False
     """Measure the gradient noise scale B_simple online (McCandlish et al. 2018 two-batch estimator)."""
+    noise_scale_every: int = 1
+    """Measure the noise scale on one step in this many. A measured step accumulates micro-batches of
+    optim.micro_batch_size (the estimator needs one micro-batch's gradient); the others run each
+    process's batch in one pass, which is faster at small sizes (benchmarks/tiny_throughput.py). Keep
+    1 when micro-batches are what keeps the model in memory."""
 
     def __post_init__(self) -> None:
         check(self.points >= 1, f"eval.points must be at least 1 (got {self.points}).")
+        check(self.noise_scale_every >= 1, f"eval.noise_scale_every must be at least 1 (got {self.noise_scale_every}).")
         check(self.tokens >= 1, f"eval.tokens must be positive (got {self.tokens}).")
 
 
@@ -229,7 +238,7 @@ class RunConfig:
 def identity_of(config: Mapping[str, Any]) -> str:
     """The run identity of a config as plain data (``to_dict`` or a stored config.json).
 
-    Hashes the scientific fields; model fields at their ``ModelConfig.IDENTITY_DEFAULTS`` are left
+    Hashes the scientific fields; model and eval fields at their ``IDENTITY_DEFAULTS`` are left
     out, so a GPT run keeps the identity (and directory) it had before ``model.arch`` existed, and so
     are ``DataConfig.SUBSET_FIELDS`` of a run on all the data and the ``branch`` of a run that is no
     cooldown branch.
@@ -238,6 +247,9 @@ def identity_of(config: Mapping[str, Any]) -> str:
     if isinstance(fields.get("model"), Mapping):
         defaults = ModelConfig.IDENTITY_DEFAULTS
         fields["model"] = {k: v for k, v in fields["model"].items() if k not in defaults or defaults[k] != v}
+    if isinstance(fields.get("eval"), Mapping):
+        defaults = EvalConfig.IDENTITY_DEFAULTS
+        fields["eval"] = {k: v for k, v in fields["eval"].items() if k not in defaults or defaults[k] != v}
     if isinstance(fields.get("branch"), Mapping) and not fields["branch"].get("parent"):  # identities from before branches
         fields.pop("branch")
     data = fields.get("data")

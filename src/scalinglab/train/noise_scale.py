@@ -3,7 +3,7 @@
 McCandlish et al. 2018 App A's two-batch estimator (spec §5.5): with E|G_B|² = |G|² + tr(Σ)/B, the
 squared norms of one micro-batch gradient (B_small) and of the full-batch gradient (B_big) give
 unbiased estimates of |G|² and tr(Σ). Their ratio is biased and noisy, so each is smoothed by its own
-bias-corrected EMA (β = 0.99, as GPT-NeoX does) before dividing. Batch sizes are in tokens, so
+bias-corrected EMA (β = 0.99 per step, as GPT-NeoX does) before dividing. Batch sizes are in tokens, so
 B_simple is in tokens, comparable with Kaplan's B_crit (eq 5.3).
 """
 
@@ -24,7 +24,10 @@ def grad_sq_norm(params: Iterable[torch.nn.Parameter]) -> float:
 class NoiseScale:
     """Bias-corrected EMAs of the |G|² and tr(Σ) estimates, and B_simple from them."""
 
-    def __init__(self, b_small: int, b_big: int, beta: float = 0.99) -> None:
+    BETA = 0.99
+    """The EMA's factor per step (GPT-NeoX's)."""
+
+    def __init__(self, b_small: int, b_big: int, beta: float = BETA) -> None:
         assert 0 < b_small < b_big, "the two-batch estimator needs B_small < B_big"
         self.b_small, self.b_big, self.beta = b_small, b_big, beta
         self.grad_sq_ema = 0.0
@@ -39,6 +42,12 @@ class NoiseScale:
         self.grad_sq_ema = self.beta * self.grad_sq_ema + (1 - self.beta) * grad_sq
         self.trace_ema = self.beta * self.trace_ema + (1 - self.beta) * trace
         self.updates += 1
+        return self.metrics()
+
+    def metrics(self) -> dict[str, float]:
+        """The smoothed ``noise_*`` metrics as of the last update (NaN before the first)."""
+        if not self.updates:
+            return {"noise_grad_sq": math.nan, "noise_trace_sigma": math.nan, "noise_b_simple": math.nan}
         correction = 1 - self.beta**self.updates
         g2, tr = self.grad_sq_ema / correction, self.trace_ema / correction
         return {

@@ -182,8 +182,11 @@ class Trainer:
         if cfg.runtime.compile:  # the training path: training and evaluation call loss(), never forward()
             self.model.loss = torch.compile(self.model.loss)
         self.peak_flops = matmul_peak(self.device, self.matmul_dtype, Path(cfg.runtime.cache_dir or default_cache_dir()))
-        # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens)
-        self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step) if cfg.eval.noise_scale else None
+        # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens); measured on
+        # one step in k, the EMA forgets per measurement what it forgot in k steps: the same window of training
+        every = cfg.eval.noise_scale_every
+        if cfg.eval.noise_scale:
+            self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step, beta=NoiseScale.BETA**every)
 
     def _check_run_dir(self) -> None:
         """Refuse to mix two different runs in one directory."""
@@ -237,21 +240,23 @@ class Trainer:
         rows = self.sampler.next_batch(self.cfg.optim.batch_size)[self.dist.slice(self.cfg.optim.batch_size)]
         batch = torch.from_numpy(rows).to(self.device, non_blocking=True)  # (b, T + 1)
         x, y = batch[:, :n_ctx], batch[:, 1:]  # (b, T), (b, T)
-        n_micro, opt = self.rank_batch // self.micro, self.optimizer
+        measure = self.noise is not None and self.step % self.cfg.eval.noise_scale_every == 0
+        micro = self.micro if measure or self.noise is None else self.rank_batch  # eval.noise_scale_every
+        n_micro, opt = self.rank_batch // micro, self.optimizer
         loss_sum = torch.zeros((), device=self.device)
         small_sq = 0.0
         for i in range(n_micro):
-            rows_i = slice(i * self.micro, (i + 1) * self.micro)
+            rows_i = slice(i * micro, (i + 1) * micro)
             with self.autocast:
                 loss = self.model.loss(x[rows_i], y[rows_i])
             (loss / n_micro).backward()  # mean over the rank's micro-batches
             loss_sum += loss.detach()
-            if self.noise is not None and i == 0:
+            if measure and i == 0:
                 small_sq = opt.grad_norm().item() ** 2 * n_micro**2  # one micro-batch's gradient, unscaled
         self.dist.average_([opt.grad])  # mean over ranks = mean over the global batch
         mean_loss = self.dist.sum_(loss_sum) / (n_micro * self.dist.world)
         grad_norm = opt.grad_norm()
-        noise = self.noise.update(small_sq, grad_norm.item() ** 2) if self.noise is not None else {}
+        noise = {} if self.noise is None else self.noise.update(small_sq, grad_norm.item() ** 2) if measure else self.noise.metrics()
         if self.cfg.optim.grad_clip:
             opt.clip_(grad_norm, self.cfg.optim.grad_clip)
         opt.step(lr)
