@@ -140,3 +140,4 @@ def test_plan_json_and_text_show_every_source(tmp_path: Path, capsys: pytest.Cap
     assert main(["study", "plan", str(path), "--no-measure"]) == 0
     text = capsys.readouterr().out
     assert "wsd (study)" in text and "constant (study)" in text and "0.003 (study)" in text and "2 runs" in text
+    assert "no time estimate (--no-measure)" in text and "nan" not in text

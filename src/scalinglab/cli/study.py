@@ -180,14 +180,18 @@ def run_plan(args: argparse.Namespace) -> int:
     columns = ["name", "n_layer", "d_model", "N", "tokens", "C", "steps", "schedule", "lr", "warmup_steps", "batch_size",
                "init_std", "est_seconds"]
     print(_table(rows, columns))
+    if args.no_measure:
+        estimate = "no time estimate (--no-measure); "
+    else:
+        estimate = (
+            f"estimated {_duration(totals['est_run_seconds'])} of training, "
+            f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s) "
+            + (f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); " if args.executor == "local" else
+               f"on {args.executor} (cores of their own; this machine's speed per run); ")  # fmt: skip
+        )
     print(
         f"\n{totals['runs']} runs, {totals['tokens']:.3g} tokens, C = {totals['C']:.3g} FLOPs (6ND), "
-        f"{totals['C_structural']:.3g} FLOPs (structural)\n"
-        f"estimated {_duration(totals['est_run_seconds'])} of training, "
-        f"{_duration(totals['est_wall_seconds'])} wall time with {totals['workers']} worker(s) "
-        + (f"(each run x{totals['parallel_slowdown']:.2f} slower in parallel, measured); " if args.executor == "local" else
-           f"on {args.executor} (cores of their own; this machine's speed per run); ")  # fmt: skip
-        + f"study directory {study.directory}"
+        f"{totals['C_structural']:.3g} FLOPs (structural)\n{estimate}study directory {study.directory}"
     )
     for b in totals["branches"]:  # a wsd_ladder: its points against the same points as separate runs
         print(f"{b['design']}: {b['points']} L(N, D) points from cooldown branches for C = {b['C']:.3g} FLOPs (6ND), "
