@@ -244,12 +244,9 @@ def identity_of(config: Mapping[str, Any]) -> str:
     cooldown branch.
     """
     fields = {k: v for k, v in config.items() if k not in ("name", "runtime")}
-    if isinstance(fields.get("model"), Mapping):
-        defaults = ModelConfig.IDENTITY_DEFAULTS
-        fields["model"] = {k: v for k, v in fields["model"].items() if k not in defaults or defaults[k] != v}
-    if isinstance(fields.get("eval"), Mapping):
-        defaults = EvalConfig.IDENTITY_DEFAULTS
-        fields["eval"] = {k: v for k, v in fields["eval"].items() if k not in defaults or defaults[k] != v}
+    for section, defaults in (("model", ModelConfig.IDENTITY_DEFAULTS), ("eval", EvalConfig.IDENTITY_DEFAULTS)):
+        if isinstance(fields.get(section), Mapping):
+            fields[section] = {k: v for k, v in fields[section].items() if k not in defaults or defaults[k] != v}
     if isinstance(fields.get("branch"), Mapping) and not fields["branch"].get("parent"):  # identities from before branches
         fields.pop("branch")
     data = fields.get("data")

@@ -184,9 +184,9 @@ class Trainer:
         self.peak_flops = matmul_peak(self.device, self.matmul_dtype, Path(cfg.runtime.cache_dir or default_cache_dir()))
         # McCandlish App A: B_small = one micro-batch, B_big = the global batch (in tokens); measured on
         # one step in k, the EMA forgets per measurement what it forgot in k steps: the same window of training
-        every = cfg.eval.noise_scale_every
         if cfg.eval.noise_scale:
-            self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step, beta=NoiseScale.BETA**every)
+            beta = NoiseScale.BETA**cfg.eval.noise_scale_every
+            self.noise = NoiseScale(self.micro * cfg.model.n_ctx, self.tokens_per_step, beta=beta)
 
     def _check_run_dir(self) -> None:
         """Refuse to mix two different runs in one directory."""
@@ -256,7 +256,9 @@ class Trainer:
         self.dist.average_([opt.grad])  # mean over ranks = mean over the global batch
         mean_loss = self.dist.sum_(loss_sum) / (n_micro * self.dist.world)
         grad_norm = opt.grad_norm()
-        noise = {} if self.noise is None else self.noise.update(small_sq, grad_norm.item() ** 2) if measure else self.noise.metrics()
+        noise: dict[str, float] = {}
+        if self.noise is not None:  # between measured steps, the last estimate
+            noise = self.noise.update(small_sq, grad_norm.item() ** 2) if measure else self.noise.metrics()
         if self.cfg.optim.grad_clip:
             opt.clip_(grad_norm, self.cfg.optim.grad_clip)
         opt.step(lr)
