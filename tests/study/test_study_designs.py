@@ -208,3 +208,23 @@ def test_shape_scan_names_carry_real_ratios_and_collisions_name_the_nearest_shap
     message = str(e.value)
     assert message.startswith("design 'shape_scan': aspect_ratios 8 and 12 both give L2-d24 (aspect_ratio 12) at N=1.2e4")
     assert "nearest distinct shapes are L3-d16 (aspect_ratio 5.33)" in message
+
+
+def test_the_plan_costs_micro_batches_only_on_the_noise_scale_steps(tmp_path: Path, monkeypatch) -> None:
+    """eval.noise_scale_every = k: one step in k accumulates micro-batches, the others run the batch in one pass."""
+    from dataclasses import replace
+
+    from scalinglab.config import load_config
+    from scalinglab.study.plan import estimate_seconds
+    from scalinglab.train.config import RunConfig
+
+    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path))  # step times measured here, once per shape
+    cfg = load_config(RunConfig, None, ["model.n_layer=1", "model.d_model=16", "model.n_head=2", "model.n_ctx=16",
+                                        "model.vocab_size=512", "data.vocab_size=512", "optim.batch_size=4", "optim.micro_batch_size=2",
+                                        "budget.steps=100", "eval.noise_scale=true"])  # fmt: skip
+    every = [estimate_seconds(replace(cfg, eval=replace(cfg.eval, noise_scale_every=k))) for k in (1, 2, 4)]
+    # linear in 1/k: s(k) = (accumulated + (k - 1) one_pass) / k, so s(1) - s(4) = 1.5 (s(1) - s(2))
+    assert every[0] - every[2] == pytest.approx(1.5 * (every[0] - every[1]), rel=1e-9)
+    assert every[1] != every[0]
+    no_noise = replace(cfg, eval=replace(cfg.eval, noise_scale=False, noise_scale_every=4))
+    assert estimate_seconds(no_noise) == every[0]  # without the noise scale every step accumulates

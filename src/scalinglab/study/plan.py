@@ -125,8 +125,12 @@ def spent_flops(cfg: Any, convention: str = "structural") -> float:
 
 def estimate_seconds(cfg: Any, threads: int = 1, remeasure: bool = False) -> float:
     """Estimated time of one run's training and evaluation on this machine (measured, cached step time)."""
-    micro = cfg.optim.micro_batch_size or cfg.optim.batch_size
-    step = step_seconds(cfg.model, micro, threads, remeasure) * (cfg.optim.batch_size // micro)
+    batch = cfg.optim.batch_size
+    micro = cfg.optim.micro_batch_size or batch
+    step = step_seconds(cfg.model, micro, threads, remeasure) * (batch // micro)
+    every = cfg.eval.noise_scale_every
+    if cfg.eval.noise_scale and every > 1 and micro < batch:  # micro-batches only on the measured steps
+        step = (step + (every - 1) * step_seconds(cfg.model, batch, threads, remeasure)) / every
     total = resolve_steps(cfg)
     steps = total - cfg.branch.step  # a cooldown branch starts at its parent's step
     evals = sum(s > cfg.branch.step for s in eval_steps(total, cfg.eval.points))
