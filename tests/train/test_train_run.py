@@ -107,6 +107,17 @@ def test_a_noise_scale_measured_one_step_in_four_trains_the_same_run(cache, tmp_
     assert changed == [5, 9]
 
 
+def test_measuring_the_matmul_peak_leaves_the_run_unchanged(cache, tmp_path) -> None:
+    cfg = tiny(cache, "budget.steps=3", "eval.points=1", "model.dropout=0.1")  # dropout draws from the run's stream
+    train(cfg, tmp_path / "first")  # measures the peak at the run's threads, if no test did before
+    train(cfg, tmp_path / "cached")
+    (Path(cache) / "peak.json").unlink()
+    train(cfg, tmp_path / "measured")  # measures it again, between building the model and its first step
+    a, b = read_metrics(tmp_path / "cached"), read_metrics(tmp_path / "measured")
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]  # bitwise equal
+    assert (Path(cache) / "peak.json").is_file()
+
+
 def test_a_diverging_run_is_marked_failed_with_step_and_reason(cache, tmp_path) -> None:
     cfg = tiny(cache, "budget.steps=30", "optim.lr=1e12", "schedule.warmup_steps=1")
     with pytest.raises(TrainingError, match="diverged at step"):
@@ -119,7 +130,8 @@ def test_a_diverging_run_is_marked_failed_with_step_and_reason(cache, tmp_path) 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, tmp_path) -> None:
-    args = [*TINY, f"runtime.cache_dir={cache}", "budget.steps=150", "model.dropout=0.1", "runtime.checkpoint_steps=20"]
+    args = [*TINY, f"runtime.cache_dir={cache}", "budget.steps=150", "model.dropout=0.1", "runtime.checkpoint_steps=20",
+            "eval.noise_scale=true", "optim.micro_batch_size=2", "eval.noise_scale_every=7"]  # resumed between measurements
     killed = tmp_path / "killed"
     proc = cli("train", *args, "--run-dir", str(killed))
     marker = killed / "checkpoints" / "step_60" / "COMPLETE"
@@ -141,7 +153,7 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_losses_exactly(cache, t
 
     a, b = read_metrics(killed), read_metrics(whole)
     assert [r["step"] for r in a] == list(range(1, 151))
-    for key in ("train_loss", "grad_norm", "lr", "val_loss_valid"):
+    for key in ("train_loss", "grad_norm", "lr", "val_loss_valid", "noise_grad_sq", "noise_trace_sigma"):
         assert [r.get(key) for r in a] == [r.get(key) for r in b], key  # bitwise equal
     assert read_json(killed / "summary.json")["final"] == read_json(whole / "summary.json")["final"]
 

@@ -24,7 +24,8 @@ def measure_peak(device: torch.device, dtype: torch.dtype, seconds: float = SECO
     """Best FLOP/s of ``dtype`` square matmuls on ``device`` with the current threads over about ``seconds``."""
     n = CUDA_N if device.type == "cuda" else CPU_N
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    rng = torch.Generator(device=device).manual_seed(0)  # its own: the run's random stream stays as if never measured
+    a, b = (torch.randn(n, n, generator=rng, device=device, dtype=dtype) for _ in range(2))
     out = torch.empty(n, n, device=device, dtype=dtype)
     torch.mm(a, b, out=out)  # warm-up: first-call costs
     sync()
