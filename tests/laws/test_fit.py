@@ -83,6 +83,9 @@ def test_outliers_flag_epochs_worst_runs(epoch_runs: pd.DataFrame) -> None:
     assert set(worst) <= {f["row"] for f in result.outliers}  # the 5 runs Epoch drop stand out
     tiny = str((runs["D"] / runs["N"]).idxmin())  # 0.04 tokens per parameter
     assert any(f["row"] == tiny and f["reason"] == "tokens_per_param" for f in result.outliers)
+    (message,) = [w["message"] for w in result.warnings if w["kind"] == "outlier"]
+    named = [int(r) for r in message.split("(row ")[1].split(")")[0].rstrip(" .").split(", ")]
+    assert named == sorted(named)  # in row order, not as strings (0, 1, 10, 11, 2, ...)
 
 
 def synthetic_chinchilla(n_side: int = 7, noise: float = 0.003, seed: int = 0) -> pd.DataFrame:

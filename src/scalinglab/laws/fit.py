@@ -518,7 +518,7 @@ def _fit(
         estimates = {k: v for k, v in {**params, **result.derived}.items() if k in free or k not in base.params}
         found += diagnostics.interval_warnings(estimates, result.intervals, level)
     if outliers == "flag" and flags:
-        rows = sorted({fl["row"] for fl in flags})
+        rows = sorted({str(fl["row"]) for fl in flags}, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
         found.append(diagnostics.warning(
             "outlier", None,
             f"{len(rows)} run(s) stand out from the rest (row {', '.join(rows[:8])}{' ...' if len(rows) > 8 else ''}); look at them, "
