@@ -99,7 +99,7 @@ def test_a_noise_scale_measured_one_step_in_four_trains_the_same_run(cache, tmp_
     train(every, tmp_path / "every")
     train(sparse, tmp_path / "sparse")
     a, b = read_metrics(tmp_path / "every"), read_metrics(tmp_path / "sparse")
-    # one pass of 4 rows or two of 2: the same mean gradient, so the same run up to rounding
+    # one pass of 8 rows or four of 2: the same mean gradient, so the same run up to rounding
     assert [r["train_loss"] for r in b] == pytest.approx([r["train_loss"] for r in a], rel=1e-5)
     assert a[0]["noise_grad_sq"] == pytest.approx(b[0]["noise_grad_sq"], rel=1e-5)  # step 0 is measured in both
     # every record carries the estimate; it moves only after a measured step (0, 4, 8)
