@@ -148,7 +148,7 @@ class HeadCrossEntropy(torch.autograd.Function):
     """
 
     UNDERFLOW = 1e-30
-    """Target probabilities below this are recomputed as logsumexp - logit (fp32's normals end at 1.2e-38)."""
+    """Target probabilities below this are recomputed by :meth:`evaluate` (fp32's normals end at 1.2e-38)."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -160,8 +160,7 @@ class HeadCrossEntropy(torch.autograd.Function):
         loss = -torch.log(p_target)  # (M,) nats
         lost = (p_target < HeadCrossEntropy.UNDERFLOW).nonzero().squeeze(1)  # almost always empty
         if len(lost):
-            row_logits = h[lost] @ w.t()  # (m, V)
-            loss[lost] = torch.logsumexp(row_logits, 1) - row_logits.gather(1, targets[lost, None]).squeeze(1)
+            loss[lost] = HeadCrossEntropy.evaluate(h[lost], w, targets[lost])  # log-softmax of their logits
         return loss
 
     @staticmethod
