@@ -257,7 +257,7 @@ def progress_bar(items: range, desc: str, show: bool):
 
 
 def multistart(
-    problem: Problem, starts: np.ndarray, *, keep: int = 32, screen_iter: int = 4, chunk: int = 256, progress: bool = False
+    problem: Problem, starts: np.ndarray, *, keep: int = 32, screen_iter: int = 4, chunk: int = 512, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise from every start; returns all refined candidates ``(m, P)`` and objectives, best first.
 
