@@ -11,6 +11,13 @@ twice: by wall time, and by the process's CPU time divided by the threads, which
 other processes held the cores. The hardware fraction cannot pass 1: it counts only work done, timed
 against the best rate of the same kernels (tests/model/test_model_counting.py checks the count).
 
+The peak is the best any matmul reaches here; a step's own matrix products are smaller and thinner (at
+d_model 256, 4,096 x 256 by 256 x 768). So each shape also gets its matmul bound: the products one of its
+steps runs (recorded at their shapes and dtypes), replayed alone and timed in the same rounds. The bound
+as a fraction of the peak is the most a step made only of those matmuls could print; the step's hardware
+FLOP/s over the bound says how near the step is to it (the rest is attention inside the flash kernel,
+norms, the loss, the optimizer).
+
 A nanoGPT-style model (``NanoGPT`` below, written here after Karpathy's nanoGPT model.py: the same
 blocks, but ``F.cross_entropy`` on materialised logits, torch's fused AdamW and clip_grad_norm_) is timed in
 the same loop, so the speed-up over it is a ratio from one run.
@@ -38,6 +45,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from scalinglab.model import build_model
 from scalinglab.model.config import ModelConfig
@@ -73,6 +81,40 @@ class Timing:
             wall, cpu = time.perf_counter() - w0, (time.process_time() - c0) / torch.get_num_threads()
             self.wall, self.cpu = min(self.wall, wall), min(self.cpu, cpu)
             spent, calls = spent + wall, calls + 1
+
+
+class RecordMatmuls(TorchDispatchMode):
+    """Records the shape and dtype of every matrix product run under it (the weight matmuls, and the
+    attention's where it is done as batched products; the flash kernel's own products are not seen)."""
+
+    OPS = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1, torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.products: list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        if func in self.OPS:
+            a, b = args[self.OPS[func]], args[self.OPS[func] + 1]
+            self.products.append((tuple(a.shape), tuple(b.shape), a.dtype))
+        return func(*args, **(kwargs or {}))
+
+
+def step_matmuls(step: Callable[[], object], device: torch.device) -> tuple[Callable[[], object], float]:
+    """The matrix products of one ``step`` replayed alone, at their own shapes and dtypes, and their FLOPs.
+
+    Their best rate is what the step's shapes allow: small and thin products run below the square peak,
+    so a step made only of its matmuls could reach no more than this rate.
+    """
+    with RecordMatmuls() as record:
+        step()
+    work, calls = 0.0, []
+    for a_shape, b_shape, dtype in record.products:
+        a, b = torch.randn(a_shape, device=device, dtype=dtype), torch.randn(b_shape, device=device, dtype=dtype)
+        out = torch.matmul(a, b)
+        calls.append((a, b, out))
+        work += 2.0 * math.prod(a_shape) * b_shape[-1]
+    return (lambda: [torch.matmul(a, b, out=out) for a, b, out in calls]), work
 
 
 def matmuls(device: torch.device) -> tuple[Callable[[], object], float]:
@@ -202,10 +244,13 @@ def main() -> None:
     for key, c in families.items():
         torch.manual_seed(0)
         steps[key], timings[key] = make_step(build_model(c), c, device), Timing(sync)
+    bounds = {shape: (*step_matmuls(steps[shape, "scalinglab"], device), Timing(sync)) for shape in configs}
     for _ in range(args.rounds):
         peak.measure(peak_fn, args.seconds)
         for key, step in steps.items():
             timings[key].measure(step, args.seconds)
+        for fn, _, timing in bounds.values():
+            timing.measure(fn, args.seconds / 2)
 
     peak_flops = peak_work / peak.wall
     rows = []
@@ -220,7 +265,10 @@ def main() -> None:
             "fraction_of_peak_hardware": TOKENS_PER_STEP * f["hardware"] / t.wall / peak_flops,
             "fraction_of_peak_model_cpu_time": TOKENS_PER_STEP * f["model"] / t.cpu * peak.cpu / peak_work,
             "target_model": SHAPES.get(shape, math.nan),
+            "matmul_bound_gflops": bounds[shape][1] / bounds[shape][2].wall / 1e9,
         }  # fmt: skip
+        row["matmul_bound_of_peak"] = row["matmul_bound_gflops"] * 1e9 / peak_flops
+        row["fraction_of_matmul_bound_hardware"] = row["hardware_gflops"] / row["matmul_bound_gflops"]
         if "nanogpt" in models:
             row["vs_nanogpt"] = timings[shape, "nanogpt"].wall / t.wall
         rows.append(row)
@@ -243,14 +291,17 @@ def main() -> None:
         name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
         print(f"{name} matmul peak: {peak_flops / 1e9:.1f} GFLOP/s {kind} (torch {torch.__version__})")
         print("model FLOPs = 6·N_with_head + 12·L·T·d (PaLM App B); hardware FLOPs = matmuls done, causal attention at half")
+        print("matmul bound = the step's own matrix products replayed alone (their shapes' best rate, of the peak); "
+              "hw of bound = the step's hardware FLOP/s over it")  # fmt: skip
         print(f"{'n_layer':>7} {'d_model':>7} {'n_ctx':>5} {'tokens/s':>9} {'model GF/s':>10} {'of peak':>8} "
-              f"{'(cpu time)':>10} {'hw of peak':>10} {'target':>7} {'vs nanoGPT':>10}")  # fmt: skip
+              f"{'(cpu time)':>10} {'hw of peak':>10} {'target':>7} {'vs nanoGPT':>10} {'matmul bound':>12} {'hw of bound':>11}")  # fmt: skip
         for r in rows:
             vs = f"{r['vs_nanogpt']:.2f}x" if "vs_nanogpt" in r else "-"
             print(
                 f"{r['n_layer']:>7} {r['d_model']:>7} {r['n_ctx']:>5} {r['tokens_per_s']:>9,.0f} {r['model_gflops']:>10.1f} "
                 f"{r['fraction_of_peak_model']:>8.0%} {r['fraction_of_peak_model_cpu_time']:>10.0%} "
-                f"{r['fraction_of_peak_hardware']:>10.0%} {r['target_model']:>7.0%} {vs:>10}"
+                f"{r['fraction_of_peak_hardware']:>10.0%} {r['target_model']:>7.0%} {vs:>10} "
+                f"{r['matmul_bound_of_peak']:>12.0%} {r['fraction_of_matmul_bound_hardware']:>11.0%}"
             )
         if family_rows:
             print("\nother families at each shape's N (tokens/s against the GPT of that shape):")

@@ -199,3 +199,20 @@ def test_hardware_flops_are_the_work_the_kernels_do(cfg: ModelConfig) -> None:
 def test_model_flops_are_palms_6N_plus_attention() -> None:
     f, n = flops_per_token(SMALL), count_params(SMALL)["N_with_head"]
     assert f["model"] == 6 * n + 12 * SMALL.n_layer * SMALL.n_ctx * SMALL.d_model  # PaLM App B
+
+
+def test_the_benchmarks_matmul_bound_replays_every_matrix_product_of_a_step() -> None:
+    """benchmarks/train_throughput.py's matmul bound times a step's own products: it must see all that torch counts."""
+    from benchmarks.train_throughput import make_step, step_matmuls
+
+    cfg = ModelConfig(n_layer=2, d_model=64, n_head=8, n_ctx=64, vocab_size=512)  # head size 8: attention as batched products
+    torch.manual_seed(0)
+    step = make_step(GPT(cfg), cfg, torch.device("cpu"))
+    with FlopCounterMode(display=False) as counter:
+        step()
+    products = (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm, torch.ops.aten.baddbmm)
+    flops = counter.get_flop_counts()["Global"]
+    assert any(op in flops for op in products[2:])  # the attention's products are among them
+    replay, work = step_matmuls(step, torch.device("cpu"))
+    assert work == pytest.approx(sum(n for op, n in flops.items() if op in products), rel=1e-12)
+    replay()
