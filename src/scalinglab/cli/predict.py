@@ -31,7 +31,8 @@ factor 3 of x after the transient (too short a stretch to measure the curve's ex
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default; its config gives the
 LR still to come) or a CSV with columns step (or tokens, with --x tokens) and loss, and optionally
 lr (rows past the last loss, loss empty, give the LR to come), run_id and N for several runs,
-warmup_end. A study
+warmup_end. A published curve without an lr column gets its schedule from --schedule, as its paper
+states it (kind, steps, warmup, floor): the LR-annealing law then sees its decay too. A study
 directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
 common batch, the largest model first: L(N, S) over them predicts the largest; stderr says which.
 
@@ -40,6 +41,7 @@ Examples:
   scalinglab predict runs/gpt-3f2a9c --at-step 20000
   scalinglab predict curve.csv --at-step 5000 --fit-until 1000 --json   # backtest a known tail
   scalinglab predict curve.csv --x tokens --fit-until 2e8                # x in tokens; lr column if any
+  scalinglab predict published.csv --fit-until 28600 --schedule cosine,steps=143000,warmup_steps=1430
   scalinglab predict runs/big runs/small runs/medium --at-step 20000       # L(N, S) over three runs
   scalinglab predict runs/demo --design ladder --fit-until 200             # a study's ladder
 """
@@ -64,6 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run-column", metavar="RUN", help="the CSV column naming each row's run (default run_id); the first run is predicted"
     )
+    p.add_argument(
+        "--schedule",
+        metavar="SPEC",
+        help="the LR schedule a CSV without an lr column was trained on, KIND,steps=S[,key=value...]: KIND cosine, wsd "
+        "or constant; keys warmup_steps, warmup_fraction, min_lr_ratio (default 0.1), decay_fraction (wsd), "
+        "tokens_per_step (with --x tokens), as in a run's [schedule] config",
+    )
     add_json_flag(p)
 
 
@@ -71,11 +80,14 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
-    from scalinglab.laws.curves import load_curves, predict_curve
+    from scalinglab.laws.curves import KnownSchedule, load_curves, predict_curve
 
+    known = None if args.schedule is None else KnownSchedule.parse(args.schedule)
     expanded = [_study_runs(path, args.design) for path in args.curves]
     ladder = any(runs != [path] for runs, path in zip(expanded, args.curves))  # a study: L(N, S) across its sizes
-    curves = [c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column)]
+    curves = [
+        c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column, known)
+    ]
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until, joint=not ladder)
     for w in pred.warnings:
         print(f"scalinglab predict: warning: {w['message']}", file=sys.stderr)

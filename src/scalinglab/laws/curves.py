@@ -37,6 +37,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,9 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.diagnostics import form_bound_warnings, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
+
+if TYPE_CHECKING:
+    from scalinglab.train.config import ScheduleConfig
 
 
 def power_law_with_offset(S, L_inf, b, c):
@@ -162,16 +166,72 @@ def _warmup_from_lr(x: np.ndarray, lr: np.ndarray) -> float:
     return float(x[k]) if k > 0 else 0.0
 
 
-def read_curve_csv(path: str | Path, x: str = "step", run_column: str | None = None) -> list[Curve]:
+@dataclass(frozen=True)
+class KnownSchedule:
+    """The LR schedule a curve was trained on, when its table has no ``lr`` column (a published curve
+    whose paper states it): the trainer's own schedules (:mod:`scalinglab.train.schedules`) over ``steps``."""
+
+    schedule: ScheduleConfig
+    """Kind, warmup, floor and decay, as a run's ``[schedule]`` config."""
+    steps: int
+    """The run's optimiser steps: the schedule spans exactly these, and its last is the default point to predict."""
+    tokens_per_step: float | None = None
+    """With x in tokens: tokens per optimiser step (default: from a ``step`` column beside ``tokens``)."""
+
+    KEYS = ("steps", "tokens_per_step", "warmup_steps", "warmup_fraction", "min_lr_ratio", "decay_fraction")
+    EXAMPLE = "cosine,steps=143000,warmup_steps=1430,min_lr_ratio=0.1"
+
+    @classmethod
+    def parse(cls, spec: str) -> KnownSchedule:
+        """``KIND,steps=S[,key=value...]`` (``--schedule``): KIND cosine, wsd or constant; keys ``KEYS``."""
+        kind, *items = (part.strip() for part in spec.split(","))
+        if kind not in ("cosine", "wsd", "constant"):
+            raise ConfigError(f"--schedule '{spec}' must start with cosine, wsd or constant; write e.g. {cls.EXAMPLE}.")
+        values: dict[str, float] = {}
+        for item in items:
+            key, sep, value = (t.strip() for t in item.partition("="))
+            if not sep or key not in cls.KEYS:
+                raise ConfigError(f"--schedule item '{item}' is not one of {', '.join(k + '=' for k in cls.KEYS)}; write e.g. {cls.EXAMPLE}.")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"--schedule {key}='{value}' is not a number; write e.g. {cls.EXAMPLE}.") from None
+        steps = values.pop("steps", 0.0)
+        if steps < 1 or steps != int(steps):
+            raise ConfigError(f"--schedule needs steps=S, the run's whole number of optimiser steps; write e.g. {cls.EXAMPLE}.")
+        per_step = values.pop("tokens_per_step", None)
+        if per_step is not None and per_step <= 0:
+            raise ConfigError(f"--schedule tokens_per_step must be positive (got {per_step:g}).")
+        if "warmup_steps" in values:
+            values["warmup_steps"] = int(values["warmup_steps"])
+        # Imported here: the run configs cost every predict 60 ms to import.
+        from scalinglab.train.config import ScheduleConfig
+
+        return cls(ScheduleConfig(kind=kind, **values), int(steps), per_step)
+
+    def lr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(step, lr) at every optimiser step, the peak 1: the law's areas are relative to the peak."""
+        from scalinglab.train.schedules import lr_at
+
+        steps = np.arange(1, self.steps + 1)
+        return steps.astype(float), np.array([lr_at(int(s) - 1, self.steps, 1.0, self.schedule) for s in steps])
+
+
+def read_curve_csv(
+    path: str | Path, x: str = "step", run_column: str | None = None, schedule: KnownSchedule | None = None
+) -> list[Curve]:
     """Curves from a CSV with columns ``x`` (``step`` or ``tokens``), ``loss`` and optionally ``run_id``
     (or ``run_column``: the column naming each row's run), ``N``, ``warmup_end`` and ``lr``.
 
     With ``lr`` the curve knows its schedule: rows may go on past the last loss (loss empty) to give
     the LR still to come, the run's last row is the default point to predict, and the warmup ends
-    where the LR peaks unless ``warmup_end`` says otherwise.
+    where the LR peaks unless ``warmup_end`` says otherwise. Without it, ``schedule`` gives every run
+    of the table the schedule it was trained on, to the same effect.
     """
     _check_x(x)
     df = pd.read_csv(path)
+    if schedule is not None and "lr" in df.columns:
+        raise ConfigError(f"{path} has an lr column, the schedule as it ran; drop --schedule (or the column).")
     missing = [c for c in (x, "loss") if c not in df.columns]
     if missing:
         other = next((a for a in X_AXES if a != x and a in df.columns), None)
@@ -186,19 +246,41 @@ def read_curve_csv(path: str | Path, x: str = "step", run_column: str | None = N
         g = g[g[x].notna()].sort_values(x)
         n = float(g["N"].iloc[0]) if "N" in g.columns else None
         warmup = float(g["warmup_end"].iloc[0]) if "warmup_end" in g.columns else 0.0
-        schedule, per_step, final = None, 1.0, None
-        if "lr" in g.columns and g["lr"].notna().sum() >= 2:
-            rows = g[g["lr"].notna()]
-            sx, slr = rows[x].to_numpy(float), rows["lr"].to_numpy(float)
-            schedule, final = (sx, slr), float(sx[-1])
+        pts = g[g["loss"].notna()]
+        lr, final, per_step = _csv_schedule(g, x, schedule, f"{path}: run '{name}'"), None, 1.0
+        if lr is not None:
+            (sx, slr), per_step = lr
+            final = float(sx[-1])
             if "warmup_end" not in g.columns:
                 warmup = _warmup_from_lr(sx, slr)
-            if x == "tokens":
-                per_step = _tokens_per_step(rows)
-        pts = g[g["loss"].notna()]
-        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, schedule, per_step, x)
+            if pts[x].max() > final:
+                raise DataError(f"{path}: run '{name}' has points up to {x} {pts[x].max():g}, past its schedule's end at "
+                                f"{final:g}; set --schedule steps= to the run's steps.")  # fmt: skip
+        schedule_rows = None if lr is None else lr[0]
+        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, schedule_rows, per_step, x)
         curves.append(_checked(curve))
     return curves
+
+
+def _csv_schedule(
+    g: pd.DataFrame, x: str, known: KnownSchedule | None, where: str
+) -> tuple[tuple[np.ndarray, np.ndarray], float] | None:
+    """One run's ((x, lr) over the run, x per step): from its ``lr`` column, else from ``known``; None if neither."""
+    if "lr" in g.columns and g["lr"].notna().sum() >= 2:
+        rows = g[g["lr"].notna()]
+        per_step = _tokens_per_step(rows) if x == "tokens" else 1.0
+        return (rows[x].to_numpy(float), rows["lr"].to_numpy(float)), per_step
+    if known is None:
+        return None
+    per_step = 1.0
+    if x == "tokens":
+        per_step = known.tokens_per_step or 0.0
+        if not per_step:
+            if "step" not in g.columns:
+                raise ConfigError(f"{where} has tokens but no step column; give tokens_per_step= in --schedule.")
+            per_step = _tokens_per_step(g)
+    steps, lr = known.lr()
+    return (steps * per_step, lr), per_step
 
 
 def _tokens_per_step(rows: pd.DataFrame) -> float:
@@ -313,14 +395,20 @@ def area_units(schedule: tuple[np.ndarray, np.ndarray], x_per_step: float = 1.0)
 
 
 def load_curves(
-    path: str | Path, metric: str = "val_loss_valid", x: str = "step", run_column: str | None = None
+    path: str | Path,
+    metric: str = "val_loss_valid",
+    x: str = "step",
+    run_column: str | None = None,
+    schedule: KnownSchedule | None = None,
 ) -> list[Curve]:
     """Curves from a run directory or a curve CSV (see :func:`read_run_curve`, :func:`read_curve_csv`)."""
     path = Path(path)
     if path.is_dir():
+        if schedule is not None:
+            raise ConfigError(f"{path} is a run directory: its config gives the schedule; drop --schedule.")
         return [read_run_curve(path, metric, x)]
     if path.is_file():
-        return read_curve_csv(path, x, run_column)
+        return read_curve_csv(path, x, run_column, schedule)
     raise DataError(f"{path} does not exist; give a run directory or a CSV with columns {x}, loss.")
 
 
