@@ -84,3 +84,18 @@ def test_backtest_auto_selects_inside_the_training_split(tmp_path: Path, capsys:
     assert "candidate kaplan_nd" in text and "<- chosen" in text
     assert main(["fit", str(path), "--law", "auto", "--tie", "alpha=beta"]) == 2
     assert "--law NAME" in capsys.readouterr().err
+
+
+def test_the_law_line_names_the_chosen_candidate_with_its_constraint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A floorless truth (E = 0, exponents apart): auto chooses chinchilla[E=0], and says so, not 'chinchilla'."""
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.logspace(7, 9.5, 6), 3)
+    D = N * np.tile([5.0, 20.0, 80.0], 6)
+    loss = (480 / N**0.30 + 2100 / D**0.36) * np.exp(rng.normal(0, 0.002, N.size))
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(path, index=False)
+    assert main(["fit", str(path), "--law", "auto", "--axis", "N", "--bootstrap", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "candidate chinchilla[E=0]" in text and text.splitlines()[0].startswith("law: chinchilla[E=0] ")
+    assert main(["backtest", str(path), "--law", "auto", "--train", "N<1e9", "--bootstrap", "0"]) == 0
+    assert capsys.readouterr().out.startswith("law: chinchilla[E=0]; fitted on N<1e+09")

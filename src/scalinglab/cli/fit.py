@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_fit(result) -> None:
-    print(f"law: {result.law}   {result.form.doc}")
+    print(f"law: {result.label}   {result.form.doc}")
     print(f"data: {result.n_points} runs; {result.convention}")
     for note in result.notes:
         print(f"  note: {note}")

@@ -113,6 +113,11 @@ class FitResult:
         return self.form.name
 
     @property
+    def label(self) -> str:
+        """The law as chosen: ``--law auto``'s candidate name with its constraint (``chinchilla[E=0]``), else :attr:`law`."""
+        return next((c["name"] for c in self.candidates if c.get("chosen")), self.law)
+
+    @property
     def data(self) -> pd.DataFrame:
         """The rows fitted as a pandas DataFrame (imports pandas)."""
         return self.table.to_frame()
