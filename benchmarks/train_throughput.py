@@ -84,24 +84,25 @@ class Timing:
 
 
 class RecordMatmuls(TorchDispatchMode):
-    """Records the shape and dtype of every matrix product run under it (the weight matmuls, and the
-    attention's where it is done as batched products; the flash kernel's own products are not seen)."""
+    """Records the shapes, strides and dtype of every matrix product run under it (the weight matmuls, and
+    the attention's where it is done as batched products; the flash kernel's own products are not seen)."""
 
     OPS = {torch.ops.aten.mm.default: 0, torch.ops.aten.addmm.default: 1, torch.ops.aten.bmm.default: 0, torch.ops.aten.baddbmm.default: 1}
 
     def __init__(self) -> None:
         super().__init__()
-        self.products: list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]] = []
+        self.products: list[tuple[torch.dtype, tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func in self.OPS:
             a, b = args[self.OPS[func]], args[self.OPS[func] + 1]
-            self.products.append((tuple(a.shape), tuple(b.shape), a.dtype))
+            self.products.append((a.dtype, (tuple(a.shape), a.stride()), (tuple(b.shape), b.stride())))
         return func(*args, **(kwargs or {}))
 
 
 def step_matmuls(step: Callable[[], object], device: torch.device) -> tuple[Callable[[], object], float]:
-    """The matrix products of one ``step`` replayed alone, at their own shapes and dtypes, and their FLOPs.
+    """The matrix products of one ``step`` replayed alone, at their own shapes, layouts (a weight's transpose
+    stays a transposed view) and dtypes, and their FLOPs.
 
     Their best rate is what the step's shapes allow: small and thin products run below the square peak,
     so a step made only of its matmuls could reach no more than this rate.
@@ -109,11 +110,11 @@ def step_matmuls(step: Callable[[], object], device: torch.device) -> tuple[Call
     with RecordMatmuls() as record:
         step()
     work, calls = 0.0, []
-    for a_shape, b_shape, dtype in record.products:
-        a, b = torch.randn(a_shape, device=device, dtype=dtype), torch.randn(b_shape, device=device, dtype=dtype)
+    for dtype, *layouts in record.products:
+        a, b = (torch.empty_strided(shape, stride, device=device, dtype=dtype).normal_() for shape, stride in layouts)
         out = torch.matmul(a, b)
         calls.append((a, b, out))
-        work += 2.0 * math.prod(a_shape) * b_shape[-1]
+        work += 2.0 * math.prod(a.shape) * b.shape[-1]
     return (lambda: [torch.matmul(a, b, out=out) for a, b, out in calls]), work
 
 

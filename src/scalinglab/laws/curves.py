@@ -247,17 +247,17 @@ def read_curve_csv(
         n = float(g["N"].iloc[0]) if "N" in g.columns else None
         warmup = float(g["warmup_end"].iloc[0]) if "warmup_end" in g.columns else 0.0
         pts = g[g["loss"].notna()]
-        lr, final, per_step = _csv_schedule(g, x, schedule, f"{path}: run '{name}'"), None, 1.0
-        if lr is not None:
-            (sx, slr), per_step = lr
-            final = float(sx[-1])
+        lr, final, per_step = None, None, 1.0
+        found = _csv_schedule(g, x, schedule, f"{path}: run '{name}'")
+        if found is not None:
+            lr, per_step = found
+            final = float(lr[0][-1])
             if "warmup_end" not in g.columns:
-                warmup = _warmup_from_lr(sx, slr)
-            if pts[x].max() > final:
-                raise DataError(f"{path}: run '{name}' has points up to {x} {pts[x].max():g}, past its schedule's end at "
-                                f"{final:g}; set --schedule steps= to the run's steps.")  # fmt: skip
-        schedule_rows = None if lr is None else lr[0]
-        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, schedule_rows, per_step, x)
+                warmup = _warmup_from_lr(*lr)
+        if schedule is not None and pts[x].max() > final:
+            raise DataError(f"{path}: run '{name}' has points up to {x} {pts[x].max():g}, past its schedule's end at "
+                            f"{final:g}; set --schedule steps= to the run's steps.")  # fmt: skip
+        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, lr, per_step, x)
         curves.append(_checked(curve))
     return curves
 
