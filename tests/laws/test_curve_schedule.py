@@ -82,3 +82,13 @@ def test_predict_refuses_a_schedule_it_cannot_use(tmp_path: Path, capsys: pytest
     assert main(["predict", *argv]) == 0
     out = capsys.readouterr().out
     assert "Tissue" in out and "loss at tokens 2.56e+06" in out  # the schedule's last step, 2,500 x 1,024 tokens
+
+
+def test_an_lr_column_logged_less_often_than_the_loss_is_still_read(tmp_path: Path) -> None:
+    """Only a stated schedule must cover every point: a logged lr that stops a few rows early is interpolated as before."""
+    path = tmp_path / "sparse_lr.csv"
+    table = pd.read_csv(HELDOUT / "h1_cos_2500_d64.csv")
+    table.loc[table.index[-5:], "lr"] = np.nan
+    table.to_csv(path, index=False)
+    (curve,) = load_curves(path)
+    assert curve.schedule is not None and curve.step[-1] > curve.final_step
