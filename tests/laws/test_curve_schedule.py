@@ -92,3 +92,20 @@ def test_an_lr_column_logged_less_often_than_the_loss_is_still_read(tmp_path: Pa
     table.to_csv(path, index=False)
     (curve,) = load_curves(path)
     assert curve.schedule is not None and curve.step[-1] > curve.final_step
+
+
+def test_a_wandb_style_export_is_read_through_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--columns maps a curve CSV's own names, as in fit: the same prediction as the table under ours."""
+    name = "h1_cos_2500_d64.csv"
+    theirs = tmp_path / "wandb.csv"
+    pd.read_csv(HELDOUT / name).rename(columns={"step": "Step", "loss": "train/loss", "lr": "train/lr"}).to_csv(theirs, index=False)
+    mapping = "step=Step,loss=train/loss,lr=train/lr"
+    (ours,) = load_curves(HELDOUT / name)
+    (mapped,) = load_curves(theirs, columns=mapping)
+    a, b = predict_curve([ours], fit_until=500.0), predict_curve([mapped], fit_until=500.0)
+    assert "Tissue" in b.law and b.loss == a.loss and b.interval == a.interval
+    assert main(["predict", str(theirs), "--fit-until", "500"]) == 2
+    assert "needs columns step, loss" in capsys.readouterr().err
+    assert main(["predict", str(theirs), "--fit-until", "500", "--columns", "loss=val/loss"]) == 2
+    assert "--columns names 'val/loss', not in 'wandb.csv'" in capsys.readouterr().err
+    assert main(["predict", str(theirs), "--fit-until", "500", "--columns", mapping]) == 0

@@ -31,9 +31,9 @@ factor 3 of x after the transient (too short a stretch to measure the curve's ex
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default; its config gives the
 LR still to come) or a CSV with columns step (or tokens, with --x tokens) and loss, and optionally
 lr (rows past the last loss, loss empty, give the LR to come), run_id and N for several runs,
-warmup_end. A published curve without an lr column gets its schedule from --schedule, as its paper
-states it (kind, steps, warmup, floor): the LR-annealing law then sees its decay too. A study
-directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
+warmup_end; --columns maps other names (a W&B export: step=Step,loss=train/loss). A published
+curve without an lr column gets its schedule from --schedule, as its paper states it (kind, steps,
+warmup, floor): the LR-annealing law then sees its decay too. A study directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
 common batch, the largest model first: L(N, S) over them predicts the largest; stderr says which.
 
 Examples:
@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--run-column", metavar="RUN", help="the CSV column naming each row's run (default run_id); the first run is predicted"
     )
     p.add_argument(
+        "--columns", metavar="NAME=COL,...", help="map a CSV's columns, e.g. step=Step,loss=train/loss,lr=train/lr"
+    )
+    p.add_argument(
         "--schedule",
         metavar="SPEC",
         help="the LR schedule a CSV without an lr column was trained on, KIND,steps=S[,key=value...]: KIND cosine, wsd "
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     expanded = [_study_runs(path, args.design) for path in args.curves]
     ladder = any(runs != [path] for runs, path in zip(expanded, args.curves))  # a study: L(N, S) across its sizes
     curves = [
-        c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column, known)
+        c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column, known, args.columns)
     ]
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until, joint=not ladder)
     for w in pred.warnings:

@@ -34,7 +34,7 @@ carries the prior's spread; as the decay is seen the curve's own points take ove
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +47,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.diagnostics import form_bound_warnings, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
+from scalinglab.laws.tables import column_renames
 
 if TYPE_CHECKING:
     from scalinglab.train.config import ScheduleConfig
@@ -218,10 +219,15 @@ class KnownSchedule:
 
 
 def read_curve_csv(
-    path: str | Path, x: str = "step", run_column: str | None = None, schedule: KnownSchedule | None = None
+    path: str | Path,
+    x: str = "step",
+    run_column: str | None = None,
+    schedule: KnownSchedule | None = None,
+    columns: str | Mapping[str, str] | None = None,
 ) -> list[Curve]:
     """Curves from a CSV with columns ``x`` (``step`` or ``tokens``), ``loss`` and optionally ``run_id``
-    (or ``run_column``: the column naming each row's run), ``N``, ``warmup_end`` and ``lr``.
+    (or ``run_column``: the column naming each row's run), ``N``, ``warmup_end`` and ``lr``; ``columns``
+    maps other names onto these (``"step=Step,loss=train/loss"``, as ``fit --columns``).
 
     With ``lr`` the curve knows its schedule: rows may go on past the last loss (loss empty) to give
     the LR still to come, the run's last row is the default point to predict, and the warmup ends
@@ -230,6 +236,8 @@ def read_curve_csv(
     """
     _check_x(x)
     df = pd.read_csv(path)
+    renames, dropped = column_renames(columns, list(df.columns), Path(path).name)
+    df = df.drop(columns=list(dropped)).rename(columns=renames)
     if schedule is not None and "lr" in df.columns:
         raise ConfigError(f"{path} has an lr column, the schedule as it ran; drop --schedule (or the column).")
     missing = [c for c in (x, "loss") if c not in df.columns]
@@ -400,15 +408,17 @@ def load_curves(
     x: str = "step",
     run_column: str | None = None,
     schedule: KnownSchedule | None = None,
+    columns: str | Mapping[str, str] | None = None,
 ) -> list[Curve]:
     """Curves from a run directory or a curve CSV (see :func:`read_run_curve`, :func:`read_curve_csv`)."""
     path = Path(path)
     if path.is_dir():
-        if schedule is not None:
-            raise ConfigError(f"{path} is a run directory: its config gives the schedule; drop --schedule.")
+        for given, flag, fix in ((schedule, "--schedule", "its config gives the schedule"), (columns, "--columns", "use --metric")):
+            if given:
+                raise ConfigError(f"{path} is a run directory: {fix}; drop {flag}.")
         return [read_run_curve(path, metric, x)]
     if path.is_file():
-        return read_curve_csv(path, x, run_column, schedule)
+        return read_curve_csv(path, x, run_column, schedule, columns)
     raise DataError(f"{path} does not exist; give a run directory or a CSV with columns {x}, loss.")
 
 

@@ -210,6 +210,20 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     return mapping
 
 
+def column_renames(spec: str | Mapping[str, str] | None, found: Sequence[str], source: str) -> tuple[dict[str, str], set[str]]:
+    """``--columns`` against a table's columns ``found``: ({theirs: ours} to rename, our names to drop first, where
+    the table has a column of that name besides the one mapped onto it); a named column it lacks is an error."""
+    mapping = parse_columns(spec)
+    missing = [theirs for theirs in mapping.values() if theirs not in found]
+    if missing:
+        raise DataError(
+            f"--columns names {', '.join(repr(m) for m in missing)}, not in '{source}'; "
+            f"columns found: {', '.join(map(str, found))}."
+        )
+    dropped = {ours for ours, theirs in mapping.items() if ours in found and ours != theirs}
+    return {theirs: ours for ours, theirs in mapping.items()}, dropped
+
+
 def _table_path(path: Path) -> Path:
     if path.is_dir():  # a collected study: its runs table
         for name in ("runs.parquet", "runs.csv", "runs.jsonl"):
@@ -237,15 +251,7 @@ def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None)
     else:
         raise DataError(f"cannot read '{path.name}': use a .csv, .parquet or .jsonl runs table.")
     notes: list[str] = []
-    mapping = parse_columns(columns)
-    missing = [theirs for theirs in mapping.values() if theirs not in df.columns]
-    if missing:
-        raise DataError(
-            f"--columns names {', '.join(repr(m) for m in missing)}, not in '{path.name}'; "
-            f"columns found: {', '.join(map(str, df.columns))}."
-        )
-    dropped = {ours for ours, theirs in mapping.items() if ours in df.columns and ours != theirs}
-    renames = {theirs: ours for ours, theirs in mapping.items()}
+    renames, dropped = column_renames(columns, list(df.columns), path.name)
     df = Table({renames.get(c, c): df[c] for c in df.columns if c not in dropped}, attrs=df.attrs)
     for col, ok in (("status", "done"), ("State", "finished")):  # collected study / W&B export
         if col in df.columns:
