@@ -33,8 +33,9 @@ LR still to come) or a CSV with columns step (or tokens, with --x tokens) and lo
 lr (rows past the last loss, loss empty, give the LR to come), run_id and N for several runs,
 warmup_end; --columns maps other names (a W&B export: step=Step,loss=train/loss). A published
 curve without an lr column gets its schedule from --schedule, as its paper states it (kind, steps,
-warmup, floor): the LR-annealing law then sees its decay too. A study directory stands for its single-pass runs on the recipe (or one design's, --design) at its most
-common batch, the largest model first: L(N, S) over them predicts the largest; stderr says which.
+warmup, floor): the LR-annealing law then sees its decay too. A study directory stands for its
+single-pass runs on the recipe (or one design's, --design) at its most common batch, the largest
+model first: L(N, S) over them predicts the largest; stderr says which.
 
 Examples:
   scalinglab predict runs/gpt-3f2a9c                      # its final loss, from the points so far
