@@ -60,10 +60,11 @@ def test_heldout_curves_final_loss_within_the_measured_error() -> None:
                 refused.add(c.name)
     # a 400-step run with a 60-step warmup keeps too few points past its transient (twice the warmup)
     assert refused == {"n2_cos_warm60"}
-    # measured on the other eight: median 9.99% from 20%, 2.69% from 50% (the five before the three
-    # 1500-2500-step runs: 10.74%, 2.45%; with equal weights, before those: 15.52%, 3.07%)
-    assert np.median(errors[0.2]) < 0.125
-    assert np.median(errors[0.5]) < 0.03
+    # measured on the other ten: median 8.25% from 20%, 3.25% from 50% (the eight before the two
+    # 10,000-step runs: 9.99%, 2.69%; the five before the three 1500-2500-step runs: 10.74%, 2.45%;
+    # with equal weights, before those: 15.52%, 3.07%)
+    assert np.median(errors[0.2]) < 0.10
+    assert np.median(errors[0.5]) < 0.04
 
 
 @pytest.mark.skipif(not HELDOUT, reason="the held-out curves (tests/laws/data/curves/heldout) are absent")

@@ -98,8 +98,9 @@ ANNEAL_GAIN_PRIOR = (1.0, 0.3)
 relaxed decay (peak LR/(1 − λ)): a decay to zero gains r times the loss an e-fold more constant-LR
 training gains at the run's end. Measured on our trainer's runs fitted whole (1.06 and 0.89 cosine,
 1.10 and 0.96 WSD, two sizes), not published; on three runs of other shapes held out from it, 0.81
-(cosine to zero), 1.72 and 1.18 (WSD decaying over 40% and 10%). The sd of 0.3 is about a 2% loss at the
-end of a decay, so an interval from a curve that has not decayed says the gain is uncertain."""
+(cosine to zero), 1.72 and 1.18 (WSD decaying over 40% and 10%); on two 10,000-step runs added to the
+tuning set later, 0.90 (cosine) and 1.52 (WSD over 30%). The sd of 0.3 is about a 2% loss at the end of
+a decay, so an interval from a curve that has not decayed says the gain is uncertain."""
 
 
 def lr_annealing(S1, S2, L0, A, alpha, r):
