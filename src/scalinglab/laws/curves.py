@@ -34,6 +34,7 @@ carries the prior's spread; as the decay is seen the curve's own points take ove
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,20 +181,27 @@ class KnownSchedule:
     tokens_per_step: float | None = None
     """With x in tokens: tokens per optimiser step (default: from a ``step`` column beside ``tokens``)."""
 
-    KEYS = ("steps", "tokens_per_step", "warmup_steps", "warmup_fraction", "min_lr_ratio", "decay_fraction")
+    OWN_KEYS = ("steps", "tokens_per_step")
+    """The spec's keys beside the schedule config's own fields."""
     EXAMPLE = "cosine,steps=143000,warmup_steps=1430,min_lr_ratio=0.1"
 
     @classmethod
     def parse(cls, spec: str) -> KnownSchedule:
-        """``KIND,steps=S[,key=value...]`` (``--schedule``): KIND cosine, wsd or constant; keys ``KEYS``."""
+        """``KIND,steps=S[,key=value...]`` (``--schedule``): KIND and keys those of a run's ``[schedule]``, plus ``OWN_KEYS``."""
+        # Imported here: the run configs cost every predict 60 ms to import.
+        from scalinglab.config import from_dict
+        from scalinglab.train.config import ScheduleConfig
+
+        kinds = typing.get_args(typing.get_type_hints(ScheduleConfig)["kind"])
+        keys = (*cls.OWN_KEYS, *(f.name for f in dataclasses.fields(ScheduleConfig) if f.name != "kind"))
         kind, *items = (part.strip() for part in spec.split(","))
-        if kind not in ("cosine", "wsd", "constant"):
-            raise ConfigError(f"--schedule '{spec}' must start with cosine, wsd or constant; write e.g. {cls.EXAMPLE}.")
+        if kind not in kinds:
+            raise ConfigError(f"--schedule '{spec}' must start with {', '.join(kinds[:-1])} or {kinds[-1]}; write e.g. {cls.EXAMPLE}.")
         values: dict[str, float] = {}
         for item in items:
             key, sep, value = (t.strip() for t in item.partition("="))
-            if not sep or key not in cls.KEYS:
-                raise ConfigError(f"--schedule item '{item}' is not one of {', '.join(k + '=' for k in cls.KEYS)}; write e.g. {cls.EXAMPLE}.")
+            if not sep or key not in keys:
+                raise ConfigError(f"--schedule item '{item}' is not one of {', '.join(k + '=' for k in keys)}; write e.g. {cls.EXAMPLE}.")
             try:
                 values[key] = float(value)
             except ValueError:
@@ -204,12 +212,7 @@ class KnownSchedule:
         per_step = values.pop("tokens_per_step", None)
         if per_step is not None and per_step <= 0:
             raise ConfigError(f"--schedule tokens_per_step must be positive (got {per_step:g}).")
-        if "warmup_steps" in values:
-            values["warmup_steps"] = int(values["warmup_steps"])
-        # Imported here: the run configs cost every predict 60 ms to import.
-        from scalinglab.train.config import ScheduleConfig
-
-        return cls(ScheduleConfig(kind=kind, **values), int(steps), per_step)
+        return cls(from_dict(ScheduleConfig, {"kind": kind, **values}, "schedule"), int(steps), per_step)
 
     def lr(self) -> tuple[np.ndarray, np.ndarray]:
         """(step, lr) at every optimiser step, the peak 1: the law's areas are relative to the peak."""
