@@ -133,7 +133,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progres
     _say(progress, f"[1/2] training the {'quick ' if quick else ''}demo study in {out} with {workers} workers")
     run_study(study, "local", workers, progress=progress)
     _say(progress, "[2/2] fitting the laws and drawing the figures")
-    report = build_report(out, progress=progress)
+    report = build_report(out, progress=progress, workers=workers)
     runs, _ = collect(out)
     exponents = allocation_exponents(report.results, runs)
     warnings = demo_warnings(report.results, runs, exponents)

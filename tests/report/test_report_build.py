@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import re
+import warnings
 
 import numpy as np
 import pytest
 from tests.report.conftest import browser_layout, chromium
 
+from scalinglab.errors import ConfigError
 from scalinglab.report import analyses as an
 from scalinglab.report.build import FIGURES, Tables, report_from_tables
 
@@ -18,16 +22,24 @@ LADDER_FIGURES = {"fig-1", "fig-2", "fig-4", "fig-6", "fig-11", "fig-13", "fig-1
 
 
 @pytest.fixture(scope="module")
-def ladder_report(synthetic, tmp_path_factory):
+def ladder_tables(synthetic):
     runs = synthetic.runs[synthetic.runs["kind"] == "ladder"]
     ids = set(runs["run_id"])
-    t = Tables(runs, synthetic.curves[synthetic.curves["run_id"].isin(ids)],
-               synthetic.metrics[synthetic.metrics["run_id"].isin(ids)],
-               synthetic.positions[synthetic.positions["run_id"].isin(ids)])
+    return Tables(runs, synthetic.curves[synthetic.curves["run_id"].isin(ids)],
+                  synthetic.metrics[synthetic.metrics["run_id"].isin(ids)],
+                  synthetic.positions[synthetic.positions["run_id"].isin(ids)])
+
+
+def _ladder_report(tables, out, workers=None):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(an, "BOOTSTRAP", 5)
         mp.setattr(an, "JOINT_BOOTSTRAP", 2)
-        return report_from_tables(t, tmp_path_factory.mktemp("ladder-report"), "ladder only")
+        return report_from_tables(tables, out, "ladder only", workers=workers)
+
+
+@pytest.fixture(scope="module")
+def ladder_report(ladder_tables, tmp_path_factory):
+    return _ladder_report(ladder_tables, tmp_path_factory.mktemp("ladder-report"), workers=2)  # figures in 2 processes
 
 
 def test_a_ladder_draws_what_it_supports_and_notes_the_rest(ladder_report):
@@ -42,6 +54,29 @@ def test_a_ladder_draws_what_it_supports_and_notes_the_rest(ladder_report):
         note = section[: section.index("</figure>")]
         assert "not drawn: " in note and re.search(r"add an? [a-z_]+ design", note), key
     assert "Skipped:" not in html
+
+
+def test_figures_drawn_in_processes_are_those_drawn_in_one(ladder_tables, ladder_report, tmp_path, monkeypatch):
+    """Two drawing processes write the same PNGs and page as one, and a warning raised while drawing in a child
+    still reaches the page's notes."""
+    fig1 = next(f for f in FIGURES if f.key == "fig-1")
+
+    def warns(a, draw=fig1.panels[0].draw):
+        warnings.warn("a warning raised while drawing", stacklevel=1)
+        return draw(a)
+
+    monkeypatch.setattr(fig1, "panels", [dataclasses.replace(fig1.panels[0], draw=warns), *fig1.panels[1:]])
+    forked, alone = _ladder_report(ladder_tables, tmp_path / "forked", 2), _ladder_report(ladder_tables, tmp_path / "alone", 1)
+    assert list(forked.figures) == list(alone.figures) == list(ladder_report.figures)  # page order
+    assert len(forked.figures) >= len(LADDER_FIGURES)
+    for stem, png in alone.figures.items():
+        assert forked.figures[stem].read_bytes() == png.read_bytes(), stem
+    assert forked.path.read_text() == alone.path.read_text()
+    assert "a warning raised while drawing" in forked.path.read_text()
+    with pytest.raises(ConfigError, match="--workers 0"):
+        from scalinglab.cli.report import run
+
+        run(argparse.Namespace(study_dir=str(tmp_path), out=None, workers=0, quiet=True, json=False))
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "report", "Kaplan's analyses and figures of a study as an HTML report", DESCRIPTION, run)
     p.add_argument("study_dir", metavar="STUDY_DIR", help="the study directory (runs/<study name>)")
     p.add_argument("--out", metavar="DIR", help="where to write index.html and figures/ (default STUDY_DIR/report)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that draw the figures (default: this machine's CPUs, at most 4; 1 draws in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_json_flag(p)
 
@@ -38,13 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from scalinglab.errors import ConfigError
     from scalinglab.report.build import build_report
     from scalinglab.study import write_tables
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give at least 1 (1 draws the figures in this process).")
     study_dir = Path(args.study_dir)
     if study_dir.is_dir() and not (study_dir / "runs.parquet").exists():
         write_tables(study_dir)
-    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json)
+    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=args.workers)
     if args.json:
         print_json(result.to_dict())
         return 0

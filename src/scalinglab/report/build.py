@@ -7,9 +7,12 @@ note in the page, never an error; the headline numbers come back as a :class:`Re
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from pathlib import Path
@@ -460,8 +463,75 @@ def _panel(
     return html.Panel(caption, png)
 
 
-def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progress: bool = True) -> ReportResult:
-    """Analyse the study in ``study_dir`` and write ``<out_dir>/index.html`` (default ``<study_dir>/report``)."""
+def default_workers() -> int:
+    """Processes that draw the figures: this process's CPUs, at most 4, on Linux (where forking is safe and
+    cheap); one elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+_FORKED: dict[str, Any] = {}
+"""What the drawing processes read (the analyses' results and where to write): set before they fork, so the
+results are inherited, never pickled."""
+
+
+def _draw_forked(job: tuple[int, int]) -> tuple[tuple[int, int], html.Panel, dict[str, Path], list[str]]:
+    """Panel ``job`` = (figure, panel) drawn in a forked process: its panel, files and the warnings it raised."""
+    figure, panel = job
+    drawn: dict[str, Path] = {}
+    with np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = _FORKED
+        out = _panel(FIGURES[figure].panels[panel], c["results"], c["skipped"], c["out"], drawn, c["present"])
+    return job, out, drawn, [str(w.message) for w in caught]
+
+
+def draw_panels(
+    results: dict[str, Any], skipped: dict[str, str], out: Path, present: frozenset[str], workers: int = 1,
+    progress: bool = False,
+) -> tuple[list[html.Section], dict[str, Path], list[str]]:
+    """Every figure's panels, drawn or noted, in page order: (sections, {stem: png}, warnings the drawing raised).
+
+    Rendering is most of a report's time (28 of the demo's figures, PNG and SVG each: about 20 s on one core)
+    and each panel is independent, so with ``workers`` > 1 the panels with something to draw are drawn by that
+    many forked processes; the files and the page are the same either way.
+    """
+    jobs = [(i, j) for i, f in enumerate(FIGURES) for j, p in enumerate(f.panels)
+            if p.draw is not None and results.get(p.analysis) is not None]  # fmt: skip
+    panels: dict[tuple[int, int], html.Panel] = {}
+    drawn: dict[str, Path] = {}
+    raised: list[str] = []
+    bar = tqdm(total=len(jobs), desc="figures", unit="panel", disable=not (progress and sys.stderr.isatty()), leave=False)
+    if workers > 1 and len(jobs) > 1:
+        _FORKED.update(results=results, skipped=skipped, out=out, present=present)
+        try:
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+                for done in as_completed([pool.submit(_draw_forked, job) for job in jobs]):
+                    job, panels[job], files, messages = done.result()
+                    drawn.update(files)
+                    raised += messages
+                    bar.update()
+        finally:
+            _FORKED.clear()
+    else:
+        for i, j in jobs:
+            panels[i, j] = _panel(FIGURES[i].panels[j], results, skipped, out, drawn, present)
+            bar.update()
+    bar.close()
+    sections = []
+    for i, f in enumerate(FIGURES):
+        section = [panels.get((i, j)) or _panel(p, results, skipped, out, drawn, present) for j, p in enumerate(f.panels)]
+        sections.append(html.Section(f.key, f.title, section))
+    in_order = {stem: drawn[stem] for stem in (FIGURES[i].panels[j].stem for i, j in jobs) if stem in drawn}
+    return sections, in_order, raised
+
+
+def build_report(
+    study_dir: str | Path, out_dir: str | Path | None = None, progress: bool = True, workers: int | None = None
+) -> ReportResult:
+    """Analyse the study in ``study_dir`` and write ``<out_dir>/index.html`` (default ``<study_dir>/report``),
+    drawing the figures in ``workers`` processes (default :func:`default_workers`)."""
     from scalinglab.study.collect import collect, collect_positions, collect_records
 
     study_dir = Path(study_dir)
@@ -472,10 +542,12 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None, progr
     if runs.empty:
         raise DataError(f"no runs in '{study_dir}'; run the study first (scalinglab study run STUDY.toml).")
     tables = Tables(runs, curves, collect_records(study_dir), collect_positions(study_dir))
-    return report_from_tables(tables, out, study_dir.resolve().name, progress)
+    return report_from_tables(tables, out, study_dir.resolve().name, progress, workers)
 
 
-def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = False) -> ReportResult:
+def report_from_tables(
+    tables: Tables, out: Path, name: str, progress: bool = False, workers: int | None = None
+) -> ReportResult:
     """The report of collected tables: every analysis, every figure 1-24 drawn or noted, ``<out>/index.html``."""
     runs = tables.runs
     # tiny fits: threaded BLAS only contends; library warnings become notes on the page, never raw output
@@ -484,9 +556,9 @@ def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = Fa
         results, skipped = analyse(tables, progress)
         result = ReportResult(out / "index.html", skipped=dict(skipped))
         present = frozenset(k for ks in kinds(runs) for k in ks)  # a panel of a design the study has says why, not "add one"
-        sections = []
-        for f in tqdm(FIGURES, desc="figures", unit="figure", disable=not (progress and sys.stderr.isatty()), leave=False):
-            sections.append(html.Section(f.key, f.title, [_panel(p, results, skipped, out, result.figures, present) for p in f.panels]))
+        workers = default_workers() if workers is None else workers
+        sections, result.figures, raised = draw_panels(results, skipped, out, present, workers, progress)
+    messages = [str(w.message) for w in caught] + raised
     result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
     result.results = results
@@ -503,7 +575,7 @@ def report_from_tables(tables: Tables, out: Path, name: str, progress: bool = Fa
                             _allocation_table(results, runs), _transfer_table(tr)) if t is not None],
         sections=sections,
         notes=[f"Skipped {k}: {v}" for k, v in skipped.items()]
-        + [f"warning: {html_escape(m)}" for m in dict.fromkeys(str(w.message).splitlines()[0] for w in caught)],
+        + [f"warning: {html_escape(m)}" for m in dict.fromkeys(m.splitlines()[0] for m in messages)],
     )
     write(page, result.path)
     return result
