@@ -50,7 +50,7 @@ from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
 from scalinglab.report.build import ReportResult, build_report
 from scalinglab.report.headline import headline_lines
-from scalinglab.study import collect, load_study, run_study
+from scalinglab.study import load_study, run_study
 from scalinglab.study.selection import in_design, law_runs
 
 STUDY_FILES = {False: "demo.toml", True: "demo-quick.toml"}
@@ -134,7 +134,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progres
     run_study(study, "local", workers, progress=progress)
     _say(progress, "[2/2] fitting the laws and drawing the figures")
     report = build_report(out, progress=progress, workers=workers)
-    runs, _ = collect(out)
+    runs = report.runs
     exponents = allocation_exponents(report.results, runs)
     warnings = demo_warnings(report.results, runs, exponents)
     return DemoResult(report, study_file, time.monotonic() - start, exponents, warnings)

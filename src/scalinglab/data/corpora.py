@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import collections
 import functools
 import glob
 import gzip
@@ -224,10 +225,29 @@ class StdlibDocstringsCorpus(StdlibCorpus):
                 tree = ast.parse(doc.text)
             except (SyntaxError, ValueError):  # a file this interpreter cannot parse has no docstrings to give
                 continue
-            nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))]
-            texts = [t for t in (ast.get_docstring(n) for n in nodes) if t]
+            texts = [t for t in (ast.get_docstring(n) for n in _definitions(tree)) if t]
             if texts:
                 yield Document(doc.key, "\n\n".join(texts) + "\n")
+
+
+_DEFINITION = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
+"""The nodes a definition can sit under: statements and the except and case clauses that hold them
+(an expression holds none)."""
+
+
+def _definitions(tree: ast.Module) -> list[ast.AST]:
+    """The module and its function and class definitions in ``ast.walk``'s breadth-first order, without
+    visiting expressions: the same list, about ten times faster (a walk over every node of the standard
+    library took 5.5 s of the demo's first data preparation)."""
+    found: list[ast.AST] = [tree]
+    queue = collections.deque([tree])
+    while queue:
+        node = queue.popleft()
+        children = [c for c in ast.iter_child_nodes(node) if isinstance(c, _HOLDS_STATEMENTS)]
+        found += [c for c in children if isinstance(c, _DEFINITION)]
+        queue.extend(children)
+    return found
 
 
 # ------------------------------------------------------------------------------------------- files

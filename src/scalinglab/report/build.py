@@ -61,6 +61,8 @@ class ReportResult:
     """Offset (nats/token) of each extra eval set's loss over the validation loss, at the largest model."""
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     """Every analysis's result by name (None where skipped), for callers that report more (the demo)."""
+    runs: pd.DataFrame | None = field(default=None, repr=False)
+    """The runs table the analyses used (scalinglab.study.collect), so such callers need not collect again."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},
@@ -562,6 +564,7 @@ def report_from_tables(
     result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
     result.results = results
+    result.runs = runs
     tr = results["transfer"]
     result.transfer = {} if tr is None else dict(zip(tr.offsets["set"], tr.offsets["offset_largest"]))
     finished = int((runs["status"] == "done").sum()) if "status" in runs.columns else len(runs)
