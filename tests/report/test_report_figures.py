@@ -95,6 +95,7 @@ def test_figures_read_right(results, tmp_path):
                 boxes = _tick_boxes(fig, axis)
                 texts = [t.get_text() for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
                 assert len(set(texts)) == len(texts), (draw.__name__, texts)  # no two ticks read the same
+                assert not any("$" in t for t in texts), (draw.__name__, texts)  # plain text, no mathtext to parse
                 for a, b in itertools.combinations(boxes, 2):
                     assert not a.overlaps(b), (draw.__name__, texts)
         labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
@@ -197,3 +198,8 @@ def test_constants_table_flags_what_the_fits_warn_about(results):
     for a in named.values():
         for c in a.constants():
             assert all(html.escape(f.split(": ")[0]) in shown for f in c.flags)  # each warning's finding is shown
+
+
+def test_tick_labels_are_plain_text_powers_of_ten():
+    cases = {1e5: "10⁵", 1.0: "10⁰", 1e-3: "10⁻³", 8.8e13: "8.8×10¹³", 2.5e-7: "2.5×10⁻⁷", -3e6: "−3×10⁶", 9.99e5: "10⁶"}
+    assert {x: fg.sci_text(x) for x in cases} == cases
