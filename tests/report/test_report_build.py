@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import signal
 import warnings
 
 import numpy as np
@@ -77,6 +79,21 @@ def test_figures_drawn_in_processes_are_those_drawn_in_one(ladder_tables, ladder
         from scalinglab.cli.report import run
 
         run(argparse.Namespace(study_dir=str(tmp_path), out=None, workers=0, quiet=True, json=False))
+
+
+def test_a_drawing_process_that_dies_costs_no_panel(ladder_tables, ladder_report, tmp_path, monkeypatch):
+    """A child killed while drawing (the OOM killer) breaks the pool: the rest is drawn here, and the page says so."""
+    fig1, parent = next(f for f in FIGURES if f.key == "fig-1"), os.getpid()
+
+    def dies_in_a_child(a, draw=fig1.panels[0].draw):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return draw(a)
+
+    monkeypatch.setattr(fig1, "panels", [dataclasses.replace(fig1.panels[0], draw=dies_in_a_child), *fig1.panels[1:]])
+    report = _ladder_report(ladder_tables, tmp_path / "killed", 2)
+    assert list(report.figures) == list(ladder_report.figures)
+    assert "a figure-drawing process died" in report.path.read_text()
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed (scripts/install.sh installs it)")

@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from pathlib import Path
@@ -514,10 +515,12 @@ def draw_panels(
                     drawn.update(files)
                     raised += messages
                     bar.update()
+        except BrokenProcessPool as e:  # a drawing process was killed (out of memory): draw the rest here
+            raised.append(f"a figure-drawing process died ({e}); the remaining panels were drawn in one process")
         finally:
             _FORKED.clear()
-    else:
-        for i, j in jobs:
+    for i, j in jobs:
+        if (i, j) not in panels:  # all of them with one worker
             panels[i, j] = _panel(FIGURES[i].panels[j], results, skipped, out, drawn, present)
             bar.update()
     bar.close()
