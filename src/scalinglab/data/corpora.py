@@ -238,8 +238,8 @@ _HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
 
 def _definitions(tree: ast.Module) -> list[ast.AST]:
     """The module and its function and class definitions in ``ast.walk``'s breadth-first order, without
-    visiting expressions: the same list, about ten times faster (a walk over every node of the standard
-    library took 5.5 s of the demo's first data preparation)."""
+    visiting expressions: the same list (checked on every standard-library file), in 0.6 s instead of the
+    1.7 s a walk over every node took on the standard library (the demo's first data preparation)."""
     found: list[ast.AST] = [tree]
     queue = collections.deque([tree])
     while queue:
