@@ -496,7 +496,7 @@ def draw_panels(
 ) -> tuple[list[html.Section], dict[str, Path], list[str]]:
     """Every figure's panels, drawn or noted, in page order: (sections, {stem: png}, warnings the drawing raised).
 
-    Rendering is most of a report's time (28 of the demo's figures, PNG and SVG each: about 17 s on one core)
+    Rendering is most of a report's time (28 of the demo's figures, PNG and SVG each: about 16 s on one core)
     and each panel is independent, so with ``workers`` > 1 the panels with something to draw are drawn by that
     many forked processes; the files and the page are the same either way.
     """
