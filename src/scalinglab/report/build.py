@@ -447,6 +447,11 @@ def _note(design: str, why: str, present: frozenset[str] = frozenset()) -> str:
     return needs(design, f": {why}" if why else "")
 
 
+def _drawable(f: Panel, results: dict[str, Any]) -> bool:
+    """Whether a panel has a figure function and its analysis ran (else it is a note)."""
+    return f.draw is not None and results.get(f.analysis) is not None
+
+
 def _panel(
     f: Panel, results: dict[str, Any], skipped: dict[str, str], out: Path, drawn: dict[str, Path],
     present: frozenset[str] = frozenset(),
@@ -454,7 +459,7 @@ def _panel(
     """Draw one panel, or its note: the design to add (when ``present``, the study's design kinds, lacks it) and,
     when an analysis ran and refused, its reason."""
     a = results.get(f.analysis)
-    if f.draw is None or a is None:
+    if not _drawable(f, results):
         return html.Panel("", None, _note(f.design, skipped.get(f.analysis, ""), present))
     try:
         caption = f.caption(a)
@@ -500,8 +505,7 @@ def draw_panels(
     and each panel is independent, so with ``workers`` > 1 the panels with something to draw are drawn by that
     many forked processes; the files and the page are the same either way.
     """
-    jobs = [(i, j) for i, f in enumerate(FIGURES) for j, p in enumerate(f.panels)
-            if p.draw is not None and results.get(p.analysis) is not None]  # fmt: skip
+    jobs = [(i, j) for i, f in enumerate(FIGURES) for j, p in enumerate(f.panels) if _drawable(p, results)]
     panels: dict[tuple[int, int], html.Panel] = {}
     drawn: dict[str, Path] = {}
     raised: list[str] = []

@@ -53,12 +53,16 @@ FIT = {"color": "black", "lw": 1.6}
 """A fitted law: solid over the data it was fitted on, dashed beyond (see :func:`law_line`)."""
 
 
+PLAIN_EXPONENTS = range(-2, 4)
+"""Decimal exponents written as plain numbers (0.01 to 9999) by :func:`sci` and scientific tick labels."""
+
+
 def sci(x: float, digits: int = 2) -> str:
     """``x`` as mathtext, e.g. 8.8e13 -> '8.8\\times10^{13}' (no rounding of the stored constant)."""
     if x == 0 or not np.isfinite(x):
         return f"{x:g}"
     exp = int(np.floor(np.log10(abs(x))))
-    if -2 <= exp <= 3:
+    if exp in PLAIN_EXPONENTS:
         return f"{x:.{digits + 1}g}"
     return rf"{x / 10**exp:.{digits}g}\times10^{{{exp}}}"
 
@@ -133,7 +137,8 @@ def _plain_ticks(axis: matplotlib.axis.Axis, lo: float, hi: float, nbins: int) -
             return "0"
         if scientific:
             digits = max(1, int(np.floor(np.log10(abs(x)))) - int(np.floor(np.log10(step))) + 1)
-            return f"{x:.{digits + 1}g}" if -2 <= np.floor(np.log10(abs(x))) <= 3 else sci_text(x, digits)  # as sci()
+            plain = int(np.floor(np.log10(abs(x)))) in PLAIN_EXPONENTS  # the rule of sci()
+            return f"{x:.{digits + 1}g}" if plain else sci_text(x, digits)
         return f"{x:.{decimals}f}"
 
     axis.set_major_locator(locator)
