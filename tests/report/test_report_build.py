@@ -79,6 +79,9 @@ def test_figures_drawn_in_processes_are_those_drawn_in_one(ladder_tables, ladder
         from scalinglab.cli.report import run
 
         run(argparse.Namespace(study_dir=str(tmp_path), out=None, workers=0, quiet=True, json=False))
+    with pytest.raises(ConfigError, match="--workers -1: give at least 1"):  # the library refuses it too, not drawing serially
+        report_from_tables(ladder_tables, tmp_path / "none", "ladder only", workers=-1)
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_drawing_process_that_dies_costs_no_panel(ladder_tables, ladder_report, tmp_path, monkeypatch):

@@ -40,16 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scalinglab.errors import ConfigError
-    from scalinglab.report.build import build_report
+    from scalinglab.report.build import build_report, resolve_workers
     from scalinglab.study import write_tables
 
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: give at least 1 (1 draws the figures in this process).")
+    workers = resolve_workers(args.workers)  # a bad count fails before any collection
     study_dir = Path(args.study_dir)
     if study_dir.is_dir() and not (study_dir / "runs.parquet").exists():
         write_tables(study_dir)
-    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=args.workers)
+    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=workers)
     if args.json:
         print_json(result.to_dict())
         return 0

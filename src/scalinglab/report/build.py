@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from scalinglab.constants import PF_DAY
-from scalinglab.errors import DataError, ScalinglabError
+from scalinglab.errors import ConfigError, DataError, ScalinglabError
 from scalinglab.report import analyses as an
 from scalinglab.report import branches as br
 from scalinglab.report import derived as dv
@@ -479,6 +479,15 @@ def default_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
+def resolve_workers(workers: int | None) -> int:
+    """``workers`` checked (at least 1), or :func:`default_workers` for None."""
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give at least 1 (1 draws the figures in this process).")
+    return workers
+
+
 _FORKED: dict[str, Any] = {}
 """What the drawing processes read (the analyses' results and where to write): set before they fork, so the
 results are inherited, never pickled."""
@@ -546,6 +555,7 @@ def build_report(
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise DataError(f"study directory '{study_dir}' does not exist; give the directory `scalinglab study run` wrote.")
+    workers = resolve_workers(workers)  # before the collection: a bad count fails at once
     out = Path(out_dir) if out_dir else study_dir / "report"
     runs, curves = collect(study_dir)
     if runs.empty:
@@ -559,13 +569,13 @@ def report_from_tables(
 ) -> ReportResult:
     """The report of collected tables: every analysis, every figure 1-24 drawn or noted, ``<out>/index.html``."""
     runs = tables.runs
+    workers = resolve_workers(workers)
     # tiny fits: threaded BLAS only contends; library warnings become notes on the page, never raw output
     with threadpool_limits(1), np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results, skipped = analyse(tables, progress)
         result = ReportResult(out / "index.html", skipped=dict(skipped))
         present = frozenset(k for ks in kinds(runs) for k in ks)  # a panel of a design the study has says why, not "add one"
-        workers = default_workers() if workers is None else workers
         sections, result.figures, raised = draw_panels(results, skipped, out, present, workers, progress)
     messages = [str(w.message) for w in caught] + raised
     result.sections = {s.key: s.drawn for s in sections}
