@@ -4,13 +4,13 @@ On a shared machine two benchmark runs minutes apart differ by 10-20%, more than
 model code gain; and a kernel timed alone often gains what it does not gain inside a step (a block-causal
 attention 1.2x faster alone at n_ctx 256 gave 1.01x in the model). Here both versions are imported
 from their files, built with the same seed and config, and stepped (forward, backward, clipping, AdamW
-on flat buffers, as the trainer does) in alternating blocks; the best block of each is kept, by this
+on flat buffers, as the trainer does: benchmarks/train_throughput.make_step) in alternating blocks; the best block of each is kept, by this
 process's CPU time divided by the threads, so both see the same machine. Also printed: the largest
 difference of their training losses, 0 when the change keeps the arithmetic.
 
     git show HEAD:src/scalinglab/model/gpt.py > /tmp/gpt_head.py
-    taskset -c 0 .venv/bin/python benchmarks/model_ab.py /tmp/gpt_head.py --shapes 2x32 2x64 3x96
-    .venv/bin/python benchmarks/model_ab.py /tmp/gpt_head.py --threads 2 --shapes 4x256 --n-ctx 256 --tokens 4096 --vocab 4096 --head-size 64
+    taskset -c 0 .venv/bin/python -m benchmarks.model_ab /tmp/gpt_head.py --shapes 2x32 2x64 3x96   # from the repository root
+    .venv/bin/python -m benchmarks.model_ab /tmp/gpt_head.py --threads 2 --shapes 4x256 --n-ctx 256 --tokens 4096 --vocab 4096 --head-size 64
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import torch
+from benchmarks.train_throughput import make_step
 
 from scalinglab.model.config import ModelConfig
-from scalinglab.train.adamw import FlatAdamW
 
 OURS = Path(__file__).resolve().parents[1] / "src" / "scalinglab" / "model" / "gpt.py"
 
@@ -39,22 +40,12 @@ def load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def trainer_step(model: torch.nn.Module, opt: FlatAdamW, batch: torch.Tensor) -> float:
-    """One optimiser step as the trainer takes it on one micro-batch: loss, backward, clip to 1, AdamW."""
-    loss = model.loss(batch[:, :-1], batch[:, 1:])
-    loss.backward()
-    opt.clip_(opt.grad_norm(), 1.0)
-    opt.step(1e-3)
-    opt.zero_grad()
-    return loss.item()
-
-
-def build(module: ModuleType, cfg: ModelConfig) -> tuple[torch.nn.Module, FlatAdamW]:
-    torch.manual_seed(0)  # the same init for both versions
+def stepper(module: ModuleType, cfg: ModelConfig, tokens: int) -> Callable[[], float]:
+    """A training step of ``module``'s GPT built from ``cfg``; the same init and batch for every version."""
+    torch.manual_seed(0)
     model = module.GPT(cfg)
-    named = list(model.named_parameters())
-    no_decay = [int(p.dim() < 2 or n.startswith("wpe.")) for n, p in named]  # the trainer's groups
-    return model, FlatAdamW([p for _, p in named], no_decay, [0.1, 0.0], 1e-3, (0.9, 0.95), 1e-8)
+    torch.manual_seed(1)  # the batch: the same whatever the init drew
+    return make_step(model, cfg, torch.device("cpu"), tokens=tokens)
 
 
 def main() -> None:
@@ -79,16 +70,15 @@ def main() -> None:
         n_layer, d_model = (int(v) for v in shape.split("x"))
         cfg = ModelConfig(n_layer=n_layer, d_model=d_model, n_head=max(1, d_model // args.head_size),
                           n_ctx=args.n_ctx, vocab_size=args.vocab)  # fmt: skip
-        batch = torch.randint(0, args.vocab, (max(1, args.tokens // args.n_ctx), args.n_ctx + 1), generator=torch.Generator().manual_seed(1))
-        runs = {k: build(m, cfg) for k, m in versions.items()}
-        losses = {k: [trainer_step(*r, batch) for _ in range(5)] for k, r in runs.items()}  # warm-up, same steps
+        steps = {k: stepper(m, cfg, args.tokens) for k, m in versions.items()}
+        losses = {k: [step() for _ in range(5)] for k, step in steps.items()}  # warm-up, the same steps
         diff = max(abs(x - y) for x, y in zip(losses["a"], losses["b"]))
-        best = {k: float("inf") for k in runs}
+        best = {k: float("inf") for k in steps}
         for _ in range(args.rounds):
-            for k, run in runs.items():
+            for k, step in steps.items():
                 t0 = time.process_time()
                 for _ in range(args.steps):
-                    trainer_step(*run, batch)
+                    step()
                 best[k] = min(best[k], (time.process_time() - t0) / args.threads / args.steps)
         print(f"{shape:>7} {best['a'] * 1e3:>9.3f} {best['b'] * 1e3:>9.3f} {best['a'] / best['b']:>6.3f}x  {diff:.2e}")
 

@@ -177,37 +177,42 @@ def family_configs(cfg: ModelConfig) -> dict[str, ModelConfig]:
     }
 
 
-def make_step(model: nn.Module, cfg: ModelConfig, device: torch.device, flat: bool = True) -> Callable[[], float]:
-    """One training step as the trainer takes it (bf16 autocast on CUDA), on a fixed random batch: its flat-buffer
-    AdamW and clipping, or with ``flat=False`` torch's fused AdamW and clip_grad_norm_ (nanoGPT's loop)."""
+def make_step(
+    model: nn.Module, cfg: ModelConfig, device: torch.device, flat: bool = True, tokens: int = TOKENS_PER_STEP
+) -> Callable[[], float]:
+    """One training step as the trainer takes it (bf16 autocast on CUDA), on a fixed random batch of ``tokens``:
+    its flat-buffer AdamW and clipping, or with ``flat=False`` torch's fused AdamW and clip_grad_norm_ (nanoGPT's
+    loop). The step returns its loss, read as the trainer reads it (one host sync)."""
     model = model.to(device)
     named = list(model.named_parameters())
     no_decay = [int(p.dim() < 2 or n.startswith("wpe.")) for n, p in named]
-    batch = torch.randint(0, cfg.vocab_size, (TOKENS_PER_STEP // cfg.n_ctx, cfg.n_ctx + 1), device=device)
+    batch = torch.randint(0, cfg.vocab_size, (max(1, tokens // cfg.n_ctx), cfg.n_ctx + 1), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     params = [p for _, p in named]
     if flat:
         opt = FlatAdamW(params, no_decay, [0.1, 0.0], lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
 
-        def step() -> None:
+        def step() -> float:
             with autocast:
                 loss = model.loss(batch[:, :-1], batch[:, 1:])
             loss.backward()
             opt.clip_(opt.grad_norm(), 1.0)
             opt.step(1e-4)
             opt.zero_grad()
+            return loss.item()
 
         return step
     groups = [{"params": [p for p, g in zip(params, no_decay) if g == k], "weight_decay": wd} for k, wd in ((0, 0.1), (1, 0.0))]
     torch_opt = torch.optim.AdamW(groups, lr=1e-4, fused=True)
 
-    def torch_step() -> None:
+    def torch_step() -> float:
         with autocast:
             loss = model.loss(batch[:, :-1], batch[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         torch_opt.step()
         torch_opt.zero_grad(set_to_none=True)
+        return loss.item()
 
     return torch_step
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from benchmarks.model_ab import OURS, build, load, trainer_step
+from benchmarks.model_ab import OURS, load, stepper
 
 from scalinglab.model.config import ModelConfig
 
 
 def _losses(path: Path, name: str, steps: int = 3) -> list[float]:
     cfg = ModelConfig(n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=64)
-    batch = torch.randint(0, 64, (4, 9), generator=torch.Generator().manual_seed(1))
-    model, opt = build(load(path, name), cfg)
-    return [trainer_step(model, opt, batch) for _ in range(steps)]
+    step = stepper(load(path, name), cfg, tokens=32)
+    return [step() for _ in range(steps)]
 
 
 def test_the_same_file_twice_trains_identically_and_a_changed_one_does_not(tmp_path: Path) -> None:
