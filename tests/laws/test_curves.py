@@ -61,6 +61,23 @@ def test_interval_coverage_over_many_curves() -> None:
     assert np.mean(hits) >= 0.75  # nominal 95%; a too-narrow interval fails this
 
 
+def test_the_interval_is_calibrated_on_the_curves_own_later_points() -> None:
+    """Fitted on the points up to half the last one, the law predicts the others: a curve that follows it
+    keeps its interval; one that bends away inside the window gets it widened, with a warning."""
+    for seed in range(4):
+        follows = predict_curve([noisy_curve(seed)], at_step=STEPS[-1], fit_until=2000)
+        assert follows.interval_scale == 1.0 and "rollout" not in [w["kind"] for w in follows.warnings]
+    c = noisy_curve(3)
+    bent = Curve(c.step, c.loss * np.where(c.step > 500, (c.step / 500) ** -0.15, 1.0), warmup_end=10.0)  # steepens past 500
+    pred = predict_curve([bent], at_step=STEPS[-1], fit_until=2000)
+    lo, hi = fit_curve(bent, fit_until=2000).prediction_interval(STEPS[-1])
+    assert pred.interval_scale > 2 and "rollout" in [w["kind"] for w in pred.warnings]
+    assert pred.interval[0] < lo[0] and pred.interval[1] > hi[0]
+    assert np.log(pred.interval[1] / pred.loss) == pytest.approx(pred.interval_scale * np.log(hi[0] / pred.loss))
+    sizes = [dataclasses.replace(noisy_curve(k), n_params=n) for k, n in ((4, 1e6), (5, 1e5))]
+    assert predict_curve(sizes, at_step=STEPS[-1], fit_until=2000).interval_scale is None  # L(N, S) over runs: not calibrated
+
+
 def test_warmup_transient_is_dropped() -> None:
     curve = noisy_curve(2, noise=0.002, warmup_end=50.0)
     flat = curve.step <= 50

@@ -24,7 +24,9 @@ one. Every point weighs the stretch of training it stands for (half the gaps to 
 log-spaced evaluations do not let the early transient outvote the recent slope. The early
 transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
 or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
-combines the fit's parameter uncertainty with the noise of one new evaluation. A prediction more
+combines the fit's parameter uncertainty with the noise of one new evaluation, widened for one curve
+when the law, fitted on the points up to half the last one's x, missed the later ones by more than its
+own error (by the rms of those misses in standard errors; a warning above 2x). A prediction more
 than a decade past the last point fitted warns, and so does one from points that span less than a
 factor 3 of x after the transient (too short a stretch to measure the curve's exponent).
 
@@ -106,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
           f"residual sd {pred.residual_sd:.2%}")  # fmt: skip
     print(f"loss at {pred.x} {pred.at_step:g}: {pred.loss:.4f}   [{lo:.4f}, {hi:.4f}] {pred.level:.0%} interval"
           f"   ({pred.decades_beyond:.2g} decades beyond the points fitted)")  # fmt: skip
+    if pred.interval_scale is not None and pred.interval_scale > 1:
+        print(f"  interval widened {pred.interval_scale:.2f}x: fitted on the points up to half the last one's "
+              f"{pred.x}, the law missed the later ones by that many of its standard errors (rms)")  # fmt: skip
     if pred.observed is not None:
         print(f"observed at that step: {pred.observed:.4f} ({'inside' if lo <= pred.observed <= hi else 'OUTSIDE'} the interval)")
     return 0
