@@ -16,6 +16,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import (
     Curve,
     annealing_areas,
+    decayed_sums,
     fit_curve,
     fit_curves_ns,
     load_curves,
@@ -205,6 +206,17 @@ def test_annealing_areas_sum_the_lr_and_its_decay_only() -> None:
     rewarm = np.where(steps <= 500, 1e-3, np.where(steps <= 600, 5e-4, 1e-3))  # a decay, then a re-warmup
     s2 = annealing_areas((steps, rewarm), np.array([600.0, 1000.0]))[1]
     assert s2[0] > 0 and s2[1] < s2[0]  # the paper's m_i is signed after the peak: the rise gives the gain back
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.9, 0.975, 0.999, 0.9999, 1.0])
+@pytest.mark.parametrize("n", [1, 7, 20000])
+def test_decayed_sums_are_the_first_order_filter(lam: float, n: int) -> None:
+    """The annealing area's momentum m_i = λ m_(i−1) + x_i, in numpy blocks, is scipy's lfilter to 1e-10."""
+    from scipy.signal import lfilter
+
+    x = np.random.default_rng(n).standard_normal(n) * 1e-4
+    expected = lfilter([1.0], [1.0, -lam], x)
+    np.testing.assert_allclose(decayed_sums(x, lam), expected, rtol=0, atol=1e-10 * np.abs(expected).max())
 
 
 def test_the_annealing_law_predicts_a_cosine_decay_that_l_of_s_misses(tmp_path: Path) -> None:
