@@ -663,8 +663,13 @@ def default_skip(curve: Curve, fit_until: float | None = None) -> float:
     return TRANSIENT_FRACTION * end
 
 
+def _transient_end(curve: Curve, fit_until: float | None, skip_until: float | None) -> float:
+    """Where the fitted points start: ``skip_until``, else the default transient (:func:`default_skip`)."""
+    return default_skip(curve, fit_until) if skip_until is None else skip_until
+
+
 def _window(curve: Curve, fit_until: float | None, skip_until: float | None) -> np.ndarray:
-    start = default_skip(curve, fit_until) if skip_until is None else skip_until
+    start = _transient_end(curve, fit_until, skip_until)
     return (curve.step > start) & (curve.step <= (np.inf if fit_until is None else fit_until))
 
 
@@ -810,11 +815,10 @@ def rollout_scale(
     the 95% intervals so widened covered 8 of 10 final losses, 7 before; on the tuning curves the scale
     stayed within 1.1 (benchmarks/curve_extrapolation.py).
     """
-    fitted = curve.step[curve.step <= (np.inf if fit_until is None else fit_until)]
+    fitted = curve.step[_window(curve, fit_until, skip_until)]
     if not len(fitted):
         return None
-    end = float(fitted.max())  # the last point fitted
-    skip = default_skip(curve, fit_until) if skip_until is None else skip_until  # the main fit's transient
+    end, skip = float(fitted.max()), _transient_end(curve, fit_until, skip_until)  # the main fit's last point and transient
     inner = ROLLOUT_FRACTION * end
     later = (curve.step > max(inner, skip)) & (curve.step <= end)
     if not later.any():
