@@ -75,6 +75,26 @@ def test_intervals_from_few_runs_cover_new_runs() -> None:
     assert t_quantile(0.975, 30) == pytest.approx(2.0423, rel=1e-4) and t_quantile(0.975, np.inf) == pytest.approx(1.959964)
 
 
+@pytest.mark.parametrize(
+    ("q", "dof", "table"),  # Student's t tables (e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2), 4 significant digits
+    [(0.975, 1, 12.706), (0.995, 1, 63.657), (0.975, 2, 4.303), (0.95, 2, 2.920), (0.975, 3, 3.182), (0.9995, 3, 12.924),
+     (0.975, 4, 2.776), (0.995, 5, 4.032), (0.975, 9, 2.262), (0.975, 10, 2.228), (0.9995, 10, 4.587), (0.975, 60, 2.000)],
+)
+def test_t_quantile_matches_the_tables_at_few_degrees_of_freedom(q: float, dof: float, table: float) -> None:
+    # A fit of few runs has 1-3 degrees of freedom, where the expansion alone was 11% low at 1 (intervals too narrow).
+    assert t_quantile(q, dof) == pytest.approx(table, rel=5e-4)
+    assert t_quantile(1 - q, dof) == pytest.approx(-table, rel=5e-4)  # symmetric
+
+
+def test_t_quantile_is_scipys_at_any_degrees_of_freedom() -> None:
+    from scipy import stats
+
+    # Fractional dof come from the curve fits' effective sample size; 100 and beyond take the expansion alone.
+    for dof in [1.0, 1.3, 2.0, 2.7, 3.0, 4.5, 8.67, 9.99, 25.0, 99.0, 100.0, 1e4]:
+        for q in [0.6, 0.9, 0.975, 0.995, 0.9995, 0.025]:
+            assert t_quantile(q, dof) == pytest.approx(stats.t.ppf(q, dof), rel=1e-8), (q, dof)
+
+
 def test_backtest_predicts_a_few_held_out_runs() -> None:
     runs = known_law_runs(noise=0.005)
     top = np.sort(runs["C"].to_numpy())[-2]

@@ -487,7 +487,7 @@ class CurveFit:
         """Interval for the loss a new evaluation at ``step`` will show (parameter spread plus eval noise), its
         half-width in log space times ``scale`` (a rollout's calibration, :func:`rollout_scale`)."""
         log_pred, se = self.log_prediction(step, n_params)
-        half = scale * _t_quantile((1 + level) / 2, self.dof) * se
+        half = scale * t_quantile((1 + level) / 2, self.dof) * se
         return np.exp(log_pred - half), np.exp(log_pred + half)
 
     def log_prediction(self, step: np.ndarray | float, n_params: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -506,17 +506,6 @@ class CurveFit:
         if n_params is None:
             raise DataError("the L(N, S) law needs the model size N of the run to predict.")
         return {"N": np.full_like(steps, n_params), "S": steps}
-
-
-def _t_quantile(q: float, dof: float) -> float:
-    """Student's t quantile: the expansion of :func:`~scalinglab.laws.uncertainty.t_quantile` from 3 degrees of
-    freedom (0.12% low at 3), scipy's exact one below, where the expansion runs up to 11% low; scipy.stats
-    costs a prediction 0.35 s to import, so only a fit with so few points pays it."""
-    if dof >= 3:
-        return t_quantile(q, dof)
-    from scipy import stats
-
-    return float(stats.t.ppf(q, dof))
 
 
 def _log(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -273,17 +274,64 @@ def prediction_interval(
 
 
 def t_quantile(q: float, dof: float) -> float:
-    """Student's t quantile with ``dof`` degrees of freedom (the normal's when infinite), by the Cornish-Fisher
-    expansion of Abramowitz & Stegun 26.7.5 (within 0.8% from 2 dof, 11% low at 1; scipy.stats costs a quarter
-    of a second to import)."""
+    """Student's t quantile with ``dof`` degrees of freedom (the normal's when infinite).
+
+    The Cornish-Fisher expansion of Abramowitz & Stegun 26.7.5 starts Newton's method on the exact tail (4% low
+    at the 99.95% quantile at 3 dof and 11% low at 1 by itself); scipy.stats would cost a quarter of a second
+    to import.
+    """
     from statistics import NormalDist  # here: only intervals need it, and it costs a fit's start-up 6 ms
 
     z = NormalDist().inv_cdf(q)
     if not np.isfinite(dof):
         return z
+    if q < 0.5:
+        return -t_quantile(1 - q, dof)
+    if q == 0.5:
+        return 0.0
     v = max(float(dof), 1.0)
-    return float(
+    t = (
         z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
         + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4)
     )
+    if v >= 100:  # the expansion's error is below 3e-9 out to the 99.95% quantile here
+        return float(t)
+    log_norm = math.lgamma((v + 1) / 2) - math.lgamma(v / 2) - 0.5 * math.log(v * math.pi)
+    for _ in range(50):  # Newton on the log of the central mass P(|T| < t) or the tail P(T > t), whichever is small
+        x = t * t / (v + t * t)
+        density = math.exp(log_norm - (v + 1) / 2 * math.log1p(t * t / v))
+        if x < 0.5:
+            mass = _beta_regularized(x, 0.5, v / 2)
+            step = -(math.log(mass) - math.log(2 * q - 1)) * mass / (2 * density)
+        else:
+            tail = 0.5 * _beta_regularized(1 - x, v / 2, 0.5)
+            step = (math.log(tail) - math.log(1 - q)) * tail / density
+        t = max(t + step, t / 2)
+        if abs(step) <= 1e-14 * t:
+            break
+    return float(t)
+
+
+def _beta_regularized(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (Lentz's method; Numerical
+    Recipes 6.4), on the side of x where it converges fast."""
+    if x <= 0.0 or x >= 1.0:
+        return float(x >= 1.0)
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _beta_regularized(1.0 - x, b, a)
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)), -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
