@@ -14,6 +14,7 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import (
+    ROLLOUT_WARN,
     Curve,
     annealing_areas,
     decayed_sums,
@@ -75,8 +76,20 @@ def test_the_interval_is_calibrated_on_the_curves_own_later_points() -> None:
     assert pred.interval_scale > 2 and "rollout" in [w["kind"] for w in pred.warnings]
     assert pred.interval[0] < lo[0] and pred.interval[1] > hi[0]
     assert np.log(pred.interval[1] / pred.loss) == pytest.approx(pred.interval_scale * np.log(hi[0] / pred.loss))
-    sizes = [dataclasses.replace(noisy_curve(k), n_params=n) for k, n in ((4, 1e6), (5, 1e5))]
-    assert predict_curve(sizes, at_step=STEPS[-1], fit_until=2000).interval_scale is None  # L(N, S) over runs: not calibrated
+
+
+
+def test_an_ns_fit_over_several_runs_is_calibrated_on_the_first_runs_later_points() -> None:
+    # L(N, S) over runs of two sizes (Kaplan eq 1.6 drawn with 0.5% noise), every run cut at the rollout's step
+    law = lambda n, s: (8e4 / n) ** 0.08 + (3e2 / s) ** 0.6  # noqa: E731
+    rng = np.random.default_rng(0)
+    runs = [Curve(STEPS, law(n, STEPS) * np.exp(0.005 * rng.standard_normal(len(STEPS))), n_params=n, warmup_end=10.0)
+            for n in (1e6, 1e5)]  # fmt: skip
+    follows = predict_curve(runs, at_step=STEPS[-1], fit_until=4000)
+    assert follows.interval_scale is not None and follows.interval_scale < ROLLOUT_WARN, follows.interval_scale
+    bent = dataclasses.replace(runs[0], loss=runs[0].loss * np.where(STEPS > 500, (STEPS / 500) ** -0.1, 1.0))
+    pred = predict_curve([bent, runs[1]], at_step=STEPS[-1], fit_until=4000)
+    assert pred.interval_scale > ROLLOUT_WARN and "rollout" in [w["kind"] for w in pred.warnings]
 
 
 def test_warmup_transient_is_dropped() -> None:

@@ -24,9 +24,10 @@ one. Every point weighs the stretch of training it stands for (half the gaps to 
 log-spaced evaluations do not let the early transient outvote the recent slope. The early
 transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
 or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
-combines the fit's parameter uncertainty with the noise of one new evaluation, widened for one curve
-when the law, fitted on the points up to half the last one's x, missed the later ones by more than its
-own error (by the rms of those misses in standard errors; a warning above 2x). A prediction more
+combines the fit's parameter uncertainty with the noise of one new evaluation, widened when the law,
+fitted on the points up to half the predicted run's last one's x (the other runs cut as the fit cuts
+them), missed that run's later ones by more than its own error (by the rms of those misses in
+standard errors; a warning above 2x). A prediction more
 than a decade past the last point fitted warns, and so does one from points that span less than a
 factor 3 of x after the transient (too short a stretch to measure the curve's exponent).
 

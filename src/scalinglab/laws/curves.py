@@ -791,19 +791,23 @@ ROLLOUT_WARN = 2.0
 
 
 def rollout_scale(
-    curve: Curve, fit_until: float | None = None, skip_until: float | None = None, schedule_aware: bool = True
+    curves: Sequence[Curve] | Curve, fit_until: float | None = None, skip_until: float | None = None,
+    schedule_aware: bool = True, joint: bool = True,
 ) -> float | None:
-    """How far off its own error bars the law is on the curve's own later points: fitted (as :func:`fit_curve`
-    with the same law and transient) on the points up to ``ROLLOUT_FRACTION`` of the last one fitted, it
-    predicts the others; the scale is the rms of their errors in standard errors, at least 1. None when that
-    shorter fit cannot be made (too few points).
+    """How far off its own error bars the law is on the first curve's own later points: fitted (as
+    :func:`predict_curve` fits it, with the same law and transient) on the points up to ``ROLLOUT_FRACTION`` of
+    the first curve's last one fitted, it predicts the others; the scale is the rms of their errors in standard
+    errors, at least 1. None when that shorter fit cannot be made (too few points).
 
-    The interval of a prediction from the whole window assumes the law holds beyond it; a curve that has
-    already bent away from the law inside the window says it does not, and by how much (forward chaining,
-    as the laws' own calibration, docs/fitting.md). On our held-out curves predicted from half their length,
-    the 95% intervals so widened covered 8 of 10 final losses, 7 before; on the tuning curves the scale
-    stayed within 1.1 (benchmarks/curve_extrapolation.py).
+    Several curves are cut as the main fit cuts them: the joint LR-annealing fit keeps the other runs whole (they
+    are finished), L(N, S) cuts every run at the same step. The interval of a prediction from the whole window
+    assumes the law holds beyond it; a curve that has already bent away from the law inside the window says it
+    does not, and by how much (forward chaining, as the laws' own calibration, docs/fitting.md). On our
+    held-out curves predicted from half their length, the 95% intervals so widened covered 8 of 10 final
+    losses, 7 before; on the tuning curves the scale stayed within 1.1 (benchmarks/curve_extrapolation.py).
     """
+    curves = [curves] if isinstance(curves, Curve) else list(curves)
+    curve = curves[0]
     fitted = curve.step[_window(curve, fit_until, skip_until)]
     if not len(fitted):
         return None
@@ -813,10 +817,15 @@ def rollout_scale(
     if not later.any():
         return None
     try:
-        fit = fit_curve(curve, inner, skip, schedule_aware)
+        if len(curves) == 1:
+            fit = fit_curve(curve, inner, skip, schedule_aware)
+        elif joint and all(c.schedule is not None for c in curves):
+            fit = fit_curves_joint(curves, inner, skip_until)
+        else:
+            fit = fit_curves_ns(curves, inner, skip_until)
     except FitError:
         return None
-    log_pred, se = fit.log_prediction(curve.step[later])
+    log_pred, se = fit.log_prediction(curve.step[later], curve.n_params)
     z = (np.log(curve.loss[later]) - log_pred) / se
     return max(1.0, float(np.sqrt(np.mean(z**2))))
 
@@ -845,7 +854,7 @@ class CurvePrediction:
     """``{"kind", "param", "message"}`` entries, as a fit's warnings (extrapolation past a decade)."""
     interval_scale: float | None = None
     """The factor the interval was widened by (:func:`rollout_scale`; 1 when the law held on the curve's own
-    later points); None when it was not calibrated (several curves, or too few points for the rollout)."""
+    later points); None when it was not calibrated (too few points for the rollout)."""
 
 
 def predict_curve(
@@ -897,7 +906,7 @@ def predict_curve(
     else:
         fit = fit_curves_ns(curves, fit_until, skip_until)
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
-    scale = rollout_scale(target, fit_until, skip_until, fit.areas is not None) if len(curves) == 1 else None
+    scale = rollout_scale(curves, fit_until, skip_until, fit.areas is not None, joint)
     loss = float(fit.predict(at_step, target.n_params)[0])
     lo, hi = fit.prediction_interval(at_step, level, target.n_params, scale or 1.0)
     if not (np.isfinite(loss) and loss > 0 and np.isfinite(lo[0]) and np.isfinite(hi[0])):
