@@ -167,6 +167,36 @@ def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "step, loss" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("step,loss\n1,3.0\n2,2.9\n10,abc\n", "column 'loss' has values that are not numbers in row(s) 2 (e.g. 'abc')"),
+        ("step,loss\n1,3.0\nten,2.9\n", "column 'step' has values that are not numbers in row(s) 1"),
+        ("step,loss,lr\n1,3.0,1e-3\n2,2.9,fast\n", "column 'lr' has values that are not numbers in row(s) 1"),
+        ("step,loss\n1,-3.1\n2,-3.0\n3,-2.9\n", "column 'loss' has non-positive or infinite values in row(s) 0, 1, 2"),
+        ("step,loss\n1,3.0\n2,inf\n", "non-positive or infinite values in row(s) 1"),
+        ("step,loss\n", "run 'curve' has no loss at any step"),
+        ("step,loss,run_id\n1,3.0,a\n2,2.9,a\n1,,b\n", "run 'b' has no loss at any step"),
+    ],
+)
+def test_a_curve_csv_that_cannot_be_read_is_named_with_its_fix(tmp_path: Path, rows: str, message: str) -> None:
+    # Not a traceback from deep inside the fit: the column, the rows and what to change.
+    path = tmp_path / "curve.csv"
+    path.write_text(rows)
+    with pytest.raises(DataError) as err:
+        load_curves(path)
+    assert message in str(err.value)
+
+
+def test_a_curve_csv_reads_runs_in_their_order_and_skips_rows_without_a_step(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,step,loss,N\nbig,2,2.5,1e6\nbig,1,2.6,1e6\nbig,,2.4,1e6\nsmall,1,2.9,1e5\n,3,2.0,\nsmall,2,2.8,1e5\n")
+    big, small = load_curves(path)
+    assert (big.name, small.name) == ("big", "small") and (big.n_params, small.n_params) == (1e6, 1e5)
+    assert big.step.tolist() == [1.0, 2.0] and big.loss.tolist() == [2.6, 2.5]  # sorted by step; the row with no step left out
+    assert small.step.tolist() == [1.0, 2.0] and small.loss.tolist() == [2.9, 2.8]  # the row with no run left out
+
+
 TINY_RUN = Path(__file__).parent / "data" / "tiny_run"
 """A real run of our trainer (the evaluation lines of its metrics.jsonl, config.json, summary.json):
 scalinglab train model.n_layer=2 model.d_model=64 model.n_head=2 model.n_ctx=64 data.tokenizer=byte

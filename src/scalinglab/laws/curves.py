@@ -41,17 +41,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import optimize
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws.diagnostics import form_bound_warnings, warning
+from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, form_bound_warnings, warning
 from scalinglab.laws.forms import Form, get_form
-from scalinglab.laws.plan import EXTRAPOLATION_WARN_DECADES
-from scalinglab.laws.tables import column_renames
+from scalinglab.laws.tables import Table, column_renames, non_numbers, numeric, read_rows, row_list
 from scalinglab.laws.uncertainty import t_quantile
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from scalinglab.train.config import ScheduleConfig
 
 
@@ -240,9 +240,12 @@ def read_curve_csv(
     of the table the schedule it was trained on, to the same effect.
     """
     _check_x(x)
-    df = pd.read_csv(path)
-    renames, dropped = column_renames(columns, list(df.columns), Path(path).name)
-    df = df.drop(columns=list(dropped)).rename(columns=renames)
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; give a run directory or a CSV with columns {x}, loss.")
+    df = read_rows(path, "curve CSV")
+    renames, dropped = column_renames(columns, df.columns, path.name)
+    df = Table({renames.get(c, c): df[c] for c in df.columns if c not in dropped})
     if schedule is not None and "lr" in df.columns:
         raise ConfigError(f"{path} has an lr column, the schedule as it ran; drop --schedule (or the column).")
     missing = [c for c in (x, "loss") if c not in df.columns]
@@ -252,14 +255,29 @@ def read_curve_csv(
         raise DataError(f"{path}: a curve CSV needs columns {x}, loss (missing {', '.join(missing)}){hint}.")
     if run_column is not None and run_column not in df.columns:
         raise DataError(f"{path}: no column '{run_column}' to group runs by; pass --run-column one of {', '.join(map(str, df.columns))}.")
+    for col in dict.fromkeys((x, "loss", "lr", "N", "warmup_end", "step", "tokens")):
+        if col in df.columns:
+            bad = non_numbers(df[col])
+            if bad.any():
+                raise DataError(f"{path}: column '{col}' has values that are not numbers in row(s) {row_list(bad, df.index)} "
+                                f"(e.g. {df[col][bad][0]!r}); fix or remove those rows.")  # fmt: skip
+            df[col] = numeric(df[col]).astype(float)
+    loss = df["loss"]
+    bad = np.isinf(loss) | (loss <= 0)  # an empty loss is allowed: a row that gives only the LR to come
+    if bad.any():
+        raise DataError(f"{path}: column 'loss' has non-positive or infinite values in row(s) {row_list(bad, df.index)}; "
+                        "a curve's loss is a positive number (a log-likelihood column? map the loss with --columns).")  # fmt: skip
     run_column = run_column or "run_id"
-    groups = df.groupby(run_column, sort=False) if run_column in df.columns else [(Path(path).stem, df)]
+    groups = _groups(df, run_column) if run_column in df.columns else [(path.stem, df)]
     curves = []
     for name, g in groups:
-        g = g[g[x].notna()].sort_values(x)
-        n = float(g["N"].iloc[0]) if "N" in g.columns else None
-        warmup = float(g["warmup_end"].iloc[0]) if "warmup_end" in g.columns else 0.0
-        pts = g[g["loss"].notna()]
+        g = g.take(np.isfinite(g[x]))
+        g = g.take(np.argsort(g[x], kind="stable"))
+        pts = g.take(np.isfinite(g["loss"]))
+        if not len(pts):
+            raise DataError(f"{path}: run '{name}' has no loss at any {x}; give its losses (or drop the run).")
+        n = float(g["N"][0]) if "N" in g.columns else None
+        warmup = float(g["warmup_end"][0]) if "warmup_end" in g.columns else 0.0
         lr, final, per_step = None, None, 1.0
         found = _csv_schedule(g, x, schedule, f"{path}: run '{name}'")
         if found is not None:
@@ -270,19 +288,27 @@ def read_curve_csv(
         if schedule is not None and pts[x].max() > final:
             raise DataError(f"{path}: run '{name}' has points up to {x} {pts[x].max():g}, past its schedule's end at "
                             f"{final:g}; set --schedule steps= to the run's steps.")  # fmt: skip
-        curve = Curve(pts[x].to_numpy(float), pts["loss"].to_numpy(float), n, warmup, str(name), final, lr, per_step, x)
+        curve = Curve(pts[x], pts["loss"], n, warmup, str(name), final, lr, per_step, x)
         curves.append(_checked(curve))
     return curves
 
 
+def _groups(df: Table, column: str) -> list[tuple[str, Table]]:
+    """The rows of each run, runs in the order they first appear; rows with no run name are left out."""
+    labels = df[column]
+    named = np.array([not (isinstance(v, float) and np.isnan(v)) and v is not None and str(v) != "" for v in labels], dtype=bool)
+    keys = np.array([str(v) for v in labels], dtype=object)
+    return [(k, df.take(named & (keys == k))) for k in dict.fromkeys(keys[named])]
+
+
 def _csv_schedule(
-    g: pd.DataFrame, x: str, known: KnownSchedule | None, where: str
+    g: Table, x: str, known: KnownSchedule | None, where: str
 ) -> tuple[tuple[np.ndarray, np.ndarray], float] | None:
     """One run's ((x, lr) over the run, x per step): from its ``lr`` column, else from ``known``; None if neither."""
-    if "lr" in g.columns and g["lr"].notna().sum() >= 2:
-        rows = g[g["lr"].notna()]
+    if "lr" in g.columns and np.isfinite(g["lr"]).sum() >= 2:
+        rows = g.take(np.isfinite(g["lr"]))
         per_step = _tokens_per_step(rows) if x == "tokens" else 1.0
-        return (rows[x].to_numpy(float), rows["lr"].to_numpy(float)), per_step
+        return (rows[x], rows["lr"]), per_step
     if known is None:
         return None
     per_step = 1.0
@@ -296,12 +322,12 @@ def _csv_schedule(
     return (steps * per_step, lr), per_step
 
 
-def _tokens_per_step(rows: pd.DataFrame) -> float:
+def _tokens_per_step(rows: Table) -> float:
     """Tokens per optimiser step: from a ``step`` column when there is one, else one row per step."""
-    if "step" in rows.columns and rows["step"].notna().sum() >= 2:
-        r = rows[rows["step"].notna()]
-        return float(np.median(np.diff(r["tokens"].to_numpy(float)) / np.maximum(np.diff(r["step"].to_numpy(float)), 1)))
-    diffs = np.diff(rows["tokens"].to_numpy(float))
+    if "step" in rows.columns and np.isfinite(rows["step"]).sum() >= 2:
+        r = rows.take(np.isfinite(rows["step"]))
+        return float(np.median(np.diff(r["tokens"]) / np.maximum(np.diff(r["step"]), 1)))
+    diffs = np.diff(rows["tokens"])
     return float(diffs[diffs > 0].min()) if (diffs > 0).any() else 1.0
 
 
@@ -999,7 +1025,7 @@ def anneal_corrected(
     corrected, kept = 0, []
     for run, rows in df.groupby(run_column, sort=False):
         rows = rows.sort_values(x)
-        xs, lrs, loss = (pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float) for c in (x, lr, target))
+        xs, lrs, loss = (numeric(rows[c].to_numpy()).astype(float) for c in (x, lr, target))
         ok = np.isfinite(xs) & np.isfinite(lrs) & np.isfinite(loss) & (xs > 0) & (loss > 0) & (lrs >= 0)
         shift = None
         if ok.sum() >= len(ANNEALING_FORM.params) + 2 and lrs[ok].max() > 0:

@@ -34,6 +34,10 @@ KINDS = (
 """Kinds of warning; the plan and predict commands add ``extrapolation``, predict ``prior`` (a value
 that comes from a prior, not the data)."""
 
+EXTRAPOLATION_WARN_DECADES = 1.0
+"""A plan or prediction farther than this many decades beyond the fitted data warns: fits from small models
+extrapolate worst (spec §6 pitfall 13; Pearce & Song 2024), and a decade is already 10x the data."""
+
 NEAR_BOUND = 0.01
 """A parameter within this fraction of its box's width from a bound is near it (at it within 1e-8)."""
 NEAR_BOUND_LINEAR = 1e-3

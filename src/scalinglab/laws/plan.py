@@ -25,7 +25,7 @@ import numpy as np
 from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
-from scalinglab.laws.diagnostics import warning
+from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.frontier import (
     KaplanFrontier,
@@ -36,10 +36,6 @@ from scalinglab.laws.frontier import (
     kaplan_min_tokens,
     optimal_allocation,
 )
-
-EXTRAPOLATION_WARN_DECADES = 1.0
-"""A plan farther than this many decades beyond the fitted runs warns: fits from small models
-extrapolate worst (spec §6 pitfall 13; Pearce & Song 2024), and a decade is already 10x the data."""
 
 MIN_TOKENS_PER_PARAM = 0.1
 """Below this a plan is refused: no run of the fitted kind trains on so few tokens (Epoch drop

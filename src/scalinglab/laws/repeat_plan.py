@@ -19,11 +19,10 @@ import numpy as np
 from scipy import optimize
 
 from scalinglab.errors import ConfigError
-from scalinglab.laws.diagnostics import warning
+from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, warning
 from scalinglab.laws.forms import effective_sizes, get_form
 from scalinglab.laws.frontier import optimal_allocation
 from scalinglab.laws.plan import (
-    EXTRAPOLATION_WARN_DECADES,
     Plan,
     PlanningLaw,
     _checked,

@@ -145,15 +145,15 @@ def _parse_column(cells: list[str]) -> np.ndarray:
     return np.array([np.nan if c in _NA else c for c in cells], dtype=object)
 
 
-def _read_csv(path: Path, sep: str) -> Table:
+def _read_csv(path: Path, sep: str, what: str = "runs table") -> Table:
     """A CSV or TSV file as a Table, typed like pandas' reader would (one header row, blank lines skipped)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = [row for row in csv.reader(f, delimiter=sep) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"cannot read runs table '{path}': {e}") from None
+        raise DataError(f"cannot read {what} '{path}': {e}") from None
     if not rows:
-        raise DataError(f"cannot read runs table '{path}': No columns to parse from file")
+        raise DataError(f"cannot read {what} '{path}': No columns to parse from file")
     header, body = rows[0], rows[1:]
     names: list[str] = []
     for i, name in enumerate(header):  # pandas' names for blank and repeated headers
@@ -166,21 +166,21 @@ def _read_csv(path: Path, sep: str) -> Table:
     for line, row in enumerate(body, start=2):
         if len(row) > len(names):
             raise DataError(
-                f"cannot read runs table '{path}': line {line} has {len(row)} fields, the header {len(names)}; fix that line."
+                f"cannot read {what} '{path}': line {line} has {len(row)} fields, the header {len(names)}; fix that line."
             )
     cells = [[row[i] if i < len(row) else "" for row in body] for i in range(len(names))]
     return Table({name: _parse_column(col) for name, col in zip(names, cells)})
 
 
-def _read_with_pandas(path: Path) -> Table:
+def _read_with_pandas(path: Path, what: str = "runs table") -> Table:
     """A Parquet, JSON(L) or large CSV table, read with pandas and taken in at the edge."""
     import pandas as pd
 
-    reader, options = _PANDAS_READERS[path.suffix.lower()]
+    reader, options = _PANDAS_READERS.get(path.suffix.lower(), _PANDAS_READERS[".csv"])
     try:
         return Table.of(getattr(pd, reader)(path, **options))
     except (ValueError, OSError) as e:
-        raise DataError(f"cannot read runs table '{path}': {e}") from None
+        raise DataError(f"cannot read {what} '{path}': {e}") from None
 
 
 _SEPARATORS = {".csv": ",", ".tsv": "\t"}
@@ -235,6 +235,24 @@ def _table_path(path: Path) -> Path:
     return path
 
 
+def read_rows(path: Path, what: str = "runs table") -> Table:
+    """A table file's rows as read, untyped beyond pandas' typing: a CSV or TSV up to
+    :data:`CSV_WITHOUT_PANDAS_BYTES` without pandas, anything else with it (a file of another suffix as a CSV)."""
+    sep = _SEPARATORS.get(path.suffix.lower(), "," if path.suffix.lower() not in _PANDAS_READERS else None)
+    if sep is not None and path.stat().st_size <= CSV_WITHOUT_PANDAS_BYTES:
+        return _read_csv(path, sep, what)
+    return _read_with_pandas(path, what)
+
+
+def non_numbers(values: np.ndarray) -> np.ndarray:
+    """Where a column read from a file holds a value that is neither a number nor empty (``numeric`` makes both NaN)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return np.zeros(values.size, dtype=bool)
+    parsed = numeric(values)
+    return np.isnan(parsed) & np.array([not (isinstance(v, float) and np.isnan(v)) and v is not None and str(v).strip() != "" for v in values], dtype=bool)
+
+
 def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None) -> Table:
     """Load a runs table, rename mapped columns, keep finished runs, and derive D or C from 6ND.
 
@@ -243,13 +261,9 @@ def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None)
     convention the table uses.
     """
     path = _table_path(Path(path))
-    suffix = path.suffix.lower()
-    if suffix in _SEPARATORS and path.stat().st_size <= CSV_WITHOUT_PANDAS_BYTES:
-        df = _read_csv(path, _SEPARATORS[suffix])
-    elif suffix in _PANDAS_READERS:
-        df = _read_with_pandas(path)
-    else:
+    if path.suffix.lower() not in _PANDAS_READERS:
         raise DataError(f"cannot read '{path.name}': use a .csv, .parquet or .jsonl runs table.")
+    df = read_rows(path)
     notes: list[str] = []
     renames, dropped = column_renames(columns, list(df.columns), path.name)
     df = Table({renames.get(c, c): df[c] for c in df.columns if c not in dropped}, attrs=df.attrs)
@@ -345,7 +359,8 @@ def run_weights(labels: Any, frame: Table) -> tuple[np.ndarray, np.ndarray]:
     return groups, last
 
 
-def _rows(mask: np.ndarray, index: np.ndarray) -> str:
+def row_list(mask: np.ndarray, index: np.ndarray) -> str:
+    """The labels of the rows ``mask`` picks, the first ten, for an error message."""
     rows = [str(i) for i in index[mask][:10]]
     return ", ".join(rows) + (f" (and {int(mask.sum()) - 10} more)" if mask.sum() > 10 else "")
 
@@ -392,7 +407,7 @@ def fit_frame(
         if bad.any():
             kind = "negative" if col == "weight" else "non-positive"
             raise DataError(
-                f"column '{col}' has {kind} or missing values in row(s) {_rows(bad, out.index)}; "
+                f"column '{col}' has {kind} or missing values in row(s) {row_list(bad, out.index)}; "
                 "fix or remove those rows."
             )
     n_used = int((out["weight"] > 0).sum())
