@@ -180,6 +180,24 @@ def test_a_plan_says_how_far_it_extrapolates_and_warns_past_a_decade(
     assert "scalinglab plan: warning: the plan extrapolates" in captured.err and "RuntimeWarning" not in captured.err
 
 
+def test_a_published_law_says_how_far_a_plan_lies_outside_its_papers_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # Chinchilla's runs: 70M-16B parameters on 5B-500B tokens; Kaplan's: 768-1.5e9 parameters, C_min 1e-8-1 PF-day.
+    assert plan_budget(get_preset("chinchilla2022"), 5.76e23).warnings == []  # Chinchilla itself: under a decade past them
+    inside = plan_budget(get_preset("epoch2024"), 1e21)
+    assert inside.decades_beyond == 0 and inside.warnings == []
+    far = plan_budget(get_preset("chinchilla2022"), 1e30)
+    assert far.decades_beyond > 3 and [w["kind"] for w in far.warnings] == ["extrapolation"]
+    assert "the paper's runs" in far.warnings[0]["message"] and "plan with --fit" in far.warnings[0]["message"]
+    tiny = plan_budget(get_preset("kaplan2020"), 1e10)  # C_min 5e9 FLOPs, below Fig 13's 8.6e11
+    assert tiny.warnings[0]["param"] == "C_min" and tiny.decades_beyond == pytest.approx(np.log10(8.64e11 / 5e9))
+    with pytest.raises(FitError, match="less than one of each"):  # Table 6 at 1e3 FLOPs: 3e-4 parameters
+        plan_budget(get_preset("kaplan2020"), 1e3)
+    assert main(["plan", "--preset", "chinchilla2022", "--budget", "1e30"]) == 0
+    captured = capsys.readouterr()
+    assert "scalinglab plan: warning: the plan extrapolates" in captured.err
+    assert "decades beyond the runs the law was fitted on" in captured.out
+
+
 def test_nonsense_allocations_are_refused_with_what_data_would_fix_them() -> None:
     lopsided = PlanningLaw("chinchilla", {"E": 1.8, "A": 1e5, "B": 1.0, "alpha": 0.3, "beta": 0.3}, "test")
     with pytest.raises(FitError, match=r"tokens per parameter .* below 0.1.*add runs with more tokens per parameter"):

@@ -209,7 +209,7 @@ def format_plan(plan) -> str:
     if plan.c_min is not None:
         rows += [("C_min (eq 5.5)", _num(plan.c_min, " FLOPs")), ("S_min (eq 5.4)", _num(plan.s_min))]
     if plan.decades_beyond is not None:
-        rows.append(("extrapolation", f"{plan.decades_beyond:.2g} decades beyond the fitted runs"))
+        rows.append(("extrapolation", f"{plan.decades_beyond:.2g} decades beyond the runs the law was fitted on"))
     if plan.dataset_tokens_needed is not None:
         rows.append(("dataset for no overfit", _num(plan.dataset_tokens_needed, " tokens (eq 4.4)")))
     width = max(len(k) for k, _ in rows)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX
+from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX, PF_DAY
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
 from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, warning
@@ -67,8 +67,8 @@ class PlanningLaw:
     param_samples: list[dict[str, float]] = field(default_factory=list, compare=False)
     """Bootstrap refits of the parameters (from a fit), for intervals on N_opt and D_opt."""
     data_range: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
-    """The smallest and largest C, N and D of the runs fitted (from a fit; empty for published constants),
-    to say how far a plan extrapolates."""
+    """The smallest and largest C, N and D of the runs fitted (a preset: the ranges its paper states), to say
+    how far a plan extrapolates."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,9 @@ KAPLAN_TABLE6 = KaplanTable6()
 KAPLAN_APP_B = KaplanFrontier()
 KAPLAN_BCRIT = BcritLaw()
 
+CHINCHILLA_RANGE = {"N": (7e7, 1.6e10), "D": (5e9, 5e11)}
+"""Hoffmann et al. 2022 §3: models of 70M to 16B parameters trained on 5B to 500B tokens (spec §5)."""
+
 PRESETS: dict[str, PlanningLaw] = {
     # Kaplan et al. 2020 Table 6 (allocation), Table 5 (L(C_min), B_crit), Table 3 (α_N, α_S for
     # the App. B cost curve); spec §1.5, §1.7. WebText2 with GPT-2 BPE.
@@ -139,6 +142,9 @@ PRESETS: dict[str, PlanningLaw] = {
         source="Kaplan et al. 2020, Table 6 (allocation) and Table 5 (L(C_min), B_crit) [spec §1.5, §1.7]",
         convention="N non-embedding; C = 6NBS at B = B_crit = 2 C_min; WebText2, GPT-2 BPE",
         bcrit=KAPLAN_BCRIT,
+        # K20 §3: N from 768 to 1.5e9 non-embedding parameters, D from 22M to 23B tokens; Fig 13's frontier
+        # spans C_min of 1e-8 to 1 PF-day (spec §2, §4)
+        data_range={"N": (768.0, 1.5e9), "D": (2.2e7, 2.3e10), "C_min": (1e-8 * PF_DAY, PF_DAY)},
     ),
     # Hoffmann et al. 2022 approach 3, unrounded TeX values (E = exp(0.5267228) ...) via Besiroglu et
     # al.'s code; spec §5.1. The rounded values in the paper's body are biased (spec §5.2).
@@ -147,6 +153,7 @@ PRESETS: dict[str, PlanningLaw] = {
         params=dict(HOFFMANN_APPROACH3_TEX),
         source="Hoffmann et al. 2022, approach 3 (§3.3, App. D.2), unrounded TeX constants [spec §5.1]",
         convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
+        data_range=CHINCHILLA_RANGE,
     ),
     # Besiroglu et al. 2024's refit of Chinchilla Fig 4 (240 runs); spec §5.2.
     "epoch2024": PlanningLaw(
@@ -154,6 +161,7 @@ PRESETS: dict[str, PlanningLaw] = {
         params=dict(EPOCH_REFIT),
         source="Besiroglu et al. 2024 (Epoch AI), refit of Chinchilla's runs [spec §5.2]",
         convention="N total (embeddings included); C = 6ND; MassiveText, 32k SentencePiece",
+        data_range=CHINCHILLA_RANGE,
     ),
 }
 
@@ -322,6 +330,12 @@ def _checked(law: PlanningLaw, plan: Plan) -> Plan:
             f"the law '{law.form}' gives no finite allocation {where} (loss {plan.loss}); its fitted parameters are "
             "degenerate there: refit on runs closer to this budget, or use --preset."
         )
+    if any(v is not None and v < 1 for v in (plan.n_params, plan.tokens)):
+        raise FitError(
+            f"the law recommends N {plan.n_params:.3g} parameters and D {plan.tokens:.3g} tokens {where}: less than "
+            "one of each, so the budget is far below anything the law was fitted on; plan a larger budget, or fit "
+            "the law on runs near this one."
+        )
     if plan.tokens_per_param is not None and plan.tokens_per_param < MIN_TOKENS_PER_PARAM:
         raise FitError(
             f"the law recommends {plan.tokens_per_param:.3g} tokens per parameter {where} (N {plan.n_params:.3g}, "
@@ -352,11 +366,13 @@ def _checked(law: PlanningLaw, plan: Plan) -> Plan:
     warnings = list(plan.warnings)
     if decades > EXTRAPOLATION_WARN_DECADES:
         lo, hi = fitted[axis]
+        published = any(law == p for p in PRESETS.values())
+        runs, fix = (("the paper's runs", "fit a law to runs near this budget (scalinglab fit) and plan with --fit") if published
+                     else ("the fitted runs", "add runs within a decade of this budget"))  # fmt: skip
         warnings.append(warning(
             "extrapolation", axis,
-            f"the plan extrapolates {decades:.1f} decades beyond the fitted runs ({axis} = {reach[axis]:.3g}; "
-            f"fitted {lo:.3g} to {hi:.3g}); its numbers are a guess past one decade: add runs within a decade "
-            "of this budget.",
+            f"the plan extrapolates {decades:.1f} decades beyond {runs} ({axis} = {reach[axis]:.3g}; "
+            f"fitted {lo:.3g} to {hi:.3g}); its numbers are a guess past one decade: {fix}.",
         ))  # fmt: skip
     return dataclasses.replace(plan, decades_beyond=decades, warnings=warnings)
 
