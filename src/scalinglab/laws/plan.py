@@ -330,11 +330,12 @@ def _checked(law: PlanningLaw, plan: Plan) -> Plan:
             f"the law '{law.form}' gives no finite allocation {where} (loss {plan.loss}); its fitted parameters are "
             "degenerate there: refit on runs closer to this budget, or use --preset."
         )
-    if any(v is not None and v < 1 for v in (plan.n_params, plan.tokens)):
+    tiny = {k: v for k, v in (("parameters", plan.n_params), ("tokens", plan.tokens)) if v is not None and v < 1}
+    if tiny:
         raise FitError(
-            f"the law recommends N {plan.n_params:.3g} parameters and D {plan.tokens:.3g} tokens {where}: less than "
-            "one of each, so the budget is far below anything the law was fitted on; plan a larger budget, or fit "
-            "the law on runs near this one."
+            f"the law recommends {' and '.join(f'{v:.3g} {k}' for k, v in tiny.items())} {where}: less than one, so "
+            "the budget is far below anything the law was fitted on; plan a larger budget, or fit the law on runs "
+            "near this one."
         )
     if plan.tokens_per_param is not None and plan.tokens_per_param < MIN_TOKENS_PER_PARAM:
         raise FitError(
