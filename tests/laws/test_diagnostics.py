@@ -42,6 +42,23 @@ def test_a_floorless_power_law_warns_naming_e() -> None:
     assert "E =" in message and "--bound E=" in message
 
 
+def test_a_law_no_bootstrap_refit_can_fit_gets_no_intervals_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A user law whose amplitude the runs do not determine (the loss does not move with N): every refit fails
+    # its convergence test. It was an IndexError from inside np.percentile.
+    law = tmp_path / "law.py"
+    law.write_text("def flat(N, D, E, A):\n    return E + A / N\n")
+    N = np.geomspace(1e8, 1e10, 30)
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 * np.exp(0.01 * np.random.default_rng(0).standard_normal(30))}).to_csv(runs, index=False)
+    assert main(["fit", str(runs), "--law", f"{law}:flat", "--bootstrap", "20", "--json"]) == 1  # 1: not converged
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["intervals"] == {}
+    [failed] = [w for w in out["warnings"] if w["kind"] == "bootstrap_failed"]
+    assert "20 of 20 bootstrap refits did not converge, so the fit has no intervals" in failed["message"]
+    assert "Traceback" not in captured.err and "the fit did not converge" in captured.err
+
+
 def test_a_well_determined_fit_has_no_warnings(epoch240: pd.DataFrame) -> None:
     fit = fit_law("chinchilla", epoch240, bootstrap=100)
     assert fit.bootstrap_dropped <= 10

@@ -168,6 +168,12 @@ def bootstrap_warning(n: int, dropped: int) -> list[dict[str, Any]]:
     """More than :data:`BOOTSTRAP_FAILED` of the refits dropped: the intervals describe the survivors only."""
     if n <= 0 or dropped <= BOOTSTRAP_FAILED * n:
         return []
+    if n - dropped < 2:
+        return [warning(
+            "bootstrap_failed", None,
+            f"{dropped} of {n} bootstrap refits did not converge, so the fit has no intervals; the law is not "
+            "determined by these runs (see the other warnings): fit a law with fewer parameters, or add runs.",
+        )]  # fmt: skip
     return [warning(
         "bootstrap_failed", None,
         f"{dropped} of {n} bootstrap refits did not converge and were left out, so the intervals are too narrow; "

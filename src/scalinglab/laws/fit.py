@@ -512,6 +512,10 @@ def _fit(
     ]
     if bootstrap:
         thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress, groups=groups)
+    if bootstrap and len(thetas) < 2:  # no interval from fewer than two refits
+        result.bootstrap_dropped = dropped
+        found += diagnostics.bootstrap_warning(bootstrap, dropped)
+    elif bootstrap:
         public = base.from_theta(con.expand(thetas))
         samples = Table({p: np.ascontiguousarray(public[:, i]) for i, p in enumerate(base.params)})
         for name, value in base.derived_values({p: samples[p] for p in base.params}).items():
