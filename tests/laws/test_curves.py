@@ -92,6 +92,20 @@ def test_an_ns_fit_over_several_runs_is_calibrated_on_the_first_runs_later_point
     assert pred.interval_scale > ROLLOUT_WARN and "rollout" in [w["kind"] for w in pred.warnings]
 
 
+def test_l_of_n_s_across_a_decay_still_to_come_says_it_cannot_see_it() -> None:
+    # Runs of two sizes on a cosine to zero over 20,000 steps: L(N, S) is blind to the LR, so a prediction of
+    # the end from the first 4,000 steps warns; from every point of the run it does not.
+    law = lambda n, s: (8e4 / n) ** 0.08 + (3e2 / s) ** 0.6  # noqa: E731
+    every = np.arange(1, 20001, dtype=float)
+    cosine = (every, 0.5 * (1 + np.cos(np.pi * (every - 1) / 20000)))
+    runs = [Curve(STEPS, law(n, STEPS), n_params=n, warmup_end=10.0, name=f"n{n:g}", final_step=20000.0, schedule=cosine)
+            for n in (1e6, 1e5)]  # fmt: skip
+    early = predict_curve(runs, fit_until=4000, joint=False)
+    [blind] = [w for w in early.warnings if w["kind"] == "schedule"]
+    assert "'n1e+06' has" in blind["message"] and "L(N, S) does not see the LR" in blind["message"]
+    assert "schedule" not in [w["kind"] for w in predict_curve(runs, joint=False).warnings]
+
+
 def test_warmup_transient_is_dropped() -> None:
     curve = noisy_curve(2, noise=0.002, warmup_end=50.0)
     flat = curve.step <= 50

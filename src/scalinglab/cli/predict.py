@@ -20,14 +20,15 @@ measure C. Several curves that know their LR (run directories, or a CSV with a r
 first; --fit-until cuts it alone) borrows the shape and the decay's gain of the finished ones. One
 curve without an LR is fitted with L(S) = L_inf + b S^-c; several without (runs of different sizes,
 same batch) with Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first
-one. Every point weighs the stretch of training it stands for (half the gaps to its neighbours), so
-log-spaced evaluations do not let the early transient outvote the recent slope. The early
-transient is left out (Kaplan §5.2): by default twice the LR warmup, which ends where the lr peaks,
-or the first 10% of the points fitted when no warmup is known; --skip-until sets it. The interval
-combines the fit's parameter uncertainty with the noise of one new evaluation, widened when the law,
-fitted on the points up to half the predicted run's last one's x (the other runs cut as the fit cuts
-them), missed that run's later ones by more than its own error (by the rms of those misses in
-standard errors; a warning above 2x). A prediction more
+one; L(N, S) does not see the LR, and warns when a tenth or more of the first run's decay is still to
+come after its points fitted (it then over-predicts). Every point weighs the stretch of training it
+stands for (half the gaps to its neighbours), so log-spaced evaluations do not let the early
+transient outvote the recent slope. The early transient is left out (Kaplan §5.2): by default twice
+the LR warmup, which ends where the lr peaks, or the first 10% of the points fitted when no warmup
+is known; --skip-until sets it. The interval combines the fit's parameter uncertainty with the noise
+of one new evaluation, widened when the law, fitted on the points up to half the predicted run's
+last one's x (the other runs cut as the fit cuts them), missed that run's later ones by more than
+its own error (by the rms of those misses in standard errors; a warning above 2x). A prediction more
 than a decade past the last point fitted warns, and so does one from points that span less than a
 factor 3 of x after the transient (too short a stretch to measure the curve's exponent).
 

@@ -30,9 +30,12 @@ KINDS = (
     "outlier",
     "numerical",
     "prior",
+    "rollout",
+    "schedule",
 )
 """Kinds of warning; the plan and predict commands add ``extrapolation``, predict ``prior`` (a value
-that comes from a prior, not the data)."""
+that comes from a prior, not the data), ``rollout`` (the law missed the curve's own later points) and
+``schedule`` (a law blind to the LR predicts across a decay still to come)."""
 
 EXTRAPOLATION_WARN_DECADES = 1.0
 """A plan or prediction farther than this many decades beyond the fitted data warns: fits from small models
