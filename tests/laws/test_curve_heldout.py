@@ -3,6 +3,7 @@ coverage on curves drawn from the LR-annealing law itself, and the joint fit ove
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from scalinglab.laws.curves import (
     Curve,
     annealing_areas,
     area_units,
+    fit_curve,
     fit_curves_joint,
     load_curves,
     predict_curve,
@@ -108,3 +110,21 @@ def test_joint_fit_recovers_the_shared_shape_and_predicts_the_short_run(tmp_path
     assert main(["predict", str(path), "--run-column", "nope"]) == 2
     with pytest.raises(DataError, match="lr"):
         fit_curves_joint([Curve(np.arange(1.0, 50), np.linspace(3, 2, 49))] * 2)
+
+
+def test_a_joint_fit_of_runs_too_sparse_to_fit_alone_and_its_fallback_to_l_of_n_s() -> None:
+    """Runs evaluated 7 times each (as a study's ladder is): none can be fitted alone, the joint fit still can;
+    a run to predict with fewer than 3 points of its own is placed by its size, L(N, S) over the runs."""
+    alpha, r = 0.35, 1.0
+    runs = [dataclasses.replace(law_curve(1.2 + 0.3 * i, 1.0 + 0.2 * i, alpha, r, n_eval=7, seed=i), n_params=1e6 / 2**i)
+            for i in range(4)]  # fmt: skip
+    with pytest.raises(FitError, match="too few"):
+        fit_curve(runs[1])
+    joint = predict_curve(runs, fit_until=600)
+    assert "shared by 4 runs" in joint.law
+    assert joint.params["alpha"] == pytest.approx(alpha, rel=0.25)
+    assert joint.interval[0] <= joint.observed <= joint.interval[1] and abs(joint.loss / joint.observed - 1) < 0.03
+    early = predict_curve(runs, fit_until=120)  # 2 points of the first run after its transient
+    assert early.law.startswith("L(N, S)") and "schedule" in [w["kind"] for w in early.warnings]
+    with pytest.raises(FitError, match="points after its transient; the joint fit needs 3"):
+        predict_curve([dataclasses.replace(c, n_params=None) for c in runs], fit_until=120)  # no sizes to fall back on

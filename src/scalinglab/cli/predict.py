@@ -39,7 +39,8 @@ warmup_end; --columns maps other names (a W&B export: step=Step,loss=train/loss)
 curve without an lr column gets its schedule from --schedule, as its paper states it (kind, steps,
 warmup, floor): the LR-annealing law then sees its decay too. A study directory stands for its
 single-pass runs on the recipe (or one design's, --design) at its most common batch, the largest
-model first: L(N, S) over them predicts the largest; stderr says which.
+model first, which is predicted as several runs are (the joint LR-annealing fit, or L(N, S) when it
+has too few points of its own); stderr says which runs.
 
 Examples:
   scalinglab predict runs/gpt-3f2a9c                      # its final loss, from the points so far
@@ -92,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     known = None if args.schedule is None else KnownSchedule.parse(args.schedule)
     expanded = [_study_runs(path, args.design) for path in args.curves]
-    ladder = any(runs != [path] for runs, path in zip(expanded, args.curves))  # a study: L(N, S) across its sizes
     curves = [
         c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column, known, args.columns)
     ]
-    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until, joint=not ladder)
+    pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
     for w in pred.warnings:
         print(f"scalinglab predict: warning: {w['message']}", file=sys.stderr)
     if args.json:
@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _study_runs(path: str, design: str | None) -> list[str]:
-    """A study directory's run directories for L(N, S) (study.selection), said on stderr; other paths as given."""
+    """A study directory's run directories, the largest first (study.selection's runs for L(N, S)), said on
+    stderr; other paths as given."""
     import sys
     from pathlib import Path
 
