@@ -135,6 +135,7 @@ def _study_runs(path: str, design: str | None) -> list[str]:
     batch = runs["batch_tokens"].mode()
     runs = runs[runs["batch_tokens"] == batch.iloc[0]] if len(batch) else runs  # L(N, S) holds at one batch
     runs = runs.sort_values("N", ascending=False)
+    used = used.split(": ", 1)[-1]  # the selection's law label (L(N, S)) is not the law the runs are fitted with
     print(f"scalinglab predict: {used}; {len(runs)} at {int(batch.iloc[0]) if len(batch) else 0} tokens per step, "
           f"predicting the largest ({runs['name'].iloc[0] if len(runs) else 'none'})", file=sys.stderr)
     return [str(root / d) for d in runs["run_dir"]]
