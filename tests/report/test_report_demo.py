@@ -30,6 +30,23 @@ def test_quick_demo_writes_a_complete_report(quick_demo):  # its time is measure
     assert n["alpha_N"] > 0 and n["B_star"] > 0
 
 
+def test_predict_on_the_quick_demos_ladder_predicts_its_largest_run(quick_demo, capsys):
+    # A study directory stands for its ladder, largest first; fitted on the first half of the largest run.
+    import json
+
+    result, _ = quick_demo
+    study = result.study_file.parent
+    assert main(["predict", str(study), "--design", "ladder", "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(study), "--design", "ladder", "--fit-until", str(whole["at_step"] / 2), "--json"]) == 0
+    captured = capsys.readouterr()
+    half = json.loads(captured.out)
+    assert half["run"] == whole["run"] and half["observed"] == whole["observed"] > 0
+    assert half["law"].startswith(("L = L0", "L(N, S)")) and half["fit_steps"][1] <= whole["at_step"] / 2
+    assert half["interval"][0] < half["loss"] < half["interval"][1] and abs(half["loss"] / half["observed"] - 1) < 0.2
+    assert "predicting the largest" in captured.err and "L(N, S):" not in captured.err
+
+
 def test_report_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
