@@ -46,7 +46,7 @@ from scipy import optimize
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, form_bound_warnings, warning
 from scalinglab.laws.forms import Form, get_form
-from scalinglab.laws.tables import Table, column_renames, non_numbers, numeric, read_rows, row_list
+from scalinglab.laws.tables import Table, blank, column_renames, non_numbers, numeric, read_rows, row_list
 from scalinglab.laws.uncertainty import t_quantile
 
 if TYPE_CHECKING:
@@ -302,7 +302,7 @@ def read_curve_csv(
 def _groups(df: Table, column: str) -> list[tuple[str, Table]]:
     """The rows of each run, runs in the order they first appear; rows with no run name are left out."""
     labels = df[column]
-    named = np.array([not (isinstance(v, float) and np.isnan(v)) and v is not None and str(v) != "" for v in labels], dtype=bool)
+    named = ~blank(labels)
     keys = np.array([str(v) for v in labels], dtype=object)
     return [(k, df.take(named & (keys == k))) for k in dict.fromkeys(keys[named])]
 

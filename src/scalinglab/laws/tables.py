@@ -244,13 +244,17 @@ def read_rows(path: Path, what: str = "runs table") -> Table:
     return _read_with_pandas(path, what)
 
 
+def blank(values: np.ndarray) -> np.ndarray:
+    """Where a column read from a file is empty: NaN (a missing cell), None or a blank string."""
+    return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "" for v in np.asarray(values)], dtype=bool)
+
+
 def non_numbers(values: np.ndarray) -> np.ndarray:
     """Where a column read from a file holds a value that is neither a number nor empty (``numeric`` makes both NaN)."""
     values = np.asarray(values)
     if values.dtype.kind in "biuf":
         return np.zeros(values.size, dtype=bool)
-    parsed = numeric(values)
-    return np.isnan(parsed) & np.array([not (isinstance(v, float) and np.isnan(v)) and v is not None and str(v).strip() != "" for v in values], dtype=bool)
+    return np.isnan(numeric(values)) & ~blank(values)
 
 
 def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None) -> Table:
