@@ -79,6 +79,15 @@ def test_the_interval_is_calibrated_on_the_curves_own_later_points() -> None:
 
 
 
+def test_an_interval_the_rollout_cannot_check_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "short.csv"
+    steps = 100 * 1.5 ** np.arange(9)  # 6 past the default transient (10% of the last), 4 in the first half: too few
+    path.write_text("step,loss\n" + "".join(f"{s:g},{offset_law(s) * (1 + 0.002 * (-1) ** i):.6f}\n" for i, s in enumerate(steps)))
+    assert main(["predict", str(path), "--at-step", "5000"]) == 0
+    assert "interval not checked on the run's own later points" in capsys.readouterr().out
+    assert predict_curve(load_curves(path), at_step=5000).interval_scale is None
+
+
 def test_an_ns_fit_over_several_runs_is_calibrated_on_the_first_runs_later_points() -> None:
     # L(N, S) over runs of two sizes (Kaplan eq 1.6 drawn with 0.5% noise), every run cut at the rollout's step
     law = lambda n, s: (8e4 / n) ** 0.08 + (3e2 / s) ** 0.6  # noqa: E731

@@ -110,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
           f"residual sd {pred.residual_sd:.2%}")  # fmt: skip
     print(f"loss at {pred.x} {pred.at_step:g}: {pred.loss:.4f}   [{lo:.4f}, {hi:.4f}] {pred.level:.0%} interval"
           f"   ({pred.decades_beyond:.2g} decades beyond the points fitted)")  # fmt: skip
-    if pred.interval_scale is not None and pred.interval_scale > 1:
+    if pred.interval_scale is None:
+        print("  interval not checked on the run's own later points: the law cannot be fitted on the first half of "
+              "those fitted (too few points)")
+    elif pred.interval_scale > 1:
         print(f"  interval widened {pred.interval_scale:.2f}x: fitted on the points up to half the last one's "
               f"{pred.x}, the law missed the later ones by that many of its standard errors (rms)")  # fmt: skip
     if pred.observed is not None:
