@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from scalinglab import __version__
 from scalinglab.cli._common import warnings_to_stderr
-from scalinglab.errors import ScalinglabError
+from scalinglab.errors import ScalinglabError, Stopped
 
 # The order sub-commands appear in ``scalinglab --help``; modules not listed come after.
 ORDER = ["demo", "train", "count", "data", "study", "collect", "fit", "backtest", "frontier", "hparams", "plan", "predict", "report"]
@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings_to_stderr(args.command):  # the library's warnings, in the CLI's own one-line form
             return int(args.handler(args) or 0)
+    except Stopped as e:  # stopped from outside after a checkpoint (a scheduler's SIGTERM): not a failure of the run
+        print(f"scalinglab {args.command}: {e}", file=sys.stderr)
+        return 2
     except ScalinglabError as e:
         print(f"scalinglab {args.command}: error: {e}", file=sys.stderr)
         return 2
