@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from scalinglab.errors import DataError
 from scalinglab.laws.curves import ANNEAL_PSEUDO_STEPS, anneal_corrected, annealing_areas
 from scalinglab.laws.fit import fit_law
+from scalinglab.laws.frontier import envelope_frontier
 
 
 def cosine(x: np.ndarray, end: float, peak: float = 1e-3) -> np.ndarray:
@@ -61,3 +64,15 @@ def test_fit_law_corrects_a_checkpoint_table_with_an_lr_column_and_can_be_told_n
     assert any("moved to runs whose schedules end" in n for n in fit.notes)
     assert not any("moved to runs" in n for n in raw.notes)
     assert fit.params != raw.params
+
+
+def test_a_checkpoint_table_whose_run_column_is_missing_or_has_gaps_is_named() -> None:
+    # With an lr column the correction groups by run before anything else: a missing column was a pandas KeyError.
+    table = pd.concat([checkpoint_run(f"r{i}", end, 1.0)[0] for i, end in enumerate([1e7, 2e7])], ignore_index=True)
+    with pytest.raises(DataError, match="--run-column 'nope' not in the table"):
+        fit_law("kaplan_d", table, runs="nope")
+    gap = table.assign(run=table["run"].where(table.index != 5))
+    with pytest.raises(DataError, match="column 'run' names no run in row\\(s\\) 5"):
+        fit_law("kaplan_d", gap, runs="run")
+    with pytest.raises(DataError, match="names no run in row\\(s\\) 5"):  # the envelope's bootstrap met it as a KeyError: nan
+        envelope_frontier(gap.assign(C=6 * gap["N"] * gap["D"]), run_col="run")

@@ -37,7 +37,7 @@ from scalinglab.laws.objective import (
     polish,
     projected_gradient_norm,
 )
-from scalinglab.laws.tables import Table, fit_frame, run_weights, skip_early
+from scalinglab.laws.tables import Table, check_run_column, fit_frame, run_weights, skip_early
 from scalinglab.laws.uncertainty import (
     CALIBRATION_FRACTIONS,
     NoiseModel,
@@ -434,6 +434,8 @@ def _fit(
     if outliers not in OUTLIER_MODES:
         raise ConfigError(f"outliers='{outliers}'; use one of {', '.join(OUTLIER_MODES)}.")
     df = Table.of(data)  # a DataFrame enters here, as plain columns: the fit itself needs no pandas
+    if runs:
+        check_run_column(df, runs)
     if skip_fraction and not runs:
         raise ConfigError("skip_fraction needs runs=COLUMN (--run-column): the early part of which run to drop.")
     if runs and anneal and "lr" in df.columns and "D" in df.columns:  # on every checkpoint, before any is skipped

@@ -29,6 +29,7 @@ from scipy import interpolate, optimize
 from scalinglab.constants import KAPLAN_OVERFITTING, KAPLAN_TABLE3, KAPLAN_TABLE5, KAPLAN_TABLE6, PF_DAY
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.batch import BcritLaw
+from scalinglab.laws.tables import check_run_column
 
 LossND = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A law L(N, D) evaluated elementwise on arrays of parameters and tokens."""
@@ -111,6 +112,7 @@ def envelope_frontier(
     inside the range it covers. Chinchilla used 1500 points (Hoffmann App. D.1).
     """
     _require_columns(curves, [run_col, "N", "C", "loss"], "the envelope frontier")
+    check_run_column(curves, run_col)
     runs = [g.sort_values("C") for _, g in curves.groupby(run_col) if len(g) >= 2]
     if len(runs) < 2:
         raise DataError("the envelope frontier needs learning curves from at least two runs (sizes).")

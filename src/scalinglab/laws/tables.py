@@ -327,10 +327,20 @@ def _run_numbers(labels: Any) -> np.ndarray:
     return rank[inverse.reshape(-1)]
 
 
-def skip_early(df: Table | pd.DataFrame, run_column: str, fraction: float, tokens: str = "D") -> Table | pd.DataFrame:
-    """A checkpoint table without each run's first ``fraction`` of tokens (its warmup transient; spec §6 item 14)."""
+def check_run_column(df: Table | pd.DataFrame, run_column: str) -> None:
+    """The table has ``run_column`` and every row names its run (a row without one belongs to no run)."""
     if run_column not in df.columns:
         raise DataError(f"--run-column '{run_column}' not in the table; columns found: {', '.join(map(str, df.columns))}.")
+    empty = blank(df[run_column])
+    if empty.any():
+        index = np.asarray(df.index)
+        raise DataError(f"column '{run_column}' names no run in row(s) {row_list(empty, index)}; fill in each row's run "
+                        "or remove those rows.")  # fmt: skip
+
+
+def skip_early(df: Table | pd.DataFrame, run_column: str, fraction: float, tokens: str = "D") -> Table | pd.DataFrame:
+    """A checkpoint table without each run's first ``fraction`` of tokens (its warmup transient; spec §6 item 14)."""
+    check_run_column(df, run_column)
     if not 0 <= fraction < 1:
         raise DataError(f"--skip-fraction {fraction}; give a fraction in [0, 1), e.g. 0.1.")
     if not fraction:
