@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import (
     Curve,
     annealing_areas,
@@ -126,5 +126,7 @@ def test_a_joint_fit_of_runs_too_sparse_to_fit_alone_and_its_fallback_to_l_of_n_
     assert joint.interval[0] <= joint.observed <= joint.interval[1] and abs(joint.loss / joint.observed - 1) < 0.03
     early = predict_curve(runs, fit_until=120)  # 2 points of the first run after its transient
     assert early.law.startswith("L(N, S)") and "schedule" in [w["kind"] for w in early.warnings]
+    with pytest.raises(ConfigError, match="gives its LR up to step 1000, before the step 5000"):  # joint or not
+        predict_curve(runs, at_step=5000)
     with pytest.raises(FitError, match="points after its transient; the joint fit needs 3"):
         predict_curve([dataclasses.replace(c, n_params=None) for c in runs], fit_until=120)  # no sizes to fall back on

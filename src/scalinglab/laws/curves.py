@@ -934,13 +934,14 @@ def predict_curve(
         at_step = target.final_step
     if not at_step > 0 or not 0 < level < 1:
         raise ConfigError(f"--at-step must be a positive step and --level in (0, 1) (got {at_step}, {level}).")
+    if target.schedule is not None and at_step > target.schedule[0].max() * (1 + 1e-9):  # past it, the LR is a guess
+        raise ConfigError(
+            f"'{target.name}' gives its LR up to {target.x_name} {target.schedule[0].max():g}, before the "
+            f"{target.x_name} {at_step:g} to predict; add rows with the planned lr up to it (loss left empty), or "
+            "predict at most that far."
+        )
     seen, warnings_ns = None, []
     if len(curves) == 1:
-        if target.schedule is not None and at_step > target.schedule[0].max() * (1 + 1e-9):
-            raise ConfigError(
-                f"'{target.name}' gives its LR up to {target.x_name} {target.schedule[0].max():g}, before the "
-                f"{target.x_name} {at_step:g} to predict; add rows with the planned lr up to it (loss left empty)."
-            )
         seen = _decay_seen(target, fit_until, at_step)
         fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None)
         law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
