@@ -28,10 +28,13 @@ Results are honest, not tuned to look like the paper. The closing note gives the
 exponent a (N_opt ∝ C^a) from Chinchilla's three approaches, each with an interval, says which
 paper's value the intervals support, and lists warnings: approaches whose intervals disagree, a
 constant the data cannot support (a critical batch above the tokens any run saw), a fit on a bound.
+The report's page carries the same answer and warnings beside its headline numbers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import itertools
 import sys
 import time
@@ -50,6 +53,7 @@ from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
 from scalinglab.report.build import ReportResult, build_report
 from scalinglab.report.headline import headline_lines
+from scalinglab.report.html import write
 from scalinglab.study import load_study, run_study
 from scalinglab.study.selection import in_design, law_runs
 
@@ -90,10 +94,14 @@ class Exponent:
     and its interval describe the design, not N_opt, and say nothing about the papers."""
 
     def text(self) -> str:
+        return f"{self.method}: {self.value_text()}"
+
+    def value_text(self) -> str:
+        """The value with its interval, or why it has none."""
         if not np.isfinite(self.value):
-            return f"{self.method}: n/a ({self.note})"
+            return f"n/a ({self.note})"
         ci = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else f" (no interval: {self.note})"
-        return f"{self.method}: {self.value:.3f}{ci}" + ("" if self.bracketed else f" (not bracketed: {self.note})")
+        return f"{self.value:.3f}{ci}" + ("" if self.bracketed else f" (not bracketed: {self.note})")
 
 
 @dataclass
@@ -137,7 +145,21 @@ def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progres
     runs = report.runs
     exponents = allocation_exponents(report.results, runs)
     warnings = demo_warnings(report.results, runs, exponents)
+    write_answer(report, exponents, warnings)
     return DemoResult(report, study_file, time.monotonic() - start, exponents, warnings)
+
+
+def write_answer(report: ReportResult, exponents: list[Exponent], warnings: list[dict[str, Any]]) -> None:
+    """The answer on the report's page too, as the closing note prints it: a by each approach with its interval,
+    the conclusion, and every warning, so that the page never shows the exponents without what doubts them."""
+    if report.page is None:
+        return
+    rows = [(f"N_opt ∝ C^a, {e.method} ({LEVEL:.0%} interval)", html.escape(e.value_text())) for e in exponents]
+    rows.append(("the answer", html.escape(conclusion(exponents))))
+    flagged = [f'<span class="flag">warning: {html.escape(w["message"])}</span>' for w in warnings]
+    page = dataclasses.replace(report.page, summary=[*report.page.summary, *rows], notes=[*flagged, *report.page.notes])
+    write(page, report.path)
+    report.page = page
 
 
 def _say(progress: bool, message: str) -> None:

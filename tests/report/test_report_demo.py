@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html as html_lib
+
 import pytest
 from tests.report.conftest import browser_layout, chromium
 
 from scalinglab.cli import main
+from scalinglab.demo import conclusion
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +31,12 @@ def test_quick_demo_writes_a_complete_report(quick_demo):  # its time is measure
     assert "src=\"data:image/png;base64," in html and "<img src=\"figures/" not in html  # self-contained
     n = result.report.numbers
     assert n["alpha_N"] > 0 and n["B_star"] > 0
+    # the page carries the answer as the closing note prints it: a by each approach with its interval, and every warning
+    assert "<th>the answer</th>" in html and html_lib.escape(conclusion(result.exponents)) in html
+    for e in result.exponents:
+        assert f"<th>N_opt ∝ C^a, {e.method} (95% interval)</th><td>{html_lib.escape(e.value_text())}</td>" in html
+    for w in result.warnings:
+        assert html_lib.escape(w["message"]) in html
 
 
 def test_predict_on_the_quick_demos_ladder_predicts_its_largest_run(quick_demo, capsys):

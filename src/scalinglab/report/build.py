@@ -64,6 +64,8 @@ class ReportResult:
     """Every analysis's result by name (None where skipped), for callers that report more (the demo)."""
     runs: pd.DataFrame | None = field(default=None, repr=False)
     """The runs table the analyses used (scalinglab.study.collect), so such callers need not collect again."""
+    page: Page | None = field(default=None, repr=False)
+    """The page as written, for callers that add to it (the demo's answer) and write it again."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},
@@ -598,6 +600,7 @@ def report_from_tables(
         + [f"warning: {html_escape(m)}" for m in dict.fromkeys(m.splitlines()[0] for m in messages)],
     )
     write(page, result.path)
+    result.page = page
     return result
 
 
