@@ -33,9 +33,6 @@ The report's page carries the same answer and warnings beside its headline numbe
 
 from __future__ import annotations
 
-import dataclasses
-import html
-import itertools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,65 +40,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE6
-from scalinglab.errors import ScalinglabError
-from scalinglab.laws.diagnostics import warning
-from scalinglab.laws.fit import FitResult
-from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
+from scalinglab.report.answer import (
+    CHINCHILLA_A,
+    KAPLAN_A,
+    LEVEL,
+    Exponent,
+    allocation_exponents,
+    answer_warnings,
+    conclusion,
+    write_answer,
+)
 from scalinglab.report.build import ReportResult, build_report
 from scalinglab.report.headline import headline_lines
-from scalinglab.report.html import write
 from scalinglab.study import load_study, run_study
-from scalinglab.study.selection import in_design, law_runs
 
 STUDY_FILES = {False: "demo.toml", True: "demo-quick.toml"}
 """The demo's study files in the package's ``studies`` folder: full and quick."""
 
-LEVEL = 0.95
-"""Coverage of the intervals on a."""
-
-BOOTSTRAP = 200
-"""Resamples for the intervals of a by approaches 1 (runs resampled) and 2 (seed-noise perturbations)."""
-
-KAPLAN_A = KAPLAN_TABLE6["p_N"]
-"""Kaplan's N_opt ∝ C_min^0.73 (Table 6)."""
-
-CHINCHILLA_A = (min(HOFFMANN_EXPONENTS.values()), max(HOFFMANN_EXPONENTS.values()))
-"""Chinchilla's a over its three approaches, 0.46-0.50 (Hoffmann Table 2)."""
-
-
 def study_text(quick: bool = False) -> str:
     """The demo's study file (TOML), as shipped with the package."""
     return resources.files("scalinglab").joinpath("studies", STUDY_FILES[quick]).read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class Exponent:
-    """The compute-optimal exponent a of N_opt ∝ C^a by one method, with its interval (None: not measurable)."""
-
-    key: str
-    """Its name in the JSON numbers: a_envelope, a_isoflop, a_parametric."""
-    method: str
-    value: float = float("nan")
-    interval: tuple[float, float] | None = None
-    note: str = ""
-    """Why the value or its interval is missing, or why the value is not a measured optimum."""
-    bracketed: bool = True
-    """False when the sizes do not bracket the optimum (the envelope's N_opt is the ladder's edge): the value
-    and its interval describe the design, not N_opt, and say nothing about the papers."""
-
-    def text(self) -> str:
-        return f"{self.method}: {self.value_text()}"
-
-    def value_text(self) -> str:
-        """The value with its interval, or why it has none."""
-        if not np.isfinite(self.value):
-            return f"n/a ({self.note})"
-        ci = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else f" (no interval: {self.note})"
-        return f"{self.value:.3f}{ci}" + ("" if self.bracketed else f" (not bracketed: {self.note})")
 
 
 @dataclass
@@ -144,22 +102,9 @@ def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progres
     report = build_report(out, progress=progress, workers=workers)
     runs = report.runs
     exponents = allocation_exponents(report.results, runs)
-    warnings = demo_warnings(report.results, runs, exponents)
+    warnings = answer_warnings(report.results, runs, exponents)
     write_answer(report, exponents, warnings)
     return DemoResult(report, study_file, time.monotonic() - start, exponents, warnings)
-
-
-def write_answer(report: ReportResult, exponents: list[Exponent], warnings: list[dict[str, Any]]) -> None:
-    """The answer on the report's page too, as the closing note prints it: a by each approach with its interval,
-    the conclusion, and every warning, so that the page never shows the exponents without what doubts them."""
-    if report.page is None:
-        return
-    rows = [(f"N_opt ∝ C^a, {e.method} ({LEVEL:.0%} interval)", html.escape(e.value_text())) for e in exponents]
-    rows.append(("the answer", html.escape(conclusion(exponents))))
-    flagged = [f'<span class="flag">warning: {html.escape(w["message"])}</span>' for w in warnings]
-    page = dataclasses.replace(report.page, summary=[*report.page.summary, *rows], notes=[*flagged, *report.page.notes])
-    write(page, report.path)
-    report.page = page
 
 
 def _say(progress: bool, message: str) -> None:
@@ -169,130 +114,6 @@ def _say(progress: bool, message: str) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # The compute-optimal exponent three ways, each with an interval
-
-
-def allocation_exponents(results: dict[str, Any], runs: pd.DataFrame, level: float = LEVEL) -> list[Exponent]:
-    """a by Chinchilla's approaches 1 (envelope), 2 (IsoFLOP minima) and 3 (parametric fit), with intervals.
-
-    Approach 1 resamples the ladder's runs (laws.frontier.envelope_bootstrap); approach 2 perturbs each
-    IsoFLOP run by the measured seed noise and finds the minima again (Porian et al. 2024); approach 3
-    takes a = β/(α + β) over the bootstrap refits of E + A/N^α + B/D^β (Hoffmann eq 4).
-    """
-    fr, ap = results.get("L(C)"), results.get("approaches")
-    return [_envelope(fr, level), _isoflop(runs, level), _parametric(ap, level)]
-
-
-def _envelope(fr: Any, level: float) -> Exponent:
-    e = Exponent("a_envelope", "approach 1, envelope")
-    if fr is None:
-        return Exponent(e.key, e.method, note="no compute frontier (the ladder was skipped)")
-    note = "" if fr.measured else fr.note  # the report leaves such an a out of its headline (report.build)
-    try:
-        interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level)
-    except ScalinglabError as err:
-        return Exponent(e.key, e.method, fr.frontier.a, note=str(err), bracketed=fr.measured)
-    return Exponent(e.key, e.method, fr.frontier.a, interval, note, bracketed=fr.measured)
-
-
-def _isoflop(runs: pd.DataFrame, level: float) -> Exponent:
-    e = Exponent("a_isoflop", "approach 2, IsoFLOP")
-    df = law_runs(runs)
-    iso = df[in_design(df, "isoflop")]  # the runs the report's approaches use
-    if iso.empty:
-        return Exponent(e.key, e.method, note="no isoflop design")
-    try:
-        result = isoflop_frontier(iso, strict=False, bootstrap=BOOTSTRAP, level=level)
-    except ScalinglabError as err:
-        return Exponent(e.key, e.method, note=str(err))
-    refused = f"; {len(result.refused)} budget(s) without an interior minimum left out" if result.refused else ""
-    interval = tuple(result.a_interval) if result.a_interval else None
-    return Exponent(e.key, e.method, result.frontier.a, interval, ("" if interval else "too few replicates") + refused)
-
-
-def _parametric(ap: Any, level: float) -> Exponent:
-    e = Exponent("a_parametric", "approach 3, parametric")
-    fit: FitResult | None = getattr(ap, "parametric", None)
-    if fit is None:
-        return Exponent(e.key, e.method, note="the Chinchilla form could not be fitted")
-    p = fit.params
-    value = p["beta"] / (p["alpha"] + p["beta"])  # Hoffmann eq 4: N_opt ∝ C^(β/(α+β))
-    if fit.bootstrap is None or len(fit.bootstrap) < 2:
-        return Exponent(e.key, e.method, value, note="no bootstrap refits")
-    a = (fit.bootstrap["beta"] / (fit.bootstrap["alpha"] + fit.bootstrap["beta"])).dropna().to_numpy()
-    lo, hi = np.quantile(a, [(1 - level) / 2, (1 + level) / 2])
-    return Exponent(e.key, e.method, value, (float(lo), float(hi)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Warnings and the closing sentence
-
-
-def demo_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
-    """What makes the demo's answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
-    out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents
-           if not np.isfinite(e.value) or not e.bracketed]
-    out += [warning("outside_interval", "a", f"N_opt ∝ C^a: {e.text()}: the estimate lies outside its own bootstrap "
-                    "interval, so the resamples disagree with the full fit (more runs near the frontier would steady it).")
-            for e in exponents if e.interval and np.isfinite(e.value) and not e.interval[0] <= e.value <= e.interval[1]]
-    measured = [e for e in exponents if e.interval and e.bracketed]
-    for x, y in itertools.combinations(measured, 2):
-        if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
-            out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
-                                "this study does not pin a down (more sizes per budget, or larger runs)."))
-    bc = results.get("B_crit")
-    done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
-    if bc is not None and len(done):
-        best, seen = float(done["loss"].min()), float(done["D"].max())
-        b = float(bc.law(best))
-        if not np.isfinite(b) or b > seen:  # Kaplan's B_crit is a batch in tokens: one above every run's tokens is not measured
-            out.append(warning("implausible", "B_star", f"B_crit(L) = {bc.fit.params['B_star']:.3g} tokens * "
-                                f"L^-{1 / bc.fit.params['alpha_B']:.2f} gives {b:.3g} tokens at the study's best loss "
-                                f"{best:.3f}, more than the {seen:.3g} tokens any run saw: the batch scan does not "
-                                "constrain it; do not use its batch sizes."))
-    seen: set[int] = set()
-    for name, analysis in results.items():
-        for fit in _fits(analysis):
-            for w in getattr(fit, "warnings", []):
-                if w.get("kind") in ("at_bound", "floorless") and id(fit) not in seen:  # held by a bound, not the data
-                    out.append(warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
-            seen.add(id(fit))  # a fit two analyses share (L(N, D)'s Chinchilla form is approach 3) warns once
-    return out
-
-
-def _fits(analysis: Any) -> list[FitResult]:
-    """The fitted laws an analysis result holds (its ``fit`` and any other FitResult field)."""
-    if analysis is None or not hasattr(analysis, "__dataclass_fields__"):
-        return []
-    return [v for v in (getattr(analysis, k) for k in analysis.__dataclass_fields__) if isinstance(v, FitResult)]
-
-
-def conclusion(exponents: list[Exponent]) -> str:
-    """The sentence about the papers, from the intervals: which exponent of a they include, or why none is said."""
-    measured = [e for e in exponents if e.interval and e.bracketed]
-    if not measured:
-        return "No approach measured a with an interval here, so this study does not side with either paper's a."
-    disagree = any(x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]
-                   for x, y in itertools.combinations(measured, 2))
-    kaplan = [e.method for e in measured if e.interval[0] <= KAPLAN_A <= e.interval[1]]
-    chin = [e.method for e in measured if e.interval[0] <= CHINCHILLA_A[1] and CHINCHILLA_A[0] <= e.interval[1]]
-    paper = f"Kaplan's {KAPLAN_A:g} lies in {_which(kaplan, measured)}; Chinchilla's {CHINCHILLA_A[0]:g}-{CHINCHILLA_A[1]:g} overlaps {_which(chin, measured)}"
-    if disagree:
-        return f"The approaches' intervals on a disagree, so the study cannot side with a paper ({paper})."
-    if chin and not kaplan:
-        side = "the study sides with Chinchilla"
-    elif kaplan and not chin:
-        side = "the study sides with Kaplan"
-    elif kaplan and chin:
-        side = "the intervals are too wide to tell the papers apart"
-    else:
-        side = "the study supports neither paper's a"
-    return f"{side[0].upper()}{side[1:]}: {paper}. Scales (N_c, D_c, B*) depend on the tokenizer and corpus."
-
-
-def _which(methods: list[str], measured: list[Exponent]) -> str:
-    if not methods:
-        return "none of the intervals"
-    return "every interval" if len(methods) == len(measured) else " and ".join(methods) + "'s interval"
 
 
 def summary_lines(result: DemoResult) -> list[str]:

@@ -41,3 +41,7 @@ def test_report_of_a_ladder_only_study(tmp_path: Path, capsys: pytest.CaptureFix
         section = html[html.index(f'id="{key}"'):]
         assert "not drawn: " in section[: section.index("</figure>")], key
     assert "Traceback" not in captured.err and "Warning" not in captured.err  # no raw library warnings
+    # the answer beside the headline, as the demo gives it: a by each approach (or why not), and the conclusion
+    assert [e["key"] for e in result["exponents"]] == ["a_envelope", "a_isoflop", "a_parametric"]
+    assert next(e for e in result["exponents"] if e["key"] == "a_isoflop")["note"] == "no isoflop design"
+    assert "<th>the answer</th>" in html and result["conclusion"] and isinstance(result["warnings"], list)

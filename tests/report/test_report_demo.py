@@ -8,7 +8,7 @@ import pytest
 from tests.report.conftest import browser_layout, chromium
 
 from scalinglab.cli import main
-from scalinglab.demo import conclusion
+from scalinglab.report.answer import conclusion
 
 pytestmark = pytest.mark.slow
 

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.demo import (
+from scalinglab.demo import study_text
+from scalinglab.laws.fit import fit_law
+from scalinglab.model.counting import count_params
+from scalinglab.report.answer import (
     CHINCHILLA_A,
     KAPLAN_A,
     Exponent,
     _isoflop,
     _parametric,
+    answer_warnings,
     conclusion,
-    demo_warnings,
-    study_text,
 )
-from scalinglab.laws.fit import fit_law
-from scalinglab.model.counting import count_params
 from scalinglab.study import expand_study, study_from_dict
 
 E, A, B, ALPHA, BETA = 1.8, 400.0, 400.0, 0.34, 0.28  # a Chinchilla-like law: a = β/(α+β) = 0.45
@@ -109,7 +109,7 @@ def test_disagreeing_intervals_an_absurd_critical_batch_and_a_bound_are_warned()
     bounded = fit_law("kaplan_n", pd.DataFrame({"N": [1e4, 3e4, 1e5, 3e5], "loss": [4.0, 4.0, 4.0, 4.0]}))
     results = {"B_crit": bcrit, "L(N)": SimpleNamespace(fit=bounded, __dataclass_fields__={"fit": None})}
     runs = pd.DataFrame({"status": ["done", "done"], "loss": [3.5, 4.0], "D": [1e6, 2e6]})
-    warnings = demo_warnings(results, runs, exps)
+    warnings = answer_warnings(results, runs, exps)
     kinds = [w["kind"] for w in warnings]
     assert kinds.count("candidates_disagree") == 2  # the envelope against each of the other two
     absurd = [w for w in warnings if w["kind"] == "implausible"]
@@ -135,7 +135,7 @@ def test_the_conclusion_follows_the_intervals() -> None:
 
 def test_an_exponent_outside_its_own_interval_is_warned() -> None:
     exps = [_exp("a_envelope", 0.232, 0.243, 0.471), _exp("a_parametric", 0.43, 0.22, 0.88)]  # the full demo's
-    warnings = demo_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), exps)
+    warnings = answer_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), exps)
     outside = [w for w in warnings if w["kind"] == "outside_interval"]
     assert len(outside) == 1 and "envelope: 0.232 [0.243, 0.471]" in outside[0]["message"]
 
@@ -143,7 +143,7 @@ def test_an_exponent_outside_its_own_interval_is_warned() -> None:
 def test_an_unbracketed_envelope_is_warned_and_sides_with_no_paper() -> None:
     edge = Exponent("a_envelope", "approach 1, envelope", 0.72, (0.65, 0.80), "the ladder brackets the optimum at "
                     "fewer than 2 sizes", bracketed=False)
-    warnings = demo_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [edge, _exp("a_isoflop", 0.3, 0.2, 0.4)])
+    warnings = answer_warnings({}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [edge, _exp("a_isoflop", 0.3, 0.2, 0.4)])
     assert [w["kind"] for w in warnings] == ["unidentified"] and "not bracketed: the ladder" in warnings[0]["message"]
     assert conclusion([edge]).startswith("No approach measured a")  # the ladder's edge is no evidence for Kaplan
     assert conclusion([edge, _exp("a_isoflop", 0.3, 0.2, 0.4)]).startswith("The study supports neither")
@@ -174,7 +174,7 @@ def test_a_missing_approach_is_warned_and_a_shared_fit_warns_once() -> None:
     bounded = fit_law("kaplan_n", pd.DataFrame({"N": [1e4, 3e4, 1e5, 3e5], "loss": [4.0, 4.0, 4.0, 4.0]}))
     shared = SimpleNamespace(fit=bounded, __dataclass_fields__={"fit": None})
     missing = Exponent("a_isoflop", "approach 2, IsoFLOP", note="only 0 budget(s) have an interior minimum")
-    warnings = demo_warnings({"one": shared, "two": shared}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [missing])
+    warnings = answer_warnings({"one": shared, "two": shared}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [missing])
     assert [w["kind"] for w in warnings].count("unidentified") == 1
     assert "approach 2, IsoFLOP: n/a (only 0 budget(s)" in warnings[0]["message"]
     at_bound = [w for w in warnings if w["kind"] == "at_bound"]

@@ -16,7 +16,10 @@ size from batch scans and from the gradient noise scale, sample efficiency, shap
 embedding vs non-embedding parameters, transfer to other eval sets, the per-position loss, and
 Chinchilla's three approaches beside Kaplan's allocation. It also tabulates every fitted constant
 with its 95% interval beside the paper's value, the backtest errors, and the recommended allocation
-at a few budgets. A figure the study has no data for is skipped with a visible note.
+at a few budgets. A figure the study has no data for is skipped with a visible note. The answer
+goes beside the headline: the compute-optimal exponent a by each of Chinchilla's approaches with its
+95% interval, which paper's value the intervals support, and every warning that doubts it (also on
+stderr).
 
 The runs are collected from the run directories each time (runs.parquet and steps.parquet are
 written to the study directory when missing).
@@ -40,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from scalinglab.report.answer import allocation_exponents, answer_warnings, conclusion, write_answer
     from scalinglab.report.build import build_report, resolve_workers
     from scalinglab.study import write_tables
 
@@ -48,13 +52,22 @@ def run(args: argparse.Namespace) -> int:
     if study_dir.is_dir() and not (study_dir / "runs.parquet").exists():
         write_tables(study_dir)
     result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=workers)
+    exponents = allocation_exponents(result.results, result.runs)  # the answer, with its intervals and doubts
+    warnings = answer_warnings(result.results, result.runs, exponents)
+    write_answer(result, exponents, warnings)
+    for w in warnings:
+        print(f"scalinglab report: warning: {w['message']}", file=sys.stderr)
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "exponents": [e.__dict__ | {"text": e.text()} for e in exponents],
+                    "warnings": warnings, "conclusion": conclusion(exponents)})  # fmt: skip
         return 0
     n = result.numbers
-    for key in ("alpha_N", "alpha_D", "a_envelope", "a_parametric", "alpha_B", "backtest_max_error"):
+    for key in ("alpha_N", "alpha_D", "alpha_B", "backtest_max_error"):
         if math.isfinite(n[key]):
             print(f"{key:20s} {n[key]:.4g}")
+    for e in exponents:
+        print(f"a, {e.text()}")
+    print(conclusion(exponents))
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     print(f"report: {result.path} ({len(result.figures)} figures)")
