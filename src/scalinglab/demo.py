@@ -57,6 +57,7 @@ from scalinglab.study import load_study, run_study
 STUDY_FILES = {False: "demo.toml", True: "demo-quick.toml"}
 """The demo's study files in the package's ``studies`` folder: full and quick."""
 
+
 def study_text(quick: bool = False) -> str:
     """The demo's study file (TOML), as shipped with the package."""
     return resources.files("scalinglab").joinpath("studies", STUDY_FILES[quick]).read_text(encoding="utf-8")
