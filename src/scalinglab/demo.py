@@ -84,7 +84,7 @@ class DemoResult:
 
     def to_dict(self) -> dict:
         return {"study_file": str(self.study_file), "seconds": self.seconds, **self.report.to_dict(),
-                "numbers": self.numbers, "exponents": [e.__dict__ | {"text": e.text()} for e in self.exponents],
+                "numbers": self.numbers, "exponents": [e.to_dict() for e in self.exponents],
                 "warnings": self.warnings, "conclusion": conclusion(self.exponents)}
 
 

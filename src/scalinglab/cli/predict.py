@@ -132,13 +132,13 @@ def _study_runs(path: str, design: str | None) -> list[str]:
         return [path]
     # imported only for a study: 0.1 s of every other predict's start-up
     from scalinglab.study.collect import collect
-    from scalinglab.study.selection import select_for_law
+    from scalinglab.study.selection import LAW_QUESTIONS, select_for_law
     runs, _ = collect(root)
     runs, used = select_for_law(runs, "kaplan_ns", design)
     batch = runs["batch_tokens"].mode()
     runs = runs[runs["batch_tokens"] == batch.iloc[0]] if len(batch) else runs  # L(N, S) holds at one batch
     runs = runs.sort_values("N", ascending=False)
-    used = used.split(": ", 1)[-1]  # the selection's law label (L(N, S)) is not the law the runs are fitted with
+    used = used.removeprefix(f"{LAW_QUESTIONS['kaplan_ns']}: ")  # the selection's label, not the law fitted
     print(f"scalinglab predict: {used}; {len(runs)} at {int(batch.iloc[0]) if len(batch) else 0} tokens per step, "
           f"predicting the largest ({runs['name'].iloc[0] if len(runs) else 'none'})", file=sys.stderr)
     return [str(root / d) for d in runs["run_dir"]]

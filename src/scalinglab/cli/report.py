@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"scalinglab report: warning: {w['message']}", file=sys.stderr)
     if args.json:
-        print_json({**result.to_dict(), "exponents": [e.__dict__ | {"text": e.text()} for e in exponents],
+        print_json({**result.to_dict(), "exponents": [e.to_dict() for e in exponents],
                     "warnings": warnings, "conclusion": conclusion(exponents)})  # fmt: skip
         return 0
     n = result.numbers

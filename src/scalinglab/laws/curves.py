@@ -922,8 +922,9 @@ def predict_curve(
 
     One curve: the LR-annealing law when it knows its LR, else L(S). Several that know their LR: the
     LR-annealing law with alpha and r shared (:func:`fit_curves_joint`; ``fit_until`` cuts the first only);
-    otherwise, not ``joint``, or when the first has too few points of its own for that, L(N, S) fitted jointly. Either predicts the first curve's run. Points up to ``skip_until``
-    (default: each curve's transient, :func:`default_skip`) are left out.
+    otherwise, not ``joint``, or when the first has too few points of its own for that, L(N, S) fitted
+    jointly. Either predicts the first curve's run. Points up to ``skip_until`` (default: each curve's
+    transient, :func:`default_skip`) are left out.
     """
     if not curves:
         raise DataError("no learning curve given.")
@@ -940,19 +941,19 @@ def predict_curve(
             f"{target.x_name} {at_step:g} to predict; add rows with the planned lr up to it (loss left empty), or "
             "predict at most that far."
         )
-    seen, warnings_ns = None, []
+    warnings: list[dict] = []
     if len(curves) == 1:
         seen = _decay_seen(target, fit_until, at_step)
         fit = fit_curve(target, fit_until, skip_until, schedule_aware=seen is not None)
         law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
         if seen is not None and seen < DECAY_SEEN:
             mean, sd = ANNEAL_GAIN_PRIOR
-            unseen = warning(
+            warnings.append(warning(
                 "prior", "C",
                 f"the LR decays mostly after the points fitted ({seen:.0%} of its annealing area by then): "
                 f"the decay's gain comes from the prior C = r alpha A, r = {mean:g} ± {sd:g}, not from this "
                 "curve, and the interval carries the prior's spread; fit past the start of the decay to measure it.",
-            )
+            ))
     else:
         fit = None
         if joint and all(c.schedule is not None for c in curves):
@@ -967,13 +968,14 @@ def predict_curve(
         law = "L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (Kaplan eq 1.6)"
         blind = _decay_seen(target, fit_until, at_step)
         if blind is not None and blind < NS_DECAY_SEEN:
-            warnings_ns = [warning(
+            warnings.append(warning(
                 "schedule", "S",
                 f"'{target.name}' has {1 - blind:.0%} of its LR decay's annealing area still to come after the points "
                 "fitted, and L(N, S) does not see the LR, so the decay's gain is not in its prediction; fit further, "
                 "or evaluate the run more often (the joint LR-annealing fit needs 3 of its points after the transient).",
-            )]  # fmt: skip
-    scale = rollout_scale(curves, fit_until, skip_until, fit.areas is not None, len(curves) > 1 and fit.areas is not None)
+            ))  # fmt: skip
+    aware = fit.areas is not None  # the rollout refits the law the prediction used (joint: the LR-annealing one)
+    scale = rollout_scale(curves, fit_until, skip_until, schedule_aware=aware, joint=aware)
     loss = float(fit.predict(at_step, target.n_params)[0])
     lo, hi = fit.prediction_interval(at_step, level, target.n_params, scale or 1.0)
     if not (np.isfinite(loss) and loss > 0 and np.isfinite(lo[0]) and np.isfinite(hi[0])):
@@ -984,7 +986,6 @@ def predict_curve(
     match = np.isclose(target.step, at_step)
     observed = float(target.loss[match][-1]) if match.any() else None
     decades = float(max(np.log10(at_step / fit.fit_steps[1]), 0.0))
-    warnings = [unseen] if seen is not None and seen < DECAY_SEEN else warnings_ns
     warnings += [  # only "at": a curve law's boxes are wide, so "near" (1% of the box) is no finding there
         w for w in form_bound_warnings(
             fit.form, fit.form.to_theta(fit.params),

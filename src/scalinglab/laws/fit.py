@@ -514,17 +514,15 @@ def _fit(
     ]
     if bootstrap:
         thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress, groups=groups)
-    if bootstrap and len(thetas) < 2:  # no interval from fewer than two refits
         result.bootstrap_dropped = dropped
         found += diagnostics.bootstrap_warning(bootstrap, dropped)
-    elif bootstrap:
+    if bootstrap and len(thetas) >= 2:  # no interval from fewer than two refits (the warning says so)
         public = base.from_theta(con.expand(thetas))
         samples = Table({p: np.ascontiguousarray(public[:, i]) for i, p in enumerate(base.params)})
         for name, value in base.derived_values({p: samples[p] for p in base.params}).items():
             samples[name] = value
-        result.samples, result.bootstrap_dropped = samples, dropped
+        result.samples = samples
         result.intervals = percentile_intervals({c: samples[c] for c in samples.columns}, level)
-        found += diagnostics.bootstrap_warning(bootstrap, dropped)
         free = {p for p in base.params if p not in con.spec["fix"] and p not in tied}
         estimates = {k: v for k, v in {**params, **result.derived}.items() if k in free or k not in base.params}
         found += diagnostics.interval_warnings(estimates, result.intervals, level)

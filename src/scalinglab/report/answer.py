@@ -56,6 +56,10 @@ class Exponent:
     def text(self) -> str:
         return f"{self.method}: {self.value_text()}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its fields and its text, as the JSON of ``demo`` and ``report`` carry it."""
+        return dataclasses.asdict(self) | {"text": self.text()}
+
     def value_text(self) -> str:
         """The value with its interval, or why it has none."""
         if not np.isfinite(self.value):
