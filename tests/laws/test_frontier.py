@@ -17,8 +17,10 @@ from scalinglab.laws.frontier import (
     KaplanFrontier,
     KaplanTable6,
     _smoothing_spline,
+    bracket_envelope,
     chinchilla_allocation,
     compute_for_loss,
+    envelope_bootstrap,
     envelope_frontier,
     fit_power_law,
     group_budgets,
@@ -99,6 +101,53 @@ def test_envelope_of_learning_curves_recovers_the_exponent() -> None:
     a = fit_power_law(frontier.compute[inside], frontier.n_opt[inside]).exponent
     assert a == pytest.approx(A_TRUE, abs=0.04)
     assert np.allclose(6 * frontier.n_opt * frontier.d_opt, frontier.compute, rtol=1e-6)
+
+
+def ladder_curves(sizes: np.ndarray, tokens_per_param: float, noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """Constant-LR learning curves of the law (every point a valid run) from 2e8 tokens to ``tokens_per_param`` N."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, n in enumerate(sizes):
+        d = np.geomspace(2e8, tokens_per_param * n, 30)
+        rows.append(pd.DataFrame({"run_id": i, "N": n, "D": d, "C": 6 * n * d,
+                                  "loss": law(n, d) * (1 + noise * rng.standard_normal(len(d)))}))  # fmt: skip
+    return pd.concat(rows)
+
+
+def test_the_envelopes_interval_is_of_its_bracketed_estimate(tmp_path, capsys) -> None:
+    """Where the ladder's smallest or largest size wins, the envelope's N_opt is the ladder's end, not an
+    optimum; a is fitted on the rest, and its bootstrap resamples that same estimate (before, the interval was
+    the whole envelope's: on the demo's runs a = 0.232 was printed with [0.266, 0.484])."""
+    curves = ladder_curves(np.geomspace(1e7, 3e9, 7), tokens_per_param=400)
+    part, whole, ok, note = bracket_envelope(curves, envelope_frontier(curves))
+    assert 0.3 < ok.mean() < 0.9 and "bracket the optimum" in note
+    assert abs(part.a - A_TRUE) < abs(whole.a - A_TRUE)  # the ladder's ends bias the whole envelope
+    lo, hi = envelope_bootstrap(curves, k=200, bracketed=True)
+    assert lo < part.a < hi and lo < A_TRUE < hi
+    lo_whole, hi_whole = envelope_bootstrap(curves, k=200)
+    assert lo_whole < whole.a < hi_whole and not lo_whole < A_TRUE < hi_whole  # the whole envelope's misses the law
+
+    path = tmp_path / "curves.csv"
+    curves.to_csv(path, index=False)
+    assert main(["frontier", str(path), "--approach", "envelope", "--bootstrap", "200", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["a"] == pytest.approx(part.a) and out["a_interval"] == pytest.approx([lo, hi])
+    assert out["bracketed_fraction"] == pytest.approx(ok.mean())
+    assert [w["kind"] for w in out["warnings"]] == ["unidentified"] and "bracket the optimum" in captured.err
+
+
+def test_an_envelope_whose_curves_end_where_the_next_size_wins_measures_no_exponent(tmp_path, capsys) -> None:
+    """Curves stopped at 20 tokens per parameter never outlive their optimum: no size is still training
+    where a larger one wins, so no N_opt is measured; the fit says so, and the bootstrap refuses."""
+    curves = ladder_curves(np.geomspace(1e7, 3e9, 7), tokens_per_param=20)
+    _, _, _, note = bracket_envelope(curves, envelope_frontier(curves))
+    assert "fewer than 2 sizes" in note
+    with pytest.raises(FitError, match="brackets the optimum at two sizes"):
+        envelope_bootstrap(curves, k=20, bracketed=True)
+    gap = curves[curves["run_id"].isin([0, 6])]  # no curve between 1.2e16 and 1.1e19 FLOPs
+    f = envelope_frontier(gap)
+    assert set(f.n_opt) == {gap["N"].min(), gap["N"].max()} and f.compute.max() <= gap["C"].max()
 
 
 def test_iso_loss_cost_is_one_at_the_optimum_and_more_elsewhere() -> None:

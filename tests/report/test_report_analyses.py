@@ -51,6 +51,10 @@ def test_frontier_batch_adjustment_lowers_compute(study, synthetic):
     assert (fr.curves["C_min"] < fr.curves["C"]).all()  # eq 5.5: C_min = C / (1 + B/B_crit)
     assert 0 < fr.frontier.a < 1.5
     assert fr.fit.params["alpha_C"] > 0
+    # the allocation row's interval resamples runs (its 1500 correlated points' 2 SE would be far narrower)
+    row = next(c for c in fr.constants() if c.law == "allocation")
+    assert row.value == fr.frontier_min.a and row.low < row.value < row.high
+    assert row.high - row.low > 4 * fr.frontier_min.n_law.exponent_se
 
 
 def test_shape_and_transfer(study):

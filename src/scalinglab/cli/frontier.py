@@ -13,7 +13,9 @@ The compute-efficient frontier of a runs table by one of Chinchilla's three appr
 al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and bootstrap intervals.
 
   envelope     approach 1: learning curves (one row per evaluation, a run column); at log-spaced
-               compute, the run with the lowest loss; intervals resample the runs.
+               compute, the run with the lowest loss so far; a is fitted where a smaller size is
+               still training and a larger one exists (elsewhere the winner is the ladder's end, not
+               an optimum; a warning says how much was left out); intervals resample the runs.
   isoflop      approach 2: runs at a few budgets; each budget's minimum of loss against N, from a
                cubic smoothing spline in log N, its smoothing chosen by Mallows' C_p at the runs'
                measured noise (--method akima interpolates instead, as Porian et al. 2024;
@@ -144,18 +146,27 @@ def _isoflop(table, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _envelope(table, args: argparse.Namespace) -> dict[str, Any]:
-    from scalinglab.laws.frontier import envelope_bootstrap, envelope_frontier
+    from scalinglab.laws.diagnostics import warning
+    from scalinglab.laws.frontier import (
+        bracket_envelope,
+        brackets_optimum,
+        envelope_bootstrap,
+        envelope_frontier,
+    )
 
     tokens = "D" if "D" in table.columns else "C"
-    f = envelope_frontier(table, run_col=args.run_column, tokens_col=tokens)
+    f, whole, ok, note = bracket_envelope(table, envelope_frontier(table, run_col=args.run_column, tokens_col=tokens))
+    measured = brackets_optimum(whole, ok)  # else a is the whole envelope's, its winners the ladder's ends
     k = 1000 if args.bootstrap is None else args.bootstrap
-    a_int = envelope_bootstrap(table, k, args.level, args.seed, run_col=args.run_column, tokens_col=tokens) if k else None
+    a_int = (envelope_bootstrap(table, k, args.level, args.seed, run_col=args.run_column, tokens_col=tokens, bracketed=measured)
+             if k else None)  # fmt: skip
     picks = sorted(set(range(0, len(f.compute), max(len(f.compute) // 12, 1))) | {len(f.compute) - 1})
     return {
         "a": f.a, "a_interval": a_int, "b": f.b, "b_interval": None if a_int is None else (1 - a_int[1], 1 - a_int[0]),
         "level": args.level if a_int else None,
         "optima": _optima(f.compute[picks], f.n_opt[picks], f.d_opt[picks], f.loss[picks]),
-        "skipped_budgets": [], "bootstrap": k, "warnings": [],
+        "bracketed_fraction": float(ok.mean()), "skipped_budgets": [], "bootstrap": k,
+        "warnings": [warning("unidentified", "a", note)] if note else [],
     }  # fmt: skip
 
 

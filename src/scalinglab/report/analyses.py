@@ -14,7 +14,6 @@ come from :mod:`scalinglab.laws`; this module only chooses which runs answer whi
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,9 +49,11 @@ from scalinglab.laws.frontier import (
     Allocation,
     Frontier,
     IsoFlopResult,
+    bracket_envelope,
+    brackets_optimum,
     chinchilla_allocation,
+    envelope_bootstrap,
     envelope_frontier,
-    fit_power_law,
     group_budgets,
     isoflop_frontier,
 )
@@ -390,13 +391,17 @@ class ComputeFrontier:
     optimum lies inside the ladder; outside it N_opt is only where the ladder starts or ends."""
     note: str = ""
     """What was left out of the N_opt(C) law and why (empty when every point is bracketed)."""
+    allocation_interval: tuple[float, float] | None = None
+    """95% bootstrap interval (runs resampled, laws.frontier.envelope_bootstrap) of the exponent of
+    N_opt(C_min), or of N_opt(C) without B_crit: the envelope's 1500 points are correlated, so their
+    regression's standard error is far too small to be one."""
 
     @property
     def measured(self) -> bool:
         """True when the ladder brackets the optimum at 2 or more sizes, so N_opt ∝ C^a is a measurement."""
         if self.bracketed is None or self.envelope is None:
             return True
-        return len(np.unique(self.envelope.n_opt[self.bracketed])) >= 2
+        return brackets_optimum(self.envelope, self.bracketed)
 
     def constants(self) -> list[Constant]:
         pf = {"C_c": PF_DAY, "C_c_min": PF_DAY}
@@ -408,37 +413,9 @@ class ComputeFrontier:
         f = self.frontier_min or self.frontier
         label = "N_opt ∝ C_min^p" if self.frontier_min is not None else "N_opt ∝ C^p"
         paper = KAPLAN_TABLE6["p_N"] if self.frontier_min is not None else KAPLAN_FIG14_FIXED_BATCH  # Kaplan Fig 14 left
-        se = f.n_law.exponent_se
-        rows.append(Constant("allocation", label, f.a, f.a - 2 * se, f.a + 2 * se, paper, "Kaplan Fig 14"))
+        lo, hi = self.allocation_interval or (np.nan, np.nan)
+        rows.append(Constant("allocation", label, f.a, lo, hi, paper, "Kaplan Fig 14"))
         return rows
-
-
-def _bracketed(c: pd.DataFrame, frontier: Frontier) -> tuple[Frontier, Frontier, np.ndarray, str]:
-    """The envelope as a running minimum over C, and its part where the ladder brackets the optimum.
-
-    A curve's end makes the raw envelope jump up (the next size is worse there), so the envelope is the
-    best loss reached with at most C (Kaplan Fig 13). N_opt(C) is a measurement only where a smaller size
-    is still training at C and a larger size exists; elsewhere the winner is the ladder's edge, or a
-    smaller model stopped too early to compete (Kaplan Fig 14's range).
-    """
-    loss = np.minimum.accumulate(frontier.loss)
-    span = c.groupby("N")["C"].agg(["min", "max"])
-    sizes, lo, hi = span.index.to_numpy(float), span["min"].to_numpy(float), span["max"].to_numpy(float)
-    covers = (lo[:, None] <= frontier.compute[None, :]) & (frontier.compute[None, :] <= hi[:, None])  # (sizes, budgets)
-    smaller = (covers & (sizes[:, None] < frontier.n_opt[None, :])).any(axis=0)  # a smaller size still training at C
-    larger = frontier.n_opt < sizes.max()  # a larger size exists (before its first evaluation it is far behind)
-    ok = smaller & larger & np.isclose(loss, frontier.loss)  # a jump up: the winner's curve ended
-    whole = dataclasses.replace(frontier, loss=loss)
-    if len(np.unique(frontier.n_opt[ok])) < 2:
-        return whole, whole, ok, ("the ladder brackets the optimum at fewer than 2 sizes: N_opt(C) below is "
-                                  "where the ladder starts or ends, not a measured optimum; add sizes around it")
-    keep = Frontier(frontier.compute[ok], frontier.n_opt[ok], frontier.d_opt[ok], loss[ok],
-                    fit_power_law(frontier.compute[ok], frontier.n_opt[ok]),
-                    fit_power_law(frontier.compute[ok], frontier.d_opt[ok]))
-    lo_c, hi_c = frontier.compute[ok].min(), frontier.compute[ok].max()
-    note = "" if ok.all() else (f"N_opt(C) fitted over C = {lo_c:.2g} to {hi_c:.2g} FLOPs, where a smaller and a larger "
-                                f"size bracket the optimum ({100 * ok.mean():.0f}% of the envelope)")
-    return keep, whole, ok, note
 
 
 def _sample(frontier: Frontier, num: int = 40) -> pd.DataFrame:
@@ -460,19 +437,28 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     if c["run_id"].nunique() < 3:
         raise DataError("the compute frontier needs learning curves of at least 3 model sizes (a ladder design).")
     c = c.assign(D=c["tokens"])
-    frontier, envelope, ok, note = _bracketed(c, envelope_frontier(c))
+    frontier, envelope, ok, note = bracket_envelope(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
     fit = fit_law("kaplan_c", _sample(envelope), bootstrap=BOOTSTRAP)  # L(C) is the envelope: no bracketing needed
     b = _bcrit_at(bcrit, c["loss"])
     if b is None:
         return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit, envelope=envelope, bracketed=ok,
-                               note=note)
+                               note=note, allocation_interval=_allocation_interval(c, brackets_optimum(envelope, ok)))
     c = c.assign(C_min=adjusted_compute(c["C"], c["batch_tokens"], b), S_min=adjusted_steps(c["step"], c["batch_tokens"], b))
     cm = c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"]))
-    frontier_min, envelope_min, _, _ = _bracketed(cm, envelope_frontier(cm))
+    frontier_min, envelope_min, ok_min, _ = bracket_envelope(cm, envelope_frontier(cm))
     s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
     fit_min = fit_law("kaplan_cmin", _sample(envelope_min), bootstrap=BOOTSTRAP)
-    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note)
+    interval = _allocation_interval(cm, brackets_optimum(envelope_min, ok_min))
+    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note, interval)
+
+
+def _allocation_interval(curves: pd.DataFrame, bracketed: bool) -> tuple[float, float] | None:
+    """The bootstrap interval of an envelope's exponent as the frontier estimates it; None when it has none."""
+    try:
+        return envelope_bootstrap(curves, k=BOOTSTRAP, bracketed=bracketed)
+    except FitError:
+        return None
 
 
 def _frontier_steps(c: pd.DataFrame, frontier: Frontier) -> np.ndarray:

@@ -85,7 +85,7 @@ def _envelope(fr: Any, level: float) -> Exponent:
         return Exponent(e.key, e.method, note="no compute frontier (the ladder was skipped)")
     note = "" if fr.measured else fr.note  # the report leaves such an a out of its headline (report.build)
     try:
-        interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level)
+        interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level, bracketed=fr.measured)  # the estimate's own
     except ScalinglabError as err:
         return Exponent(e.key, e.method, fr.frontier.a, note=str(err), bracketed=fr.measured)
     return Exponent(e.key, e.method, fr.frontier.a, interval, note, bracketed=fr.measured)
