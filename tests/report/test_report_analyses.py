@@ -55,6 +55,10 @@ def test_frontier_batch_adjustment_lowers_compute(study, synthetic):
     row = next(c for c in fr.constants() if c.law == "allocation")
     assert row.value == fr.frontier_min.a and row.low < row.value < row.high
     assert row.high - row.low > 4 * fr.frontier_min.n_law.exponent_se
+    # L(C)'s interval resamples runs too: wider than resampling the envelope's correlated points as rows
+    lo, hi = fr.fit.intervals["alpha_C"]
+    rows = an.fit_law("kaplan_c", an._sample(fr.envelope), bootstrap=an.BOOTSTRAP).intervals["alpha_C"]
+    assert lo < fr.fit.params["alpha_C"] < hi and hi - lo > rows[1] - rows[0]
 
 
 def test_shape_and_transfer(study):

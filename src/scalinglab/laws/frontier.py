@@ -19,7 +19,7 @@ Everything here is pure: arrays or DataFrames in, frozen dataclasses out, so fig
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,6 +172,16 @@ def bracket_envelope(c: pd.DataFrame, frontier: Frontier) -> tuple[Frontier, Fro
     return keep, whole, ok, note
 
 
+def resampled_runs(curves: pd.DataFrame, k: int, seed: int = 0, run_col: str = "run_id") -> Iterator[pd.DataFrame]:
+    """``k`` resamplings of a curves table's runs with replacement, each drawn run renamed as a new run
+    (its points stay together: the points of one curve are correlated)."""
+    ids = curves[run_col].unique()
+    rng = np.random.default_rng(seed)
+    by_run = {r: g for r, g in curves.groupby(run_col)}
+    for _ in range(k):
+        yield pd.concat([by_run[r].assign(**{run_col: i}) for i, r in enumerate(rng.choice(ids, len(ids)))])
+
+
 def envelope_bootstrap(
     curves: pd.DataFrame, k: int = 1000, level: float = 0.95, seed: int = 0, run_col: str = "run_id", tokens_col: str = "D",
     num: int = 200, bracketed: bool = False,
@@ -185,13 +195,8 @@ def envelope_bootstrap(
     and is left out); the whole envelope's a, whose winners at the ladder's ends are not optima, lies
     elsewhere (on the demo's runs 0.42 against the bracketed part's 0.23).
     """
-    ids = curves[run_col].unique()
-    rng = np.random.default_rng(seed)
-    by_run = {r: g for r, g in curves.groupby(run_col)}
     slopes = []
-    for _ in range(k):
-        pick = rng.choice(ids, len(ids))
-        sample = pd.concat([by_run[r].assign(**{run_col: i}) for i, r in enumerate(pick)])
+    for sample in resampled_runs(curves, k, seed, run_col):
         if sample["N"].nunique() < 2:
             continue
         try:

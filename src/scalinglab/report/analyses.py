@@ -30,6 +30,7 @@ from scalinglab.constants import (
     PF_DAY,
 )
 from scalinglab.errors import DataError, FitError, ScalinglabError
+from scalinglab.laws import diagnostics
 from scalinglab.laws.auto import axis_steps
 from scalinglab.laws.backtest import Split
 from scalinglab.laws.backtest import backtest as laws_backtest
@@ -56,7 +57,10 @@ from scalinglab.laws.frontier import (
     envelope_frontier,
     group_budgets,
     isoflop_frontier,
+    resampled_runs,
 )
+from scalinglab.laws.tables import Table
+from scalinglab.laws.uncertainty import percentile_intervals
 from scalinglab.study.selection import (  # noqa: F401  (re-exported for the figures)
     MIN_LAYERS,
     SCAN_DESIGNS,
@@ -439,7 +443,7 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     c = c.assign(D=c["tokens"])
     frontier, envelope, ok, note = bracket_envelope(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
-    fit = fit_law("kaplan_c", _sample(envelope), bootstrap=BOOTSTRAP)  # L(C) is the envelope: no bracketing needed
+    fit = _envelope_law("kaplan_c", c, envelope)  # L(C) is the envelope: no bracketing needed
     b = _bcrit_at(bcrit, c["loss"])
     if b is None:
         return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit, envelope=envelope, bracketed=ok,
@@ -448,9 +452,35 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     cm = c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"]))
     frontier_min, envelope_min, ok_min, _ = bracket_envelope(cm, envelope_frontier(cm))
     s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
-    fit_min = fit_law("kaplan_cmin", _sample(envelope_min), bootstrap=BOOTSTRAP)
+    fit_min = _envelope_law("kaplan_cmin", cm, envelope_min)
     interval = _allocation_interval(cm, brackets_optimum(envelope_min, ok_min))
     return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note, interval)
+
+
+def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitResult:
+    """L(C) (or L(C_min)) through ``envelope``'s points, its intervals from refits on the envelopes of the
+    runs resampled: the envelope's points are neighbours on a few curves, so resampling them as a table's
+    rows gave intervals far too narrow (the demo's α_C: [0.0662, 0.0711] so, [0.0637, 0.0748] by run)."""
+    fit = fit_law(name, _sample(envelope), bootstrap=0)
+    refits, dropped = [], 0
+    for sample in resampled_runs(curves, BOOTSTRAP):
+        try:
+            whole = bracket_envelope(sample, envelope_frontier(sample, 200))[1]
+            refit = fit_law(name, _sample(whole), bootstrap=0)
+        except ScalinglabError:
+            dropped += 1
+            continue
+        if refit.converged:
+            refits.append(refit.params)
+        else:
+            dropped += 1
+    fit.bootstrap_dropped = dropped
+    fit.warnings += diagnostics.bootstrap_warning(BOOTSTRAP, dropped)
+    if len(refits) >= 2:
+        samples = {p: np.array([r[p] for r in refits]) for p in fit.form.params}
+        fit.samples, fit.intervals = Table(samples), percentile_intervals(samples, fit.level)
+        fit.warnings += diagnostics.interval_warnings(fit.params, fit.intervals, fit.level)
+    return fit
 
 
 def _allocation_interval(curves: pd.DataFrame, bracketed: bool) -> tuple[float, float] | None:
