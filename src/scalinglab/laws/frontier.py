@@ -140,6 +140,11 @@ def brackets_optimum(envelope: Frontier, bracketed: np.ndarray) -> bool:
     return len(np.unique(envelope.n_opt[bracketed])) >= 2
 
 
+def running_minimum(frontier: Frontier) -> Frontier:
+    """The envelope as the best loss reached with at most C: a curve's end makes the raw envelope jump up."""
+    return dataclasses.replace(frontier, loss=np.minimum.accumulate(frontier.loss))
+
+
 def bracket_envelope(c: pd.DataFrame, frontier: Frontier) -> tuple[Frontier, Frontier, np.ndarray, str]:
     """The envelope as a running minimum over C, and its part where the ladder brackets the optimum.
 
@@ -152,14 +157,14 @@ def bracket_envelope(c: pd.DataFrame, frontier: Frontier) -> tuple[Frontier, Fro
     is still training at C and a larger size exists; elsewhere the winner is the ladder's edge, or a
     smaller model stopped too early to compete (Kaplan Fig 14's range).
     """
-    loss = np.minimum.accumulate(frontier.loss)
+    whole = running_minimum(frontier)
+    loss = whole.loss
     span = c.groupby("N")["C"].agg(["min", "max"])
     sizes, lo, hi = span.index.to_numpy(float), span["min"].to_numpy(float), span["max"].to_numpy(float)
     covers = (lo[:, None] <= frontier.compute[None, :]) & (frontier.compute[None, :] <= hi[:, None])  # (sizes, budgets)
     smaller = (covers & (sizes[:, None] < frontier.n_opt[None, :])).any(axis=0)  # a smaller size still training at C
     larger = frontier.n_opt < sizes.max()  # a larger size exists (before its first evaluation it is far behind)
     ok = smaller & larger & np.isclose(loss, frontier.loss)  # a jump up: the winner's curve ended
-    whole = dataclasses.replace(frontier, loss=loss)
     if not brackets_optimum(whole, ok):
         return whole, whole, ok, ("the ladder brackets the optimum at fewer than 2 sizes: N_opt(C) below is "
                                   "where the ladder starts or ends, not a measured optimum; add sizes around it")

@@ -58,6 +58,7 @@ from scalinglab.laws.frontier import (
     group_budgets,
     isoflop_frontier,
     resampled_runs,
+    running_minimum,
 )
 from scalinglab.laws.tables import Table
 from scalinglab.laws.uncertainty import percentile_intervals
@@ -465,8 +466,7 @@ def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitRes
     refits, dropped = [], 0
     for sample in resampled_runs(curves, BOOTSTRAP):
         try:
-            whole = bracket_envelope(sample, envelope_frontier(sample, 200))[1]
-            refit = fit_law(name, _sample(whole), bootstrap=0)
+            refit = fit_law(name, _sample(running_minimum(envelope_frontier(sample, 200))), bootstrap=0)
         except ScalinglabError:
             dropped += 1
             continue
