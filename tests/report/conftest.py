@@ -111,7 +111,8 @@ def synthetic() -> SimpleNamespace:
     """The synthetic study's (runs, curves) and the B_crit law that generated it."""
     runs, curves = synthetic_study()
     return SimpleNamespace(runs=runs, curves=curves, metrics=synthetic_metrics(runs), b_crit=b_crit, alpha_B=ALPHA_B,
-                           B_star=B_STAR, positions=synthetic_positions(runs))
+                           B_star=B_STAR, positions=synthetic_positions(runs), alpha_N=ALPHA_N, N_c=N_C, alpha_S=ALPHA_S,
+                           S_c=S_C)
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,23 @@ def test_frontier_batch_adjustment_lowers_compute(study, synthetic):
     assert lo < fr.fit.params["alpha_C"] < hi and hi - lo > rows[1] - rows[0]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_learning_curves_resample_runs_not_their_points(study, synthetic, seed):
+    # L(N, S) exactly (Kaplan eq 1.6) with a 0.5% offset per run: a run's points share it, so they are one
+    # draw, not 6-16; the interval resamples runs and covers the law, a row bootstrap's is a fraction as wide
+    runs, curves = study
+    rng = np.random.default_rng(seed)
+    offset = {r: rng.normal(0, 0.005) for r in curves["run_id"].unique()}
+    law = (synthetic.N_c / curves["N"]) ** synthetic.alpha_N + (synthetic.S_c / curves["step"]) ** synthetic.alpha_S
+    lc = an.learning_curves(runs, curves.assign(loss=law * np.exp(curves["run_id"].map(offset))))
+    rows = an.fit_law("kaplan_ns", lc.points, bootstrap=an.JOINT_BOOTSTRAP).intervals
+    for name, truth in (("alpha_N", synthetic.alpha_N), ("alpha_S", synthetic.alpha_S)):
+        lo, hi = lc.fit.intervals[name]
+        assert lo < truth < hi, (name, lo, hi)
+    lo, hi = lc.fit.intervals["alpha_N"]
+    assert hi - lo > 2 * (rows["alpha_N"][1] - rows["alpha_N"][0])
+
+
 def test_shape_and_transfer(study):
     runs, curves = study
     law_n = an.loss_vs_n(runs)

@@ -179,3 +179,20 @@ def test_a_missing_approach_is_warned_and_a_shared_fit_warns_once() -> None:
     assert "approach 2, IsoFLOP: n/a (only 0 budget(s)" in warnings[0]["message"]
     at_bound = [w for w in warnings if w["kind"] == "at_bound"]
     assert len(at_bound) == sum(w["kind"] == "at_bound" for w in bounded.warnings)  # once, not once per analysis
+
+
+def test_approach_3_built_on_an_unidentified_exponent_is_warned() -> None:
+    # two sizes 1.2x apart cannot pin α, so a = β/(α + β) of the fit cannot be trusted: the answer says so
+    rng = np.random.default_rng(0)
+    n, d = np.meshgrid([1e7, 1.2e7], np.geomspace(1e8, 1e10, 6))
+    table = pd.DataFrame({"N": n.ravel(), "D": d.ravel()})
+    table["loss"] = chinchilla_loss(table["N"], table["D"]) * np.exp(rng.normal(0, 0.003, len(table)))
+    fit = fit_law("chinchilla", table, bootstrap=20)
+    assert any(w["kind"] == "unidentified" and w["param"] == "alpha" for w in fit.warnings)
+    results = {"approaches": SimpleNamespace(parametric=fit)}
+    warnings = answer_warnings(results, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [_parametric(results["approaches"], 0.95)])
+    doubt = [w for w in warnings if w["param"] == "alpha"]
+    assert len(doubt) == 1 and doubt[0]["message"].startswith("N_opt ∝ C^a by approach 3, a = β/(α + β)")
+    well_posed = fit_law("chinchilla", isoflop_runs(), bootstrap=20)  # seven sizes per budget: α and β are measured
+    assert not [w for w in answer_warnings({"approaches": SimpleNamespace(parametric=well_posed)},
+                                           pd.DataFrame({"loss": [4.0], "D": [1e6]}), []) if w["param"] in ("alpha", "beta")]

@@ -114,25 +114,34 @@ def envelope_frontier(
     """
     _require_columns(curves, [run_col, "N", "C", "loss"], "the envelope frontier")
     check_run_column(curves, run_col)
-    runs = [g.sort_values("C") for _, g in curves.groupby(run_col) if len(g) >= 2]
+    runs = _run_arrays(curves, run_col, tokens_col)
     if len(runs) < 2:
         raise DataError("the envelope frontier needs learning curves from at least two runs (sizes).")
-    log_c = np.linspace(
-        np.log(min(r["C"].iloc[0] for r in runs)), np.log(max(r["C"].iloc[-1] for r in runs)), num
-    )
+    log_c = np.linspace(min(r[1][0] for r in runs), max(r[1][-1] for r in runs), num)
     loss = np.full((len(runs), num), np.inf)  # (runs, budgets)
     tokens = np.zeros((len(runs), num))
-    for i, r in enumerate(runs):
-        lc = np.log(r["C"].to_numpy(float))
+    for i, (_, lc, lo, log_d) in enumerate(runs):
         inside = (log_c >= lc[0]) & (log_c <= lc[-1])
-        loss[i, inside] = np.interp(log_c[inside], lc, r["loss"].to_numpy(float))
-        d = r[tokens_col].to_numpy(float) if tokens_col in r else r["C"].to_numpy(float) / (6 * r["N"].to_numpy(float))
-        tokens[i, inside] = np.exp(np.interp(log_c[inside], lc, np.log(d)))
+        loss[i, inside] = np.interp(log_c[inside], lc, lo)
+        tokens[i, inside] = np.exp(np.interp(log_c[inside], lc, log_d))
     cols = np.flatnonzero(np.isfinite(loss).any(axis=0))  # budgets inside some curve (none in a gap between them)
     best = np.argmin(loss[:, cols], axis=0)
-    n_opt = np.array([runs[i]["N"].iloc[0] for i in best], dtype=float)
+    n_opt = np.array([runs[i][0] for i in best], dtype=float)
     d_opt, l_opt, c = tokens[best, cols], loss[best, cols], np.exp(log_c[cols])
     return Frontier(c, n_opt, d_opt, l_opt, fit_power_law(c, n_opt), fit_power_law(c, d_opt))
+
+
+def _run_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
+    """(N, log C, loss, log tokens) of each run with 2 or more points, sorted by C: numpy arrays, as the
+    envelope and its bootstrap take hundreds of them (pandas indexing per run was most of the report's time)."""
+    df = curves.sort_values("C", kind="stable")
+    c, n = df["C"].to_numpy(float), df["N"].to_numpy(float)
+    d = df[tokens_col].to_numpy(float) if tokens_col in df else c / (6 * n)  # a steps table's C is 6·N·tokens
+    codes = pd.factorize(df[run_col], sort=True)[0]  # runs in the order groupby gives them (ties go to the first)
+    order = np.argsort(codes, kind="stable")  # grouped by run, each still sorted by C
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    loss = df["loss"].to_numpy(float)
+    return [(n[g[0]], np.log(c[g]), loss[g], np.log(d[g])) for g in groups if len(g) >= 2]
 
 
 def brackets_optimum(envelope: Frontier, bracketed: np.ndarray) -> bool:

@@ -80,8 +80,13 @@ from scalinglab.study.selection import (  # noqa: F401  (re-exported for the fig
 BOOTSTRAP = 100
 """Bootstrap resamples for the intervals of the constants of one-variable laws (fast to refit)."""
 
-JOINT_BOOTSTRAP = 20
-"""Bootstrap resamples for the joint laws L(N, D) and L(N, S), whose refits cost seconds each on a CPU."""
+JOINT_BOOTSTRAP = 100
+"""Bootstrap resamples for the joint laws L(N, D) (both forms) and L(N, S). With 20 a 95% interval's ends
+are next to the most extreme refits (the demo's approach-3 a = β/(α + β): [0.325, 0.909] from 20, [0.248,
+0.912] from 100); 100 cost the demo's report about 2 s more."""
+
+ENVELOPE_BOOTSTRAP = 200
+"""Resamples of the runs for the interval of N_opt ∝ C^a by the envelope, the report's approach-1 answer."""
 
 
 @dataclass(frozen=True)
@@ -396,10 +401,14 @@ class ComputeFrontier:
     optimum lies inside the ladder; outside it N_opt is only where the ladder starts or ends."""
     note: str = ""
     """What was left out of the N_opt(C) law and why (empty when every point is bracketed)."""
-    allocation_interval: tuple[float, float] | None = None
-    """95% bootstrap interval (runs resampled, laws.frontier.envelope_bootstrap) of the exponent of
-    N_opt(C_min), or of N_opt(C) without B_crit: the envelope's 1500 points are correlated, so their
-    regression's standard error is far too small to be one."""
+    interval: tuple[float, float] | None = None
+    """Bootstrap interval (runs resampled, laws.frontier.envelope_bootstrap) of ``frontier.a``, the
+    exponent of N_opt(C) as the frontier estimates it (approach 1's answer); None when no resample could
+    be fitted: the envelope's 1500 points are correlated, so their regression's standard error is none."""
+    interval_note: str = ""
+    """Why ``interval`` is None: the bootstrap's refusal, which names the data that would fix it."""
+    interval_min: tuple[float, float] | None = None
+    """The same interval for ``frontier_min.a``, the exponent of N_opt(C_min)."""
 
     @property
     def measured(self) -> bool:
@@ -418,7 +427,7 @@ class ComputeFrontier:
         f = self.frontier_min or self.frontier
         label = "N_opt ∝ C_min^p" if self.frontier_min is not None else "N_opt ∝ C^p"
         paper = KAPLAN_TABLE6["p_N"] if self.frontier_min is not None else KAPLAN_FIG14_FIXED_BATCH  # Kaplan Fig 14 left
-        lo, hi = self.allocation_interval or (np.nan, np.nan)
+        lo, hi = (self.interval_min if self.frontier_min is not None else self.interval) or (np.nan, np.nan)
         rows.append(Constant("allocation", label, f.a, lo, hi, paper, "Kaplan Fig 14"))
         return rows
 
@@ -445,17 +454,19 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     frontier, envelope, ok, note = bracket_envelope(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
     fit = _envelope_law("kaplan_c", c, envelope)  # L(C) is the envelope: no bracketing needed
+    interval, interval_note = _allocation_interval(c, brackets_optimum(envelope, ok), ENVELOPE_BOOTSTRAP)
     b = _bcrit_at(bcrit, c["loss"])
     if b is None:
         return ComputeFrontier(c.assign(C_min=np.nan, S_min=np.nan), frontier, steps, fit, envelope=envelope, bracketed=ok,
-                               note=note, allocation_interval=_allocation_interval(c, brackets_optimum(envelope, ok)))
+                               note=note, interval=interval, interval_note=interval_note)
     c = c.assign(C_min=adjusted_compute(c["C"], c["batch_tokens"], b), S_min=adjusted_steps(c["step"], c["batch_tokens"], b))
     cm = c.assign(C=c["C_min"], D=c["C_min"] / (6 * c["N"]))
     frontier_min, envelope_min, ok_min, _ = bracket_envelope(cm, envelope_frontier(cm))
     s_min = _frontier_steps(c.assign(C=c["C_min"], step=c["S_min"]), frontier_min)
     fit_min = _envelope_law("kaplan_cmin", cm, envelope_min)
-    interval = _allocation_interval(cm, brackets_optimum(envelope_min, ok_min))
-    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note, interval)
+    interval_min, _ = _allocation_interval(cm, brackets_optimum(envelope_min, ok_min), BOOTSTRAP)
+    return ComputeFrontier(c, frontier, steps, fit, frontier_min, s_min, fit_min, envelope, ok, note,
+                           interval, interval_note, interval_min)
 
 
 def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitResult:
@@ -466,7 +477,7 @@ def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitRes
     refits, dropped = [], 0
     for sample in resampled_runs(curves, BOOTSTRAP):
         try:
-            refit = fit_law(name, _sample(running_minimum(envelope_frontier(sample, 200))), bootstrap=0)
+            refit = fit_law(name, _sample(running_minimum(envelope_frontier(sample, 200))), calibrate=False)
         except ScalinglabError:
             dropped += 1
             continue
@@ -483,12 +494,12 @@ def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitRes
     return fit
 
 
-def _allocation_interval(curves: pd.DataFrame, bracketed: bool) -> tuple[float, float] | None:
-    """The bootstrap interval of an envelope's exponent as the frontier estimates it; None when it has none."""
+def _allocation_interval(curves: pd.DataFrame, bracketed: bool, k: int) -> tuple[tuple[float, float] | None, str]:
+    """The bootstrap interval of an envelope's exponent as the frontier estimates it, or None and why not."""
     try:
-        return envelope_bootstrap(curves, k=BOOTSTRAP, bracketed=bracketed)
-    except FitError:
-        return None
+        return envelope_bootstrap(curves, k=k, bracketed=bracketed), ""
+    except FitError as err:
+        return None, str(err)
 
 
 def _frontier_steps(c: pd.DataFrame, frontier: Frontier) -> np.ndarray:
@@ -507,7 +518,10 @@ def _frontier_steps(c: pd.DataFrame, frontier: Frontier) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LearningCurves:
-    """Kaplan eq 1.6 on learning curves after warmup, S adjusted to S_min when B_crit is known: Figs 4, 11."""
+    """Kaplan eq 1.6 on learning curves after warmup, S adjusted to S_min when B_crit is known: Figs 4, 11.
+
+    Each run weighs 1 in the fit and the bootstrap resamples runs: its evaluations share its noise.
+    """
 
     points: pd.DataFrame
     """``run_id``, ``N``, ``S`` (S_min or raw steps), ``loss``, ``C``, ``batch_tokens``."""
@@ -559,7 +573,10 @@ def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBat
     s = c["step"].to_numpy(float) if b is None else adjusted_steps(c["step"], c["batch_tokens"], b)
     points = pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
                            "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
-    return LearningCurves(points, fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP), None if bcrit is None else bcrit.law)
+    # A run's points share its noise and its schedule: each run weighs 1 and the bootstrap resamples runs
+    # (a row bootstrap treats one run's 3 correlated points as 3 independent ones).
+    fit = fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP, runs="run_id")
+    return LearningCurves(points, fit, None if bcrit is None else bcrit.law)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE6
 from scalinglab.errors import ScalinglabError
 from scalinglab.laws.diagnostics import warning
 from scalinglab.laws.fit import FitResult
-from scalinglab.laws.frontier import envelope_bootstrap, isoflop_frontier
+from scalinglab.laws.frontier import isoflop_frontier
 from scalinglab.report.build import ReportResult
 from scalinglab.report.html import write
 from scalinglab.study.selection import in_design, law_runs
@@ -29,7 +29,7 @@ LEVEL = 0.95
 """Coverage of the intervals on a."""
 
 BOOTSTRAP = 200
-"""Resamples for the intervals of a by approaches 1 (runs resampled) and 2 (seed-noise perturbations)."""
+"""Resamples for the interval of a by approach 2 (seed-noise perturbations; approach 1's is the L(C) analysis')."""
 
 KAPLAN_A = KAPLAN_TABLE6["p_N"]
 """Kaplan's N_opt ∝ C_min^0.73 (Table 6)."""
@@ -68,27 +68,25 @@ class Exponent:
         return f"{self.value:.3f}{ci}" + ("" if self.bracketed else f" (not bracketed: {self.note})")
 
 
-def allocation_exponents(results: dict[str, Any], runs: pd.DataFrame, level: float = LEVEL) -> list[Exponent]:
+def allocation_exponents(results: dict[str, Any], runs: pd.DataFrame) -> list[Exponent]:
     """a by Chinchilla's approaches 1 (envelope), 2 (IsoFLOP minima) and 3 (parametric fit), with intervals.
 
-    Approach 1 resamples the ladder's runs (laws.frontier.envelope_bootstrap); approach 2 perturbs each
-    IsoFLOP run by the measured seed noise and finds the minima again (Porian et al. 2024); approach 3
-    takes a = β/(α + β) over the bootstrap refits of E + A/N^α + B/D^β (Hoffmann eq 4).
+    Approach 1 resamples the ladder's runs (the L(C) analysis' interval, laws.frontier.envelope_bootstrap);
+    approach 2 perturbs each IsoFLOP run by the measured seed noise and finds the minima again (Porian et
+    al. 2024); approach 3 takes a = β/(α + β) over the bootstrap refits of E + A/N^α + B/D^β (Hoffmann eq 4).
     """
     fr, ap = results.get("L(C)"), results.get("approaches")
-    return [_envelope(fr, level), _isoflop(runs, level), _parametric(ap, level)]
+    return [_envelope(fr), _isoflop(runs, LEVEL), _parametric(ap, LEVEL)]
 
 
-def _envelope(fr: Any, level: float) -> Exponent:
+def _envelope(fr: Any) -> Exponent:
     e = Exponent("a_envelope", "approach 1, envelope")
     if fr is None:
         return Exponent(e.key, e.method, note="no compute frontier (the ladder was skipped)")
     note = "" if fr.measured else fr.note  # the report leaves such an a out of its headline (report.build)
-    try:
-        interval = envelope_bootstrap(fr.curves, k=BOOTSTRAP, level=level, bracketed=fr.measured)  # the estimate's own
-    except ScalinglabError as err:
-        return Exponent(e.key, e.method, fr.frontier.a, note=str(err), bracketed=fr.measured)
-    return Exponent(e.key, e.method, fr.frontier.a, interval, note, bracketed=fr.measured)
+    if fr.interval is None:  # the estimate's own interval (of the bracketed part when it is measured)
+        return Exponent(e.key, e.method, fr.frontier.a, note=fr.interval_note, bracketed=fr.measured)
+    return Exponent(e.key, e.method, fr.frontier.a, fr.interval, note, bracketed=fr.measured)
 
 
 def _isoflop(runs: pd.DataFrame, level: float) -> Exponent:
@@ -136,6 +134,7 @@ def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
             out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
                                 "this study does not pin a down (more sizes per budget, or larger runs)."))
+    out += _parametric_warnings(getattr(results.get("approaches"), "parametric", None))
     bc = results.get("B_crit")
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
     if bc is not None and len(done):
@@ -154,6 +153,16 @@ def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list
                     out.append(warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
             seen.add(id(fit))  # a fit two analyses share (L(N, D)'s Chinchilla form is approach 3) warns once
     return out
+
+
+def _parametric_warnings(fit: FitResult | None) -> list[dict[str, Any]]:
+    """What doubts approach 3's a = β/(α + β): α or β not identified, or its interval from too few refits."""
+    if fit is None:
+        return []
+    doubts = [w for w in fit.warnings if (w.get("kind") == "unidentified" and w.get("param") in ("alpha", "beta"))
+              or w.get("kind") == "bootstrap_failed"]
+    return [warning(w["kind"], w.get("param"), f"N_opt ∝ C^a by approach 3, a = β/(α + β) of L(N, D)'s Chinchilla form: "
+                    f"{w['message']}") for w in doubts]
 
 
 def _fits(analysis: Any) -> list[FitResult]:
