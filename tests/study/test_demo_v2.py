@@ -196,3 +196,16 @@ def test_approach_3_built_on_an_unidentified_exponent_is_warned() -> None:
     well_posed = fit_law("chinchilla", isoflop_runs(), bootstrap=20)  # seven sizes per budget: α and β are measured
     assert not [w for w in answer_warnings({"approaches": SimpleNamespace(parametric=well_posed)},
                                            pd.DataFrame({"loss": [4.0], "D": [1e6]}), []) if w["param"] in ("alpha", "beta")]
+
+
+def test_a_warning_of_an_analysis_with_two_fits_names_the_form() -> None:
+    # L(N, D) holds Kaplan's form and Chinchilla's; a floorless E is the latter's (approach 3), and says so
+    n, d = np.meshgrid(np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 5))
+    table = pd.DataFrame({"N": n.ravel(), "D": d.ravel()})
+    table["loss"] = 400 / table["N"] ** 0.34 + 400 / table["D"] ** 0.28  # no irreducible loss
+    chin = fit_law("chinchilla", table)
+    assert any(w["kind"] == "floorless" for w in chin.warnings)
+    nd = SimpleNamespace(fit=fit_law("kaplan_nd", table), chinchilla=chin, __dataclass_fields__={"fit": None, "chinchilla": None})
+    warnings = answer_warnings({"L(N, D)": nd}, pd.DataFrame({"loss": [4.0], "D": [1e6]}), [])
+    floorless = [w for w in warnings if w["kind"] == "floorless"]
+    assert len(floorless) == 1 and floorless[0]["message"].startswith("L(N, D), chinchilla form: E = ")

@@ -147,10 +147,12 @@ def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list
                                 "constrain it; do not use its batch sizes."))
     seen: set[int] = set()
     for name, analysis in results.items():
-        for fit in _fits(analysis):
+        fits = _fits(analysis)
+        for fit in fits:
+            label = f"{name}, {fit.form.name} form" if len(fits) > 1 else name  # L(N, D) holds Kaplan's and Chinchilla's
             for w in getattr(fit, "warnings", []):
                 if w.get("kind") in ("at_bound", "floorless") and id(fit) not in seen:  # held by a bound, not the data
-                    out.append(warning(w["kind"], w.get("param"), f"{name}: {w['message']}"))
+                    out.append(warning(w["kind"], w.get("param"), f"{label}: {w['message']}"))
             seen.add(id(fit))  # a fit two analyses share (L(N, D)'s Chinchilla form is approach 3) warns once
     return out
 
