@@ -403,8 +403,8 @@ class ComputeFrontier:
     """What was left out of the N_opt(C) law and why (empty when every point is bracketed)."""
     interval: tuple[float, float] | None = None
     """Bootstrap interval (runs resampled, laws.frontier.envelope_bootstrap) of ``frontier.a``, the
-    exponent of N_opt(C) as the frontier estimates it (approach 1's answer); None when no resample could
-    be fitted: the envelope's 1500 points are correlated, so their regression's standard error is none."""
+    exponent of N_opt(C) as the frontier estimates it (approach 1's answer), or None when no resample can
+    be fitted. Not a standard error: the envelope's 1500 points are neighbours on a few curves."""
     interval_note: str = ""
     """Why ``interval`` is None: the bootstrap's refusal, which names the data that would fix it."""
     interval_min: tuple[float, float] | None = None
