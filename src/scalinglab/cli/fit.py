@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from scalinglab.cli._common import (
     add_json_flag,
@@ -13,6 +14,9 @@ from scalinglab.cli._common import (
     print_json,
     print_warnings,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LAWS = (
     "chinchilla, chinchilla_tied, chinchilla_c, data_constrained, kaplan_n, kaplan_d, kaplan_c, kaplan_cmin, kaplan_nd, kaplan_ns, "
@@ -28,7 +32,8 @@ Laws: {LAWS}, or your own function as path/to/file.py:function (named parameters
 The table (CSV, Parquet, JSONL, a W&B CSV export, or a study directory with runs.parquet) needs the
 law's columns: N, D (or C, then D = C/(6N)), loss by default; --columns maps other names.
 From a study directory the law fits the runs the report uses for it (scans and 1-layer models left
-out; L(D) on the data-limited runs, early-stopped), or one design's with --design; stderr says which.
+out; L(D) on the data-limited runs, early-stopped; L(N, S) on the learning curves of steps.parquet,
+S = S_min from the batch scan's B_crit(L)), or one design's with --design; stderr says which.
 
 Examples:
   scalinglab fit runs.csv --law chinchilla --out fit.json
@@ -82,8 +87,6 @@ def read_table(args: argparse.Namespace, frame: bool = True):
     ``frame=False`` keeps a table file as plain columns (laws.tables.Table), which fit_law takes as it is:
     fitting a CSV then never imports pandas. A study directory's runs are always a DataFrame (the selection's).
     """
-    from pathlib import Path
-
     from scalinglab.laws import tables
 
     table = tables.read_table(args.table, args.columns)
@@ -110,6 +113,35 @@ def read_table(args: argparse.Namespace, frame: bool = True):
 
         raise DataError(f"--design needs a study directory; '{args.table}' is a table file.")
     return tables.drop_highest(table, args.drop_highest_loss)
+
+
+def learning_curve_rows(study_dir: Path, runs: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """L(N, S)'s rows from a study directory, as the report fits them (report.analyses.learning_curve_points):
+    the ``selected`` runs' evaluations from its steps table, S = S_min (Kaplan eq 5.4) when the study's
+    batch scan measures B_crit(L), else the raw steps; ``attrs["rows"]`` says which."""
+    import pandas as pd
+
+    from scalinglab.errors import DataError, ScalinglabError
+    from scalinglab.report.analyses import critical_batch, learning_curve_points
+    from scalinglab.study.collect import collect_records
+
+    path = next((study_dir / name for name in ("steps.parquet", "steps.csv") if (study_dir / name).is_file()), None)
+    if path is None:
+        raise DataError(f"L(N, S) is fitted on learning curves, and '{study_dir}' has no steps.parquet; "
+                        f"run `scalinglab collect {study_dir}` first.")
+    curves = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    records = collect_records(study_dir)
+    try:
+        if records.empty:
+            raise DataError("no run directories here, whose metrics.jsonl the batch scan is read from")
+        bcrit = critical_batch(runs, records).law
+        steps = f"S = S_min = S/(1 + B_crit(L)/B), B_crit(L) = {bcrit.B_star:.4g}/L^(1/{bcrit.alpha_B:.4g}) from the batch scan"
+    except ScalinglabError as e:
+        bcrit, steps = None, f"S = steps as trained (B_crit(L) not measured: {e})"
+    points = learning_curve_points(selected, curves, bcrit)
+    points.attrs["rows"] = (f"{len(points)} evaluations of {points['run_id'].nunique()} runs past their first 10% "
+                            f"of steps; {steps}")
+    return points
 
 
 def fit_options(args: argparse.Namespace, table=None) -> dict[str, Any]:
@@ -195,7 +227,10 @@ def run(args: argparse.Namespace) -> int:
 
 def print_fit(result) -> None:
     print(f"law: {result.label}   {result.form.doc}")
-    print(f"data: {result.n_points} runs; {result.convention}")
+    col = result.run_column
+    rows = (f"{result.n_points} checkpoint rows of {len(set(result.table[col]))} runs" if col and col in result.table.columns
+            else f"{result.n_points} runs")
+    print(f"data: {rows}; {result.convention}")
     for note in result.notes:
         print(f"  note: {note}")
     for c in result.candidates:

@@ -161,6 +161,19 @@ class FitResult:
                 total += c["weight"] * (np.log(get_form(c["law"]).predict(c["params"], X)) - center) ** 2
         return np.sqrt(total)
 
+    def add_bootstrap(self, requested: int, dropped: int, samples: Table | None,
+                      estimates: Mapping[str, float] | None = None) -> None:
+        """Record ``requested`` bootstrap refits of which ``dropped`` failed and, from the ``samples`` of two or
+        more, the percentile intervals, with the warnings of either (too many failed; an estimate, by default
+        each parameter, outside its own interval)."""
+        self.bootstrap_dropped = dropped
+        self.warnings += diagnostics.bootstrap_warning(requested, dropped)
+        if samples is None or len(samples) < 2:  # no interval from fewer than two refits (the warning says so)
+            return
+        self.samples = samples
+        self.intervals = percentile_intervals({c: samples[c] for c in samples.columns}, self.level)
+        self.warnings += diagnostics.interval_warnings(self.params if estimates is None else estimates, self.intervals, self.level)
+
     def residuals(self) -> np.ndarray:
         """Log residuals log(prediction) - log(target) at the fitted rows."""
         return np.log(self.predict(self.table)) - np.log(self.table[self.form.target])
@@ -507,31 +520,27 @@ def _fit(
         outlier_mode=outliers,
         run_column=runs,
     )
-    found = [
+    result.warnings = [
         *diagnostics.convergence_warning(converged, status),
         *diagnostics.bound_warnings(problem, theta_hat, tied),
         *diagnostics.identification_warnings(problem, theta_hat, tied),
     ]
     if bootstrap:
         thetas, dropped = bootstrap_refits(problem, theta_hat, bootstrap, seed=seed, progress=progress, groups=groups)
-        result.bootstrap_dropped = dropped
-        found += diagnostics.bootstrap_warning(bootstrap, dropped)
-    if bootstrap and len(thetas) >= 2:  # no interval from fewer than two refits (the warning says so)
-        public = base.from_theta(con.expand(thetas))
-        samples = Table({p: np.ascontiguousarray(public[:, i]) for i, p in enumerate(base.params)})
-        for name, value in base.derived_values({p: samples[p] for p in base.params}).items():
-            samples[name] = value
-        result.samples = samples
-        result.intervals = percentile_intervals({c: samples[c] for c in samples.columns}, level)
+        samples = None
+        if len(thetas) >= 2:
+            public = base.from_theta(con.expand(thetas))
+            samples = Table({p: np.ascontiguousarray(public[:, i]) for i, p in enumerate(base.params)})
+            for name, value in base.derived_values({p: samples[p] for p in base.params}).items():
+                samples[name] = value
         free = {p for p in base.params if p not in con.spec["fix"] and p not in tied}
         estimates = {k: v for k, v in {**params, **result.derived}.items() if k in free or k not in base.params}
-        found += diagnostics.interval_warnings(estimates, result.intervals, level)
+        result.add_bootstrap(bootstrap, dropped, samples, estimates)
     if outliers == "flag" and flags:
         rows = sorted({str(fl["row"]) for fl in flags}, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
-        found.append(diagnostics.warning(
+        result.warnings.append(diagnostics.warning(
             "outlier", None,
             f"{len(rows)} run(s) stand out from the rest (row {', '.join(rows[:8])}{' ...' if len(rows) > 8 else ''}); look at them, "
             "or refit with --outliers drop|downweight.",
         ))  # fmt: skip
-    result.warnings = found
     return result

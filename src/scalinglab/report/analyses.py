@@ -30,7 +30,6 @@ from scalinglab.constants import (
     PF_DAY,
 )
 from scalinglab.errors import DataError, FitError, ScalinglabError
-from scalinglab.laws import diagnostics
 from scalinglab.laws.auto import axis_steps
 from scalinglab.laws.backtest import Split
 from scalinglab.laws.backtest import backtest as laws_backtest
@@ -61,7 +60,6 @@ from scalinglab.laws.frontier import (
     running_minimum,
 )
 from scalinglab.laws.tables import Table
-from scalinglab.laws.uncertainty import percentile_intervals
 from scalinglab.study.selection import (  # noqa: F401  (re-exported for the figures)
     MIN_LAYERS,
     SCAN_DESIGNS,
@@ -485,12 +483,7 @@ def _envelope_law(name: str, curves: pd.DataFrame, envelope: Frontier) -> FitRes
             refits.append(refit.params)
         else:
             dropped += 1
-    fit.bootstrap_dropped = dropped
-    fit.warnings += diagnostics.bootstrap_warning(BOOTSTRAP, dropped)
-    if len(refits) >= 2:
-        samples = {p: np.array([r[p] for r in refits]) for p in fit.form.params}
-        fit.samples, fit.intervals = Table(samples), percentile_intervals(samples, fit.level)
-        fit.warnings += diagnostics.interval_warnings(fit.params, fit.intervals, fit.level)
+    fit.add_bootstrap(BOOTSTRAP, dropped, Table({p: np.array([r[p] for r in refits]) for p in fit.form.params}))
     return fit
 
 
@@ -557,26 +550,35 @@ class LearningCurves:
                           unit={"N_c": "params", "S_c": "steps"})
 
 
-def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None,
-                    skip_fraction: float = 0.1) -> LearningCurves:
-    """L(N, S) = (N_c/N)^α_N + (S_c/S_min)^α_S on the infinite-data curves, dropping the first ``skip_fraction``.
+def learning_curve_points(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: BcritLaw | None = None,
+                          skip_fraction: float = 0.1) -> pd.DataFrame:
+    """The rows L(N, S) is fitted on: the evaluations of ``runs`` (selected for ``kaplan_ns``) past the first
+    ``skip_fraction`` of each run's steps, S = S_min (eq 5.4) when ``bcrit`` is given, else the raw steps.
 
-    Kaplan fits every step after warmup (§5.2); the early transient is dropped (spec §6 item 14).
+    Columns ``run_id``, ``N``, ``S``, ``loss``, ``C``, ``batch_tokens``. Kaplan fits every step after
+    warmup (§5.2); the early transient is dropped (spec §6 item 14). The report and ``scalinglab fit
+    STUDY --law kaplan_ns`` both fit these rows.
     """
-    df, _ = select_for_law(runs, "kaplan_ns")  # no cooldown branch: its curve is a decay only
-    c = curves_of(curves, df)
+    c = curves_of(curves, runs)
     c = c[c["step"] >= skip_fraction * c.groupby("run_id")["step"].transform("max")]
     c = c[c["step"] > 0]
     if c["run_id"].nunique() < 2:
         raise DataError("L(N, S) needs the learning curves of at least 2 model sizes (a ladder design).")
-    b = _bcrit_at(bcrit, c["loss"])
-    s = c["step"].to_numpy(float) if b is None else adjusted_steps(c["step"], c["batch_tokens"], b)
-    points = pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
-                           "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
+    s = c["step"].to_numpy(float) if bcrit is None else adjusted_steps(c["step"], c["batch_tokens"], bcrit(c["loss"].to_numpy(float)))
+    return pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
+                         "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
+
+
+def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None,
+                    skip_fraction: float = 0.1) -> LearningCurves:
+    """L(N, S) = (N_c/N)^α_N + (S_c/S_min)^α_S on the infinite-data curves (:func:`learning_curve_points`)."""
+    df, _ = select_for_law(runs, "kaplan_ns")  # no cooldown branch: its curve is a decay only
+    law = None if bcrit is None else bcrit.law
+    points = learning_curve_points(df, curves, law, skip_fraction)
     # A run's points share its noise and its schedule: each run weighs 1 and the bootstrap resamples runs
     # (a row bootstrap treats one run's 3 correlated points as 3 independent ones).
     fit = fit_law("kaplan_ns", points, bootstrap=JOINT_BOOTSTRAP, runs="run_id")
-    return LearningCurves(points, fit, None if bcrit is None else bcrit.law)
+    return LearningCurves(points, fit, law)
 
 
 # --------------------------------------------------------------------------------------------------
