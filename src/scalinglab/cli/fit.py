@@ -227,10 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_fit(result) -> None:
     print(f"law: {result.label}   {result.form.doc}")
-    col = result.run_column
-    rows = (f"{result.n_points} checkpoint rows of {len(set(result.table[col]))} runs" if col and col in result.table.columns
-            else f"{result.n_points} runs")
-    print(f"data: {rows}; {result.convention}")
+    print(f"data: {result.n_points} runs; {result.convention}")
     for note in result.notes:
         print(f"  note: {note}")
     for c in result.candidates:
