@@ -56,6 +56,40 @@ def test_predict_on_the_quick_demos_ladder_predicts_its_largest_run(quick_demo, 
     assert "predicting the largest" in captured.err and "L(N, S):" not in captured.err
 
 
+def test_fit_kaplan_ns_on_a_study_fits_the_reports_learning_curves(quick_demo, capsys, tmp_path):
+    # L(N, S) is fitted on evaluations, not on the runs table: the CLI fits the rows the report fits
+    import json
+    import shutil
+
+    result, _ = quick_demo
+    study = tmp_path / "study"
+    shutil.copytree(result.study_file.parent, study, ignore=shutil.ignore_patterns("report"))
+    assert main(["collect", str(study)]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(study), "--law", "kaplan_ns", "--bootstrap", "0", "--json"]) in (0, 1)
+    captured = capsys.readouterr()
+    fit = json.loads(captured.out)
+    report = result.report.results["L(N, S)"]
+    assert fit["n_points"] == len(report.points) > 2 * report.points["run_id"].nunique()
+    for name, value in report.fit.params.items():
+        assert fit["params"][name] == pytest.approx(value, rel=1e-6), name
+    assert "S = S_min = S/(1 + B_crit(L)/B)" in captured.err
+    assert any("each run weighs 1" in note for note in fit["notes"])
+
+    # tables without their run directories: the curves are there, the batch scan's training losses are not
+    tables = tmp_path / "tables"
+    assert main(["collect", str(study), "--out", str(tables)]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(tables), "--law", "kaplan_ns", "--bootstrap", "0", "--json"]) in (0, 1)
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_points"] == len(report.points)
+    assert "S = steps as trained (B_crit(L) not measured: no run directories of a batch scan here" in captured.err
+    for steps in tables.glob("steps.*"):
+        steps.unlink()
+    assert main(["fit", str(tables), "--law", "kaplan_ns"]) == 2
+    assert "has no steps.parquet; run `scalinglab collect" in capsys.readouterr().err
+
+
 def test_report_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err

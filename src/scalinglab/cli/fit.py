@@ -104,10 +104,16 @@ def read_table(args: argparse.Namespace, frame: bool = True):
             print(f"scalinglab {args.command}: {noise.line()}: the floor of the prediction intervals", file=sys.stderr)
         except DataError:
             pass
-        table, used = select_for_law(table, args.law, args.design)
-        table = table.reset_index(drop=True)
-        table.attrs = {**attrs, "notes": [*attrs.get("notes", []), used]}
+        selected, used = select_for_law(table, args.law, args.design)
+        notes = [*attrs.get("notes", []), used]
         print(f"scalinglab {args.command}: {used}", file=sys.stderr)
+        if args.law == "kaplan_ns":  # fitted on the runs' evaluations, each run weighing 1 (as the report does)
+            selected = learning_curve_rows(Path(args.table), table, selected)
+            attrs = {**attrs, "runs": "run_id"}
+            notes.append(selected.attrs["rows"])
+            print(f"scalinglab {args.command}: {selected.attrs['rows']}", file=sys.stderr)
+        table = selected.reset_index(drop=True)
+        table.attrs = {**attrs, "notes": notes}
     elif args.design:
         from scalinglab.errors import DataError
 
@@ -124,16 +130,17 @@ def learning_curve_rows(study_dir: Path, runs: pd.DataFrame, selected: pd.DataFr
     from scalinglab.errors import DataError, ScalinglabError
     from scalinglab.report.analyses import critical_batch, learning_curve_points
     from scalinglab.study.collect import collect_records
+    from scalinglab.study.selection import in_design
 
     path = next((study_dir / name for name in ("steps.parquet", "steps.csv") if (study_dir / name).is_file()), None)
     if path is None:
         raise DataError(f"L(N, S) is fitted on learning curves, and '{study_dir}' has no steps.parquet; "
                         f"run `scalinglab collect {study_dir}` first.")
     curves = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    records = collect_records(study_dir)
+    records = collect_records(study_dir, runs.loc[in_design(runs, "batch_scan"), "run_id"])  # B_crit reads only these
     try:
         if records.empty:
-            raise DataError("no run directories here, whose metrics.jsonl the batch scan is read from")
+            raise DataError("no run directories of a batch scan here, whose metrics.jsonl B_crit is read from")
         bcrit = critical_batch(runs, records).law
         steps = f"S = S_min = S/(1 + B_crit(L)/B), B_crit(L) = {bcrit.B_star:.4g}/L^(1/{bcrit.alpha_B:.4g}) from the batch scan"
     except ScalinglabError as e:
@@ -160,7 +167,7 @@ def fit_options(args: argparse.Namespace, table=None) -> dict[str, Any]:
         "fix": args.fix,
         "bounds": args.bound,
         "outliers": args.outliers,
-        "runs": args.run_column,
+        "runs": args.run_column or (None if table is None else table.attrs.get("runs")),
         "skip_fraction": args.skip_fraction,
         "anneal": not args.no_lr_correction,
         "inputs": None if not args.inputs else [c.strip() for c in args.inputs.split(",") if c.strip()],
@@ -227,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
 
 def print_fit(result) -> None:
     print(f"law: {result.label}   {result.form.doc}")
-    print(f"data: {result.n_points} runs; {result.convention}")
+    rows = "checkpoint rows" if result.run_column else "runs"  # how many runs: the fit's note
+    print(f"data: {result.n_points} {rows}; {result.convention}")
     for note in result.notes:
         print(f"  note: {note}")
     for c in result.candidates:

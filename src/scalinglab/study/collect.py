@@ -10,7 +10,7 @@ and keeps the runs whose ``status`` is ``done``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +166,15 @@ def run_config(run_dir: str | Path) -> dict[str, Any] | None:
     return read_json(Path(run_dir) / CONFIG)
 
 
-def collect_records(study_dir: str | Path) -> pd.DataFrame:
-    """Every logged step of every run (metrics.jsonl), scalar fields only: the batch-scan, noise-scale and
-    learning-rate analyses read the training loss and LR, which are logged far more often than evaluations."""
+def collect_records(study_dir: str | Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Every logged step of every run (metrics.jsonl), or of ``run_ids`` only, scalar fields only: the
+    batch-scan, noise-scale and learning-rate analyses read the training loss and LR, which are logged
+    far more often than evaluations."""
+    wanted = None if run_ids is None else set(run_ids)
     frames = []
     for run_dir, run_id in _run_dirs(study_dir):
+        if wanted is not None and run_id not in wanted:
+            continue
         records = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in _readable_metrics(run_dir)]
         if records:
             frames.append(pd.DataFrame(records).assign(run_id=run_id))
