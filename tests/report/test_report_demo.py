@@ -108,3 +108,43 @@ def test_every_image_loads_and_every_figure_shows_in_a_real_browser(quick_demo, 
     tops = [top for _, top in figures]
     assert min(tops) > 0 and tops == sorted(tops), figures  # each figure visible, in view order
     assert shot.stat().st_size > 50_000
+
+
+def test_fit_of_a_study_collects_again_when_its_runs_table_is_stale(quick_demo, capsys, tmp_path):
+    # `report` writes runs.parquet once; a run added or trained since must not leave `fit STUDY` on old runs
+    import json
+    import os
+    import shutil
+
+    result, _ = quick_demo
+    study = tmp_path / "study"
+    shutil.copytree(result.study_file.parent, study, ignore=shutil.ignore_patterns("report"))
+    run_dirs = sorted(p for p in study.iterdir() if (p / "config.json").is_file())
+    late = tmp_path / run_dirs[-1].name
+    shutil.move(run_dirs[-1], late)  # a run not yet there when the study was collected
+    assert main(["collect", str(study)]) == 0
+    capsys.readouterr()
+
+    def fit() -> tuple[dict, str]:
+        assert main(["fit", str(study), "--law", "kaplan_n", "--bootstrap", "0", "--json"]) in (0, 1)
+        captured = capsys.readouterr()
+        return json.loads(captured.out), captured.err
+
+    _, err = fit()
+    assert "stale" not in err  # current tables are read as they are
+    shutil.move(late, study / late.name)  # copied in with its old file times: the listing tells
+    _, err = fit()
+    assert "runs.parquet was stale (1 run directories added or trained since" in err and late.name in err
+    current, err = fit()
+    assert "stale" not in err
+    summary = run_dirs[0] / "summary.json"  # a run trained further: newer than the table
+    future = summary.stat().st_mtime + 60
+    os.utime(summary, (future, future))
+    assert "stale" in fit()[1]
+    shutil.rmtree(run_dirs[0])
+    gone, err = fit()
+    assert "1 of its runs no longer here" in err
+    assert main(["collect", str(study)]) == 0
+    capsys.readouterr()
+    fresh, _ = fit()
+    assert gone["params"] == fresh["params"] and gone["n_points"] == fresh["n_points"]

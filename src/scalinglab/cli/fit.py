@@ -34,6 +34,7 @@ law's columns: N, D (or C, then D = C/(6N)), loss by default; --columns maps oth
 From a study directory the law fits the runs the report uses for it (scans and 1-layer models left
 out; L(D) on the data-limited runs, early-stopped; L(N, S) on the learning curves of steps.parquet,
 S = S_min from the batch scan's B_crit(L)), or one design's with --design; stderr says which.
+A study's runs.parquet older than its run directories (a run added or trained since) is collected again.
 
 Examples:
   scalinglab fit runs.csv --law chinchilla --out fit.json
@@ -89,6 +90,12 @@ def read_table(args: argparse.Namespace, frame: bool = True):
     """
     from scalinglab.laws import tables
 
+    if Path(args.table).is_dir():
+        from scalinglab.study.collect import refresh_tables
+
+        refreshed = refresh_tables(args.table)  # a stale runs.parquet would fit other runs than the report
+        if refreshed:
+            print(f"scalinglab {args.command}: {refreshed}", file=sys.stderr)
     table = tables.read_table(args.table, args.columns)
     if frame or Path(args.table).is_dir():
         table = table.to_frame()

@@ -22,7 +22,8 @@ goes beside the headline: the compute-optimal exponent a by each of Chinchilla's
 stderr).
 
 The runs are collected from the run directories each time (runs.parquet and steps.parquet are
-written to the study directory when missing).
+written to the study directory when missing or older than a run, so `scalinglab fit STUDY` fits
+the same runs).
 
 Examples:
   scalinglab report runs/ladder                      # writes runs/ladder/report/index.html
@@ -45,12 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.report.answer import allocation_exponents, answer_warnings, conclusion, write_answer
     from scalinglab.report.build import build_report, resolve_workers
-    from scalinglab.study import write_tables
+    from scalinglab.study.collect import refresh_tables
 
     workers = resolve_workers(args.workers)  # a bad count fails before any collection
     study_dir = Path(args.study_dir)
-    if study_dir.is_dir() and not (study_dir / "runs.parquet").exists():
-        write_tables(study_dir)
+    refreshed = refresh_tables(study_dir)  # the tables `fit STUDY` reads, current with what the report fits
+    if refreshed and not args.quiet:
+        print(f"scalinglab report: {refreshed}", file=sys.stderr)
     result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=workers)
     exponents = allocation_exponents(result.results, result.runs)  # the answer, with its intervals and doubts
     warnings = answer_warnings(result.results, result.runs, exponents)

@@ -18,7 +18,15 @@ import pandas as pd
 
 from scalinglab.errors import DamagedFile, DataError
 from scalinglab.train.config import identity_of
-from scalinglab.train.rundir import CONFIG, iter_metrics, read_json, read_status, read_summary
+from scalinglab.train.rundir import (
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    iter_metrics,
+    read_json,
+    read_status,
+    read_summary,
+)
 
 RUN_COLUMNS = [
     "run_id", "name", "design", "group", "status", "seed", "arch", "reuse", "n_layer", "d_model", "n_head", "d_ff",
@@ -248,6 +256,36 @@ def save_tables(runs: pd.DataFrame, steps: pd.DataFrame, out_dir: str | Path) ->
             write(path, index=False)
             paths.append(path)
     return paths
+
+
+def refresh_tables(study_dir: str | Path) -> str | None:
+    """Collect ``study_dir`` again when its runs.parquet is missing or older than a run directory's files
+    (a run added, trained further or finished since), so a fit of the study sees the runs the report
+    sees; None when the tables are current or there are no run directories (tables only), else what was done."""
+    root = Path(study_dir)
+    table = root / "runs.parquet"
+    dirs = [d for d in sorted(root.iterdir()) if (d / CONFIG).is_file()] if root.is_dir() else []
+    if not dirs:
+        return None
+    if not table.is_file():
+        write_tables(root)
+        return f"collected {len(dirs)} run directories into runs.parquet and steps.parquet"
+    t = table.stat().st_mtime
+    try:
+        listed = {Path(str(p)).name for p in pd.read_parquet(table, columns=["run_dir"])["run_dir"]}
+    except (KeyError, ValueError, OSError):  # a table of another making: only its age tells
+        listed = {d.name for d in dirs}
+    # a run copied in keeps its files' times, so the listing is compared too, not only the times
+    changed = [d.name for d in dirs if d.name not in listed
+               or any((d / f).is_file() and (d / f).stat().st_mtime > t for f in (CONFIG, METRICS, SUMMARY))]
+    gone = listed - {d.name for d in dirs}
+    if not changed and not gone:
+        return None
+    write_tables(root)
+    shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+    what = [f"{len(changed)} run directories added or trained since it was written ({shown})"] if changed else []
+    what += [f"{len(gone)} of its runs no longer here"] if gone else []
+    return f"runs.parquet was stale ({'; '.join(what)}): collected again"
 
 
 def write_tables(study_dir: str | Path, out_dir: str | Path | None = None, design: str | None = None) -> list[Path]:
