@@ -149,3 +149,24 @@ def test_backtest_and_fit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     assert main(["fit", str(path), "--columns", "loss=val/loss"]) == 2
     assert "val/loss" in capsys.readouterr().err
+
+
+def test_a_learning_curve_backtest_scores_each_held_out_runs_last_step() -> None:
+    # S = S_min is not monotone along a run (B_crit grows as the loss falls) and rows need not come in order:
+    # the final checkpoint is the one of the largest step, not of the largest S nor the last row
+    rng = np.random.default_rng(0)
+    rows = []
+    for run, n in enumerate([1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6]):
+        for step in [200, 400, 800, 1600, 3200]:
+            s = step / (1 + 0.3 * np.log2(step / 100))  # S_min-like: grows slower than the step
+            rows.append({"run_id": f"r{run}", "step": step, "N": n, "S": s,
+                         "loss": ((4e6 / n) ** 0.08 + (200 / s) ** 0.7) * np.exp(rng.normal(0, 0.002))})
+    table = pd.DataFrame(rows)
+    last = table.groupby("run_id")["step"].idxmax()
+    table.loc[last, "S"] = table.loc[last, "S"] * 0.9  # the last step's S_min below the one before it
+    table = table.sample(frac=1.0, random_state=1)  # rows out of order
+    result = backtest("kaplan_ns", table, "N<1e6", bootstrap=0, runs="run_id")
+    held = table[table["N"] >= 1e6]
+    assert result.n_test == held["run_id"].nunique() == 2
+    final = held.loc[held.groupby("run_id")["step"].idxmax()].sort_values("N")
+    np.testing.assert_allclose(result.table.sort_values("N")["actual"], final["loss"])

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict(points=args.points))
         return 0
     level = f"{result.level:.0%}"
-    print(f"law: {result.fit.label}; fitted on {result.split} ({result.n_train} runs), predicting {result.n_test} runs")
+    rows, final = ("checkpoint rows", "the final checkpoint of ") if result.fit.run_column else ("runs", "")
+    print(f"law: {result.fit.label}; fitted on {result.split} ({result.n_train} {rows}), predicting {final}{result.n_test} runs")
     for c in result.fit.candidates:
         cv = "not scored" if c["cv_error"] is None else f"rollout CV mean |log error| {c['cv_error']:.4f}"
         if c["cv_error"] is not None and c.get("cv_se") is not None:

@@ -128,7 +128,9 @@ def backtest(
     form = fit.form
     test = fit_frame(df[~mask], form, None, extra=[axis] if axis else [], to_fit=False)  # predicted, not fitted: any count
     if fit.run_column:  # a checkpoint table is scored on each held-out run's final checkpoint
-        last = df[~mask].groupby(fit.run_column)["D"].idxmax() if "D" in df.columns else df[~mask].groupby(fit.run_column).tail(1).index
+        progress = next((c for c in ("D", "step", "tokens", "S") if c in df.columns), None)  # how far along its run (S_min is not monotone)
+        held = df[~mask].groupby(fit.run_column)
+        last = held[progress].idxmax() if progress else held.tail(1).index
         test = test.loc[np.sort(np.asarray(last))]
         n_test = len(test)
     actual = test[form.target].to_numpy()

@@ -555,7 +555,7 @@ def learning_curve_points(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: Bcrit
     """The rows L(N, S) is fitted on: the evaluations of ``runs`` (selected for ``kaplan_ns``) past the first
     ``skip_fraction`` of each run's steps, S = S_min (eq 5.4) when ``bcrit`` is given, else the raw steps.
 
-    Columns ``run_id``, ``N``, ``S``, ``loss``, ``C``, ``batch_tokens``. Kaplan fits every step after
+    Columns ``run_id``, ``step``, ``N``, ``S``, ``loss``, ``C``, ``batch_tokens``. Kaplan fits every step after
     warmup (§5.2); the early transient is dropped (spec §6 item 14). The report and ``scalinglab fit
     STUDY --law kaplan_ns`` both fit these rows.
     """
@@ -565,7 +565,7 @@ def learning_curve_points(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: Bcrit
     if c["run_id"].nunique() < 2:
         raise DataError("L(N, S) needs the learning curves of at least 2 model sizes (a ladder design).")
     s = c["step"].to_numpy(float) if bcrit is None else adjusted_steps(c["step"], c["batch_tokens"], bcrit(c["loss"].to_numpy(float)))
-    return pd.DataFrame({"run_id": c["run_id"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
+    return pd.DataFrame({"run_id": c["run_id"], "step": c["step"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
                          "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
 
 
