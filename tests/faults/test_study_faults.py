@@ -14,7 +14,7 @@ from tests import support
 from tests.support import cli, tiny_base
 
 from scalinglab.study import load_study, run_study, study_status
-from scalinglab.study.collect import collect
+from scalinglab.study.collect import collect, refresh_tables, write_tables
 from scalinglab.study.store import RunStore
 from scalinglab.train.rundir import read_metrics, read_status
 
@@ -63,6 +63,10 @@ def test_one_damaged_file_costs_only_its_run(cache, tmp_path) -> None:
     assert row(d)["status"] == "done" and row(d)["loss"] > 0
     assert sum("is damaged" in str(w.message) for w in caught) == 3
     assert set(steps["run_id"]) == {d.name.rsplit("-", 1)[-1]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_tables(study.directory)
+        assert refresh_tables(study.directory) is None  # damaged runs are listed: the tables are not stale forever
 
 
 @pytest.mark.slow

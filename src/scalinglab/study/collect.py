@@ -227,7 +227,7 @@ def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         except DamagedFile as e:  # one unreadable file costs its own run only, and never silently
             warnings.warn(f"run {run_dir.name} is damaged and fits nothing: {e}", stacklevel=2)
             run, run_steps = {"run_id": run_dir.name.rsplit("-", 1)[-1], "name": run_dir.name, "status": "damaged",
-                              "damage": str(e)}, []  # fmt: skip
+                              "damage": str(e), "run_dir": run_dir.name}, []  # fmt: skip
         runs.append(run)
         steps.extend(run_steps)
     if not runs:
@@ -272,7 +272,7 @@ def refresh_tables(study_dir: str | Path) -> str | None:
         return f"collected {len(dirs)} run directories into runs.parquet and steps.parquet"
     t = table.stat().st_mtime
     try:
-        listed = {Path(str(p)).name for p in pd.read_parquet(table, columns=["run_dir"])["run_dir"]}
+        listed = {Path(p).name for p in pd.read_parquet(table, columns=["run_dir"])["run_dir"] if isinstance(p, str)}
     except (KeyError, ValueError, OSError):  # a table of another making: only its age tells
         listed = {d.name for d in dirs}
     # a run copied in keeps its files' times, so the listing is compared too, not only the times
