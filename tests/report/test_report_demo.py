@@ -82,8 +82,12 @@ def test_fit_kaplan_ns_on_a_study_fits_the_reports_learning_curves(quick_demo, c
     capsys.readouterr()
     assert main(["fit", str(tables), "--law", "kaplan_ns", "--bootstrap", "0", "--json"]) in (0, 1)
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["n_points"] == len(report.points)
+    raw = json.loads(captured.out)
+    assert raw["n_points"] == len(report.points)
     assert "S = steps as trained (B_crit(L) not measured: no run directories of a batch scan here" in captured.err
+    assert "steps_not_adjusted" in [w["kind"] for w in raw["warnings"]]  # said as a warning, not only a note
+    assert "warning: S is the steps as trained, not S_min" in captured.err
+    assert "steps_not_adjusted" not in [w["kind"] for w in fit["warnings"]]
     for steps in tables.glob("steps.*"):
         steps.unlink()
     assert main(["fit", str(tables), "--law", "kaplan_ns"]) == 2

@@ -517,7 +517,7 @@ class LearningCurves:
     """
 
     points: pd.DataFrame
-    """``run_id``, ``N``, ``S`` (S_min or raw steps), ``loss``, ``C``, ``batch_tokens``."""
+    """``run_id``, ``step``, ``N``, ``S`` (S_min or raw steps), ``loss``, ``C``, ``batch_tokens``."""
     fit: FitResult
     bcrit: BcritLaw | None = None
     """B_crit(L) used to turn steps into S_min (eq 5.4); None when the study has no batch scan."""
