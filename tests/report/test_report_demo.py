@@ -152,3 +152,13 @@ def test_fit_of_a_study_collects_again_when_its_runs_table_is_stale(quick_demo, 
     capsys.readouterr()
     fresh, _ = fit()
     assert gone["params"] == fresh["params"] and gone["n_points"] == fresh["n_points"]
+    assert not list(study.glob(".*.tmp"))  # the tables are replaced atomically
+
+    table = study / "runs.parquet"
+    table.write_bytes(table.read_bytes()[:100])  # cut short
+    cut, err = fit()
+    assert "runs.parquet was unreadable: collected again" in err and cut["params"] == fresh["params"]
+    import pandas as pd
+
+    pd.read_parquet(table).drop(columns="run_dir").to_parquet(table)  # a table of another making: its age alone tells
+    assert "collected again" not in fit()[1]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from scalinglab.atomic import os_errors, write_bytes, write_text
 from scalinglab.errors import DamagedFile, DataError
 from scalinglab.train.config import identity_of
 from scalinglab.train.rundir import (
@@ -247,14 +248,16 @@ def only_design(runs: pd.DataFrame, steps: pd.DataFrame, design: str) -> tuple[p
 
 
 def save_tables(runs: pd.DataFrame, steps: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write runs and steps as Parquet and CSV into ``out_dir``; the paths written."""
+    """Write runs and steps as Parquet and CSV into ``out_dir``, each file replaced atomically (a kill
+    mid-write leaves the old table, never half a new one); the paths written."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with os_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, df in (("runs", runs), ("steps", steps)):
-        for path, write in ((out / f"{name}.parquet", df.to_parquet), (out / f"{name}.csv", df.to_csv)):
-            write(path, index=False)
-            paths.append(path)
+        write_bytes(out / f"{name}.parquet", df.to_parquet(index=False))
+        write_text(out / f"{name}.csv", df.to_csv(index=False))
+        paths += [out / f"{name}.parquet", out / f"{name}.csv"]
     return paths
 
 
@@ -271,10 +274,16 @@ def refresh_tables(study_dir: str | Path) -> str | None:
         write_tables(root)
         return f"collected {len(dirs)} run directories into runs.parquet and steps.parquet"
     t = table.stat().st_mtime
+    import pyarrow.parquet as pq
+
     try:
-        listed = {Path(p).name for p in pd.read_parquet(table, columns=["run_dir"])["run_dir"] if isinstance(p, str)}
-    except (KeyError, ValueError, OSError):  # a table of another making: only its age tells
-        listed = {d.name for d in dirs}
+        names = pq.read_schema(table).names
+        column = pd.read_parquet(table, columns=["run_dir"])["run_dir"] if "run_dir" in names else None
+    except (ValueError, OSError):  # unreadable (cut short by a kill before tables were written atomically)
+        write_tables(root)
+        return "runs.parquet was unreadable: collected again"
+    # a table of another making, without run_dir: only its age tells
+    listed = {d.name for d in dirs} if column is None else {Path(p).name for p in column if isinstance(p, str)}
     # a run copied in keeps its files' times, so the listing is compared too, not only the times
     changed = [d.name for d in dirs if d.name not in listed
                or any((d / f).is_file() and (d / f).stat().st_mtime > t for f in (CONFIG, METRICS, SUMMARY))]
