@@ -90,16 +90,17 @@ def read_table(args: argparse.Namespace, frame: bool = True):
     """
     from scalinglab.laws import tables
 
-    if Path(args.table).is_dir():
+    study = Path(args.table).is_dir()
+    if study:
         from scalinglab.study.collect import refresh_tables
 
         refreshed = refresh_tables(args.table)  # a stale runs.parquet would fit other runs than the report
         if refreshed:
             print(f"scalinglab {args.command}: {refreshed}", file=sys.stderr)
     table = tables.read_table(args.table, args.columns)
-    if frame or Path(args.table).is_dir():
+    if frame or study:
         table = table.to_frame()
-    if Path(args.table).is_dir():
+    if study:
         from scalinglab.errors import DataError
         from scalinglab.study.noise import seed_noise
         from scalinglab.study.selection import select_for_law

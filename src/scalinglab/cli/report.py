@@ -46,14 +46,15 @@ def run(args: argparse.Namespace) -> int:
 
     from scalinglab.report.answer import allocation_exponents, answer_warnings, conclusion, write_answer
     from scalinglab.report.build import build_report, resolve_workers
-    from scalinglab.study.collect import refresh_tables
+    from scalinglab.study.collect import stale_tables
 
     workers = resolve_workers(args.workers)  # a bad count fails before any collection
     study_dir = Path(args.study_dir)
-    refreshed = refresh_tables(study_dir)  # the tables `fit STUDY` reads, current with what the report fits
-    if refreshed and not args.quiet:
-        print(f"scalinglab report: {refreshed}", file=sys.stderr)
-    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=workers)
+    stale = stale_tables(study_dir)  # the tables `fit STUDY` reads, kept current with what the report fits
+    result = build_report(study_dir, args.out, progress=not args.quiet and not args.json, workers=workers,
+                          keep_tables=stale is not None)
+    if stale and not args.quiet:
+        print(f"scalinglab report: {stale}: collected again", file=sys.stderr)
     exponents = allocation_exponents(result.results, result.runs)  # the answer, with its intervals and doubts
     warnings = answer_warnings(result.results, result.runs, exponents)
     write_answer(result, exponents, warnings)

@@ -548,11 +548,13 @@ def draw_panels(
 
 
 def build_report(
-    study_dir: str | Path, out_dir: str | Path | None = None, progress: bool = True, workers: int | None = None
+    study_dir: str | Path, out_dir: str | Path | None = None, progress: bool = True, workers: int | None = None,
+    keep_tables: bool = False,
 ) -> ReportResult:
     """Analyse the study in ``study_dir`` and write ``<out_dir>/index.html`` (default ``<study_dir>/report``),
-    drawing the figures in ``workers`` processes (default :func:`default_workers`)."""
-    from scalinglab.study.collect import collect, collect_positions, collect_records
+    drawing the figures in ``workers`` processes (default :func:`default_workers`); with ``keep_tables``,
+    the runs and steps it collected are written into the study directory too (collected once, not twice)."""
+    from scalinglab.study.collect import collect, collect_positions, collect_records, save_tables
 
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
@@ -562,6 +564,8 @@ def build_report(
     runs, curves = collect(study_dir)
     if runs.empty:
         raise DataError(f"no runs in '{study_dir}'; run the study first (scalinglab study run STUDY.toml).")
+    if keep_tables:
+        save_tables(runs, curves, study_dir)
     tables = Tables(runs, curves, collect_records(study_dir), collect_positions(study_dir))
     return report_from_tables(tables, out, study_dir.resolve().name, progress, workers)
 

@@ -146,12 +146,16 @@ def _readable_metrics(run_dir: Path, keep: Callable[[dict[str, Any]], bool] = la
         return []
 
 
+def run_directories(study_dir: str | Path) -> list[Path]:
+    """The run directories under ``study_dir`` (those with a config.json), in name order; none if it is no directory."""
+    root = Path(study_dir)
+    return sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+
+
 def _run_dirs(study_dir: str | Path) -> list[tuple[Path, str]]:
     """(run directory, run_id) of every run under ``study_dir`` that has a config.json."""
-    root = Path(study_dir)
-    dirs = sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
     out = []
-    for d in dirs:
+    for d in run_directories(study_dir):
         try:
             out.append((d, _run_id(d, read_summary(d) or {}, read_json(d / "labels.json") or {})))
         except DamagedFile as e:  # collect() lists it as damaged; the per-step tables leave it out, saying so
@@ -221,7 +225,7 @@ def collect(study_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not root.is_dir():
         raise DataError(f"study directory '{root}' does not exist; pass the directory `scalinglab study run` wrote (runs/<study name>).")
     runs, steps = [], []
-    for run_dir in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()):
+    for run_dir in run_directories(root):
         try:
             run = _run_row(run_dir, read_json(run_dir / CONFIG))
             run_steps = _step_rows(run_dir, run)
@@ -261,40 +265,46 @@ def save_tables(runs: pd.DataFrame, steps: pd.DataFrame, out_dir: str | Path) ->
     return paths
 
 
-def refresh_tables(study_dir: str | Path) -> str | None:
-    """Collect ``study_dir`` again when its runs.parquet is missing or older than a run directory's files
-    (a run added, trained further or finished since), so a fit of the study sees the runs the report
-    sees; None when the tables are current or there are no run directories (tables only), else what was done."""
-    root = Path(study_dir)
-    table = root / "runs.parquet"
-    dirs = [d for d in sorted(root.iterdir()) if (d / CONFIG).is_file()] if root.is_dir() else []
+def stale_tables(study_dir: str | Path) -> str | None:
+    """Why ``study_dir``'s runs.parquet no longer holds what its run directories do (missing, unreadable,
+    older than a run's files, a run added or gone), or None when it is current or there are no run
+    directories (tables only)."""
+    dirs = run_directories(study_dir)
+    table = Path(study_dir) / "runs.parquet"
     if not dirs:
         return None
     if not table.is_file():
-        write_tables(root)
-        return f"collected {len(dirs)} run directories into runs.parquet and steps.parquet"
-    t = table.stat().st_mtime
+        return "runs.parquet was missing"
     import pyarrow.parquet as pq
 
     try:
         names = pq.read_schema(table).names
         column = pd.read_parquet(table, columns=["run_dir"])["run_dir"] if "run_dir" in names else None
-    except (ValueError, OSError):  # unreadable (cut short by a kill before tables were written atomically)
-        write_tables(root)
-        return "runs.parquet was unreadable: collected again"
+    except (ValueError, OSError):  # cut short, e.g. by a kill before tables were written atomically
+        return "runs.parquet was unreadable"
     # a table of another making, without run_dir: only its age tells
     listed = {d.name for d in dirs} if column is None else {Path(p).name for p in column if isinstance(p, str)}
+    t = table.stat().st_mtime
     # a run copied in keeps its files' times, so the listing is compared too, not only the times
     changed = [d.name for d in dirs if d.name not in listed
                or any((d / f).is_file() and (d / f).stat().st_mtime > t for f in (CONFIG, METRICS, SUMMARY))]
     gone = listed - {d.name for d in dirs}
     if not changed and not gone:
         return None
-    write_tables(root)
     shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
     what = [f"{len(changed)} run directories added or trained since it was written ({shown})"] if changed else []
     what += [f"{len(gone)} of its runs no longer here"] if gone else []
-    return f"runs.parquet was stale ({'; '.join(what)}): collected again"
+    return f"runs.parquet was stale ({'; '.join(what)})"
+
+
+def refresh_tables(study_dir: str | Path) -> str | None:
+    """Collect ``study_dir`` again when its tables are stale (:func:`stale_tables`), so a fit of the study
+    sees the runs the report sees; what was done, or None when nothing was."""
+    reason = stale_tables(study_dir)
+    if reason is None:
+        return None
+    write_tables(study_dir)
+    return f"{reason}: collected again"
 
 
 def write_tables(study_dir: str | Path, out_dir: str | Path | None = None, design: str | None = None) -> list[Path]:
