@@ -78,6 +78,18 @@ def test_learning_curves_resample_runs_not_their_points(study, synthetic, seed):
     assert hi - lo > 2 * (rows["alpha_N"][1] - rows["alpha_N"][0])
 
 
+def test_learning_curves_without_a_critical_batch_warn_on_s_c(study, synthetic):
+    # Raw steps are not S_min: the fit itself carries the warning, so the report's constants table flags S_c
+    runs, curves = study
+    law = (synthetic.N_c / curves["N"]) ** synthetic.alpha_N + (synthetic.S_c / curves["step"]) ** synthetic.alpha_S
+    raw = an.learning_curves(runs, curves.assign(loss=law))
+    assert [w["param"] for w in raw.fit.warnings if w["kind"] == "steps_not_adjusted"] == ["S_c"]
+    flagged = {c.name: c.flags for c in raw.constants()}
+    assert any("not S_min" in f for f in flagged["S_c"]) and not any("not S_min" in f for f in flagged["N_c"])
+    adjusted = an.learning_curves(runs, curves.assign(loss=law), an.critical_batch(runs, synthetic.metrics))
+    assert "steps_not_adjusted" not in [w["kind"] for w in adjusted.fit.warnings]
+
+
 def test_shape_and_transfer(study):
     runs, curves = study
     law_n = an.loss_vs_n(runs)

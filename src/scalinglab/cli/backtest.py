@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     table = read_table(args)
     result = backtest(args.law, table, args.train, bootstrap=args.bootstrap, **fit_options(args, table))
-    result.fit.warnings = [*table.attrs.get("warnings", []), *result.fit.warnings]  # what the study's rows cannot support
     print_warnings("backtest", result.fit.warnings)
     if args.json:
         print_json(result.to_dict(points=args.points))

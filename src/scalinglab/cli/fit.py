@@ -136,7 +136,6 @@ def learning_curve_rows(study_dir: Path, runs: pd.DataFrame, selected: pd.DataFr
     import pandas as pd
 
     from scalinglab.errors import DataError, ScalinglabError
-    from scalinglab.laws.diagnostics import warning
     from scalinglab.report.analyses import critical_batch, learning_curve_points
     from scalinglab.study.collect import collect_records
     from scalinglab.study.selection import in_design
@@ -157,13 +156,6 @@ def learning_curve_rows(study_dir: Path, runs: pd.DataFrame, selected: pd.DataFr
     points = learning_curve_points(selected, curves, bcrit)
     points.attrs["rows"] = (f"{len(points)} evaluations of {points['run_id'].nunique()} runs past their first 10% "
                             f"of steps; {steps}")
-    if bcrit is None:  # Kaplan's S_c, alpha_S are of S_min: raw steps mix in each run's batch size
-        points.attrs["warnings"] = [warning(
-            "steps_not_adjusted", "S_c",
-            "S is the steps as trained, not S_min = S/(1 + B_crit(L)/B) (Kaplan eq 5.4): S_c and alpha_S depend on "
-            "the runs' batch sizes and are not Kaplan's; add a batch_scan design to the study (and keep its run "
-            "directories) to measure B_crit(L).",
-        )]  # fmt: skip
     return points
 
 
@@ -233,7 +225,6 @@ def run(args: argparse.Namespace) -> int:
         result = fit_auto(table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
     else:
         result = fit_law(args.law, table, bootstrap=args.bootstrap, axis=args.axis, **fit_options(args, table))
-    result.warnings = [*table.attrs.get("warnings", []), *result.warnings]  # what the study's rows cannot support
     print_warnings("fit", [w for w in result.warnings if w["kind"] != "not_converged"])
     if args.out:
         result.to_json(args.out)

@@ -447,6 +447,7 @@ def _fit(
     if outliers not in OUTLIER_MODES:
         raise ConfigError(f"outliers='{outliers}'; use one of {', '.join(OUTLIER_MODES)}.")
     df = Table.of(data)  # a DataFrame enters here, as plain columns: the fit itself needs no pandas
+    given = list(df.attrs.get("warnings", []))  # what the table's rows cannot support, said by whoever chose them
     if runs:
         check_run_column(df, runs)
     if skip_fraction and not runs:
@@ -521,6 +522,7 @@ def _fit(
         run_column=runs,
     )
     result.warnings = [
+        *given,
         *diagnostics.convergence_warning(converged, status),
         *diagnostics.bound_warnings(problem, theta_hat, tied),
         *diagnostics.identification_warnings(problem, theta_hat, tied),

@@ -44,6 +44,7 @@ from scalinglab.laws.batch import (
     noise_scale_by_loss,
     steps_to_loss,
 )
+from scalinglab.laws.diagnostics import warning
 from scalinglab.laws.fit import FitResult, fit_law
 from scalinglab.laws.frontier import (
     Allocation,
@@ -565,8 +566,16 @@ def learning_curve_points(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: Bcrit
     if c["run_id"].nunique() < 2:
         raise DataError("L(N, S) needs the learning curves of at least 2 model sizes (a ladder design).")
     s = c["step"].to_numpy(float) if bcrit is None else adjusted_steps(c["step"], c["batch_tokens"], bcrit(c["loss"].to_numpy(float)))
-    return pd.DataFrame({"run_id": c["run_id"], "step": c["step"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
-                         "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
+    points = pd.DataFrame({"run_id": c["run_id"], "step": c["step"], "N": c["N"], "S": s, "loss": c["loss"], "C": c["C"],
+                           "batch_tokens": c["batch_tokens"]}).reset_index(drop=True)
+    if bcrit is None:  # Kaplan's S_c, alpha_S are of S_min: raw steps mix in each run's batch size; fit_law passes it on
+        points.attrs["warnings"] = [warning(
+            "steps_not_adjusted", "S_c",
+            "S is the steps as trained, not S_min = S/(1 + B_crit(L)/B) (Kaplan eq 5.4): S_c and alpha_S depend on "
+            "the runs' batch sizes and are not Kaplan's; add a batch_scan design to the study (and keep its run "
+            "directories) to measure B_crit(L).",
+        )]  # fmt: skip
+    return points
 
 
 def learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBatchSize | None = None,
