@@ -373,7 +373,8 @@ def fit_law(
     calibrate: bool = True,
     anneal: bool = True,
 ) -> FitResult:
-    """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target).
+    """Fit ``form`` to the runs in ``data`` (columns: the form's inputs and target). ``data.attrs`` may carry
+    ``notes`` and ``warnings`` (laws.diagnostics entries) from whoever chose its rows: the result keeps both.
 
     Args:
         starts: ``"default"``, ``"full"``/``"hoffmann"`` (Hoffmann's 4,500-start grid for chinchilla),
