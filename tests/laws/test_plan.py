@@ -223,3 +223,14 @@ def test_a_law_whose_constants_overflow_is_a_one_line_error_not_a_traceback() ->
                       bcrit=BcritLaw(B_star=7e34, alpha_B=0.2))
     with pytest.raises(FitError, match="gives no finite plan at C = 1e"):
         plan_budget(law, 1e12)
+
+
+def test_no_cost_table_where_the_laws_loss_is_flat_to_float_precision() -> None:
+    # Epoch's law at 1e100 FLOPs: A/N^alpha + B/D^beta is 1e-17 of E, so equal-loss roots are rounding noise
+    # (before: +68% at 0.8x but +26% at 0.6x). At 1e26 the table is the one of 1e21 (the ratios are scale-free).
+    law = get_preset("epoch2024")
+    far = plan_budget(law, 1e100)
+    assert far.cost_curve == [] and any("no cost table" in n and "float precision" in n for n in far.notes)
+    near, reference = plan_budget(law, 1e26), plan_budget(law, 1e21)
+    assert [p.compute for p in near.cost_curve] == pytest.approx([p.compute for p in reference.cost_curve], rel=1e-6)
+    assert not any("no cost table" in n for n in near.notes)

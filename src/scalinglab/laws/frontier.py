@@ -632,14 +632,23 @@ def compute_for_loss(loss_at_budget: Callable[[float], float], target: float, lo
     return float(np.exp(optimize.brentq(f, np.log(lo), np.log(hi), xtol=1e-10)))
 
 
+LOSS_RESOLUTION = 1e-10
+"""Relative loss change below which :func:`iso_loss_cost` gives no root: float64 keeps 16 digits, and a root
+of a difference 1e-10 of the loss keeps about six of them."""
+
+
 def iso_loss_cost(loss_nd: LossND, n_opt: float, d_opt: float, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Compute and tokens a model ``ratio``x the optimal size needs to reach the optimum's loss.
 
     Returns (C/C_opt, D/D_opt) per ratio under C = 6ND; nan where no D reaches the loss (a model too
-    small to ever get there). The numeric analogue of Kaplan eq B.16 for any L(N, D).
+    small to ever get there), and everywhere when an e-fold more data moves the loss by less than
+    ``LOSS_RESOLUTION`` of it (a floor E with a reducible part lost to float rounding: the roots would be
+    noise). The numeric analogue of Kaplan eq B.16 for any L(N, D).
     """
     target = float(loss_nd(np.asarray(n_opt), np.asarray(d_opt)))
     d_ratio = np.full(len(ratios), np.nan)
+    if not abs(float(loss_nd(np.asarray(n_opt), np.asarray(d_opt * np.e))) - target) > LOSS_RESOLUTION * abs(target):
+        return d_ratio, d_ratio
     for i, r in enumerate(ratios):
         f = lambda ld, n=r * n_opt: float(loss_nd(np.asarray(n), np.exp(np.asarray(ld)))) - target  # noqa: E731
         lo, hi = np.log(d_opt) - 30, np.log(d_opt) + 30

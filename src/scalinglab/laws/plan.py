@@ -28,6 +28,7 @@ from scalinglab.laws.batch import BcritLaw
 from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.frontier import (
+    LOSS_RESOLUTION,
     KaplanFrontier,
     KaplanTable6,
     chinchilla_allocation,
@@ -300,6 +301,10 @@ def _plan_budget(law: PlanningLaw, budget: float, level: float) -> Plan:
     compute_ratio, token_ratio = iso_loss_cost(loss_nd, n, d, np.array(COST_RATIOS))
     curve = [CostPoint(r, float(c), None, float(t)) for r, c, t in zip(COST_RATIOS, compute_ratio, token_ratio)]
     notes = []
+    if not np.isfinite(compute_ratio).any():  # the optimum itself is not resolved: the loss is flat to rounding
+        curve = []
+        notes.append(f"no cost table: at C = {budget:.3g} the law's loss changes by less than {LOSS_RESOLUTION:g} of itself "
+                     "with an e-fold more tokens, below float precision, so the sizes that reach the same loss are not resolved.")
     batch = steps = None
     if law.bcrit is not None:
         batch = float(law.bcrit(loss))
