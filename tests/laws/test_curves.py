@@ -345,6 +345,11 @@ def test_predict_says_how_far_it_extrapolates(tmp_path: Path, capsys: pytest.Cap
     far = json.loads(captured.out)
     assert far["decades_beyond"] > 1 and far["warnings"][0]["kind"] == "extrapolation"
     assert "warning: the prediction at step 20000 is" in captured.err
+    # before the points fitted: inside the transient the fit left out (twice the warmup of 10)
+    assert main(["predict", str(path), "--at-step", "5", "--fit-until", "5000", "--json"]) == 0
+    early = json.loads(capsys.readouterr().out)
+    assert early["decades_beyond"] == 0 and [w["kind"] for w in early["warnings"]] == ["extrapolation"]
+    assert "before the first point fitted" in early["warnings"][0]["message"]
 
 
 CURVES = Path(__file__).parent / "data" / "curves"

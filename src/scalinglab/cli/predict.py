@@ -30,7 +30,8 @@ of one new evaluation, widened when the law, fitted on the points up to half the
 last one's x (the other runs cut as the fit cuts them), missed that run's later ones by more than
 its own error (by the rms of those misses in standard errors; a warning above 2x). A prediction more
 than a decade past the last point fitted warns, and so does one from points that span less than a
-factor 3 of x after the transient (too short a stretch to measure the curve's exponent).
+factor 3 of x after the transient (too short a stretch to measure the curve's exponent), or one
+before the first point fitted (inside the transient, where the law does not hold).
 
 Input: a run directory (metrics.jsonl, the val_loss_valid column by default; its config gives the
 LR still to come) or a CSV with columns step (or tokens, with --x tokens) and loss, and optionally

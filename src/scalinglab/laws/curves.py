@@ -1006,6 +1006,13 @@ def predict_curve(
             f"fitted ({fit.fit_steps[1]:g}); past one decade it is a guess: fit on more of the curve.",
         ))  # fmt: skip
     first, last = fit.fit_steps
+    if at_step < first:  # the law was fitted after the transient; before it the loss falls faster than any power law
+        warnings.append(warning(
+            "extrapolation", target.x_name,
+            f"the prediction at {target.x_name} {at_step:g} lies before the first point fitted ({first:g}), in the "
+            f"early transient the fit leaves out, where the law does not hold: predict past {first:g}, or set "
+            "--skip-until lower if the transient ends earlier.",
+        ))  # fmt: skip
     if at_step > last and last < SHORT_SPAN * first:
         warnings.append(warning(
             "extrapolation", target.x_name,
