@@ -100,7 +100,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, workers: int = 2, progres
     _say(progress, f"[1/2] training the {'quick ' if quick else ''}demo study in {out} with {workers} workers")
     run_study(study, "local", workers, progress=progress)
     _say(progress, "[2/2] fitting the laws and drawing the figures")
-    report = build_report(out, progress=progress, workers=workers)
+    report = build_report(out, progress=progress, workers=workers, keep_tables=True)  # `fit DEMO` reads them as they are
     runs = report.runs
     exponents = allocation_exponents(report.results, runs)
     warnings = answer_warnings(report.results, runs, exponents)

@@ -120,9 +120,13 @@ def test_fit_of_a_study_collects_again_when_its_runs_table_is_stale(quick_demo, 
     import os
     import shutil
 
+    from scalinglab.study.collect import stale_tables
+
     result, _ = quick_demo
+    demo = result.study_file.parent
+    assert (demo / "runs.parquet").is_file() and stale_tables(demo) is None  # the demo keeps what its report collected
     study = tmp_path / "study"
-    shutil.copytree(result.study_file.parent, study, ignore=shutil.ignore_patterns("report"))
+    shutil.copytree(demo, study, ignore=shutil.ignore_patterns("report"))
     run_dirs = sorted(p for p in study.iterdir() if (p / "config.json").is_file())
     late = tmp_path / run_dirs[-1].name
     shutil.move(run_dirs[-1], late)  # a run not yet there when the study was collected
