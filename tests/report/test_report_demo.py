@@ -166,3 +166,11 @@ def test_fit_of_a_study_collects_again_when_its_runs_table_is_stale(quick_demo, 
 
     pd.read_parquet(table).drop(columns="run_dir").to_parquet(table)  # a table of another making: its age alone tells
     assert "collected again" not in fit()[1]
+
+    table.unlink()
+    table.mkdir()  # where the table cannot be written (as a read-only share): one line that says where to collect
+    (table / "x").touch()
+    assert main(["fit", str(study), "--law", "kaplan_n", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the tables cannot be rewritten there" in err
+    assert f"scalinglab collect {study} --out DIR" in err

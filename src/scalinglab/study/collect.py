@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from scalinglab.atomic import os_errors, write_bytes, write_text
-from scalinglab.errors import DamagedFile, DataError
+from scalinglab.errors import DamagedFile, DataError, DiskError
 from scalinglab.train.config import identity_of
 from scalinglab.train.rundir import (
     CONFIG,
@@ -303,7 +303,11 @@ def refresh_tables(study_dir: str | Path) -> str | None:
     reason = stale_tables(study_dir)
     if reason is None:
         return None
-    write_tables(study_dir)
+    try:
+        write_tables(study_dir)
+    except DiskError as e:  # a study on a read-only share: its runs can still be collected elsewhere
+        raise DiskError(f"{reason}, and the tables cannot be rewritten there ({e}) Collect them elsewhere and fit "
+                        f"those: `scalinglab collect {study_dir} --out DIR`, then give DIR instead of the study.") from None
     return f"{reason}: collected again"
 
 
