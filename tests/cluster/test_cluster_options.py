@@ -63,6 +63,25 @@ def test_plan_for_a_cluster_has_no_local_slowdown(tmp_path: Path, capsys) -> Non
     assert totals["executor"] == "slurm" and totals["workers"] == 64
 
 
+def test_local_plan_slows_each_run_by_the_slowdown_measured_back_to_back(tmp_path: Path) -> None:
+    # K processes at once, then one alone right after (under the same load), cached per machine: the CPU
+    # model and cores are in the key, as sandboxes share one host name
+    from scalinglab.host import machine
+    from scalinglab.study.throughput import cache_path
+    from scalinglab.train.rundir import read_json
+
+    table = plan_study(load_study(write_study(tmp_path)), measure=False)
+    table["est_seconds"] = [30.0, 20.0]
+    table.attrs["data_seconds"] = 1.0
+    startup, slowdown = parallel_costs(2)
+    assert startup > 0 and slowdown >= 1.0 and parallel_costs(1)[1] == 1.0
+    local = plan_totals(table, workers=2)
+    assert local["parallel_slowdown"] == slowdown
+    assert local["est_wall_seconds"] == pytest.approx(1.0 + startup + 30 * slowdown)
+    assert machine()["cpu"] and machine()["cores"] >= 1
+    assert any(isinstance(v, list) and len(v) == 3 for v in read_json(cache_path()).values())  # [start-up, K at once, alone]
+
+
 def test_plan_without_a_cluster_to_size_says_give_workers(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no sinfo: nothing to size a SLURM cluster by
     path = write_study(tmp_path)

@@ -6,6 +6,7 @@ data parallelism over two gloo processes, and the CLI's one-line errors.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -61,6 +62,9 @@ def test_run_writes_the_contract_and_a_rerun_is_a_noop(cache, tmp_path) -> None:
         assert r["hardware_flops_per_s"] == pytest.approx(r["tokens_per_s"] * fpt["hardware"])
         assert 0 < r["fraction_of_peak_hardware"] <= 1 and 0 < r["fraction_of_peak_model"] <= 1, r
     assert (Path(cache) / "peak.json").is_file()  # measured once, then read by every later run
+    from scalinglab.host import cpu_model
+
+    assert any(cpu_model() in key for key in json.loads((Path(cache) / "peak.json").read_text()))  # per CPU, not per host name
     assert records[0]["train_loss"] == pytest.approx(math.log(VOCAB), abs=0.3)  # a fresh model is near uniform
     assert last["val_loss_valid"] < records[0]["val_loss_valid"] - 0.5
     assert last["noise_trace_sigma"] > 0

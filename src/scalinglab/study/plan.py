@@ -153,8 +153,7 @@ def plan_totals(table: pd.DataFrame, workers: int = 1, remeasure: bool = False, 
     wall = slowdown = float("nan")
     if seconds:
         if executor == "local":
-            startup, step = parallel_costs(workers, remeasure)
-            slowdown = max(1.0, step / parallel_costs(1, remeasure)[1]) if workers > 1 else 1.0
+            startup, slowdown = parallel_costs(workers, remeasure)
             per_run = 0.0
         else:
             startup, slowdown = parallel_costs(1, remeasure)[0], 1.0

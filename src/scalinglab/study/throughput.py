@@ -9,14 +9,14 @@
   other users) is measured rather than assumed.
 - :func:`data_seconds`: loading a prepared corpus from the token cache, paid by every run.
 
-Measurements are cached per host and torch version (and shape, micro-batch, threads, K) in
+Measurements are cached per machine (host name, CPU model and the cores this process may use: sandboxes
+and cloud images often share one host name) and torch version (and shape, micro-batch, threads, K) in
 ``<cache>/throughput.json`` (the token cache directory, $SCALINGLAB_CACHE or ~/.cache/scalinglab).
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +28,7 @@ from typing import Any
 
 from scalinglab.config import stable_hash, to_dict
 from scalinglab.data import DataConfig, default_cache_dir, prepare
+from scalinglab.host import machine
 from scalinglab.model.config import ModelConfig
 from scalinglab.train.rundir import read_json, write_json
 
@@ -43,10 +44,10 @@ def cache_path() -> Path:
 
 
 def _cached(what: dict[str, Any], measure: Callable[[], Any], refresh: bool = False) -> Any:
-    """``measure()`` once per host and torch version for ``what`` (again with ``refresh``), then from the cache."""
+    """``measure()`` once per machine (:func:`scalinglab.host.machine`) and torch version for ``what`` (again with ``refresh``), then from the cache."""
     import torch
 
-    key = stable_hash({"host": socket.gethostname(), "torch": torch.__version__, **what})
+    key = stable_hash({**machine(), "torch": torch.__version__, **what})
     path = cache_path()
     try:
         cache = read_json(path) or {}
@@ -102,12 +103,20 @@ def step_seconds(model: ModelConfig, micro: int, threads: int = 1, refresh: bool
 
 
 def parallel_costs(workers: int, refresh: bool = False) -> tuple[float, float]:
-    """(start-up seconds, reference step seconds) when ``workers`` fresh processes start and train at once."""
-    startup, step = _cached({"parallel": workers, "probe": to_dict(PROBE)}, lambda: _measure_parallel(workers), refresh)
-    return float(startup), float(step)
+    """(start-up seconds, slowdown) when ``workers`` fresh processes start and train at once: the slowdown is
+    their reference step's time over one process's, the two timed back to back (so under the same load)."""
+    startup, *steps = _cached({"parallel": workers, "probe": to_dict(PROBE)}, lambda: _measure_parallel(workers), refresh)
+    together, alone = (steps[0], steps[0]) if workers == 1 else steps
+    return float(startup), max(1.0, float(together) / float(alone))
 
 
 def _measure_parallel(workers: int) -> list[float]:
+    """[start-up, step seconds of ``workers`` processes at once, and (K > 1) of one process right after]."""
+    startup, together = _start_and_time(workers)
+    return [startup, together] if workers == 1 else [startup, together, _start_and_time(1)[1]]
+
+
+def _start_and_time(workers: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         code = "from scalinglab.study.throughput import probe; probe({!r}, {})"
         start = time.perf_counter()
@@ -122,7 +131,7 @@ def _measure_parallel(workers: int) -> list[float]:
         startup = time.perf_counter() - start
         (Path(tmp) / "go").touch()  # all processes time their steps over the same seconds
         steps = [float(p.communicate()[0]) for p in procs]
-    return [startup, statistics.mean(steps)]
+    return startup, statistics.mean(steps)
 
 
 def probe(tmp: str, index: int) -> None:

@@ -1,13 +1,12 @@
 """The machine's matmul peak, so that metrics.jsonl can say what fraction of it a run reaches.
 
-Measured once per host, torch version, device, dtype and thread count (the best rate of square
+Measured once per machine (host, CPU model and cores; the GPU's name on CUDA), torch version, device, dtype and thread count (the best rate of square
 matmuls over about a quarter of a second, so a busy moment lowers it little) and cached in
 ``<cache>/peak.json`` beside the token cache; later runs read it for free.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 
 from scalinglab.atomic import read_json, write_json
 from scalinglab.errors import ScalinglabError
+from scalinglab.host import machine
 
 SECONDS = 0.25
 CPU_N, CUDA_N = 512, 4096  # cache-resident on a CPU core; large enough to fill a GPU's tensor cores
@@ -42,7 +42,10 @@ def measure_peak(device: torch.device, dtype: torch.dtype, seconds: float = SECO
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, cache_dir: Path) -> float:
     """This machine's matmul peak in FLOP/s for ``dtype`` on ``device`` (measured once, then read from the cache)."""
-    key = f"{socket.gethostname()} torch {torch.__version__} {device.type} {dtype} threads {torch.get_num_threads()}"
+    where = " ".join(str(v) for v in machine().values())
+    if device.type == "cuda":
+        where += f" {torch.cuda.get_device_name(device)}"
+    key = f"{where} torch {torch.__version__} {device.type} {dtype} threads {torch.get_num_threads()}"
     path = Path(cache_dir) / "peak.json"
     try:
         cache = read_json(path) or {}
