@@ -1,6 +1,7 @@
-"""Which machine this is, for caches of measured speed: the host name alone is not enough (sandboxes and
-cloud images often share one, e.g. ``vm``, across different CPUs), so the CPU model and the cores this
-process may use go with it, and a GPU's name when one is measured."""
+"""Which machine this is, for caches of measured speed and for judging a claim's process: the host name
+alone is not enough (sandboxes and cloud images often share one, e.g. ``vm``, across different CPUs and
+pid spaces), so the CPU model and the cores this process may use go with it, a GPU's name when one is
+measured, and the kernel's boot id and pid namespace when a pid is to be tested."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def usable_cores() -> int:
 def machine() -> dict[str, str | int]:
     """Host name, CPU model and usable cores: a cache key for what was measured on this machine."""
     return {"host": socket.gethostname(), "cpu": cpu_model(), "cores": usable_cores()}
+
+
+@lru_cache(maxsize=1)
+def pid_space() -> str:
+    """The pid namespace this process lives in: the kernel's boot id and the namespace's inode on Linux, so two
+    processes whose spaces are equal may test each other's pids; elsewhere the host name. The host name alone
+    is not enough: containers and sandboxes on a shared filesystem often share one (``vm``) while each has
+    its own pids, and a live claim from another machine must not be judged dead by a pid missing here."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()

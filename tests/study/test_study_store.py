@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from scalinglab.host import pid_space
 from scalinglab.study.store import RunStore
 from scalinglab.train.rundir import StatusWriter
 
@@ -54,6 +57,21 @@ def test_claim_of_a_killed_process_is_reclaimed_at_once(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     store = RunStore(tmp_path, stale_seconds=3600)
     assert (run / "claim.0").exists() and store.state(run).state == "stale"
+    assert store.claim(run) is not None
+
+
+def test_a_dead_pid_of_another_machine_with_this_host_name_is_not_judged_here(tmp_path: Path) -> None:
+    """Sandboxes on a shared filesystem often share a host name (``vm``) but not their pids: a claim from
+    another pid namespace stays live until its heartbeat ages, even when its pid does not exist here."""
+    run = tmp_path / "r-abc"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = {"host": socket.gethostname(), "pid": int(dead.stdout), "time": time.time()}
+    store = RunStore(tmp_path, stale_seconds=3600)
+    (run / "claim.0").write_text(json.dumps({**holder, "pid_space": "another-boot:4026531836"}))
+    assert store.state(run).state == "running" and store.claim(run) is None
+    (run / "claim.0").write_text(json.dumps({**holder, "pid_space": pid_space()}))
+    assert store.state(run).state == "stale"  # the same pid namespace: its process is known to be gone
     assert store.claim(run) is not None
 
 

@@ -5,7 +5,8 @@ the same config always finds the same directory and a finished run is never trai
 comes from the trainer's ``status.json`` (done / failed) and from a *claim*: before training, a worker
 creates ``claim.<g>`` with ``O_CREAT | O_EXCL``, which succeeds for exactly one process, and keeps
 the file's modification time fresh while it trains (a heartbeat). A claim is dead when that heartbeat
-is older than ``stale_seconds`` or when its process, on this host, no longer exists; the next worker
+is older than ``stale_seconds`` or when its process, in this pid namespace (host.pid_space: the
+same kernel and namespace, not merely the same host name), no longer exists; the next worker
 then creates ``claim.<g+1>`` (again exclusive, so two reclaimers cannot both win) and the trainer
 resumes the run from its last checkpoint. A finished worker releases its claim by ageing the file.
 ``labels.json`` keeps the run's study labels (design, group, recipe) for ``collect``. A claim agrees
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from scalinglab.errors import DamagedFile
+from scalinglab.host import pid_space
 from scalinglab.paths import inside
 from scalinglab.study.config import StudyRun
 from scalinglab.train.checkpoint import branch_point, complete_checkpoints
@@ -167,7 +169,7 @@ class RunStore:
         if age > self.stale_seconds:
             return ""
         host, pid = holder.get("host"), holder.get("pid")
-        if host == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+        if holder.get("pid_space") == pid_space() and isinstance(pid, int) and not _pid_alive(pid):
             return ""  # its process died (kill -9, OOM): no need to wait for the heartbeat to age
         return f"{host}:{pid}"
 
@@ -240,7 +242,7 @@ class RunStore:
         except FileExistsError:  # another process claimed the same generation first
             return None
         with os.fdopen(fd, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "pid_space": pid_space(), "time": time.time()}, f)
         return Claim(path, interval=min(10.0, self.stale_seconds / 4))
 
 
