@@ -371,3 +371,23 @@ def test_frontier_cli_where_keeps_one_configuration(tmp_path, capsys) -> None:
 def test_numeric_allocation_refuses_a_law_without_an_optimum() -> None:
     with pytest.raises(FitError, match="no compute-optimal size"):
         optimal_allocation(lambda n, d: 2.0 + 10.0 / np.asarray(n) ** 0.3, 1e20)  # data never matters
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "-1"])
+def test_frontier_names_a_bad_value_instead_of_fitting_through_it(tmp_path, capsys, bad: str) -> None:
+    """A blank, unreadable or negative loss is one line naming the column and row, for every approach
+    (before, isoflop ended in a traceback from scipy's spline and envelope printed nan or negative optima)."""
+    runs = isoflop_runs(np.geomspace(1e18, 1e21, 4))
+    curves = ladder_curves(np.geomspace(1e7, 3e9, 5), tokens_per_param=400)
+    for approach, table in (("isoflop", runs), ("envelope", curves), ("parametric", runs)):
+        cells = table.astype(object)
+        cells.loc[3, "loss"] = bad
+        path = tmp_path / f"{approach}.csv"
+        cells.to_csv(path, index=False)
+        assert main(["frontier", str(path), "--approach", approach, "--bootstrap", "0"]) == 2, approach
+        err = capsys.readouterr().err
+        assert "column 'loss' has non-positive or missing values in row(s) 3" in err and "Traceback" not in err, err
+    path = tmp_path / "isoflop.csv"
+    runs.to_csv(path, index=False)
+    assert main(["frontier", str(path), "--budget-column", "budget"]) == 2
+    assert "needs columns ['budget']" in capsys.readouterr().err

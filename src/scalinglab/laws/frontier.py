@@ -29,7 +29,7 @@ from scipy import interpolate, optimize
 from scalinglab.constants import KAPLAN_OVERFITTING, KAPLAN_TABLE3, KAPLAN_TABLE5, KAPLAN_TABLE6, PF_DAY
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.batch import BcritLaw
-from scalinglab.laws.tables import check_run_column
+from scalinglab.laws.tables import check_run_column, require_positive
 
 LossND = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A law L(N, D) evaluated elementwise on arrays of parameters and tokens."""
@@ -114,6 +114,7 @@ def envelope_frontier(
     """
     _require_columns(curves, [run_col, "N", "C", "loss"], "the envelope frontier")
     check_run_column(curves, run_col)
+    require_positive(curves, ["N", "C", "loss", *([tokens_col] if tokens_col in curves.columns else [])])
     runs = _run_arrays(curves, run_col, tokens_col)
     if len(runs) < 2:
         raise DataError("the envelope frontier needs learning curves from at least two runs (sizes).")
@@ -483,7 +484,9 @@ def isoflop_frontier(
         raise ConfigError(f"unknown IsoFLOP method '{method}'; choose one of {', '.join(ISOFLOP_METHODS)}.")
     if not 0 < level < 1:
         raise ConfigError(f"the interval level must be between 0 and 1, e.g. 0.95 (got {level}).")
-    _require_columns(runs, ["N", "C", "loss"], "the IsoFLOP frontier")
+    needed = ["N", "C", "loss", *([budget_col] if budget_col else [])]
+    _require_columns(runs, needed, "the IsoFLOP frontier")
+    require_positive(runs, needed)
     budgets = runs[budget_col].to_numpy(float) if budget_col else group_budgets(runs["C"].to_numpy(float), rel_tol)
     groups = {float(b): runs[budgets == b] for b in np.unique(budgets)}
     all_points = {b: _profile_points(g["N"].to_numpy(), g["loss"].to_numpy()) for b, g in groups.items()}

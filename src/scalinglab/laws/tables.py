@@ -379,6 +379,20 @@ def row_list(mask: np.ndarray, index: np.ndarray) -> str:
     return ", ".join(rows) + (f" (and {int(mask.sum()) - 10} more)" if mask.sum() > 10 else "")
 
 
+def require_positive(df: Table | pd.DataFrame, columns: Sequence[str], allow_zero: bool = False) -> None:
+    """Every value of ``columns`` is a finite number above 0 (at least 0 with ``allow_zero``), else a
+    :class:`DataError` naming the column and its bad rows: logs of these columns are fitted."""
+    for col in columns:
+        values = numeric(df[col]).astype(float)
+        bad = ~np.isfinite(values) | (values < 0 if allow_zero else values <= 0)
+        if bad.any():
+            kind = "negative" if allow_zero else "non-positive"
+            raise DataError(
+                f"column '{col}' has {kind} or missing values in row(s) {row_list(bad, np.asarray(df.index))}; "
+                "fix or remove those rows."
+            )
+
+
 def fit_frame(
     data: Table | pd.DataFrame | Mapping[str, Any],
     form: Form,
@@ -415,15 +429,8 @@ def fit_frame(
         if w.shape != (len(df),):
             raise DataError(f"weights has {w.size} values for {len(df)} rows; give one weight per row.")
         out["weight"] = w
-    for col in [*needed, "weight"]:
-        values = out[col]
-        bad = ~np.isfinite(values) | (values < 0 if col == "weight" else values <= 0)
-        if bad.any():
-            kind = "negative" if col == "weight" else "non-positive"
-            raise DataError(
-                f"column '{col}' has {kind} or missing values in row(s) {row_list(bad, out.index)}; "
-                "fix or remove those rows."
-            )
+    require_positive(out, needed)
+    require_positive(out, ["weight"], allow_zero=True)
     n_used = int((out["weight"] > 0).sum())
     if to_fit and n_used < len(form.params) + 1:
         raise FitError(
