@@ -198,6 +198,7 @@ def test_cli_predict_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("step,loss,lr\n1,3.0,1e-3\n2,2.9,fast\n", "column 'lr' has values that are not numbers in row(s) 1"),
         ("step,loss\n1,-3.1\n2,-3.0\n3,-2.9\n", "column 'loss' has non-positive or infinite values in row(s) 0, 1, 2"),
         ("step,loss\n1,3.0\n2,inf\n", "non-positive or infinite values in row(s) 1"),
+        ("step,loss,lr\n1,3.0,1e-3\n2,2.9,-1e-3\n3,2.8,0\n", "column 'lr' has negative values in row(s) 1;"),
         ("step,loss\n", "run 'curve' has no loss at any step"),
         ("step,loss,run_id\n1,3.0,a\n2,2.9,a\n1,,b\n", "run 'b' has no loss at any step"),
     ],

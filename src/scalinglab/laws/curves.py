@@ -273,6 +273,9 @@ def read_curve_csv(
     if bad.any():
         raise DataError(f"{path}: column 'loss' has non-positive or infinite values in row(s) {row_list(bad, df.index)}; "
                         "a curve's loss is a positive number (a log-likelihood column? map the loss with --columns).")  # fmt: skip
+    if "lr" in df.columns and (df["lr"] < 0).any():
+        raise DataError(f"{path}: column 'lr' has negative values in row(s) {row_list(df['lr'] < 0, df.index)}; a "
+                        "learning rate is at least 0 (map the LR column with --columns, or fix those rows).")  # fmt: skip
     run_column = run_column or "run_id"
     groups = _groups(df, run_column) if run_column in df.columns else [(path.stem, df)]
     curves = []
