@@ -21,8 +21,9 @@ Every run uses the ``tiny-v1`` recipe, Kaplan's (one batch for all, cosine to ze
 rate and init of models a few dozen wide, LR = 0.4 / d_model and init std 1 / sqrt(d_model) (eq D.1's
 1.8e-3 and GPT-2's 0.02 are several times too small here), at 512 tokens per step, close to the
 critical batch these losses have (a larger batch wastes most of its tokens here). Sized for 2 CPU
-cores (2 one-thread workers) in 11-15 minutes (``benchmarks/demo_plan.py`` estimates it on the
-machine at hand); ``quick`` is the same study shrunk to a few minutes for tests and CI.
+cores (2 one-thread workers) in 6-15 minutes by the CPU (measured 5.9 on a Xeon with AMX, about 12 on
+an AMD EPYC; ``benchmarks/demo_plan.py`` estimates it on the machine at hand); ``quick`` is the same
+study shrunk to a few minutes for tests and CI.
 
 Results are honest, not tuned to look like the paper. The closing note gives the compute-optimal
 exponent a (N_opt ∝ C^a) from Chinchilla's three approaches, each with an interval, says which

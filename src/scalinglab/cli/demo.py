@@ -18,7 +18,7 @@ intervals, warnings (intervals that disagree, a constant the data cannot support
 a conclusion about the papers computed from the intervals, and the report's path. --json gives the
 same as numbers (a_envelope, a_isoflop, a_parametric and each *_interval), warnings and conclusion.
 
-11-15 minutes on 2 CPU cores (two one-thread workers), by the machine; --quick shrinks it to a few minutes.
+6-15 minutes on 2 CPU cores (two one-thread workers), by the CPU; --quick shrinks it to a few minutes.
 Progress is one line per finished run (k/N done and an ETA), readable in a log file too.
 Interrupted? Run the same command again: finished runs are kept and unfinished ones resume.
 The study file (scalinglab/studies/demo.toml in the package) is written to OUT/study.toml: extend it
