@@ -360,6 +360,19 @@ budget.steps=1000 eval.points=60 eval.tokens=8192 optim.batch_size=16 optim.lr=3
 schedule.kind=cosine|wsd and model.d_model=64 seed=0 (cosine.csv, wsd.csv) or d_model=48 seed=1 (*_d48.csv)."""
 
 
+def test_an_interval_that_spans_more_than_a_factor_two_says_the_loss_is_not_determined() -> None:
+    """A curve that plateaus after its warmup, fitted on its first fifth, has a 95% interval of
+    [0.0008, 5334]: honest, and now said in words; a first half that pins the loss down says nothing."""
+    (curve,) = load_curves(CURVES / "heldout" / "v4_cos_l4d48.csv")
+    wide = predict_curve([curve], fit_until=240)
+    assert wide.interval[1] > 2 * wide.interval[0]
+    (note,) = [w for w in wide.warnings if w["kind"] == "unidentified"]
+    assert note["param"] == "loss" and "do not determine the loss at step 1200" in note["message"]
+    (tuned,) = load_curves(CURVES / "cosine.csv")
+    narrow = predict_curve([tuned], fit_until=500)
+    assert narrow.interval[1] < 2 * narrow.interval[0] and "unidentified" not in [w["kind"] for w in narrow.warnings]
+
+
 @pytest.mark.slow
 def test_real_cosine_runs_final_loss_from_their_first_half() -> None:
     for name in ("cosine.csv", "cosine_d48.csv"):

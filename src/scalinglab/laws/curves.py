@@ -844,6 +844,10 @@ and predicts the rest of them (:func:`rollout_scale`)."""
 ROLLOUT_WARN = 2.0
 """A rollout scale above this warns: the law missed the curve's own later points by more than twice its error."""
 
+WIDE_INTERVAL = 2.0
+"""A prediction interval whose upper end is this many times its lower warns that the curve does not determine
+the loss there (on our held-out curves from 20%: [0.0008, 5334] for one that plateaus after its warmup)."""
+
 
 def rollout_scale(
     curves: Sequence[Curve] | Curve, fit_until: float | None = None, skip_until: float | None = None,
@@ -1001,6 +1005,12 @@ def predict_curve(
             f"fitted on the points up to {target.x_name} {ROLLOUT_FRACTION * fit.fit_steps[1]:g}, the law missed the "
             f"later ones by {scale:.1f} times its own error: the curve does not follow it yet, and the interval is "
             f"widened {scale:.1f}x; fit further (--fit-until) before trusting the prediction.",
+        ))  # fmt: skip
+    if hi[0] > WIDE_INTERVAL * lo[0]:
+        warnings.append(warning(
+            "unidentified", "loss",
+            f"the {level:.0%} interval [{lo[0]:.4g}, {hi[0]:.4g}] spans a factor {hi[0] / lo[0]:.3g}: the points fitted do "
+            f"not determine the loss at {target.x_name} {at_step:g}; fit further (--fit-until) or predict nearer.",
         ))  # fmt: skip
     if decades > EXTRAPOLATION_WARN_DECADES:
         warnings.append(warning(
