@@ -234,3 +234,19 @@ def test_no_cost_table_where_the_laws_loss_is_flat_to_float_precision() -> None:
     near, reference = plan_budget(law, 1e26), plan_budget(law, 1e21)
     assert [p.compute for p in near.cost_curve] == pytest.approx([p.compute for p in reference.cost_curve], rel=1e-6)
     assert not any("no cost table" in n for n in near.notes)
+
+
+def test_a_plan_repeats_the_warnings_of_the_fit_it_rests_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A law whose runs show no floor (E on its bound) plans on anyway, but the plan says so: before,
+    `plan --fit` printed the allocation with only its own extrapolation warning."""
+    rng = np.random.default_rng(2)
+    n, d = (g.ravel() for g in np.meshgrid(np.geomspace(2e6, 1e8, 6), np.geomspace(2e8, 1e10, 6)))
+    loss = (482.0 / n**0.35 + 2085.0 / d**0.37) * np.exp(0.003 * rng.standard_normal(n.size))  # Epoch's terms, no E
+    fit = fit_law("chinchilla", {"N": n, "D": d, "loss": loss}, bootstrap=0)
+    assert "floorless" in [w["kind"] for w in fit.warnings]
+    fit.to_json(tmp_path / "floorless.json")
+    assert main(["plan", "--fit", str(tmp_path / "floorless.json"), "--budget", "1e18", "--json"]) == 0
+    captured = capsys.readouterr()
+    relayed = [w for w in json.loads(captured.out)["warnings"] if w["kind"] == "floorless"]
+    assert [w["param"] for w in relayed] == ["E"] and "floorless.json) warned: E = " in relayed[0]["message"]
+    assert "scalinglab plan: warning: the fit (" in captured.err

@@ -38,6 +38,9 @@ from scalinglab.laws.frontier import (
     optimal_allocation,
 )
 
+NOT_RELAYED = ("outlier", "note")
+"""Kinds of a fit's warnings a plan does not repeat: they are about single runs, not the law's parameters."""
+
 MIN_TOKENS_PER_PARAM = 0.1
 """Below this a plan is refused: no run of the fitted kind trains on so few tokens (Epoch drop
 Chinchilla's runs below 0.4, spec §5.2), so such an allocation says the law is not identified."""
@@ -70,6 +73,9 @@ class PlanningLaw:
     data_range: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
     """The smallest and largest C, N and D of the runs fitted (a preset: the ranges its paper states), to say
     how far a plan extrapolates."""
+    fit_warnings: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    """The fit's own warnings (a parameter on its bound, one not identified, failed refits): a plan from
+    that law repeats them, since its numbers rest on those parameters."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,7 @@ def load_planning_law(
         interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),
         param_samples=samples,
         data_range={c: (float(v.min()), float(v.max())) for c, v in columns.items() if len(v)},
+        fit_warnings=tuple(w for w in fit.warnings if w.get("kind") not in NOT_RELAYED),
     )
 
 
@@ -323,6 +330,13 @@ def _decades_outside(value: float, lo: float, hi: float) -> float:
 
 
 def _checked(law: PlanningLaw, plan: Plan) -> Plan:
+    """The plan, refused where its numbers are nonsense, with the fit's warnings and one on how far it extrapolates."""
+    plan = _in_range(law, plan)
+    relayed = [{**w, "message": f"the fit ({law.source}) warned: {w['message']}"} for w in law.fit_warnings]
+    return dataclasses.replace(plan, warnings=[*relayed, *plan.warnings]) if relayed else plan
+
+
+def _in_range(law: PlanningLaw, plan: Plan) -> Plan:
     """The plan with how far it extrapolates, and a warning past a decade; refuses nonsense allocations.
 
     Each refusal says what data would fix it: the law was fitted too far from this budget, or on runs
