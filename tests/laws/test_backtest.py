@@ -151,6 +151,32 @@ def test_backtest_and_fit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "val/loss" in capsys.readouterr().err
 
 
+def test_fit_and_backtest_where_keep_one_configuration_of_several(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two configurations in one table (as Porian et al.'s ten): --where fits each on its own rows (their
+    alphas differ), says how many it kept, and keeps the file's row numbers in what it reports."""
+    steep = known_law_runs(noise=0.003, seed=1)
+    steep["loss"] = 1.8 + 480 / steep["N"] ** 0.5 + 2100 / steep["D"] ** 0.37
+    table = pd.concat([known_law_runs(noise=0.003).assign(config="base"), steep.assign(config="steep|v2")])
+    path = tmp_path / "two.csv"
+    table.to_csv(path, index=False)
+    alpha = {}
+    for config in ("base", "steep|v2"):
+        assert main(["fit", str(path), "--where", f"config={config}", "--bootstrap", "0", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        alpha[config] = out["params"]["alpha"]
+        assert out["n_points"] == 64 and f"kept the 64 of 128 rows where config={config}" in out["notes"]
+    assert alpha["base"] == pytest.approx(0.35, rel=0.05) and alpha["steep|v2"] == pytest.approx(0.5, rel=0.05)
+    assert main(["backtest", str(path), "--where", "config=steep|v2", "--train", "C<1e20", "--bootstrap", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_train"] + out["n_test"] == 64 and out["mae"] < 0.01
+    assert main(["fit", str(path), "--where", "config=flat"]) == 2
+    assert "no row has config = 'flat'; it takes base, steep|v2" in capsys.readouterr().err
+    table.iloc[70, table.columns.get_loc("loss")] = np.nan  # the file's row 70, the 7th of steep|v2
+    table.to_csv(path, index=False)
+    assert main(["fit", str(path), "--where", "config=steep|v2"]) == 2
+    assert "column 'loss' has non-positive or missing values in row(s) 70;" in capsys.readouterr().err
+
+
 def test_a_learning_curve_backtest_scores_each_held_out_runs_last_step() -> None:
     # S = S_min is not monotone along a run (B_crit grows as the loss falls) and rows need not come in order:
     # the final checkpoint is the one of the largest step, not of the largest S nor the last row

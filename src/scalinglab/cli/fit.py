@@ -41,6 +41,7 @@ Examples:
   scalinglab fit repeats.csv --law data_constrained --columns U=unique_tokens --two-stage --out fit.json
   scalinglab fit runs.csv --law chinchilla --starts hoffmann --bootstrap 1000 --drop-highest-loss 5
   scalinglab fit wandb.csv --law kaplan_n --columns loss=val/loss,N=params --json
+  scalinglab fit porian.csv --columns N=n_params,D=tokens --where "config_id=rw|tuned|short|const|standard|val"
   scalinglab fit studies/ladder --law my_laws.py:power_with_offset
 """
 
@@ -50,6 +51,7 @@ def add_table_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) or a study directory")
     p.add_argument("--law", default="chinchilla", help=f"law to fit (default chinchilla): {LAWS}, or file.py:function")
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. loss=val/loss,N=params")
+    p.add_argument("--where", metavar="COL=VALUE,...", help="keep only the rows whose columns equal these values (one configuration of several)")
     p.add_argument("--design", metavar="NAME", help="from a study directory, fit only the runs of this design, or of every design of this kind (scans included)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs first")
     p.add_argument(
@@ -97,7 +99,7 @@ def read_table(args: argparse.Namespace, frame: bool = True):
         refreshed = refresh_tables(args.table)  # a stale runs.parquet would fit other runs than the report
         if refreshed:
             print(f"scalinglab {args.command}: {refreshed}", file=sys.stderr)
-    table = tables.read_table(args.table, args.columns)
+    table = tables.select_rows(tables.read_table(args.table, args.columns), args.where)
     if frame or study:
         table = table.to_frame()
     if study:

@@ -60,13 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalinglab.errors import ConfigError
-    from scalinglab.laws.tables import drop_highest, read_runs_table
+    from scalinglab.laws.tables import drop_highest, read_runs_table, select_rows
 
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be between 0 and 1, e.g. 0.95 (got {args.level}).")
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more replicates (got {args.bootstrap}).")
-    table = drop_highest(where(read_runs_table(args.table, args.columns), args.where), args.drop_highest_loss)
+    table = drop_highest(select_rows(read_runs_table(args.table, args.columns), args.where), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
     for w in out["warnings"]:
@@ -76,37 +76,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_frontier(out))
     return 0
-
-
-def where(table, spec: str | None):
-    """The rows of ``table`` whose columns equal the values in ``spec`` ("COL=VALUE,..."; numbers compare as numbers)."""
-    import numpy as np
-
-    from scalinglab.errors import ConfigError, DataError
-
-    if not spec:
-        return table
-    keep = np.ones(len(table), bool)
-    for item in spec.split(","):
-        col, sep, value = item.partition("=")
-        col, value = col.strip(), value.strip()
-        if not sep or not col:
-            raise ConfigError(f"--where takes COL=VALUE pairs separated by commas (got '{item}').")
-        if col not in table.columns:
-            raise DataError(f"--where: the table has no column '{col}'; its columns are {', '.join(map(str, table.columns))}.")
-        column = table[col]
-        try:
-            match = np.isclose(column.to_numpy(float), float(value), rtol=1e-9, atol=0)
-        except ValueError:  # a text column, or a value that is not a number
-            match = (column.astype(str) == value).to_numpy()
-        if not match.any():
-            seen = sorted(map(str, column.unique()))
-            more = f" and {len(seen) - 6} more" if len(seen) > 6 else ""
-            raise DataError(f"--where: no row has {col} = '{value}'; it takes {', '.join(seen[:6])}{more}.")
-        keep &= match
-    if not keep.any():
-        raise DataError(f"--where: no row matches all of '{spec}'; loosen the filter.")
-    return table[keep].reset_index(drop=True)
 
 
 def _optima(compute, n_opt, d_opt, loss, intervals=None) -> list[dict[str, Any]]:

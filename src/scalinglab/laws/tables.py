@@ -301,6 +301,38 @@ def read_runs_table(path: str | Path, columns: str | Mapping[str, str] | None = 
     return read_table(path, columns).to_frame()
 
 
+def select_rows(df: Table | pd.DataFrame, spec: str | None) -> Table | pd.DataFrame:
+    """The rows whose columns equal the values of ``spec`` ("COL=VALUE,...", ``--where``): one configuration of
+    a table that holds several (Porian et al.'s ten). Numbers compare as numbers, anything else as text;
+    a column or value that matches nothing is an error that lists what the table has."""
+    if not spec:
+        return df
+    from scalinglab.errors import ConfigError
+
+    keep = np.ones(len(df), bool)
+    for item in spec.split(","):
+        col, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not col:
+            raise ConfigError(f"--where takes COL=VALUE pairs separated by commas (got '{item}').")
+        if col not in df.columns:
+            raise DataError(f"--where: the table has no column '{col}'; its columns are {', '.join(map(str, df.columns))}.")
+        cells = np.asarray(df[col])
+        try:
+            match = np.isclose(numeric(cells).astype(float), float(value), rtol=1e-9, atol=0)
+        except ValueError:  # the value is not a number: compare as text
+            match = np.array([str(v) for v in cells]) == value
+        if not match.any():
+            seen = sorted({str(v) for v in cells})
+            more = f" and {len(seen) - 6} more" if len(seen) > 6 else ""
+            raise DataError(f"--where: no row has {col} = '{value}'; it takes {', '.join(seen[:6])}{more}.")
+        keep &= match
+    if not keep.any():
+        raise DataError(f"--where: no row matches all of '{spec}'; loosen the filter.")
+    out = _take(df, keep)
+    out.attrs = {**df.attrs, "notes": [*df.attrs.get("notes", []), f"kept the {int(keep.sum())} of {len(df)} rows where {spec}"]}
+    return out
+
+
 def drop_highest(df: Table | pd.DataFrame, k: int, column: str = "loss") -> Table | pd.DataFrame:
     """The table without its ``k`` highest-``column`` rows (Epoch drop Chinchilla's 5 worst runs)."""
     if k <= 0:
