@@ -620,13 +620,12 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
                             "backtest_max_error", "backtest_mean_error", "backtest_max_error_kaplan_nd",
                             "backtest_max_error_chinchilla",
                             "sample_efficiency_gain", "noise_sd_log")}
-    if results.get("L(N)"):
-        out["alpha_N"] = results["L(N)"].fit.params["alpha_N"]
-    if results.get("L(D)"):
-        out["alpha_D"] = results["L(D)"].fit.params["alpha_D"]
-    if results.get("L(N, D)"):
-        out["alpha_N_joint"] = results["L(N, D)"].fit.params["alpha_N"]
-        out["alpha_D_joint"] = results["L(N, D)"].fit.params["alpha_D"]
+    for name, param, key in (("L(N)", "alpha_N", "alpha_N"), ("L(D)", "alpha_D", "alpha_D"),
+                             ("L(N, D)", "alpha_N", "alpha_N_joint"), ("L(N, D)", "alpha_D", "alpha_D_joint")):
+        if fit := getattr(results.get(name), "fit", None):
+            out[key] = fit.params[param]
+            lo, hi = fit.intervals.get(param, (nan, nan))  # bootstrap over runs (report.analyses.BOOTSTRAP refits)
+            out[f"{key}_low"], out[f"{key}_high"] = float(lo), float(hi)
     if fr := results.get("L(C)"):
         out["alpha_C"] = fr.fit.params["alpha_C"]
         out["a_envelope"] = fr.frontier.a if fr.measured else nan  # unbracketed: where the ladder starts, not N_opt
