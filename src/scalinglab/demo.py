@@ -122,7 +122,7 @@ def summary_lines(result: DemoResult) -> list[str]:
     """The closing note: the report's headline table, a three ways, the warnings, the conclusion, the report's path."""
     lines = [
         f"demo finished in {result.seconds / 60:.1f} min",
-        *headline_lines(result.report.numbers),  # the report's headline table, as text
+        *headline_lines(result.report.numbers, result.report.flags),  # the report's headline table, as text
         f"  N_opt ∝ C^a, {LEVEL:.0%} intervals (Kaplan {KAPLAN_A:g}; Chinchilla {CHINCHILLA_A[0]:g}-{CHINCHILLA_A[1]:g}):",
         *(f"    {e.text()}" for e in result.exponents),
         *(f"  warning: {w['message']}" for w in result.warnings),

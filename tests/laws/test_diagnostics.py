@@ -12,7 +12,9 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.laws.backtest import backtest
+from scalinglab.laws.diagnostics import interval_bound_warnings
 from scalinglab.laws.fit import fit_law
+from scalinglab.laws.forms import get_form
 
 
 def floorless_runs(seed: int = 0) -> pd.DataFrame:
@@ -140,3 +142,26 @@ def test_a_small_exponent_well_inside_its_box_is_not_near_its_bound():
     low = form_bound_warnings(form, form.to_theta({"N_c": 8.8e13, "alpha_N": 1.5e-6}))
     assert [w["param"] for w in ok] == []
     assert [w["param"] for w in low] == ["alpha_N"]
+
+
+def test_an_interval_that_runs_to_the_box_warns_naming_the_parameter_and_the_bound() -> None:
+    """Ten noisy runs of L(N, D): where the bootstrap's upper end of alpha_D is the box's 10 (the demo's joint
+    alpha_D was printed 0.199 [0.168, 10] with no word on it), the fit says the box ends the interval."""
+    form = get_form("kaplan_nd")
+    truth = {"N_c": 1e10, "alpha_N": 0.1, "D_c": 5e8, "alpha_D": 0.2}
+    n, d = np.repeat(np.geomspace(1e4, 3e5, 5), 2), np.tile([2e6, 2e7], 5)
+    seen = []
+    for seed in range(6):
+        loss = form.predict(truth, {"N": n, "D": d}) * np.exp(0.02 * np.random.default_rng(seed).standard_normal(n.size))
+        fit = fit_law("kaplan_nd", {"N": n, "D": d, "loss": loss}, bootstrap=100)
+        found = [w for w in fit.warnings if w["kind"] == "interval_at_bound"]
+        on_bound = any(w["param"] == "alpha_D" and w["kind"] == "at_bound" for w in fit.warnings)
+        runs_to_box = fit.intervals["alpha_D"][1] > 10 - 1e-3
+        assert bool(found) == (runs_to_box and not on_bound), (seed, fit.intervals["alpha_D"], fit.warnings)
+        if found:
+            assert found[0]["param"] == "alpha_D" and "runs to its upper bound 10" in found[0]["message"]
+            seen.append(seed)
+    assert seen  # the case occurs on these runs
+    (low,) = interval_bound_warnings(form, {"N_c": [float(np.exp(-200.0)), 1e12]}, 0.95)  # a log parameter's floor
+    assert low["param"] == "N_c" and "lower bound" in low["message"]
+    assert interval_bound_warnings(form, {"alpha_D": [0.15, 10.0]}, 0.95, skip=["alpha_D"]) == []

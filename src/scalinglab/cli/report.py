@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     for key in ("alpha_N", "alpha_D", "alpha_B", "backtest_max_error"):
         if math.isfinite(n[key]):
             lo, hi = n.get(f"{key}_low", math.nan), n.get(f"{key}_high", math.nan)
-            print(f"{key:20s} {n[key]:.4g}" + (f"  [{lo:.4g}, {hi:.4g}] 95% interval" if math.isfinite(lo) and math.isfinite(hi) else ""))
+            found = "; ".join(result.flags.get(key, []))
+            print(f"{key:20s} {n[key]:.4g}" + (f"  [{lo:.4g}, {hi:.4g}] 95% interval" if math.isfinite(lo) and math.isfinite(hi) else "")
+                  + (f"  ⚠ {found}" if found else ""))
     for e in exponents:
         print(f"a, {e.text()}")
     print(conclusion(exponents))

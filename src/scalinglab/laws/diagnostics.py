@@ -167,6 +167,38 @@ def interval_warnings(params: Mapping[str, float], intervals: Mapping[str, list[
     return out
 
 
+def interval_bound_warnings(
+    form: Any, intervals: Mapping[str, list[float]], level: float, skip: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Bootstrap intervals that run to a bound of the box (as :func:`form_bound_warnings` judges nearness): a
+    share of the refits went to the box's edge, so the box, not the data, ends the interval. ``skip`` names
+    parameters already warned about (an estimate on its bound)."""
+    out = []
+    for i, name in enumerate(form.params):
+        if name not in intervals or name in skip:
+            continue
+        lo, hi = form.bounds[i]
+        ends = np.asarray(intervals[name], dtype=float)
+        if name in form.log_params:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ends = np.log(ends)
+        if not np.isfinite(ends).all():
+            continue
+        width = hi - lo if np.isfinite(hi - lo) else max(1.0, float(np.abs(ends).max()))
+        reach = NEAR_BOUND * width if name in form.log_params else min(NEAR_BOUND * width, NEAR_BOUND_LINEAR)
+        for end, bound, side in ((ends[0], lo, "lower"), (ends[1], hi, "upper")):
+            if np.isfinite(bound) and abs(end - bound) <= reach:
+                public = float(np.exp(bound)) if name in form.log_params else float(bound)
+                a, b = intervals[name]
+                out.append(warning(
+                    "interval_at_bound", name,
+                    f"the {level:.0%} interval of {name}, [{a:.4g}, {b:.4g}], runs to its {side} bound {public:.4g}: refits "
+                    f"on resampled runs reach the box's edge, so the box, not the data, ends it; widen it (--bound "
+                    f"{name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it.",
+                ))  # fmt: skip
+    return out
+
+
 def bootstrap_warning(n: int, dropped: int) -> list[dict[str, Any]]:
     """More than :data:`BOOTSTRAP_FAILED` of the refits dropped: the intervals describe the survivors only."""
     if n <= 0 or dropped <= BOOTSTRAP_FAILED * n:

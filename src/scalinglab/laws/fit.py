@@ -173,6 +173,8 @@ class FitResult:
         self.samples = samples
         self.intervals = percentile_intervals({c: samples[c] for c in samples.columns}, self.level)
         self.warnings += diagnostics.interval_warnings(self.params if estimates is None else estimates, self.intervals, self.level)
+        on_bound = {w["param"] for w in self.warnings if w["kind"] in ("at_bound", "near_bound", "floorless")}
+        self.warnings += diagnostics.interval_bound_warnings(self.form, self.intervals, self.level, on_bound)
 
     def residuals(self) -> np.ndarray:
         """Log residuals log(prediction) - log(target) at the fitted rows."""

@@ -56,6 +56,8 @@ class ReportResult:
     figures: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     numbers: dict[str, float] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    """Why a headline number may not hold (its fit's warnings on it, :func:`headline_flags`), by its key."""
     sections: dict[str, bool] = field(default_factory=dict)
     """Every figure's anchor ('fig-1' ... 'fig-24', ...) -> whether any of its panels is drawn (else noted)."""
     transfer: dict[str, float] = field(default_factory=dict)
@@ -69,7 +71,8 @@ class ReportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},
-                "sections": self.sections, "skipped": self.skipped, "numbers": self.numbers, "transfer": self.transfer}
+                "sections": self.sections, "skipped": self.skipped, "numbers": self.numbers, "flags": self.flags,
+                "transfer": self.transfer}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -586,6 +589,7 @@ def report_from_tables(
     messages = [str(w.message) for w in caught] + raised
     result.sections = {s.key: s.drawn for s in sections}
     result.numbers = headline_numbers(results)
+    result.flags = headline_flags(results)
     result.results = results
     result.runs = runs
     tr = results["transfer"]
@@ -596,7 +600,7 @@ def report_from_tables(
         subtitle=f"{len(runs)} runs ({finished} finished), training compute {fmt(runs['C'].min())} to "
         f"{fmt(runs['C'].max())} FLOPs (C = 6NBS, N non-embedding); analyses after Kaplan et al. 2020 "
         "and Hoffmann et al. 2022.",
-        summary=[(k, v) for k, v, _ in headline_rows(result.numbers)],
+        summary=[(k, v) for k, v, _ in headline_rows(result.numbers, result.flags)],
         tables=[t for t in (_constants_table(results), _backtest_table(results["backtest"]),
                             _allocation_table(results, runs), _transfer_table(tr)) if t is not None],
         sections=sections,
@@ -612,6 +616,23 @@ def report_from_tables(
 # Headline numbers and tables
 
 
+HEADLINE_EXPONENTS = (("L(N)", "alpha_N", "alpha_N"), ("L(D)", "alpha_D", "alpha_D"),
+                      ("L(N, D)", "alpha_N", "alpha_N_joint"), ("L(N, D)", "alpha_D", "alpha_D_joint"))
+"""(analysis, parameter, headline key) of the exponents the headline shows with their interval and flags."""
+
+
+def headline_flags(results: dict[str, Any]) -> dict[str, list[str]]:
+    """Each headline exponent's findings from its fit's warnings (at a bound, not identified): the headline
+    says them beside the number, as the constants table does."""
+    flags = {}
+    for name, param, key in HEADLINE_EXPONENTS:
+        fit = getattr(results.get(name), "fit", None)
+        found = [w["message"].split(": ")[0] for w in getattr(fit, "warnings", None) or [] if w.get("param") == param]
+        if found:
+            flags[key] = list(dict.fromkeys(found))
+    return flags
+
+
 def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     """α_N, α_D, the compute-optimal exponents, B_crit's law, and the backtest error (nan where missing)."""
     nan = float("nan")
@@ -620,8 +641,7 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
                             "backtest_max_error", "backtest_mean_error", "backtest_max_error_kaplan_nd",
                             "backtest_max_error_chinchilla",
                             "sample_efficiency_gain", "noise_sd_log")}
-    for name, param, key in (("L(N)", "alpha_N", "alpha_N"), ("L(D)", "alpha_D", "alpha_D"),
-                             ("L(N, D)", "alpha_N", "alpha_N_joint"), ("L(N, D)", "alpha_D", "alpha_D_joint")):
+    for name, param, key in HEADLINE_EXPONENTS:
         if fit := getattr(results.get(name), "fit", None):
             out[key] = fit.params[param]
             lo, hi = fit.intervals.get(param, (nan, nan))  # bootstrap over runs (report.analyses.BOOTSTRAP refits)

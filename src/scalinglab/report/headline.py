@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE2, KAPLAN_TABLE5, KAPLAN_TABLE6
 from scalinglab.report.html import fmt, pct, text
@@ -17,20 +18,26 @@ def _k(x: float) -> str:
     return text(x)
 
 
-def _with_interval(n: dict[str, float], key: str, f: Callable[[float], str]) -> str:
-    """``n[key]`` formatted by ``f``, then its interval where the numbers carry one (``<key>_low``, ``<key>_high``)."""
+def _with_interval(n: dict[str, float], key: str, f: Callable[[float], str], flags: Mapping[str, list[str]], escape: bool) -> str:
+    """``n[key]`` formatted by ``f``, then its interval where the numbers carry one (``<key>_low``, ``<key>_high``)
+    and the findings that say it may not hold (``flags[key]``)."""
     lo, hi = n.get(f"{key}_low", math.nan), n.get(f"{key}_high", math.nan)
-    return f(n[key]) + (f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(n[key]) else "")
+    out = f(n[key]) + (f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(n[key]) else "")
+    found = "; ".join(html.escape(r) if escape else r for r in flags.get(key, []))
+    return out + (f" ⚠ {found}" if found else "")
 
 
-def headline_rows(n: dict[str, float]) -> list[tuple[str, str, str]]:
+def headline_rows(n: dict[str, float], flags: Mapping[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
     """(label, HTML value, plain-text value) for each headline number; '—' where the study lacks the data.
-    The exponents of L(N), L(D) and L(N, D) carry their 95% bootstrap interval."""
+    The exponents of L(N), L(D) and L(N, D) carry their 95% bootstrap interval and, after ⚠, what their fit
+    warned about them (``flags``, report.build.headline_flags)."""
+    flags = flags or {}
     k5, k2 = KAPLAN_TABLE5, KAPLAN_TABLE2
     chin = f"{min(HOFFMANN_EXPONENTS.values()):.2f}-{max(HOFFMANN_EXPONENTS.values()):.2f}"
     inv = 1 / n["alpha_B"] if math.isfinite(n["alpha_B"]) and n["alpha_B"] else float("nan")
     out = [
-        (label, " / ".join(_with_interval(n, k, fmt) for k in keys), " / ".join(_with_interval(n, k, text) for k in keys))
+        (label, " / ".join(_with_interval(n, k, fmt, flags, True) for k in keys),
+         " / ".join(_with_interval(n, k, text, flags, False) for k in keys))
         for label, keys in (
             (f"α_N (L(N), Kaplan {_k(k5['alpha_N'])})", ("alpha_N",)),
             (f"α_D (L(D), early-stopped, Kaplan {_k(k5['alpha_D'])})", ("alpha_D",)),
@@ -53,8 +60,8 @@ def headline_rows(n: dict[str, float]) -> list[tuple[str, str, str]]:
     return out
 
 
-def headline_lines(n: dict[str, float]) -> list[str]:
+def headline_lines(n: dict[str, float], flags: Mapping[str, list[str]] | None = None) -> list[str]:
     """The headline table as aligned terminal lines (plain text, same rows and numbers as the report)."""
-    rows = headline_rows(n)
+    rows = headline_rows(n, flags)
     width = max(len(label) for label, _, _ in rows)
     return [f"  {label.ljust(width)}  {plain}" for label, _, plain in rows]
