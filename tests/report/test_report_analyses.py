@@ -148,3 +148,25 @@ def test_the_headline_exponents_carry_their_bootstrap_intervals(study):
     assert line.rstrip().endswith(f"{text(numbers['alpha_N'])} [{text(lo)}, {text(hi)}]")
     line = next(x for x in headline_lines(numbers) if "joint L(N, D)" in x)
     assert line.rstrip().endswith("— / —")  # no L(N, D) fit: no number and no interval
+
+
+def test_a_headline_exponent_says_what_its_fit_warned_about_it(study):
+    """The finding of each fit warning on a headline exponent follows the number after ⚠ (the fix stays in
+    the constants table and fit.json); warnings on other parameters do not."""
+    import dataclasses
+
+    from scalinglab.laws.diagnostics import warning
+    from scalinglab.report.build import headline_flags, headline_numbers
+    from scalinglab.report.headline import headline_lines, headline_rows
+
+    runs, _ = study
+    law_n = an.loss_vs_n(runs)
+    found = [warning("unidentified", "alpha_N", "alpha_N is not identified by these runs: its value is arbitrary; fix it"),
+             warning("at_bound", "N_c", "N_c = 1e+87 is at its upper bound: the data do not hold it inside")]
+    results = {"L(N)": dataclasses.replace(law_n, fit=dataclasses.replace(law_n.fit, warnings=found))}
+    flags = headline_flags(results)
+    assert flags == {"alpha_N": ["alpha_N is not identified by these runs"]}
+    line = next(x for x in headline_lines(headline_numbers(results), flags) if x.lstrip().startswith("α_N (L(N)"))
+    assert line.rstrip().endswith("] ⚠ alpha_N is not identified by these runs")
+    html_value = headline_rows(headline_numbers(results), {"alpha_N": ["a < b"]})[0][1]
+    assert html_value.endswith("⚠ a &lt; b")
