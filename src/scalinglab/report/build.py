@@ -617,8 +617,9 @@ def report_from_tables(
 
 
 HEADLINE_EXPONENTS = (("L(N)", "alpha_N", "alpha_N"), ("L(D)", "alpha_D", "alpha_D"),
-                      ("L(N, D)", "alpha_N", "alpha_N_joint"), ("L(N, D)", "alpha_D", "alpha_D_joint"))
-"""(analysis, parameter, headline key) of the exponents the headline shows with their interval and flags."""
+                      ("L(N, D)", "alpha_N", "alpha_N_joint"), ("L(N, D)", "alpha_D", "alpha_D_joint"),
+                      ("B_crit", "B_star", "B_star"), ("B_crit", "alpha_B", "alpha_B"))
+"""(analysis, parameter, headline key) of the constants the headline shows with their interval and flags."""
 
 
 def headline_flags(results: dict[str, Any]) -> dict[str, list[str]]:
@@ -655,7 +656,6 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
     if (ap := results.get("approaches")) and ap.parametric is not None:
         out["a_parametric"] = ap.exponents()["approach 3: parametric"]
     if bc := results.get("B_crit"):
-        out["B_star"], out["alpha_B"] = bc.fit.params["B_star"], bc.fit.params["alpha_B"]
         out["noise_to_bcrit"] = bc.noise_ratio()
         if bc.noise_fit is not None:
             out["alpha_B_noise"] = bc.noise_fit.params["alpha_B"]
