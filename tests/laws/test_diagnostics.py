@@ -165,3 +165,15 @@ def test_an_interval_that_runs_to_the_box_warns_naming_the_parameter_and_the_bou
     (low,) = interval_bound_warnings(form, {"N_c": [float(np.exp(-200.0)), 1e12]}, 0.95)  # a log parameter's floor
     assert low["param"] == "N_c" and "lower bound" in low["message"]
     assert interval_bound_warnings(form, {"alpha_D": [0.15, 10.0]}, 0.95, skip=["alpha_D"]) == []
+
+
+def test_an_allocation_exponent_whose_interval_leaves_zero_to_one_warns() -> None:
+    """a ≤ 0 would mean the optimal size does not grow with compute, a ≥ 1 that the tokens do not: an interval
+    reaching either (the demo's envelope printed 0.232 [-0.012, 0.496]) says these runs do not establish a."""
+    from scalinglab.laws.diagnostics import allocation_warnings
+
+    (low,) = allocation_warnings("approach 1, envelope", (-0.012, 0.496))
+    assert (low["kind"], low["param"]) == ("unidentified", "a") and "[-0.012, 0.496], reaches a ≤ 0" in low["message"]
+    (high,) = allocation_warnings("approach 2, isoflop", (0.7, 1.05))
+    assert "reaches a ≥ 1" in high["message"] and high["message"].startswith("approach 2, isoflop: ")
+    assert allocation_warnings("approach 2", (0.45, 0.55)) == [] and allocation_warnings("approach 2", None) == []

@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalinglab.errors import ConfigError
+    from scalinglab.laws.diagnostics import allocation_warnings
     from scalinglab.laws.tables import drop_highest, read_runs_table, select_rows
 
     if not 0 < args.level < 1:
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     table = drop_highest(select_rows(read_runs_table(args.table, args.columns), args.where), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
+    out["warnings"] += allocation_warnings(f"approach {args.approach}", out["a_interval"])
     for w in out["warnings"]:
         print(f"scalinglab frontier: warning: {w['message']}", file=sys.stderr)
     if args.json:

@@ -9,7 +9,7 @@ would fix it; the CLI prints them on stderr and the JSON carries them (spec §6 
 from __future__ import annotations
 
 import warnings as pywarnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -197,6 +197,21 @@ def interval_bound_warnings(
                     f"{name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it.",
                 ))  # fmt: skip
     return out
+
+
+def allocation_warnings(what: str, interval: Sequence[float] | None) -> list[dict[str, Any]]:
+    """An exponent a of N_opt ∝ C^a whose interval leaves (0, 1): at a ≤ 0 the optimal size need not grow with
+    compute, at a ≥ 1 the optimal tokens need not (b = 1 - a); the runs do not establish the allocation."""
+    if interval is None or not np.isfinite(interval).all() or (interval[0] > 0 and interval[1] < 1):
+        return []
+    lo, hi = interval
+    side = ("a ≤ 0, where the optimal size does not grow with compute" if lo <= 0
+            else "a ≥ 1, where the optimal tokens do not grow with compute (b = 1 - a ≤ 0)")
+    return [warning(
+        "unidentified", "a",
+        f"{what}: the interval of a, [{lo:.3f}, {hi:.3f}], reaches {side}: these runs do not establish how N_opt "
+        "scales; add budgets further apart, or sizes that bracket each budget's optimum.",
+    )]  # fmt: skip
 
 
 def bootstrap_warning(n: int, dropped: int) -> list[dict[str, Any]]:

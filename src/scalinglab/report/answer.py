@@ -18,7 +18,7 @@ import pandas as pd
 
 from scalinglab.constants import HOFFMANN_EXPONENTS, KAPLAN_TABLE6
 from scalinglab.errors import ScalinglabError
-from scalinglab.laws.diagnostics import warning
+from scalinglab.laws.diagnostics import allocation_warnings, warning
 from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import isoflop_frontier
 from scalinglab.report.build import ReportResult
@@ -130,6 +130,7 @@ def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list
                     "interval, so the resamples disagree with the full fit (more runs near the frontier would steady it).")
             for e in exponents if e.interval and np.isfinite(e.value) and not e.interval[0] <= e.value <= e.interval[1]]
     measured = [e for e in exponents if e.interval and e.bracketed]
+    out += [w for e in measured for w in allocation_warnings(f"N_opt ∝ C^a by {e.method}", e.interval)]
     for x, y in itertools.combinations(measured, 2):
         if x.interval[0] > y.interval[1] or y.interval[0] > x.interval[1]:
             out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
