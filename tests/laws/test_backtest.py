@@ -196,3 +196,19 @@ def test_a_learning_curve_backtest_scores_each_held_out_runs_last_step() -> None
     assert result.n_test == held["run_id"].nunique() == 2
     final = held.loc[held.groupby("run_id")["step"].idxmax()].sort_values("N")
     np.testing.assert_allclose(result.table.sort_values("N")["actual"], final["loss"])
+
+
+def test_a_backtest_whose_intervals_cover_too_few_held_out_runs_says_so(epoch240: pd.DataFrame) -> None:
+    """Kaplan's L(N, D) on Epoch's runs below 1e19 FLOPs covers 61% of the 192 larger runs with its 95%
+    intervals: the backtest now says the intervals are too narrow (before: the number alone)."""
+    from scalinglab.laws.backtest import coverage_warning
+
+    narrow = backtest("kaplan_nd", epoch240, "C<1e19", bootstrap=20, outliers="keep")
+    (found,) = [w for w in narrow.warnings if w["kind"] == "coverage"]
+    assert narrow.coverage < 0.9 and f"covered {narrow.coverage:.0%} of the {narrow.n_test} held-out runs" in found["message"]
+    assert found in narrow.to_dict()["warnings"] and found not in narrow.fit.warnings
+    # on the true law the warning is a rare false alarm: 14 held-out runs, 16 noise draws
+    true_law = [backtest("chinchilla", known_law_runs(0.005, seed), "C<1e20", bootstrap=50) for seed in range(16)]
+    alarms = sum("coverage" in [w["kind"] for w in r.warnings] for r in true_law)
+    assert alarms <= 2, [r.coverage for r in true_law]
+    assert coverage_warning(0.5, 0.95, 4) == [] and coverage_warning(0.6, 0.95, 5) != []  # four runs are too few to judge

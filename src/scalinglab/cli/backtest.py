@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = read_table(args)
     result = backtest(args.law, table, args.train, bootstrap=args.bootstrap, **fit_options(args, table))
-    print_warnings("backtest", result.fit.warnings)
+    print_warnings("backtest", result.warnings)
     if args.json:
         print_json(result.to_dict(points=args.points))
         return 0
