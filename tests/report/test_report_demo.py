@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html as html_lib
 
+import numpy as np
 import pytest
 from tests.report.conftest import browser_layout, chromium
 
@@ -174,3 +175,24 @@ def test_fit_of_a_study_collects_again_when_its_runs_table_is_stale(quick_demo, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the tables cannot be rewritten there" in err
     assert f"scalinglab collect {study} --out DIR" in err
+
+
+def test_frontier_on_a_study_uses_the_runs_the_report_uses_for_each_approach(quick_demo, capsys):
+    # Before, a study directory fed every run to the IsoFLOP profiles (ladder and scans as one-size "budgets").
+    import json
+
+    result, _ = quick_demo
+    study = result.study_file.parent
+    report = {e.key: e.value for e in result.exponents}
+    checked = []
+    for approach, key, said in (("isoflop", "a_isoflop", "the isoflop designs' finished runs"),
+                                ("envelope", "a_envelope", "learning curves of the single-pass runs"),
+                                ("parametric", "a_parametric", "L(N, D), Chinchilla form")):
+        if not np.isfinite(report[key]):
+            continue
+        assert main(["frontier", str(study), "--approach", approach, "--bootstrap", "0", "--json"]) == 0, approach
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["a"] == pytest.approx(report[key], rel=1e-9), approach
+        assert said in captured.err
+        checked.append(approach)
+    assert len(checked) >= 2, report

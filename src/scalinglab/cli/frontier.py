@@ -27,6 +27,8 @@ al. 2022 §3): N_opt ∝ C^a and D_opt ∝ C^b, the optimum at each budget, and 
 
 The table (CSV, Parquet, JSONL) has columns C, N, loss and optionally D (else D = C/(6N));
 --columns maps other names; --where COL=VALUE keeps one configuration of a table that holds several.
+A study directory gives each approach the runs the report uses for it: the isoflop designs' runs, the
+single-pass runs' learning curves (steps.parquet) for the envelope, L(N, D)'s runs for parametric.
 D_opt = C/(6 N_opt) throughout (Hoffmann §3), so b = 1 - a.
 
 Examples:
@@ -35,12 +37,13 @@ Examples:
   scalinglab frontier porian.csv --columns N=n_params,C=flops --where "config_id=rw|tuned|short|const|standard|val"
   scalinglab frontier curves.csv --approach envelope --run-column run_id
   scalinglab frontier runs.csv --approach parametric --bootstrap 200
+  scalinglab frontier runs/demo --approach isoflop                  # a study: its isoflop designs
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "frontier", "compute-optimal exponents a, b (Chinchilla approaches 1-3) of a runs table", DESCRIPTION, run)
-    p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) with columns C, N, loss (D optional)")
+    p.add_argument("table", metavar="RUNS", help="runs table (.csv, .parquet, .jsonl) with columns C, N, loss (D optional), or a study directory")
     p.add_argument("--approach", choices=["envelope", "isoflop", "parametric"], default="isoflop", help="default isoflop")
     p.add_argument("--columns", metavar="NAME=COL,...", help="map table columns, e.g. N=n_params,C=flops")
     p.add_argument("--where", metavar="COL=VALUE,...", help="keep only the rows whose columns equal these values")
@@ -61,13 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scalinglab.errors import ConfigError
     from scalinglab.laws.diagnostics import allocation_warnings
-    from scalinglab.laws.tables import drop_highest, read_runs_table, select_rows
+    from scalinglab.laws.tables import drop_highest
 
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be between 0 and 1, e.g. 0.95 (got {args.level}).")
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more replicates (got {args.bootstrap}).")
-    table = drop_highest(select_rows(read_runs_table(args.table, args.columns), args.where), args.drop_highest_loss)
+    table = drop_highest(frontier_table(args), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
     out["warnings"] += allocation_warnings(f"approach {args.approach}", out["a_interval"])
@@ -78,6 +81,32 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_frontier(out))
     return 0
+
+
+def frontier_table(args: argparse.Namespace):
+    """The rows to find the frontier of: a table file as it is; from a study directory, the runs the report
+    uses for the approach (study.selection.select_for_frontier), said on stderr."""
+    from pathlib import Path
+
+    from scalinglab.laws.tables import read_runs_table, select_rows
+
+    path = Path(args.table)
+    if path.is_dir():
+        from scalinglab.study.collect import refresh_tables
+
+        refreshed = refresh_tables(path)  # a stale runs.parquet would miss the runs trained since
+        if refreshed:
+            print(f"scalinglab frontier: {refreshed}", file=sys.stderr)
+    table = select_rows(read_runs_table(path, args.columns), args.where)
+    if not path.is_dir():
+        return table
+    from scalinglab.study.selection import select_for_frontier
+
+    steps = path / "steps.parquet"
+    curves = read_runs_table(steps).reset_index(drop=True) if args.approach == "envelope" and steps.is_file() else None
+    selected, used = select_for_frontier(table, args.approach, curves)
+    print(f"scalinglab frontier: {used}", file=sys.stderr)
+    return selected.reset_index(drop=True)
 
 
 def _optima(compute, n_opt, d_opt, loss, intervals=None) -> list[dict[str, Any]]:

@@ -67,6 +67,7 @@ from scalinglab.study.selection import (  # noqa: F401  (re-exported for the fig
     curves_of,
     data_limited,
     dataset_size,
+    envelope_curves,
     finished,
     groups_in,
     in_design,
@@ -443,13 +444,9 @@ def compute_frontier(runs: pd.DataFrame, curves: pd.DataFrame, bcrit: CriticalBa
     With B_crit(L) each evaluation is also moved to C_min = C/(1 + B/B_crit(L)) (eq 5.5) and
     S_min = S/(1 + B_crit(L)/B) (eq 5.4) and the envelope is taken again (Kaplan Figs 13, 14).
     """
-    df = law_runs(runs)
-    df = df[~data_limited(df)]
-    c = curves_of(curves, df)
-    c = c[(c["C"] > 0) & c["loss"].notna()]
+    c = envelope_curves(runs, curves)
     if c["run_id"].nunique() < 3:
         raise DataError("the compute frontier needs learning curves of at least 3 model sizes (a ladder design).")
-    c = c.assign(D=c["tokens"])
     frontier, envelope, ok, note = bracket_envelope(c, envelope_frontier(c))
     steps = _frontier_steps(c, frontier)
     fit = _envelope_law("kaplan_c", c, envelope)  # L(C) is the envelope: no bracketing needed

@@ -23,7 +23,7 @@ from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import isoflop_frontier
 from scalinglab.report.build import ReportResult
 from scalinglab.report.html import write
-from scalinglab.study.selection import in_design, law_runs
+from scalinglab.study.selection import isoflop_runs
 
 LEVEL = 0.95
 """Coverage of the intervals on a."""
@@ -91,8 +91,7 @@ def _envelope(fr: Any) -> Exponent:
 
 def _isoflop(runs: pd.DataFrame, level: float) -> Exponent:
     e = Exponent("a_isoflop", "approach 2, IsoFLOP")
-    df = law_runs(runs)
-    iso = df[in_design(df, "isoflop")]  # the runs the report's approaches use
+    iso = isoflop_runs(runs)  # the runs the report's approaches use
     if iso.empty:
         return Exponent(e.key, e.method, note="no isoflop design")
     try:

@@ -103,6 +103,40 @@ def curves_of(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return curves[curves["run_id"].isin(runs["run_id"])].sort_values(["run_id", "step"])
 
 
+def isoflop_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs of the study's isoflop designs on the recipe: Chinchilla's approach 2, as the report takes it."""
+    df = law_runs(runs)
+    return df[in_design(df, "isoflop")]
+
+
+def envelope_curves(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The evaluations of the single-pass runs on the recipe (approach 1's envelope, Kaplan's L(C)), with
+    ``D`` the tokens seen so far."""
+    df = law_runs(runs)
+    c = curves_of(curves, df[~data_limited(df)])
+    c = c[(c["C"] > 0) & c["loss"].notna()]
+    return c.assign(D=c["tokens"])
+
+
+def select_for_frontier(runs: pd.DataFrame, approach: str, curves: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """The rows of a collected study that each of Chinchilla's approaches uses, as the report does, and one
+    line saying which: envelope the learning curves (``curves``, the steps table) of the single-pass runs,
+    isoflop the isoflop designs' runs, parametric L(N, D)'s runs (:func:`select_for_law`)."""
+    if approach == "parametric":
+        return select_for_law(runs, "chinchilla")
+    if approach == "isoflop":
+        kept = isoflop_runs(runs)
+        if kept.empty:
+            raise DataError("the study has no finished isoflop runs; add an isoflop design (see studies/isoflop.toml) "
+                            "or pass --approach envelope or parametric.")  # fmt: skip
+        return kept, f"IsoFLOP profiles: {len(kept)} of {len(runs)} runs, the isoflop designs' finished runs on the recipe"
+    if curves is None:
+        raise DataError("the envelope needs the study's learning curves (steps.parquet); run `scalinglab collect` on it first.")
+    kept = envelope_curves(runs, curves)
+    return kept, (f"envelope: {len(kept)} evaluations of {kept['run_id'].nunique()} runs, the learning curves of the "
+                  "single-pass runs on the recipe")
+
+
 LAW_QUESTIONS = {
     "kaplan_n": "L(N)",
     "kaplan_d": "L(D)",
