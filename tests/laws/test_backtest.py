@@ -165,6 +165,12 @@ def test_fit_and_backtest_where_keep_one_configuration_of_several(tmp_path: Path
         out = json.loads(capsys.readouterr().out)
         alpha[config] = out["params"]["alpha"]
         assert out["n_points"] == 64 and f"kept the 64 of 128 rows where config={config}" in out["notes"]
+        assert "mixed" not in [w["kind"] for w in out["warnings"]]
+    # without --where the two are fitted as one law, and the fit says which column tells them apart
+    assert main(["fit", str(path), "--bootstrap", "0", "--json"]) == 0
+    (mixed,) = [w for w in json.loads(capsys.readouterr().out)["warnings"] if w["kind"] == "mixed"]
+    assert "64 groups of rows share their N, D but differ in config" in mixed["message"]
+    assert "--where config=VALUE (config takes base, steep|v2)" in mixed["message"]
     assert alpha["base"] == pytest.approx(0.35, rel=0.05) and alpha["steep|v2"] == pytest.approx(0.5, rel=0.05)
     assert main(["backtest", str(path), "--where", "config=steep|v2", "--train", "C<1e20", "--bootstrap", "0", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

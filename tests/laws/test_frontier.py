@@ -362,6 +362,8 @@ def test_frontier_cli_where_keeps_one_configuration(tmp_path, capsys) -> None:
         assert main(["frontier", str(path), "--where", f"config={config}", "--bootstrap", "0", "--json"]) == 0
         a[config] = json.loads(capsys.readouterr().out)["a"]
     assert a["chin"] == pytest.approx(A_TRUE, abs=0.03) and a["steep"] == pytest.approx(A_TRUE + 0.15, abs=0.03)
+    assert main(["frontier", str(path), "--bootstrap", "0", "--json"]) == 0  # both as one: said, naming the column
+    assert "differ in config: the table may hold several configurations" in json.loads(capsys.readouterr().out)["warnings"][0]["message"]
     assert main(["frontier", str(path), "--where", "cfg=chin"]) == 2
     assert "no column 'cfg'" in capsys.readouterr().err
     assert main(["frontier", str(path), "--where", "config=flat"]) == 2

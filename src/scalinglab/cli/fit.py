@@ -128,7 +128,16 @@ def read_table(args: argparse.Namespace, frame: bool = True):
         from scalinglab.errors import DataError
 
         raise DataError(f"--design needs a study directory; '{args.table}' is a table file.")
+    elif not args.run_column and (mixed := tables.mixed_configurations(table, _law_inputs(args.law))):
+        table.attrs = {**table.attrs, "warnings": [*table.attrs.get("warnings", []), mixed]}  # fit_law keeps it
     return tables.drop_highest(table, args.drop_highest_loss)
+
+
+def _law_inputs(law: str) -> list[str]:
+    """The input columns of a built-in law (N, D for auto's candidates); none for a user law, unknown here."""
+    from scalinglab.laws.forms import FORMS
+
+    return list(FORMS[law].inputs) if law in FORMS else ["N", "D"] if law == "auto" else []
 
 
 def learning_curve_rows(study_dir: Path, runs: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:

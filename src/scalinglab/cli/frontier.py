@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     table = drop_highest(frontier_table(args), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
-    out["warnings"] += allocation_warnings(f"approach {args.approach}", out["a_interval"])
+    given = [w for w in table.attrs.get("warnings", []) if w not in out["warnings"]]  # parametric's fit keeps them already
+    out["warnings"] = [*given, *out["warnings"], *allocation_warnings(f"approach {args.approach}", out["a_interval"])]
     for w in out["warnings"]:
         print(f"scalinglab frontier: warning: {w['message']}", file=sys.stderr)
     if args.json:
@@ -99,6 +100,10 @@ def frontier_table(args: argparse.Namespace):
             print(f"scalinglab frontier: {refreshed}", file=sys.stderr)
     table = select_rows(read_runs_table(path, args.columns), args.where)
     if not path.is_dir():
+        from scalinglab.laws.tables import mixed_configurations
+
+        if mixed := mixed_configurations(table, ["N", "C"]):
+            table.attrs = {**table.attrs, "warnings": [*table.attrs.get("warnings", []), mixed]}
         return table
     from scalinglab.study.selection import select_for_frontier
 

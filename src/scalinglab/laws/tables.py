@@ -333,6 +333,47 @@ def select_rows(df: Table | pd.DataFrame, spec: str | None) -> Table | pd.DataFr
     return out
 
 
+def mixed_configurations(df: Table | pd.DataFrame, inputs: Sequence[str]) -> dict[str, Any] | None:
+    """A warning when rows at the same ``inputs`` differ in a text column: the table holds several
+    configurations (Porian et al.'s ten in one file, 1,139 of its 1,164 rows sharing (N, D) with another) that
+    one law would fit as one. A column naming each row (as many values as rows) is a run's name, not a
+    configuration, and is not counted. None when no such rows."""
+    if not all(c in df.columns for c in inputs) or len(df) < 2:
+        return None
+    keys = list(zip(*(np.asarray(df[c], dtype=float).tolist() for c in inputs)))
+    rows: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    shared = [r for r in rows.values() if len(r) > 1]
+    if not shared:
+        return None
+    found = {}
+    for col in df.columns:
+        cells = np.asarray(df[col])
+        if col in inputs or cells.dtype.kind in "biuf" or not np.isnan(numeric(cells)).all():
+            continue
+        text = [str(v) for v in cells]
+        distinct = set(text)
+        if len(distinct) < 2 or len(distinct) == len(text):
+            continue
+        split = sum(len({text[i] for i in r}) > 1 for r in shared)
+        if split:
+            found[str(col)] = (split, sorted(distinct))
+    if not found:
+        return None
+    col = max(found, key=lambda c: found[c][0])
+    values = found[col][1]
+    shown = ", ".join(values[:4]) + (f" and {len(values) - 4} more" if len(values) > 4 else "")
+    from scalinglab.laws.diagnostics import warning
+
+    return warning(
+        "mixed", None,
+        f"{found[col][0]} groups of rows share their {', '.join(inputs)} but differ in {', '.join(found)}: the table "
+        f"may hold several configurations (or seeds) fitted as one law; fit one with --where {col}=VALUE ({col} takes "
+        f"{shown}).",
+    )  # fmt: skip
+
+
 def drop_highest(df: Table | pd.DataFrame, k: int, column: str = "loss") -> Table | pd.DataFrame:
     """The table without its ``k`` highest-``column`` rows (Epoch drop Chinchilla's 5 worst runs)."""
     if k <= 0:
