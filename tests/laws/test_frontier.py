@@ -11,7 +11,7 @@ import pytest
 from tests.laws.conftest import EPOCH_CSV
 
 from scalinglab.cli import main
-from scalinglab.errors import ConfigError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.frontier import (
     PF_DAY,
     KaplanFrontier,
@@ -393,3 +393,16 @@ def test_frontier_names_a_bad_value_instead_of_fitting_through_it(tmp_path, caps
     runs.to_csv(path, index=False)
     assert main(["frontier", str(path), "--budget-column", "budget"]) == 2
     assert "needs columns ['budget']" in capsys.readouterr().err
+
+
+def test_a_table_with_no_runs_is_one_line_for_every_command(tmp_path, capsys) -> None:
+    """A header alone, or only unfinished runs: one line naming the table (frontier ended in an IndexError)."""
+    (tmp_path / "header.csv").write_text("N,D,loss\n")
+    (tmp_path / "running.csv").write_text("N,D,loss,status\n1e6,1e8,3.0,running\n")
+    for command in (["frontier"], ["fit"], ["backtest", "--train", "N<1e7"], ["hparams"]):
+        assert main([command[0], str(tmp_path / "header.csv"), *command[1:]]) == 2, command
+        assert "header.csv' has no runs; add a row per run" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "running.csv")]) == 2
+    assert "has no runs left (dropped 1 run(s) whose status is not 'done')" in capsys.readouterr().err
+    with pytest.raises(DataError, match="has none"):
+        isoflop_frontier(pd.DataFrame({"N": [], "C": [], "loss": []}))

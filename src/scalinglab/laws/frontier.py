@@ -487,6 +487,8 @@ def isoflop_frontier(
     needed = ["N", "C", "loss", *([budget_col] if budget_col else [])]
     _require_columns(runs, needed, "the IsoFLOP frontier")
     require_positive(runs, needed)
+    if not len(runs):
+        raise DataError("the IsoFLOP frontier needs runs at a few budgets; the table has none.")
     budgets = runs[budget_col].to_numpy(float) if budget_col else group_budgets(runs["C"].to_numpy(float), rel_tol)
     groups = {float(b): runs[budgets == b] for b in np.unique(budgets)}
     all_points = {b: _profile_points(g["N"].to_numpy(), g["loss"].to_numpy()) for b, g in groups.items()}

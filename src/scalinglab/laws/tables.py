@@ -277,6 +277,9 @@ def read_table(path: str | Path, columns: str | Mapping[str, str] | None = None)
             if not keep.all():
                 notes.append(f"dropped {int((~keep).sum())} run(s) whose {col} is not '{ok}'")
             df = df.take(keep)
+    if not len(df):
+        why = f" left ({'; '.join(notes)}); let them finish (scalinglab study status)" if notes else "; add a row per run"
+        raise DataError(f"the runs table '{path}' has no runs{why}.")
     for col in ("N", "D", "C", "loss"):
         if col in df.columns:
             df[col] = numeric(df[col])
