@@ -400,3 +400,13 @@ def test_a_curve_parameter_on_its_bound_is_a_warning_naming_it():
     pred = predict_curve([Curve(step, 5.0 * step**-0.2, name="floorless")], at_step=4000.0)
     flagged = [w for w in pred.warnings if w["kind"] == "at_bound"]
     assert [w["param"] for w in flagged] == ["L_inf"]
+
+
+def test_predict_refuses_options_its_inputs_would_ignore(capsys: pytest.CaptureFixture[str]) -> None:
+    """--design and --metric on a curve CSV were silently ignored; now each is one line with the fix."""
+    path = str(CURVES / "cosine.csv")
+    assert main(["predict", path, "--design", "ladder"]) == 2
+    assert "--design picks the runs of one design of a study directory" in capsys.readouterr().err
+    assert main(["predict", path, "--metric", "train_loss"]) == 2
+    assert "map another with --columns loss=train_loss" in capsys.readouterr().err
+    assert main(["predict", path, "--json"]) == 0 and json.loads(capsys.readouterr().out)["observed"] > 0

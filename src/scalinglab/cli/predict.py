@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scalinglab.cli._common import add_json_flag, command, print_json
 
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-until", type=float, metavar="STEP", help="drop points up to this step (default: twice the LR warmup)"
     )
-    p.add_argument("--metric", default="val_loss_valid", help="metrics.jsonl column (default val_loss_valid)")
+    p.add_argument("--metric", help="a run directory's metrics.jsonl column (default val_loss_valid)")
     p.add_argument(
         "--x", choices=["step", "tokens"], default="step", help="the curve's x: optimiser steps or tokens (default step)"
     )
@@ -93,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
     from scalinglab.laws.curves import KnownSchedule, load_curves, predict_curve
 
     known = None if args.schedule is None else KnownSchedule.parse(args.schedule)
+    _check_inputs(args)
     expanded = [_study_runs(path, args.design) for path in args.curves]
+    metric = args.metric or "val_loss_valid"
     curves = [
-        c for runs in expanded for path in runs for c in load_curves(path, args.metric, args.x, args.run_column, known, args.columns)
+        c for runs in expanded for path in runs for c in load_curves(path, metric, args.x, args.run_column, known, args.columns)
     ]
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
     for w in pred.warnings:
@@ -122,14 +125,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_study(root: Path) -> bool:
+    """A study directory: run directories inside it, none of its own metrics."""
+    return root.is_dir() and not (root / "metrics.jsonl").is_file() and any(root.glob("*/config.json"))
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Options that only some inputs take, refused where none of the inputs would use them (not ignored)."""
+    from scalinglab.errors import ConfigError
+
+    paths = [Path(p) for p in args.curves]
+    if args.design and not any(_is_study(p) for p in paths):
+        raise ConfigError("--design picks the runs of one design of a study directory; none of the inputs is one "
+                          "(drop --design, or pass the study's directory).")  # fmt: skip
+    if args.metric and not any(p.is_dir() for p in paths):
+        raise ConfigError(f"--metric picks a metrics.jsonl column of a run directory; a CSV's loss is its loss column: "
+                          f"map another with --columns loss={args.metric}.")  # fmt: skip
+
+
 def _study_runs(path: str, design: str | None) -> list[str]:
     """A study directory's run directories, the largest first (study.selection's runs for L(N, S)), said on
     stderr; other paths as given."""
     import sys
-    from pathlib import Path
 
     root = Path(path)
-    if not root.is_dir() or (root / "metrics.jsonl").is_file() or not any(root.glob("*/config.json")):
+    if not _is_study(root):
         return [path]
     # imported only for a study: 0.1 s of every other predict's start-up
     from scalinglab.study.collect import collect
