@@ -149,3 +149,15 @@ def test_cli_constraints_are_recorded(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out["constraints"]["tie"] == {"beta": "alpha"} and out["mae"] < 0.01
     assert main(["fit", str(table), "--tie", "alpha=gamma"]) == 2
     assert "not a parameter" in capsys.readouterr().err
+
+
+def test_fit_refuses_options_a_plain_table_or_a_built_in_law_would_ignore(tmp_path: Path, capsys) -> None:
+    """--no-lr-correction without --run-column and --inputs that differ from a built-in law's were ignored."""
+    path = tmp_path / "runs.csv"
+    n, d = (g.ravel() for g in np.meshgrid(np.geomspace(1e7, 1e9, 4), np.geomspace(1e9, 1e11, 4)))
+    pd.DataFrame({"N": n, "D": d, "loss": 1.8 + 480 / n**0.35 + 2100 / d**0.37}).to_csv(path, index=False)
+    assert main(["fit", str(path), "--no-lr-correction", "--bootstrap", "0"]) == 2
+    assert "--no-lr-correction) needs runs=COLUMN (--run-column)" in capsys.readouterr().err
+    assert main(["fit", str(path), "--inputs", "D,N", "--bootstrap", "0"]) == 2
+    assert "law 'chinchilla' has its inputs (N, D); --inputs declares a user function's" in capsys.readouterr().err
+    assert main(["fit", str(path), "--inputs", "N,D", "--bootstrap", "0"]) == 0  # the law's own: nothing to refuse

@@ -455,6 +455,9 @@ def _fit(
         check_run_column(df, runs)
     if skip_fraction and not runs:
         raise ConfigError("skip_fraction needs runs=COLUMN (--run-column): the early part of which run to drop.")
+    if not anneal and not runs:
+        raise ConfigError("anneal=False (--no-lr-correction) needs runs=COLUMN (--run-column): only a checkpoint table's "
+                          "intermediate checkpoints are corrected.")  # fmt: skip
     if runs and anneal and "lr" in df.columns and "D" in df.columns:  # on every checkpoint, before any is skipped
         from scalinglab.laws.curves import (
             anneal_corrected,  # only checkpoint tables need it (and scipy.stats)

@@ -622,6 +622,11 @@ def get_form(name: str | Form, inputs: Sequence[str] | None = None) -> Form:
     ``inputs`` declares a user function's table columns (else its ``@law`` mark, its file's ``INPUTS``,
     or its leading column-named arguments).
     """
+    if inputs is not None and (isinstance(name, Form) or name in FORMS):
+        form = name if isinstance(name, Form) else FORMS[name]
+        if list(inputs) != list(form.inputs):
+            raise ConfigError(f"law '{form.name}' has its inputs ({', '.join(form.inputs)}); --inputs declares a user "
+                              "function's (file.py:function): drop it, or map your columns with --columns.")  # fmt: skip
     if isinstance(name, Form):
         return name
     if name in FORMS:
