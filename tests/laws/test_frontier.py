@@ -348,6 +348,13 @@ def test_frontier_cli_on_a_table(tmp_path, capsys) -> None:
     assert "warning: budget C=1e+21 left out" in captured.err
     assert main(["frontier", str(path), "--approach", "isoflop", "--level", "95"]) == 2
     assert "--level must be between 0 and 1" in capsys.readouterr().err
+    # an option of another approach is refused, not ignored
+    assert main(["frontier", str(path), "--approach", "parametric", "--method", "akima"]) == 2
+    assert "--method is for --approach isoflop, not parametric" in capsys.readouterr().err
+    assert main(["frontier", str(path), "--approach", "envelope", "--noise", "0.01", "--budget-column", "C"]) == 2
+    assert "--budget-column, --noise are for --approach isoflop, not envelope" in capsys.readouterr().err
+    assert main(["frontier", str(path), "--approach", "isoflop", "--run-column", "run"]) == 2
+    assert "--run-column is for --approach envelope" in capsys.readouterr().err
 
 
 def test_frontier_cli_where_keeps_one_configuration(tmp_path, capsys) -> None:

@@ -49,12 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--where", metavar="COL=VALUE,...", help="keep only the rows whose columns equal these values")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss rows first")
     p.add_argument(
-        "--method", choices=["spline", "akima", "parabola"], default="spline",
+        "--method", choices=["spline", "akima", "parabola"],
         help="isoflop: how each budget's minimum is found (default spline)",
     )  # fmt: skip
     p.add_argument("--budget-column", metavar="COL", help="isoflop: column naming each run's budget (default: group C within 10%%)")
     p.add_argument("--noise", type=float, metavar="SD", help="isoflop: sd of log loss of one run (default: measured)")
-    p.add_argument("--run-column", default="run_id", metavar="COL", help="envelope: column naming each run (default run_id)")
+    p.add_argument("--run-column", metavar="COL", help="envelope: column naming each run (default run_id)")
     p.add_argument("--bootstrap", type=int, metavar="K", help="bootstrap replicates (default 1000; parametric 100)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -70,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--level must be between 0 and 1, e.g. 0.95 (got {args.level}).")
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more replicates (got {args.bootstrap}).")
+    given = {"--method": args.method, "--budget-column": args.budget_column, "--noise": args.noise, "--run-column": args.run_column}
+    takes = {"isoflop": ("--method", "--budget-column", "--noise"), "envelope": ("--run-column",), "parametric": ()}
+    ignored = [flag for flag, value in given.items() if value is not None and flag not in takes[args.approach]]
+    if ignored:
+        other = {flag: a for a, flags in takes.items() for flag in flags}
+        raise ConfigError(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for --approach "
+                          f"{other[ignored[0]]}, not {args.approach}: drop {'it' if len(ignored) == 1 else 'them'} or change the approach.")  # fmt: skip
+    args.method, args.run_column = args.method or "spline", args.run_column or "run_id"
     table = drop_highest(frontier_table(args), args.drop_highest_loss)
     out = {"envelope": _envelope, "isoflop": _isoflop, "parametric": _parametric}[args.approach](table, args)
     out = {"approach": args.approach, "source": str(args.table), **out}
