@@ -250,3 +250,12 @@ def test_a_plan_repeats_the_warnings_of_the_fit_it_rests_on(tmp_path: Path, caps
     relayed = [w for w in json.loads(captured.out)["warnings"] if w["kind"] == "floorless"]
     assert [w["param"] for w in relayed] == ["E"] and "floorless.json) warned: E = " in relayed[0]["message"]
     assert "scalinglab plan: warning: the fit (" in captured.err
+
+
+def test_plan_refuses_options_it_would_ignore(capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-penalty without --unique-tokens, and a user law's --law with a --preset, were silently ignored."""
+    assert main(["plan", "--preset", "epoch2024", "--budget", "1e21", "--max-penalty", "0.05"]) == 2
+    assert "give the data you have with --unique-tokens U" in capsys.readouterr().err
+    assert main(["plan", "--preset", "epoch2024", "--budget", "1e21", "--law", "laws.py:mine"]) == 2
+    assert "a --preset has its own: drop them" in capsys.readouterr().err
+    assert main(["plan", "--preset", "epoch2024", "--budget", "1e21", "--json"]) == 0

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--unique-tokens", type=float, metavar="U", help="unique tokens available (a data_constrained fit): plan the epochs"
     )
     p.add_argument(
-        "--max-penalty", type=float, default=0.01, metavar="NATS",
+        "--max-penalty", type=float, metavar="NATS",
         help="with --unique-tokens: the loss repetition may cost against fresh data (default 0.01)",
     )  # fmt: skip
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
@@ -72,8 +72,13 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
+    from scalinglab.errors import ConfigError
     from scalinglab.laws.plan import get_preset, load_bcrit, load_planning_law, plan_budget, plan_target_loss
 
+    if args.preset and (args.law or args.trust_law_file):
+        raise ConfigError("--law and --trust-law-file read the user law of a --fit; a --preset has its own: drop them.")
+    if args.max_penalty is not None and args.unique_tokens is None:
+        raise ConfigError("--max-penalty bounds what repeating data may cost; give the data you have with --unique-tokens U.")
     bcrit = load_bcrit(args.bcrit) if args.bcrit else None
     if args.fit:
         from scalinglab.laws.forms import get_form
@@ -114,7 +119,7 @@ def _repeat(args: argparse.Namespace, law) -> int:
 
     if args.budget is None:
         raise ConfigError("--unique-tokens plans a budget; give --budget FLOPS (not --target-loss).")
-    plan = plan_repeat(law, args.unique_tokens, args.budget, args.max_penalty, args.level)
+    plan = plan_repeat(law, args.unique_tokens, args.budget, 0.01 if args.max_penalty is None else args.max_penalty, args.level)
     for w in plan.warnings:
         print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
     if args.json:
