@@ -196,3 +196,22 @@ def test_frontier_on_a_study_uses_the_runs_the_report_uses_for_each_approach(qui
         assert said in captured.err
         checked.append(approach)
     assert len(checked) >= 2, report
+
+
+def test_watch_says_what_the_fit_of_the_finished_runs_doubts(quick_demo, capsys):
+    # The quick demo's Chinchilla fit sits on a bound or leaves a parameter unidentified; the watch line said only
+    # its parameters. Now each finding of the fit's warnings follows them after ⚠.
+    from scalinglab.laws.diagnostics import findings
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.study.collect import collect
+    from scalinglab.study.selection import select_for_law
+
+    result, _ = quick_demo
+    study = result.study_file.parent
+    assert main(["study", "watch", str(study), "--once"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x][-1]
+    runs, _ = collect(study)
+    fitted = fit_law("chinchilla", select_for_law(runs, "chinchilla")[0].reset_index(drop=True), calibrate=False)
+    found = findings(fitted.warnings)
+    assert line.startswith(f"fit chinchilla on {fitted.n_points} finished runs")
+    assert line.partition(" ⚠ ")[2] == "; ".join(found), (line, found)

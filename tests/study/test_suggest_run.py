@@ -58,5 +58,18 @@ def test_suggested_runs_append_to_the_study_plan_and_train(tmp_path: Path, capsy
     rows = [line for line in frame if line.startswith(("ladder-", "suggest-"))]
     assert len(rows) == total and all("done" in r and any(c in r for c in "▁▂▃▄▅▆▇█_.-~=+*#") for r in rows)
     assert frame[-1].startswith("fit chinchilla")
+    from scalinglab.laws.diagnostics import findings
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.study.collect import collect
+    from scalinglab.study.selection import select_for_law
+
+    runs, _ = collect(tmp_path / "runs" / "next")
+    table = select_for_law(runs, "chinchilla")[0].reset_index(drop=True)
+    if len(table) <= 5:  # too few runs for five parameters: the line says so
+        assert frame[-1].startswith("fit chinchilla: not yet (law 'chinchilla' has 5 parameters"), frame[-1]
+    else:
+        fitted = fit_law("chinchilla", table, calibrate=False)
+        for finding in findings(fitted.warnings):  # what the fit doubts is on the line beside its parameters
+            assert finding in frame[-1].partition(" ⚠ ")[2], frame[-1]
     assert main(["study", "watch", str(tmp_path / "runs" / "next"), "--once"]) == 0  # the directory alone: the same runs
     assert capsys.readouterr().out.startswith(f"study next: {total} done, 0 running, 0 pending of {total}; finished")

@@ -61,6 +61,16 @@ def warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
     return {"kind": kind, "param": param, "message": message}
 
 
+def findings(warnings: Iterable[Mapping[str, Any]], param: str | None = None, skip: Iterable[str] = ("outlier", "note")) -> list[str]:
+    """The findings of ``warnings`` (each message up to its first ": ", without the fix), once each: what a
+    summary line says beside a number. ``param`` keeps the warnings on that parameter; ``skip`` drops kinds."""
+    skip = set(skip)
+    return list(dict.fromkeys(
+        w["message"].split(": ")[0] for w in warnings
+        if w.get("kind") not in skip and (param is None or w.get("param") == param)
+    ))  # fmt: skip
+
+
 def _label(name: str, tied: Mapping[str, str]) -> str:
     followers = [f for f, lead in tied.items() if lead == name]
     return f"{name} (tied to {', '.join(followers)})" if followers else name

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from scalinglab.constants import PF_DAY
 from scalinglab.errors import ConfigError, DataError, ScalinglabError
+from scalinglab.laws.diagnostics import findings
 from scalinglab.report import analyses as an
 from scalinglab.report import branches as br
 from scalinglab.report import derived as dv
@@ -628,9 +629,8 @@ def headline_flags(results: dict[str, Any]) -> dict[str, list[str]]:
     flags = {}
     for name, param, key in HEADLINE_EXPONENTS:
         fit = getattr(results.get(name), "fit", None)
-        found = [w["message"].split(": ")[0] for w in getattr(fit, "warnings", None) or [] if w.get("param") == param]
-        if found:
-            flags[key] = list(dict.fromkeys(found))
+        if found := findings(getattr(fit, "warnings", None) or [], param, skip=()):
+            flags[key] = found
     return flags
 
 
@@ -680,7 +680,7 @@ def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
 
 def _flagged(value: str, reasons: list[str]) -> str:
     """A table cell: the value, or the value marked with why it cannot be trusted (the laws' warnings)."""
-    short = dict.fromkeys(r.split(": ")[0] for r in reasons)  # the finding; the fix is in fit.json and the CLI
+    short = findings({"message": r} for r in reasons)  # the finding; the fix is in fit.json and the CLI
     return value if not reasons else FLAG + f"{value} ⚠ " + "; ".join(html_escape(r) for r in short)
 
 

@@ -213,6 +213,7 @@ class StudyView:
 
     def _fit(self) -> str:
         """One line: the law fitted on the study's finished runs now (the runs the report would use)."""
+        from scalinglab.laws.diagnostics import findings
         from scalinglab.laws.fit import fit_law
         from scalinglab.study.collect import collect
         from scalinglab.study.selection import select_for_law
@@ -233,7 +234,9 @@ class StudyView:
             value, _ = answer(fit.form, fit.form.to_theta(np.array([[fit.params[p] for p in fit.form.params]])), self.budget, "loss")
             if np.isfinite(value[0]):
                 line += f"; compute-optimal loss at C={self.budget:.3g}: {math.exp(value[0]):.4g}"
-        return line + ("" if fit.converged else " (not converged)")
+        line += "" if fit.converged else " (not converged)"
+        doubts = findings(fit.warnings)  # the finding; `scalinglab fit` gives the fix
+        return line + (f" ⚠ {'; '.join(doubts)}" if doubts else "")
 
 
 def _num(x: float) -> str:
