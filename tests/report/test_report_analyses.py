@@ -169,7 +169,7 @@ def test_a_headline_exponent_says_what_its_fit_warned_about_it(study):
     line = next(x for x in headline_lines(headline_numbers(results), flags) if x.lstrip().startswith("α_N (L(N)"))
     assert line.rstrip().endswith("] ⚠ alpha_N is not identified by these runs")
     html_value = headline_rows(headline_numbers(results), {"alpha_N": ["a < b"]})[0][1]
-    assert html_value.endswith("⚠ a &lt; b")
+    assert html_value.endswith('<span class="flag">⚠ a &lt; b</span>')
     # 1/alpha_B is shown: its interval is the inverse of alpha_B's, ends swapped, and it carries alpha_B's flags
     numbers = {**headline_numbers({}), "B_star": 2e7, "alpha_B": 0.2, "alpha_B_low": 0.1, "alpha_B_high": 0.25}
     line = next(x for x in headline_lines(numbers, {"alpha_B": ["alpha_B is near its lower bound"]}) if "B_crit(L)" in x)

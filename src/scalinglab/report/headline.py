@@ -24,7 +24,9 @@ def _with_interval(n: dict[str, float], key: str, f: Callable[[float], str], fla
     lo, hi = n.get(f"{key}_low", math.nan), n.get(f"{key}_high", math.nan)
     out = f(n[key]) + (f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(n[key]) else "")
     found = "; ".join(html.escape(r) if escape else r for r in flags.get(key, []))
-    return out + (f" ⚠ {found}" if found else "")
+    if not found:
+        return out
+    return out + (f' <span class="flag">⚠ {found}</span>' if escape else f" ⚠ {found}")  # the page shows it in the flag colour
 
 
 def headline_rows(n: dict[str, float], flags: Mapping[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
