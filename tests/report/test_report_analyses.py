@@ -174,3 +174,25 @@ def test_a_headline_exponent_says_what_its_fit_warned_about_it(study):
     numbers = {**headline_numbers({}), "B_star": 2e7, "alpha_B": 0.2, "alpha_B_low": 0.1, "alpha_B_high": 0.25}
     line = next(x for x in headline_lines(numbers, {"alpha_B": ["alpha_B is near its lower bound"]}) if "B_crit(L)" in x)
     assert line.rstrip().endswith("2.00e7 / 5 [4, 10] ⚠ alpha_B is near its lower bound"), line
+
+
+def test_the_recommended_allocation_flags_a_predicted_loss_with_its_fits_doubts(study):
+    """A plan rests on its law's parameters: the allocation table's predicted loss carries the fit's warnings
+    (before, the demo's table recommended runs from a floorless Chinchilla fit with no mark on them)."""
+    import dataclasses
+
+    from scalinglab.laws.diagnostics import warning
+    from scalinglab.report.build import _allocation_table
+    from scalinglab.report.html import FLAG
+
+    runs, _ = study
+    nd = an.loss_vs_nd(runs)  # the synthetic study's own L(N, D) is not identified: plan with Kaplan's Table 2 instead
+    kaplan = {"N_c": 6.4e13, "alpha_N": 0.076, "D_c": 1.8e13, "alpha_D": 0.103}
+    nd = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, params=kaplan), chinchilla=None)
+    doubt = warning("unidentified", "alpha_D", "alpha_D is not identified by these runs: its value is arbitrary")
+    flagged = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, warnings=[doubt]))
+    rows = _allocation_table({"L(N, D)": flagged}, runs).rows
+    assert rows and all(r[2] == "Kaplan L(N, D)" for r in rows)
+    assert all(r[-1].startswith(FLAG) and r[-1].endswith("⚠ alpha_D is not identified by these runs") for r in rows)
+    clean = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, warnings=[]))
+    assert not any(r[-1].startswith(FLAG) for r in _allocation_table({"L(N, D)": clean}, runs).rows)

@@ -723,19 +723,20 @@ def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | No
 
     bc = results.get("B_crit")
     bcrit = bc.law if bc is not None else None
-    laws = []
+    laws = []  # (label, law, the fit it comes from: its warnings flag the predicted loss)
     if (nd := results.get("L(N, D)")) is not None:
         if nd.chinchilla is not None:
-            laws.append(("Chinchilla approach 3 (E + A/N^α + B/D^β)", PlanningLaw("chinchilla", nd.chinchilla.params, "this study", bcrit=bcrit)))
-        laws.append(("Kaplan L(N, D)", PlanningLaw("kaplan_nd", nd.fit.params, "this study", bcrit=bcrit)))
+            laws.append(("Chinchilla approach 3 (E + A/N^α + B/D^β)",
+                         PlanningLaw("chinchilla", nd.chinchilla.params, "this study", bcrit=bcrit), nd.chinchilla))
+        laws.append(("Kaplan L(N, D)", PlanningLaw("kaplan_nd", nd.fit.params, "this study", bcrit=bcrit), nd.fit))
     if (lc := results.get("L(N, S)")) is not None and bcrit is not None and lc.adjusted:
-        laws.append(("Kaplan App. B (L(N, S) + B_crit)", PlanningLaw("kaplan_ns", lc.fit.params, "this study", bcrit=bcrit)))
+        laws.append(("Kaplan App. B (L(N, S) + B_crit)", PlanningLaw("kaplan_ns", lc.fit.params, "this study", bcrit=bcrit), lc.fit))
     if not laws:
         return None
     top = float(runs["C"].max())
     rows, dropped = [], []
     for budget in (top, 10 * top, 100 * top):
-        for label, law in laws:
+        for label, law, fit in laws:
             try:
                 p = plan_budget(law, budget)
             except ScalinglabError:
@@ -743,12 +744,14 @@ def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | No
             if p.tokens_per_param is not None and p.tokens_per_param < MIN_TOKENS_PER_PARAM:
                 dropped.append(label)
                 continue
+            doubts = [w["message"] for w in fit.warnings if w["kind"] not in ("outlier", "note")]
             rows.append([fmt(budget), fmt(budget / PF_DAY), label, fmt(p.n_params), fmt(p.tokens), fmt(p.tokens_per_param),
-                         fmt(p.batch_tokens), fmt(p.steps), fmt(p.loss)])
+                         fmt(p.batch_tokens), fmt(p.steps), _flagged(fmt(p.loss), doubts)])
     return Table("Recommended allocation", ["C (FLOPs)", "C (PF-days)", "law", "N (non-embedding)", "tokens D",
                                             "D/N", "batch (tokens)", "steps", "predicted loss"], rows,
                  "Budgets: the study's largest run, 10x and 100x it. Batch = B_crit at the predicted loss when "
-                 "B_crit was measured. Kaplan's App. B trains at B_crit, spending C = 2 C_min."
+                 "B_crit was measured. Kaplan's App. B trains at B_crit, spending C = 2 C_min. A predicted loss "
+                 "carries what its law's fit warned (⚠): a plan rests on those parameters."
                  + (f" Left out as implausible (fewer than {MIN_TOKENS_PER_PARAM} tokens per parameter, a sign "
                     f"that the fit is not identified on these runs): {', '.join(sorted(set(dropped)))}." if dropped else ""))
 
