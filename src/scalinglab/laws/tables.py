@@ -341,7 +341,7 @@ def mixed_configurations(df: Table | pd.DataFrame, inputs: Sequence[str]) -> dic
     configurations (Porian et al.'s ten in one file, 1,139 of its 1,164 rows sharing (N, D) with another) that
     one law would fit as one. A column naming each row (as many values as rows) is a run's name, not a
     configuration, and is not counted. None when no such rows."""
-    if not all(c in df.columns for c in inputs) or len(df) < 2:
+    if not inputs or not all(c in df.columns for c in inputs) or len(df) < 2:
         return None
     keys = list(zip(*(np.asarray(df[c], dtype=float).tolist() for c in inputs)))
     rows: dict[tuple, list[int]] = {}
