@@ -92,6 +92,10 @@ def test_parse_columns_and_drop_highest() -> None:
     df = runs()
     kept = drop_highest(df, 3)
     assert len(kept) == len(df) - 3 and kept["loss"].max() < df["loss"].nlargest(3).min()
+    with pytest.raises(DataError, match="0 or more"):  # a negative count was taken as 0
+        drop_highest(df, -3)
+    with pytest.raises(DataError, match=f"would drop every one of the table's {len(df)} runs"):
+        drop_highest(df, len(df))
 
 
 def test_unreadable_and_missing_files(tmp_path: Path) -> None:

@@ -379,7 +379,11 @@ def mixed_configurations(df: Table | pd.DataFrame, inputs: Sequence[str]) -> dic
 
 def drop_highest(df: Table | pd.DataFrame, k: int, column: str = "loss") -> Table | pd.DataFrame:
     """The table without its ``k`` highest-``column`` rows (Epoch drop Chinchilla's 5 worst runs)."""
-    if k <= 0:
+    if k < 0:
+        raise DataError(f"--drop-highest-loss takes a number of runs to drop, 0 or more (got {k}).")
+    if k >= len(df) and k:
+        raise DataError(f"--drop-highest-loss {k} would drop every one of the table's {len(df)} runs; drop fewer.")
+    if k == 0:
         return df
     if column not in df.columns:
         raise DataError(f"cannot drop the highest '{column}': the table has no such column.")
