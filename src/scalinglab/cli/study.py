@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = command(actions, "run", "train every run not yet done, on an executor", RUN_HELP, run_run)
     run.add_argument("study", metavar="STUDY.toml", help="study file (.toml, or .py with a study() function)")
     run.add_argument("--executor", choices=["local", "ray", "slurm"], default="local", help="where runs train (default: local)")
-    run.add_argument("--workers", type=int, default=0, help="runs at once (default: one per core)")
+    run.add_argument("--workers", type=int, default=0, help="runs at once (default 0: one per core)")
     run.add_argument("--threads-per-run", type=int, default=1, help="CPU threads of each run (default: 1)")
     run.add_argument("--num-gpus", type=float, default=0, help="GPUs per run (ray, slurm)")
     run.add_argument("--retry-failed", action="store_true", help="train failed runs again")
