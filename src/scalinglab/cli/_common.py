@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 MALLOC_THRESHOLD = 32 << 20
@@ -63,6 +63,26 @@ def command(sub: argparse._SubParsersAction, name: str, help: str, description: 
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def runs_table(args: argparse.Namespace, inputs: Sequence[str] = ()):
+    """``args.table`` read with ``--columns`` and ``--where`` (laws.tables.Table): a study directory's tables are
+    collected again first when stale (said on stderr: a stale runs.parquet would miss the runs trained since); a
+    table file gets the ``mixed`` warning in its attrs when rows at the same ``inputs`` differ in a text column."""
+    from pathlib import Path
+
+    from scalinglab.laws import tables
+
+    study = Path(args.table).is_dir()
+    if study:
+        from scalinglab.study.collect import refresh_tables
+
+        if refreshed := refresh_tables(args.table):
+            print(f"scalinglab {args.command}: {refreshed}", file=sys.stderr)
+    table = tables.select_rows(tables.read_table(args.table, args.columns), args.where)
+    if not study and (mixed := tables.mixed_configurations(table, inputs)):
+        table.attrs = {**table.attrs, "warnings": [*table.attrs.get("warnings", []), mixed]}  # a fit keeps them
+    return table
 
 
 def print_warnings(name: str, warnings: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from scalinglab.cli._common import (
     keep_temporaries_on_heap,
     print_json,
     print_warnings,
+    runs_table,
 )
 
 if TYPE_CHECKING:
@@ -93,13 +94,7 @@ def read_table(args: argparse.Namespace, frame: bool = True):
     from scalinglab.laws import tables
 
     study = Path(args.table).is_dir()
-    if study:
-        from scalinglab.study.collect import refresh_tables
-
-        refreshed = refresh_tables(args.table)  # a stale runs.parquet would fit other runs than the report
-        if refreshed:
-            print(f"scalinglab {args.command}: {refreshed}", file=sys.stderr)
-    table = tables.select_rows(tables.read_table(args.table, args.columns), args.where)
+    table = runs_table(args, [] if args.run_column else _law_inputs(args.law))  # checkpoints share N: not a mix
     if frame or study:
         table = table.to_frame()
     if study:
@@ -128,8 +123,6 @@ def read_table(args: argparse.Namespace, frame: bool = True):
         from scalinglab.errors import DataError
 
         raise DataError(f"--design needs a study directory; '{args.table}' is a table file.")
-    elif not args.run_column and (mixed := tables.mixed_configurations(table, _law_inputs(args.law))):
-        table.attrs = {**table.attrs, "warnings": [*table.attrs.get("warnings", []), mixed]}  # fit_law keeps it
     return tables.drop_highest(table, args.drop_highest_loss)
 
 

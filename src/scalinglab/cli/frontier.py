@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, command, print_json, runs_table
 
 DESCRIPTION = """\
 The compute-efficient frontier of a runs table by one of Chinchilla's three approaches (Hoffmann et
@@ -97,21 +97,11 @@ def frontier_table(args: argparse.Namespace):
     uses for the approach (study.selection.select_for_frontier), said on stderr."""
     from pathlib import Path
 
-    from scalinglab.laws.tables import read_runs_table, select_rows
+    from scalinglab.laws.tables import read_runs_table
 
     path = Path(args.table)
-    if path.is_dir():
-        from scalinglab.study.collect import refresh_tables
-
-        refreshed = refresh_tables(path)  # a stale runs.parquet would miss the runs trained since
-        if refreshed:
-            print(f"scalinglab frontier: {refreshed}", file=sys.stderr)
-    table = select_rows(read_runs_table(path, args.columns), args.where)
+    table = runs_table(args, ["N", "C"]).to_frame()
     if not path.is_dir():
-        from scalinglab.laws.tables import mixed_configurations
-
-        if mixed := mixed_configurations(table, ["N", "C"]):
-            table.attrs = {**table.attrs, "warnings": [*table.attrs.get("warnings", []), mixed]}
         return table
     from scalinglab.study.selection import select_for_frontier
 

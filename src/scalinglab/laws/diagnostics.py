@@ -61,7 +61,12 @@ def warning(kind: str, param: str | None, message: str) -> dict[str, Any]:
     return {"kind": kind, "param": param, "message": message}
 
 
-def findings(warnings: Iterable[Mapping[str, Any]], param: str | None = None, skip: Iterable[str] = ("outlier", "note")) -> list[str]:
+RUN_KINDS = ("outlier", "note")
+"""Kinds of warning about single runs or the table, not the law's parameters: a plan or a summary line beside
+a fitted number does not repeat them."""
+
+
+def findings(warnings: Iterable[Mapping[str, Any]], param: str | None = None, skip: Iterable[str] = RUN_KINDS) -> list[str]:
     """The findings of ``warnings`` (each message up to its first ": ", without the fix), once each: what a
     summary line says beside a number. ``param`` keeps the warnings on that parameter; ``skip`` drops kinds."""
     skip = set(skip)
@@ -82,6 +87,14 @@ def bound_warnings(problem: Problem, theta: np.ndarray, tied: Mapping[str, str] 
     return form_bound_warnings(problem.form, theta, floor_min, tied)
 
 
+def _bound_reach(form: Any, i: int, scale: float) -> tuple[float, float]:
+    """(width of parameter ``i``'s box in fitting space, how near a bound counts as near it); ``scale`` stands
+    in for the width of a box open on one side."""
+    lo, hi = form.bounds[i]
+    width = hi - lo if np.isfinite(hi - lo) else max(1.0, scale)
+    return width, NEAR_BOUND * width if form.params[i] in form.log_params else min(NEAR_BOUND * width, NEAR_BOUND_LINEAR)
+
+
 def form_bound_warnings(
     form: Any, theta: np.ndarray, floor_min: float = np.inf, tied: Mapping[str, str] = {},
     fix: str = "widen it (--bound {name}=LOW:HIGH), fix it (--fix {name}=VALUE), or add runs that constrain it",
@@ -91,8 +104,7 @@ def form_bound_warnings(
     for i, name in enumerate(form.params):
         lo, hi = form.bounds[i]
         value = float(form.from_theta(theta)[i])
-        width = hi - lo if np.isfinite(hi - lo) else max(1.0, abs(theta[i]))
-        reach = NEAR_BOUND * width if name in form.log_params else min(NEAR_BOUND * width, NEAR_BOUND_LINEAR)
+        width, reach = _bound_reach(form, i, abs(theta[i]))
         side = None
         if np.isfinite(lo) and theta[i] - lo <= reach:
             side, bound = "lower", lo
@@ -194,8 +206,7 @@ def interval_bound_warnings(
                 ends = np.log(ends)
         if not np.isfinite(ends).all():
             continue
-        width = hi - lo if np.isfinite(hi - lo) else max(1.0, float(np.abs(ends).max()))
-        reach = NEAR_BOUND * width if name in form.log_params else min(NEAR_BOUND * width, NEAR_BOUND_LINEAR)
+        _, reach = _bound_reach(form, i, float(np.abs(ends).max()))
         for end, bound, side in ((ends[0], lo, "lower"), (ends[1], hi, "upper")):
             if np.isfinite(bound) and abs(end - bound) <= reach:
                 public = float(np.exp(bound)) if name in form.log_params else float(bound)

@@ -25,7 +25,7 @@ import numpy as np
 from scalinglab.constants import EPOCH_REFIT, HOFFMANN_APPROACH3_TEX, PF_DAY
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.batch import BcritLaw
-from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, warning
+from scalinglab.laws.diagnostics import EXTRAPOLATION_WARN_DECADES, RUN_KINDS, warning
 from scalinglab.laws.forms import Form, get_form
 from scalinglab.laws.frontier import (
     LOSS_RESOLUTION,
@@ -37,9 +37,6 @@ from scalinglab.laws.frontier import (
     kaplan_min_tokens,
     optimal_allocation,
 )
-
-NOT_RELAYED = ("outlier", "note")
-"""Kinds of a fit's warnings a plan does not repeat: they are about single runs, not the law's parameters."""
 
 MIN_TOKENS_PER_PARAM = 0.1
 """Below this a plan is refused: no run of the fitted kind trains on so few tokens (Epoch drop
@@ -206,7 +203,7 @@ def load_planning_law(
         interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),
         param_samples=samples,
         data_range={c: (float(v.min()), float(v.max())) for c, v in columns.items() if len(v)},
-        fit_warnings=tuple(w for w in fit.warnings if w.get("kind") not in NOT_RELAYED),
+        fit_warnings=tuple(w for w in fit.warnings if w.get("kind") not in RUN_KINDS),
     )
 
 

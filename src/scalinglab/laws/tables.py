@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws.diagnostics import warning
 from scalinglab.laws.forms import Form
 
 if TYPE_CHECKING:
@@ -310,8 +311,6 @@ def select_rows(df: Table | pd.DataFrame, spec: str | None) -> Table | pd.DataFr
     a column or value that matches nothing is an error that lists what the table has."""
     if not spec:
         return df
-    from scalinglab.errors import ConfigError
-
     keep = np.ones(len(df), bool)
     for item in spec.split(","):
         col, sep, value = (part.strip() for part in item.partition("="))
@@ -367,8 +366,6 @@ def mixed_configurations(df: Table | pd.DataFrame, inputs: Sequence[str]) -> dic
     col = max(found, key=lambda c: found[c][0])
     values = found[col][1]
     shown = ", ".join(values[:4]) + (f" and {len(values) - 4} more" if len(values) > 4 else "")
-    from scalinglab.laws.diagnostics import warning
-
     return warning(
         "mixed", None,
         f"{found[col][0]} groups of rows share their {', '.join(inputs)} but differ in {', '.join(found)}: the table "
@@ -381,10 +378,10 @@ def drop_highest(df: Table | pd.DataFrame, k: int, column: str = "loss") -> Tabl
     """The table without its ``k`` highest-``column`` rows (Epoch drop Chinchilla's 5 worst runs)."""
     if k < 0:
         raise DataError(f"--drop-highest-loss takes a number of runs to drop, 0 or more (got {k}).")
-    if k >= len(df) and k:
-        raise DataError(f"--drop-highest-loss {k} would drop every one of the table's {len(df)} runs; drop fewer.")
     if k == 0:
         return df
+    if k >= len(df):
+        raise DataError(f"--drop-highest-loss {k} would drop every one of the table's {len(df)} runs; drop fewer.")
     if column not in df.columns:
         raise DataError(f"cannot drop the highest '{column}': the table has no such column.")
     values = np.asarray(df[column], dtype=float)

@@ -744,9 +744,8 @@ def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | No
             if p.tokens_per_param is not None and p.tokens_per_param < MIN_TOKENS_PER_PARAM:
                 dropped.append(label)
                 continue
-            doubts = [w["message"] for w in fit.warnings if w["kind"] not in ("outlier", "note")]
             rows.append([fmt(budget), fmt(budget / PF_DAY), label, fmt(p.n_params), fmt(p.tokens), fmt(p.tokens_per_param),
-                         fmt(p.batch_tokens), fmt(p.steps), _flagged(fmt(p.loss), doubts)])
+                         fmt(p.batch_tokens), fmt(p.steps), _flagged(fmt(p.loss), findings(fit.warnings))])
     return Table("Recommended allocation", ["C (FLOPs)", "C (PF-days)", "law", "N (non-embedding)", "tokens D",
                                             "D/N", "batch (tokens)", "steps", "predicted loss"], rows,
                  "Budgets: the study's largest run, 10x and 100x it. Batch = B_crit at the predicted loss when "
