@@ -176,6 +176,37 @@ def test_a_headline_exponent_says_what_its_fit_warned_about_it(study):
     assert line.rstrip().endswith("2.00e7 / 5 [4, 10] ⚠ alpha_B is near its lower bound"), line
 
 
+def test_laws_that_disagree_on_an_exponent_they_share_say_so(study, synthetic):
+    """L(N) and L(N, S) measure one α_N (Kaplan's 0.076 and 0.077): intervals that do not overlap flag both numbers
+    in the headline and the constants table, and warn once in the answer (stderr and the JSON of report and demo)."""
+    import dataclasses
+    import html
+
+    from scalinglab.report.answer import answer_warnings
+    from scalinglab.report.build import FLAG, _constants_table, disagreements, headline_flags
+
+    runs, curves = study
+    law_n = an.loss_vs_n(runs)
+    law_ns = an.learning_curves(runs, curves, an.critical_batch(runs, synthetic.metrics))
+    assert disagreements({"L(N)": law_n, "L(N, S)": law_ns}) == []  # one generating law: the intervals overlap
+    lo, hi = law_n.fit.intervals["alpha_N"]
+    fit = law_ns.fit
+    moved = dataclasses.replace(law_ns, fit=dataclasses.replace(
+        fit, params={**fit.params, "alpha_N": 2 * hi}, intervals={**fit.intervals, "alpha_N": (1.5 * hi, 3 * hi)}))
+    results = {"L(N)": law_n, "L(N, S)": moved}
+    [d] = disagreements(results)
+    assert (d.param, d.laws) == ("alpha_N", ("L(N)", "L(N, S)"))
+    flag = f"disagrees with L(N, S)'s {text(2 * hi)} [{text(1.5 * hi)}, {text(3 * hi)}]"
+    assert flag in headline_flags(results)["alpha_N"]
+    cells = {(r[0], r[1]): r[2] for r in _constants_table(results).rows}
+    assert cells[("L(N)", "alpha_N")].startswith(FLAG) and cells[("L(N)", "alpha_N")].endswith(html.escape(flag))
+    assert cells[("L(N, S)", "alpha_N")].startswith(FLAG) and "disagrees with L(N)&#x27;s" in cells[("L(N, S)", "alpha_N")]
+    said = [w for w in answer_warnings(results, runs, []) if w["kind"] == "candidates_disagree"]
+    assert len(said) == 1 and said[0]["param"] == "alpha_N"
+    assert said[0]["message"].startswith(f"alpha_N of L(N), {text(law_n.fit.params['alpha_N'])} [{text(lo)}, {text(hi)}], ")
+    assert "where Kaplan's agree (0.076 and 0.077)" in said[0]["message"]
+
+
 def test_the_recommended_allocation_flags_a_predicted_loss_with_its_fits_doubts(study):
     """A plan rests on its law's parameters: the allocation table's predicted loss carries the fit's warnings
     (before, the demo's table recommended runs from a floorless Chinchilla fit with no mark on them)."""

@@ -1,8 +1,8 @@
 """The answer a study's runs give to the question the laws exist for: the compute-optimal exponent a
 (N_opt ∝ C^a) by Chinchilla's three approaches, each with an interval, which paper's value the intervals
-support, and the warnings that doubt it (approaches whose intervals disagree, an estimate outside its own
-interval, a critical batch above the tokens any run saw, a fit held by a bound). ``scalinglab demo``
-prints it and both it and ``scalinglab report`` put it on the report's page.
+support, and the warnings that doubt it (approaches whose intervals disagree, laws that disagree on α_N or
+α_D, an estimate outside its own interval, a critical batch above the tokens any run saw, a fit held by a
+bound). ``scalinglab demo`` prints it and both it and ``scalinglab report`` put it on the report's page.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from scalinglab.errors import ScalinglabError
 from scalinglab.laws.diagnostics import allocation_warnings, warning
 from scalinglab.laws.fit import FitResult
 from scalinglab.laws.frontier import isoflop_frontier
-from scalinglab.report.build import ReportResult
+from scalinglab.report.build import ReportResult, disagreements
 from scalinglab.report.html import write
 from scalinglab.study.selection import isoflop_runs
 
@@ -122,7 +122,8 @@ def _parametric(ap: Any, level: float) -> Exponent:
 
 
 def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list[Exponent]) -> list[dict[str, Any]]:
-    """What makes the answer doubtful: disagreeing intervals of a, an absurd B_crit, fits on a bound."""
+    """What makes the answer doubtful: disagreeing intervals of a, laws that disagree on an exponent they share
+    (report.build.disagreements), an absurd B_crit, fits on a bound."""
     out = [warning("unidentified", "a", f"N_opt ∝ C^a: {e.text()}") for e in exponents
            if not np.isfinite(e.value) or not e.bracketed]
     out += [warning("outside_interval", "a", f"N_opt ∝ C^a: {e.text()}: the estimate lies outside its own bootstrap "
@@ -135,6 +136,7 @@ def answer_warnings(results: dict[str, Any], runs: pd.DataFrame, exponents: list
             out.append(warning("candidates_disagree", "a", f"N_opt ∝ C^a: {x.text()} and {y.text()} do not overlap; "
                                 "this study does not pin a down (more sizes per budget, or larger runs)."))
     out += _parametric_warnings(getattr(results.get("approaches"), "parametric", None))
+    out += [d.warning() for d in disagreements(results)]
     bc = results.get("B_crit")
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
     if bc is not None and len(done):

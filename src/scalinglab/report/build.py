@@ -7,6 +7,7 @@ note in the page, never an error; the headline numbers come back as a :class:`Re
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sys
@@ -24,9 +25,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from scalinglab.constants import PF_DAY
+from scalinglab.constants import KAPLAN_TABLE2, KAPLAN_TABLE3, KAPLAN_TABLE5, PF_DAY
 from scalinglab.errors import ConfigError, DataError, ScalinglabError
-from scalinglab.laws.diagnostics import findings
+from scalinglab.laws.diagnostics import findings, warning
 from scalinglab.report import analyses as an
 from scalinglab.report import branches as br
 from scalinglab.report import derived as dv
@@ -624,14 +625,80 @@ HEADLINE_EXPONENTS = (("L(N)", "alpha_N", "alpha_N"), ("L(D)", "alpha_D", "alpha
 
 
 def headline_flags(results: dict[str, Any]) -> dict[str, list[str]]:
-    """Each headline exponent's findings from its fit's warnings (at a bound, not identified): the headline
-    says them beside the number, as the constants table does."""
+    """Each headline exponent's findings from its fit's warnings (at a bound, not identified) and the laws it
+    disagrees with (:func:`disagreements`): the headline says them beside the number, as the constants table does."""
     flags = {}
+    split = disagreements(results)
     for name, param, key in HEADLINE_EXPONENTS:
         fit = getattr(results.get(name), "fit", None)
-        if found := findings(getattr(fit, "warnings", None) or [], param, skip=()):
+        found = findings(getattr(fit, "warnings", None) or [], param, skip=()) + [d.flag(name) for d in split if d.involves(name, param)]
+        if found:
             flags[key] = found
     return flags
+
+
+SHARED_EXPONENTS = {
+    "alpha_N": {"L(N)": KAPLAN_TABLE5["alpha_N"], "L(N, D)": KAPLAN_TABLE2["alpha_N"], "L(N, S)": KAPLAN_TABLE3["alpha_N"]},
+    "alpha_D": {"L(D)": KAPLAN_TABLE5["alpha_D"], "L(N, D)": KAPLAN_TABLE2["alpha_D"]},
+}
+"""Exponents several laws measure: by the analyses that fit them, Kaplan's value in each. His fits agree on each
+(α_N 0.076, 0.076, 0.077; α_D 0.095 and 0.103), so intervals here that do not overlap say the study does not
+measure one exponent (a law fitted outside the regime it describes, or too few runs)."""
+
+REGIMES = {"L(N)": "sizes trained to convergence", "L(D)": "early-stopped runs of one size on limited data",
+           "L(N, D)": "early-stopped runs over sizes and dataset sizes", "L(N, S)": "learning curves of runs not limited by data"}
+"""The runs each law describes (Kaplan §3, §4, §5), named when two laws disagree."""
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Two laws whose bootstrap intervals on one exponent they share do not overlap."""
+
+    param: str
+    laws: tuple[str, str]
+    """The analyses (``L(N)``, ``L(N, S)``, ...)."""
+    values: tuple[tuple[float, float, float], tuple[float, float, float]]
+    """(value, low, high) of the exponent in each."""
+
+    def involves(self, law: str, param: str) -> bool:
+        return param == self.param and law in self.laws
+
+    def _text(self, i: int) -> str:
+        value, low, high = self.values[i]
+        return f"{text(value)} [{text(low)}, {text(high)}]"
+
+    def flag(self, law: str) -> str:
+        """What a number of ``law`` says beside it: the other law and its estimate."""
+        other = 1 - self.laws.index(law)
+        return f"disagrees with {self.laws[other]}'s {self._text(other)}"
+
+    def warning(self) -> dict[str, Any]:
+        (a, b), p = self.laws, self.param
+        paper = SHARED_EXPONENTS[p]
+        return warning(
+            "candidates_disagree", p,
+            f"{p} of {a}, {self._text(0)}, and of {b}, {self._text(1)}, do not overlap, where Kaplan's agree "
+            f"({paper[a]:g} and {paper[b]:g}): these runs do not measure one {p}; trust neither alone: read each law's "
+            f"other warnings, and give each the runs it describes ({a}: {REGIMES[a]}; {b}: {REGIMES[b]}).",
+        )  # fmt: skip
+
+
+def disagreements(results: dict[str, Any]) -> list[Disagreement]:
+    """Every pair of laws whose intervals on an exponent of :data:`SHARED_EXPONENTS` do not overlap."""
+    out = []
+    for param, names in SHARED_EXPONENTS.items():
+        measured = []
+        for name in names:
+            fit = getattr(results.get(name), "fit", None)
+            if fit is None or param not in fit.params:
+                continue
+            low, high = fit.intervals.get(param, (np.nan, np.nan))
+            if np.isfinite(low) and np.isfinite(high):
+                measured.append((name, (float(fit.params[param]), float(low), float(high))))
+        for (a, va), (b, vb) in itertools.combinations(measured, 2):
+            if va[1] > vb[2] or vb[1] > va[2]:
+                out.append(Disagreement(param, (a, b), (va, vb)))
+    return out
 
 
 def headline_numbers(results: dict[str, Any]) -> dict[str, float]:
@@ -686,12 +753,14 @@ def _flagged(value: str, reasons: list[str]) -> str:
 
 def _constants_table(results: dict[str, Any]) -> Table | None:
     rows = []
+    split = disagreements(results)
     for name in ("L(N)", "L(D)", "L(N, D)", "L(C)", "L(N, S)", "B_crit", "per-position"):
         a = results.get(name)
         if a is None:
             continue
         for c in a.constants():
-            rows.append([c.law, c.name, _flagged(fmt(c.value), c.flags), f"[{fmt(c.low)}, {fmt(c.high)}]",
+            flags = c.flags + [d.flag(name) for d in split if d.involves(name, c.name) and c.law == name]
+            rows.append([c.law, c.name, _flagged(fmt(c.value), flags), f"[{fmt(c.low)}, {fmt(c.high)}]",
                          fmt(c.paper), c.source, c.unit])
     if not rows:
         return None
