@@ -176,21 +176,23 @@ def test_captions_say_what_the_data_show(results):
 
 
 def test_constants_table_flags_what_the_fits_warn_about(results):
-    """A constant the fit warns about (at a bound, unidentified...) is flagged with that warning's message."""
-    from scalinglab.report.build import _constants_table
+    """A constant the fit warns about (at a bound, unidentified...) is flagged with that warning's message, and
+    an exponent two laws disagree on with the other law's estimate."""
+    from scalinglab.report.build import _constants_table, disagreements
     from scalinglab.report.html import FLAG
 
     named = {"L(N)": results[fg.fig_loss_vs_n], "L(D)": results[fg.fig_loss_vs_d], "L(N, D)": results[fg.fig_loss_vs_nd],
              "L(C)": results[fg.fig_compute_frontier], "L(N, S)": results[fg.fig_learning_curves],
              "B_crit": results[fg.fig_critical_batch]}
     warned = 0
-    for a in named.values():
+    split = disagreements(named)
+    for name, a in named.items():
         fits = [a.fit] + [f for f in (getattr(a, "chinchilla", None), getattr(a, "fit_min", None), getattr(a, "noise_fit", None)) if f]
         messages = {w["message"] for f in fits for w in getattr(f, "warnings", []) if w.get("param")}
         for c in a.constants():
             assert not (set(c.flags) - messages - {"no interval: the fit was not bootstrapped",
                                                    "no interval: too few bootstrap refits converged"})
-        warned += sum(bool(c.flags) for c in a.constants())
+        warned += sum(bool(c.flags) or any(d.involves(name, c.name) and c.law == name for d in split) for c in a.constants())
     table = _constants_table(named)
     flagged = [cell for row in table.rows for cell in row if cell.startswith(FLAG)]
     assert len(flagged) == warned and all("⚠" in cell for cell in flagged)
@@ -198,6 +200,8 @@ def test_constants_table_flags_what_the_fits_warn_about(results):
     for a in named.values():
         for c in a.constants():
             assert all(html.escape(f.split(": ")[0]) in shown for f in c.flags)  # each warning's finding is shown
+    assert [d.param for d in split] == ["alpha_D"]  # the synthetic L(D) (0.0038) and L(N, D) (at its bound 10)
+    assert all(html.escape(d.flag(law)) in shown for d in split for law in d.laws)
 
 
 def test_tick_labels_are_plain_text_powers_of_ten():
