@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from scalinglab.errors import DataError
 from scalinglab.report import analyses as an
-from scalinglab.report.html import text
+from scalinglab.report.html import fmt, text
 
 
 @pytest.fixture(scope="module")
@@ -209,21 +212,39 @@ def test_laws_that_disagree_on_an_exponent_they_share_say_so(study, synthetic):
 
 def test_the_recommended_allocation_flags_a_predicted_loss_with_its_fits_doubts(study):
     """A plan rests on its law's parameters: the allocation table's predicted loss carries the fit's warnings
-    (before, the demo's table recommended runs from a floorless Chinchilla fit with no mark on them)."""
+    (before, the demo's table recommended runs from a floorless Chinchilla fit with no mark on them), its interval,
+    and how far past the fitted runs it reaches; the JSON rows carry the same."""
     import dataclasses
 
+    from scalinglab.atomic import dumps
     from scalinglab.laws.diagnostics import warning
-    from scalinglab.report.build import _allocation_table
+    from scalinglab.report.build import _allocation_table, allocations
     from scalinglab.report.html import FLAG
 
     runs, _ = study
     nd = an.loss_vs_nd(runs)  # the synthetic study's own L(N, D) is not identified: plan with Kaplan's Table 2 instead
     kaplan = {"N_c": 6.4e13, "alpha_N": 0.076, "D_c": 1.8e13, "alpha_D": 0.103}
-    nd = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, params=kaplan), chinchilla=None)
+    nd = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, params=kaplan, samples=None), chinchilla=None)
     doubt = warning("unidentified", "alpha_D", "alpha_D is not identified by these runs: its value is arbitrary")
     flagged = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, warnings=[doubt]))
-    rows = _allocation_table({"L(N, D)": flagged}, runs).rows
-    assert rows and all(r[2] == "Kaplan L(N, D)" for r in rows)
-    assert all(r[-1].startswith(FLAG) and r[-1].endswith("⚠ alpha_D is not identified by these runs") for r in rows)
+    planned, refused = allocations({"L(N, D)": flagged}, runs)
+    rows = _allocation_table(planned, refused).rows
+    assert len(rows) == 3 and all(r[2] == "Kaplan L(N, D)" for r in rows) and not refused
+    assert all(r[-1].startswith(FLAG) and "⚠ alpha_D is not identified by these runs" in r[-1] for r in rows)
+    for a, r in zip(planned, rows):  # the loss and its prediction interval, from the fit's residuals
+        lo, hi = a.plan.loss_interval
+        assert lo < a.plan.loss < hi and f"[{fmt(lo)}, {fmt(hi)}]" in r[-1]
+    far = [a for a in planned if a.plan.decades_beyond > 1]  # 100x the largest run: two decades of C past the runs
+    assert [a.plan.budget for a in far] == [100 * runs["C"].max()]
+    assert "the plan extrapolates 2.0 decades beyond the fitted runs" in rows[-1][-1] and "extrapolates" not in rows[0][-1]
+    as_json = json.loads(dumps([a.to_dict() for a in planned]))
+    assert as_json[-1]["loss_interval"] == list(planned[-1].plan.loss_interval)
+    assert [w["kind"] for w in as_json[-1]["warnings"]] == ["unidentified", "extrapolation"]
     clean = dataclasses.replace(nd, fit=dataclasses.replace(nd.fit, warnings=[]))
-    assert not any(r[-1].startswith(FLAG) for r in _allocation_table({"L(N, D)": clean}, runs).rows)
+    rows = _allocation_table(*allocations({"L(N, D)": clean}, runs)).rows
+    assert [r[-1].startswith(FLAG) for r in rows] == [False, False, True]  # only the plan two decades out
+    # a plan the laws refuse (here: a batch B_crit above its tokens) is named with why, not dropped in silence
+    huge = SimpleNamespace(law=lambda loss: 1e30 + 0 * np.asarray(loss))
+    planned, refused = allocations({"L(N, D)": clean, "B_crit": huge}, runs)
+    assert not planned and "exceeds the plan's" in refused["Kaplan L(N, D)"]
+    assert "Not planned by Kaplan L(N, D): the batch B_crit" in _allocation_table(planned, refused).note

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from scalinglab.laws.frontier import (
     kaplan_min_tokens,
     optimal_allocation,
 )
+
+if TYPE_CHECKING:
+    from scalinglab.laws.fit import FitResult
 
 MIN_TOKENS_PER_PARAM = 0.1
 """Below this a plan is refused: no run of the fitted kind trains on so few tokens (Epoch drop
@@ -186,7 +189,12 @@ def load_planning_law(
     """
     from scalinglab.laws.fit import FitResult
 
-    fit = FitResult.load(path, form, trust_law_file)
+    return planning_law(FitResult.load(path, form, trust_law_file), str(path), bcrit)
+
+
+def planning_law(fit: FitResult, source: str, bcrit: BcritLaw | None = None) -> PlanningLaw:
+    """A :class:`PlanningLaw` of a fitted law: its prediction interval, its bootstrap refits, the range of the
+    runs it was fitted on (how far a plan extrapolates) and its warnings (a plan repeats them)."""
     samples = [] if fit.bootstrap is None else fit.bootstrap[list(fit.form.params)].to_dict("records")
     data = fit.data[fit.data["weight"] > 0] if "weight" in fit.data else fit.data
     columns = {c: data[c].to_numpy(float) for c in ("C", "N", "D", "C_min", "U") if c in data}
@@ -197,7 +205,7 @@ def load_planning_law(
     return PlanningLaw(
         form=fit.form.name,
         params=dict(fit.params),
-        source=str(path),
+        source=source,
         convention=getattr(fit, "convention", "") or "",
         bcrit=bcrit,
         interval=lambda inputs, level: fit.prediction_interval(inputs, level=level),

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from scalinglab.constants import KAPLAN_TABLE2, KAPLAN_TABLE3, KAPLAN_TABLE5, PF_DAY
 from scalinglab.errors import ConfigError, DataError, ScalinglabError
 from scalinglab.laws.diagnostics import findings, warning
+from scalinglab.laws.plan import Plan, plan_budget, planning_law
 from scalinglab.report import analyses as an
 from scalinglab.report import branches as br
 from scalinglab.report import derived as dv
@@ -64,6 +65,8 @@ class ReportResult:
     """Every figure's anchor ('fig-1' ... 'fig-24', ...) -> whether any of its panels is drawn (else noted)."""
     transfer: dict[str, float] = field(default_factory=dict)
     """Offset (nats/token) of each extra eval set's loss over the validation loss, at the largest model."""
+    allocations: list[dict[str, Any]] = field(default_factory=list)
+    """The recommended runs of the allocation table (:func:`allocations`), with intervals and warnings."""
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     """Every analysis's result by name (None where skipped), for callers that report more (the demo)."""
     runs: pd.DataFrame | None = field(default=None, repr=False)
@@ -74,7 +77,7 @@ class ReportResult:
     def to_dict(self) -> dict[str, Any]:
         return {"report": str(self.path), "figures": {k: str(v) for k, v in self.figures.items()},
                 "sections": self.sections, "skipped": self.skipped, "numbers": self.numbers, "flags": self.flags,
-                "transfer": self.transfer}
+                "transfer": self.transfer, "allocations": self.allocations}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -594,6 +597,8 @@ def report_from_tables(
     result.flags = headline_flags(results)
     result.results = results
     result.runs = runs
+    planned, refused = allocations(results, runs)
+    result.allocations = [a.to_dict() for a in planned]
     tr = results["transfer"]
     result.transfer = {} if tr is None else dict(zip(tr.offsets["set"], tr.offsets["offset_largest"]))
     finished = int((runs["status"] == "done").sum()) if "status" in runs.columns else len(runs)
@@ -604,7 +609,7 @@ def report_from_tables(
         "and Hoffmann et al. 2022.",
         summary=[(k, v) for k, v, _ in headline_rows(result.numbers, result.flags)],
         tables=[t for t in (_constants_table(results), _backtest_table(results["backtest"]),
-                            _allocation_table(results, runs), _transfer_table(tr)) if t is not None],
+                            _allocation_table(planned, refused), _transfer_table(tr)) if t is not None],
         sections=sections,
         notes=[f"Skipped {k}: {v}" for k, v in skipped.items()]
         + [f"warning: {html_escape(m)}" for m in dict.fromkeys(m.splitlines()[0] for m in messages)],
@@ -782,46 +787,67 @@ def _backtest_table(bt: an.Backtest | None) -> Table | None:
                  "cross-validation inside the fitted runs only.")
 
 
-MIN_TOKENS_PER_PARAM = 0.1
-"""An allocation with fewer tokens per parameter than this is not a training run: the law is extrapolating."""
+@dataclass(frozen=True)
+class Allocation:
+    """One recommended run of the report's allocation table: a law's plan at one budget, and its doubts."""
+
+    law: str
+    """Which law planned it (Chinchilla approach 3, Kaplan L(N, D), Kaplan App. B)."""
+    plan: Plan
+    flags: list[str]
+    """Why its predicted loss may not hold: its fit's findings, and how far the plan extrapolates past a decade."""
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.plan
+        return {"C": p.budget, "law": self.law, "N": p.n_params, "D": p.tokens, "tokens_per_param": p.tokens_per_param,
+                "batch_tokens": p.batch_tokens, "steps": p.steps, "loss": p.loss, "loss_interval": p.loss_interval,
+                "N_interval": p.n_params_interval, "decades_beyond": p.decades_beyond, "warnings": p.warnings}
 
 
-def _allocation_table(results: dict[str, Any], runs: pd.DataFrame) -> Table | None:
-    """The recommended run at the largest budget of the study and at 10x and 100x it."""
-    from scalinglab.laws.plan import PlanningLaw, plan_budget
-
+def allocations(results: dict[str, Any], runs: pd.DataFrame) -> tuple[list[Allocation], dict[str, str]]:
+    """The compute-optimal run by each of the study's planning laws at its largest budget and at 10x and 100x it,
+    with the plan's interval on the loss and its warnings (laws.plan); and the plans refused, by law, with why."""
     bc = results.get("B_crit")
     bcrit = bc.law if bc is not None else None
-    laws = []  # (label, law, the fit it comes from: its warnings flag the predicted loss)
+    fits = []  # (label, form, fit)
     if (nd := results.get("L(N, D)")) is not None:
         if nd.chinchilla is not None:
-            laws.append(("Chinchilla approach 3 (E + A/N^α + B/D^β)",
-                         PlanningLaw("chinchilla", nd.chinchilla.params, "this study", bcrit=bcrit), nd.chinchilla))
-        laws.append(("Kaplan L(N, D)", PlanningLaw("kaplan_nd", nd.fit.params, "this study", bcrit=bcrit), nd.fit))
+            fits.append(("Chinchilla approach 3 (E + A/N^α + B/D^β)", nd.chinchilla))
+        fits.append(("Kaplan L(N, D)", nd.fit))
     if (lc := results.get("L(N, S)")) is not None and bcrit is not None and lc.adjusted:
-        laws.append(("Kaplan App. B (L(N, S) + B_crit)", PlanningLaw("kaplan_ns", lc.fit.params, "this study", bcrit=bcrit), lc.fit))
-    if not laws:
-        return None
+        fits.append(("Kaplan App. B (L(N, S) + B_crit)", lc.fit))
     top = float(runs["C"].max())
-    rows, dropped = [], []
+    out, refused = [], {}
     for budget in (top, 10 * top, 100 * top):
-        for label, law, fit in laws:
+        for label, fit in fits:
             try:
-                p = plan_budget(law, budget)
-            except ScalinglabError:
+                p = plan_budget(planning_law(fit, "this study", bcrit), budget)
+            except ScalinglabError as e:  # nonsense (fewer than 0.1 tokens per parameter, a batch above the tokens)
+                refused.setdefault(label, str(e))
                 continue
-            if p.tokens_per_param is not None and p.tokens_per_param < MIN_TOKENS_PER_PARAM:
-                dropped.append(label)
-                continue
-            rows.append([fmt(budget), fmt(budget / PF_DAY), label, fmt(p.n_params), fmt(p.tokens), fmt(p.tokens_per_param),
-                         fmt(p.batch_tokens), fmt(p.steps), _flagged(fmt(p.loss), findings(fit.warnings))])
+            own = [w for w in p.warnings if w["kind"] == "extrapolation"]  # the rest relays the fit's, said from it
+            out.append(Allocation(label, p, findings(fit.warnings) + findings(own)))
+    return out, refused
+
+
+def _allocation_table(rows: list[Allocation], refused: dict[str, str]) -> Table | None:
+    """The recommended runs of :func:`allocations` and the plans it refused."""
+    if not rows and not refused:
+        return None
+
+    def loss(p: Plan) -> str:
+        return fmt(p.loss) + (f" [{fmt(p.loss_interval[0])}, {fmt(p.loss_interval[1])}]" if p.loss_interval else "")
+
+    cells = [[fmt(a.plan.budget), fmt(a.plan.budget / PF_DAY), a.law, fmt(a.plan.n_params), fmt(a.plan.tokens),
+              fmt(a.plan.tokens_per_param), fmt(a.plan.batch_tokens), fmt(a.plan.steps), _flagged(loss(a.plan), a.flags)]
+             for a in rows]
     return Table("Recommended allocation", ["C (FLOPs)", "C (PF-days)", "law", "N (non-embedding)", "tokens D",
-                                            "D/N", "batch (tokens)", "steps", "predicted loss"], rows,
+                                            "D/N", "batch (tokens)", "steps", "predicted loss [95% interval]"], cells,
                  "Budgets: the study's largest run, 10x and 100x it. Batch = B_crit at the predicted loss when "
                  "B_crit was measured. Kaplan's App. B trains at B_crit, spending C = 2 C_min. A predicted loss "
-                 "carries what its law's fit warned (⚠): a plan rests on those parameters."
-                 + (f" Left out as implausible (fewer than {MIN_TOKENS_PER_PARAM} tokens per parameter, a sign "
-                    f"that the fit is not identified on these runs): {', '.join(sorted(set(dropped)))}." if dropped else ""))
+                 "carries what its law's fit warned and how far past the fitted runs the plan reaches (⚠): a plan "
+                 "rests on those parameters. `scalinglab report --json` gives these rows under \"allocations\"."
+                 + "".join(f" Not planned by {law}: {html_escape(why)}" for law, why in refused.items()))
 
 
 def _transfer_table(tr: an.Transfer | None) -> Table | None:
