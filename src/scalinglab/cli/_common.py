@@ -34,6 +34,31 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+"""What ``--plot`` writes, by the file's suffix."""
+
+
+def add_plot_flag(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--plot", metavar="FILE", type=_plot_path,
+        help=f"also draw the result into FILE ({', '.join(s[1:] for s in PLOT_SUFFIXES)}), e.g. {example}",
+    )  # fmt: skip
+
+
+def _plot_path(text: str) -> str:
+    """A --plot file name, refused before any work when matplotlib cannot write its kind."""
+    from pathlib import Path
+
+    if Path(text).suffix.lower() not in PLOT_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"'{text}' does not end in {', '.join(PLOT_SUFFIXES)}; name the figure e.g. fit.png")
+    return text
+
+
+def wrote_figure(command: str, path: str) -> None:
+    """Say where the figure went, on stderr (stdout may be JSON)."""
+    print(f"scalinglab {command}: figure: {path}", file=sys.stderr)
+
+
 def print_json(data: Any) -> None:
     """``data`` as strict JSON on stdout (NaN and infinity as null)."""
     from scalinglab.atomic import dumps  # here, not at the top: `--help` needs none of hashlib and shutil

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from scalinglab.cli._common import add_json_flag, command, print_json, print_warnings
+from scalinglab.cli._common import (
+    add_json_flag,
+    add_plot_flag,
+    command,
+    print_json,
+    print_warnings,
+    wrote_figure,
+)
 from scalinglab.cli.fit import add_table_arguments, fit_options, read_table
 
 DESCRIPTION = """\
@@ -22,6 +29,7 @@ Examples:
   scalinglab backtest runs.csv --law auto --train "N<1e9" --drop-highest-loss 5
   scalinglab backtest runs.csv --law chinchilla --tie alpha=beta --train "N<1e9"
   scalinglab backtest runs.parquet --law kaplan_n --train "N<1e7" --points --json
+  scalinglab backtest runs.csv --law auto --train "C<1e20" --plot backtest.png
 """
 
 
@@ -31,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", required=True, metavar="SPLIT", help='runs to fit on, e.g. "C<1e21" or "N<=1e8"')
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap refits for intervals (default 200)")
     p.add_argument("--points", action="store_true", help="include the per-run table in --json output")
+    add_plot_flag(p, "backtest.png (the held-out runs beside their predictions)")
     add_json_flag(p)
 
 
@@ -40,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     table = read_table(args)
     result = backtest(args.law, table, args.train, bootstrap=args.bootstrap, **fit_options(args, table))
     print_warnings("backtest", result.warnings)
+    if args.plot:
+        from scalinglab.report.plots import plot_backtest
+
+        wrote_figure("backtest", str(plot_backtest(result, args.plot)))
     if args.json:
         print_json(result.to_dict(points=args.points))
         return 0

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from scalinglab.cli._common import (
     add_json_flag,
+    add_plot_flag,
     command,
     keep_temporaries_on_heap,
     print_json,
     print_warnings,
     runs_table,
+    wrote_figure,
 )
 
 if TYPE_CHECKING:
@@ -199,6 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="data_constrained only: E, A, B, alpha, beta on the single-epoch runs first, then R_D_star, R_N_star "
         "with those held (Muennighoff et al. 2023)",
     )  # fmt: skip
+    add_plot_flag(p, "fit.png (observed against predicted, residuals along --axis)")
     add_json_flag(p)
 
 
@@ -232,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
     print_warnings("fit", [w for w in result.warnings if w["kind"] != "not_converged"])
     if args.out:
         result.to_json(args.out)
+    if args.plot:
+        from scalinglab.report.plots import plot_fit
+
+        wrote_figure("fit", str(plot_fit(result, args.plot, args.axis)))
     if args.json:
         print_json(summary(result))
     else:

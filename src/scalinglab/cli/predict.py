@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, add_plot_flag, command, print_json, wrote_figure
 
 DESCRIPTION = """\
 Fit the early part of a learning curve and predict the loss at a later step, with an interval.
@@ -52,6 +52,7 @@ Examples:
   scalinglab predict published.csv --fit-until 28600 --schedule cosine,steps=143000,warmup_steps=1430
   scalinglab predict runs/big runs/small runs/medium --at-step 20000       # L(N, S) over three runs
   scalinglab predict runs/demo --design ladder --fit-until 200             # a study's ladder
+  scalinglab predict curve.csv --fit-until 1000 --plot curve.png            # and draw it
 """
 
 
@@ -84,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or constant; keys warmup_steps, warmup_fraction, min_lr_ratio (default 0.1), decay_fraction (wsd), "
         "tokens_per_step (with --x tokens), as in a run's [schedule] config",
     )
+    add_plot_flag(p, "predict.png (the curve, the law on to the step predicted, its interval)")
     add_json_flag(p)
 
 
@@ -103,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     pred = predict_curve(curves, args.at_step, args.fit_until, args.level, args.skip_until)
     for w in pred.warnings:
         print(f"scalinglab predict: warning: {w['message']}", file=sys.stderr)
+    if args.plot:
+        from scalinglab.report.plots import plot_prediction
+
+        wrote_figure("predict", str(plot_prediction(pred, curves[0], args.plot)))
     if args.json:
         print_json(dataclasses.asdict(pred))
         return 0

@@ -914,6 +914,9 @@ class CurvePrediction:
     interval_scale: float | None = None
     """The factor the interval was widened by (:func:`rollout_scale`; 1 when the law held on the curve's own
     later points); None when it was not calibrated (too few points for the rollout)."""
+    path: dict[str, list[float]] = field(default_factory=dict)
+    """The law and its interval on the way to ``at_step``: ``{"x", "loss", "low", "high"}`` at ``PATH_POINTS``
+    log-spaced x from the first point fitted (or ``at_step``, if before it) on, as ``predict --plot`` draws it."""
 
 
 def predict_curve(
@@ -1034,10 +1037,17 @@ def predict_curve(
             f"{at_step / last:.1f}x beyond: its interval assumes the law holds; fit further (--fit-until).",
         ))  # fmt: skip
     params = {**fit.params, "C": annealing_coefficient(fit.params)} if fit.form is ANNEALING_FORM else fit.params
+    x = np.geomspace(min(first, at_step), max(last, at_step), PATH_POINTS)
+    low, high = fit.prediction_interval(x, level, target.n_params, scale or 1.0)
+    path = {"x": x.tolist(), "loss": fit.predict(x, target.n_params).tolist(), "low": low.tolist(), "high": high.tolist()}
     return CurvePrediction(
         target.name, float(at_step), loss, (float(lo[0]), float(hi[0])), level, law, params,
-        fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings, scale,
+        fit.n_points, fit.fit_steps, fit.residual_sd, observed, target.x_name, decades, warnings, scale, path,
     )  # fmt: skip
+
+
+PATH_POINTS = 60
+"""Points of a prediction's :attr:`CurvePrediction.path`: enough for a smooth line on a log axis."""
 
 
 # --------------------------------------------------------------------------------------------------

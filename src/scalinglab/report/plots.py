@@ -1,0 +1,134 @@
+"""Figures of the command line's results: ``predict --plot``, ``fit --plot``, ``backtest --plot``.
+
+Each draws what its command printed, from the result it printed, and writes one PNG; the findings of the
+result's warnings go under the axes, so the picture says why its numbers may not hold as the text does.
+Matplotlib is imported with this module, so only a command given ``--plot`` pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.laws.backtest import BacktestResult, parse_split
+from scalinglab.laws.curves import Curve, CurvePrediction
+from scalinglab.laws.diagnostics import findings
+from scalinglab.laws.fit import FitResult
+from scalinglab.report import figures as fg
+
+FINDINGS_SHOWN = 4
+"""Findings written under a figure at most; the rest are counted (stderr and --json have them all)."""
+
+
+def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[str, Any]]) -> Path:
+    """Finish the axes, write the warnings' findings under them and save ``path`` as PNG."""
+    found = findings(warnings, skip=("note",))
+    fg._finish(fig, axes)
+    if found:
+        lines = [f"⚠ {f}" for f in found[:FINDINGS_SHOWN]]
+        if len(found) > FINDINGS_SHOWN:
+            lines.append(f"... and {len(found) - FINDINGS_SHOWN} more warnings (stderr, --json)")
+        height = fig.get_figheight()
+        fig.set_figheight(height + 0.22 * len(lines))
+        fig.subplots_adjust(bottom=(0.12 * height + 0.22 * len(lines)) / fig.get_figheight())
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="tab:red", va="bottom", wrap=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    fg.plt.close(fig)
+    return path
+
+
+def plot_prediction(pred: CurvePrediction, curve: Curve, path: str | Path) -> Path:
+    """The curve's points (left out as transient, fitted, after the fit), the law on its way to the step
+    predicted with its interval, and the prediction with the loss observed there, if any."""
+    fig, (ax,) = fg._new(width=7.0)
+    first, last = pred.fit_steps
+    x, y = curve.step, curve.loss
+    parts = ((x < first, "left out (transient)", {"facecolors": "none", "edgecolors": "gray"}),
+             ((x >= first) & (x <= last), "fitted", {"color": "tab:blue"}),
+             (x > last, "after the points fitted", {"facecolors": "none", "edgecolors": "tab:orange"}))  # fmt: skip
+    for keep, label, style in parts:
+        if keep.any():
+            ax.scatter(x[keep], y[keep], s=14, zorder=3, label=label, **style)
+    p = {k: np.asarray(v, dtype=float) for k, v in pred.path.items()}
+    fg.law_line(ax, p["x"], p["loss"], pred.fit_steps, label=pred.law)
+    ax.fill_between(p["x"], p["low"], p["high"], color="gray", alpha=0.2, lw=0, label=f"{pred.level:.0%} interval")
+    lo, hi = pred.interval
+    ax.errorbar([pred.at_step], [pred.loss], yerr=[[pred.loss - lo], [hi - pred.loss]], fmt="D", color="tab:red",
+                capsize=4, zorder=4, label=f"predicted {pred.loss:.4g} [{lo:.4g}, {hi:.4g}]")
+    if pred.observed is not None:
+        ax.scatter([pred.at_step], [pred.observed], marker="*", s=120, color="black", zorder=5,
+                   label=f"observed {pred.observed:.4g}")
+    ax.set(xscale="log", yscale="log", xlabel=pred.x, ylabel="loss", title=f"{pred.run}: the loss at {pred.x} {pred.at_step:g}")
+    return _write(fig, [ax], path, pred.warnings)
+
+
+def _axis(fit: FitResult, preferred: str | None = None) -> str:
+    """The input a fit's figure runs along: ``preferred`` when the rows have it, else C, else the first input."""
+    data = fit.data
+    for name in (preferred, "C", *fit.form.inputs):
+        if name and name in data.columns and (data[name] > 0).all():
+            return name
+    return fit.form.inputs[0]
+
+
+def plot_fit(fit: FitResult, path: str | Path, axis: str | None = None) -> Path:
+    """The law against its runs: observed against predicted (each run's weight as its marker's size, the
+    flagged outliers ringed), and the relative residual along ``axis`` (default C, else the first input)."""
+    fig, (left, right) = fg._new(2, width=5.5)
+    data = fit.data
+    observed = data[fit.form.target].to_numpy(float)
+    predicted = fit.predict(data)
+    weight = data["weight"].to_numpy(float) if "weight" in data else np.ones(len(data))
+    size = 8 + 24 * weight / max(float(weight.max()), 1e-12)
+    outliers = {str(o["row"]) for o in fit.outliers}
+    ringed = np.array([str(r) in outliers for r in data.index])
+    lo, hi = float(min(observed.min(), predicted.min())), float(max(observed.max(), predicted.max()))
+    left.scatter(observed, predicted, s=size, color="tab:blue", alpha=0.7, zorder=3, label="runs (size: weight)")
+    left.plot([lo, hi], [lo, hi], color="black", lw=0.8, label="prediction = observation")
+    x = data[_axis(fit, axis)].to_numpy(float)
+    rel = 100 * (predicted / observed - 1)
+    right.scatter(x, rel, s=size, color="tab:blue", alpha=0.7, zorder=3)
+    if ringed.any():
+        for ax, (a, b) in ((left, (observed, predicted)), (right, (x, rel))):
+            ax.scatter(a[ringed], b[ringed], s=90, facecolors="none", edgecolors="tab:red", zorder=4, label="flagged outlier")
+    right.axhline(0, color="black", lw=0.8)
+    target = fit.form.target
+    left.set(xlabel=f"observed {target}", ylabel=f"predicted {target}", title=f"{fit.label}: {len(data)} rows fitted")
+    right.set(xscale="log", xlabel=_axis(fit, axis), ylabel="prediction / observation − 1 (%)",
+              title="relative residuals")
+    return _write(fig, [left, right], path, fit.warnings)
+
+
+def plot_backtest(result: BacktestResult, path: str | Path) -> Path:
+    """Fit the cheaper runs, predict the rest: the loss along the split's column, the runs fitted and the held-out
+    ones beside their predictions and intervals; and each held-out run's relative error."""
+    fig, (left, right) = fg._new(2, width=5.5)
+    fit, table = result.fit, result.table
+    column = parse_split(result.split).column
+    column = column if column in table.columns else _axis(fit)
+    target = fit.form.target
+    if column in fit.data.columns:
+        train = fit.data
+        left.scatter(train[column], train[target], s=12, facecolors="none", edgecolors="gray", label=f"fitted ({result.split})")
+    x = table[column].to_numpy(float)
+    pred = table["predicted"].to_numpy(float)
+    yerr = np.vstack([pred - table["lo"].to_numpy(float), table["hi"].to_numpy(float) - pred])
+    covered = table["covered"].to_numpy(bool)
+    left.scatter(x, table["actual"], s=18, color="black", zorder=4, label="held out: observed")
+    left.errorbar(x, pred, yerr=yerr, fmt="none", ecolor="tab:red", alpha=0.5, zorder=3)
+    left.scatter(x, pred, s=14, marker="D", color="tab:red", zorder=3, label=f"predicted, {result.level:.0%} interval")
+    left.set(xscale="log", yscale="log", xlabel=column, ylabel=target, title=f"{fit.label}: backtest on {result.split}")
+    rel = 100 * table["rel_error"].to_numpy(float)
+    half = 100 * yerr / table["actual"].to_numpy(float)
+    right.errorbar(x, rel, yerr=half, fmt="none", ecolor="gray", alpha=0.4)
+    right.scatter(x[covered], rel[covered], s=16, color="tab:blue", zorder=3, label="inside its interval")
+    right.scatter(x[~covered], rel[~covered], s=16, color="tab:red", zorder=3, label="outside its interval")
+    right.axhline(0, color="black", lw=0.8)
+    right.set(xscale="log", xlabel=column, ylabel="prediction / observation − 1 (%)",
+              title=f"MAE {result.mae:.3g}, max {result.max_rel_error:.2%}, coverage {result.coverage:.0%}")
+    return _write(fig, [left, right], path, result.warnings)

@@ -1,0 +1,78 @@
+"""``--plot`` of predict, fit and backtest: real figures of real results, with the warnings written under them."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.laws.curves import load_curves, predict_curve
+from scalinglab.report.plots import plot_prediction
+
+CURVE = Path(__file__).resolve().parents[1] / "laws" / "data" / "curves" / "heldout" / "h1_cos_2500_d64.csv"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from the PNG's IHDR chunk; fails on anything that is not a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def chinchilla_table(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(7, 10, 6), np.logspace(9, 12, 6)))
+    loss = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.01, N.size))
+    pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+def test_predict_plot_draws_the_curve_the_law_and_its_interval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "figs" / "predict.png"
+    assert main(["predict", str(CURVE), "--fit-until", "500", "--plot", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    pred = json.loads(captured.out)  # stdout stays JSON; the figure is said on stderr
+    assert f"scalinglab predict: figure: {out}" in captured.err
+    assert png_size(out)[0] > 500
+    path = {k: np.array(v) for k, v in pred["path"].items()}  # what the figure draws, in the JSON too
+    assert len(path["x"]) == 60 and path["x"][0] == pred["fit_steps"][0] and path["x"][-1] == pytest.approx(pred["at_step"])
+    assert np.all(path["low"] < path["loss"]) and np.all(path["loss"] < path["high"])
+    assert path["loss"][-1] == pytest.approx(pred["loss"]) and path["high"][-1] == pytest.approx(pred["interval"][1])
+
+
+def test_a_figure_writes_its_warnings_under_the_axes(tmp_path: Path) -> None:
+    """From 20% of a cosine run the decay's gain comes from the prior, which predict warns: the figure says it
+    too (a line under the axes, so a taller image than the same figure without the warning)."""
+    import dataclasses
+
+    pred = predict_curve(load_curves(CURVE), fit_until=500)
+    assert "prior" in [w["kind"] for w in pred.warnings]
+    warned = png_size(plot_prediction(pred, load_curves(CURVE)[0], tmp_path / "warned.png"))
+    quiet = png_size(plot_prediction(dataclasses.replace(pred, warnings=[]), load_curves(CURVE)[0], tmp_path / "quiet.png"))
+    assert warned[0] == quiet[0] and warned[1] > quiet[1]
+
+
+def test_fit_and_backtest_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = chinchilla_table(tmp_path / "runs.csv")
+    assert main(["fit", str(table), "--bootstrap", "0", "--axis", "N", "--plot", str(tmp_path / "fit.svg")]) == 0
+    assert "<svg" in (tmp_path / "fit.svg").read_text()[:400]
+    assert main(["backtest", str(table), "--train", "C<1e20", "--bootstrap", "20", "--plot", str(tmp_path / "bt.png")]) == 0
+    assert png_size(tmp_path / "bt.png")[0] > 800  # two panels
+    err = capsys.readouterr().err
+    assert f"figure: {tmp_path / 'fit.svg'}" in err and f"figure: {tmp_path / 'bt.png'}" in err
+
+
+def test_a_plot_file_of_a_kind_matplotlib_cannot_write_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", str(tmp_path / "missing.csv"), "--plot", str(tmp_path / "fit.jpg")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "does not end in .png, .svg, .pdf" in err and "missing.csv" not in err  # refused before reading the table
+    assert not (tmp_path / "fit.jpg").exists()
