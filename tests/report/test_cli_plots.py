@@ -76,3 +76,19 @@ def test_a_plot_file_of_a_kind_matplotlib_cannot_write_is_refused_before_any_wor
     err = capsys.readouterr().err
     assert "does not end in .png, .svg, .pdf" in err and "missing.csv" not in err  # refused before reading the table
     assert not (tmp_path / "fit.jpg").exists()
+
+
+def test_frontier_plot_of_each_approach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    for c in np.geomspace(1e17, 1e19, 5):  # IsoFLOP budgets, sizes around each optimum
+        for n in np.geomspace(2e6, 2e9, 9):
+            d = c / (6 * n)
+            rows.append((c, n, d, (1.8 + 480 / n**0.35 + 2100 / d**0.37) * np.exp(rng.normal(0, 0.003))))
+    table = tmp_path / "isoflop.csv"
+    pd.DataFrame(rows, columns=["C", "N", "D", "loss"]).to_csv(table, index=False)
+    for approach in ("isoflop", "parametric"):
+        out = tmp_path / f"{approach}.png"
+        assert main(["frontier", str(table), "--approach", approach, "--bootstrap", "20", "--plot", str(out), "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert png_size(out)[0] > 800 and 0.3 < result["a"] < 0.7

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from scalinglab.cli._common import add_json_flag, command, print_json, runs_table
+from scalinglab.cli._common import add_json_flag, add_plot_flag, command, print_json, runs_table, wrote_figure
 
 DESCRIPTION = """\
 The compute-efficient frontier of a runs table by one of Chinchilla's three approaches (Hoffmann et
@@ -38,6 +38,7 @@ Examples:
   scalinglab frontier curves.csv --approach envelope --run-column run_id
   scalinglab frontier runs.csv --approach parametric --bootstrap 200
   scalinglab frontier runs/demo --approach isoflop                  # a study: its isoflop designs
+  scalinglab frontier isoflop.csv --approach isoflop --plot frontier.png
 """
 
 
@@ -58,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, metavar="K", help="bootstrap replicates (default 1000; parametric 100)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_plot_flag(p, "frontier.png (each budget's runs and optimum, N_opt against C)")
     add_json_flag(p)
 
 
@@ -85,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     out["warnings"] = [*given, *out["warnings"], *allocation_warnings(f"approach {args.approach}", out["a_interval"])]
     for w in out["warnings"]:
         print(f"scalinglab frontier: warning: {w['message']}", file=sys.stderr)
+    if args.plot:
+        from scalinglab.report.plots import plot_frontier
+
+        wrote_figure("frontier", str(plot_frontier(out, table, args.plot)))
     if args.json:
         print_json(out)
     else:

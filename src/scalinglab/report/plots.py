@@ -1,12 +1,13 @@
-"""Figures of the command line's results: ``predict --plot``, ``fit --plot``, ``backtest --plot``.
+"""Figures of the command line's results: ``--plot`` of ``fit``, ``backtest``, ``frontier`` and ``predict``.
 
-Each draws what its command printed, from the result it printed, and writes one PNG; the findings of the
-result's warnings go under the axes, so the picture says why its numbers may not hold as the text does.
+Each draws what its command printed, from the result it printed, and writes one figure; the result's
+warnings go under the axes, so the picture says why its numbers may not hold as the text does.
 Matplotlib is imported with this module, so only a command given ``--plot`` pays for it.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,22 @@ import numpy as np
 
 from scalinglab.laws.backtest import BacktestResult, parse_split
 from scalinglab.laws.curves import Curve, CurvePrediction
-from scalinglab.laws.diagnostics import findings
 from scalinglab.laws.fit import FitResult
 from scalinglab.report import figures as fg
 
 FINDINGS_SHOWN = 4
-"""Findings written under a figure at most; the rest are counted (stderr and --json have them all)."""
+"""Warnings written under a figure at most; the rest are counted (stderr and --json have them all)."""
+
+WARNING_WIDTH = 190
+"""Characters of a warning under a figure: the finding and the start of its fix, on one line."""
 
 
 def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[str, Any]]) -> Path:
     """Finish the axes, write the warnings' findings under them and save ``path`` as PNG."""
-    found = findings(warnings, skip=("note",))
+    found = list(dict.fromkeys(w["message"] for w in warnings if w.get("kind") != "note"))
     fg._finish(fig, axes)
     if found:
-        lines = [f"⚠ {f}" for f in found[:FINDINGS_SHOWN]]
+        lines = [textwrap.shorten(f"⚠ {m}", WARNING_WIDTH, placeholder=" ...") for m in found[:FINDINGS_SHOWN]]
         if len(found) > FINDINGS_SHOWN:
             lines.append(f"... and {len(found) - FINDINGS_SHOWN} more warnings (stderr, --json)")
         height = fig.get_figheight()
@@ -132,3 +135,44 @@ def plot_backtest(result: BacktestResult, path: str | Path) -> Path:
     right.set(xscale="log", xlabel=column, ylabel="prediction / observation − 1 (%)",
               title=f"MAE {result.mae:.3g}, max {result.max_rel_error:.2%}, coverage {result.coverage:.0%}")
     return _write(fig, [left, right], path, result.warnings)
+
+
+def plot_frontier(out: Mapping[str, Any], table: Any, path: str | Path) -> Path:
+    """The runs the frontier was found in with its optima (loss against N at each budget; for the envelope, loss
+    against C coloured by N), and N_opt against C with the power law N_opt ∝ C^a and its interval."""
+    from scalinglab.laws.frontier import group_budgets
+
+    fig, (left, right) = fg._new(2, width=5.5)
+    optima = {k: np.array([o[k] for o in out["optima"]], dtype=float) for k in ("C", "N_opt", "loss")}
+    c, n, loss = (table[k].to_numpy(float) for k in ("C", "N", "loss"))
+    if out["approach"] == "envelope":
+        colour = fg._cmap(n)
+        left.scatter(c, loss, s=6, c=[colour(v) for v in n], alpha=0.5, label="runs' points (colour: N)")
+        left.plot(optima["C"], optima["loss"], "D-", color="tab:red", ms=4, label="envelope")
+        left.set(xlabel="C (FLOPs)")
+    else:
+        budgets = group_budgets(c)
+        colour = fg._cmap(budgets)
+        for b in np.unique(budgets):
+            at = budgets == b
+            order = np.argsort(n[at])
+            left.plot(n[at][order], loss[at][order], "o-", ms=3, lw=0.8, color=colour(b))
+        left.scatter(optima["N_opt"], optima["loss"], marker="D", s=30, color="tab:red", zorder=4, label="optimum per budget")
+        left.plot([], [], "o-", ms=3, lw=0.8, color="gray", label="runs of one budget (colour: C)")
+        left.set(xlabel="N")
+    left.set(xscale="log", yscale="log", ylabel="loss", title=f"approach {out['approach']}: {len(table)} rows")
+    spans = [o.get("N_opt_interval") for o in out["optima"]]
+    if any(s is not None for s in spans):
+        lo = np.array([s[0] if s else v for s, v in zip(spans, optima["N_opt"])])
+        hi = np.array([s[1] if s else v for s, v in zip(spans, optima["N_opt"])])
+        right.errorbar(optima["C"], optima["N_opt"], yerr=[optima["N_opt"] - lo, hi - optima["N_opt"]], fmt="none",
+                       ecolor="gray", alpha=0.6)
+    right.scatter(optima["C"], optima["N_opt"], marker="D", s=24, color="tab:red", zorder=3, label="optima")
+    grid = np.geomspace(optima["C"].min(), optima["C"].max(), 50)
+    a = float(out["a"])
+    offset = float(np.mean(np.log(optima["N_opt"]) - a * np.log(optima["C"])))  # the line through the optima at slope a
+    interval = out.get("a_interval")
+    band = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    right.plot(grid, np.exp(offset + a * np.log(grid)), color="black", lw=1.4, label=rf"$N_{{opt}}\propto C^{{{a:.3f}}}${band}")
+    right.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel="compute-optimal N", title="N_opt against compute")
+    return _write(fig, [left, right], path, out["warnings"])
