@@ -92,3 +92,25 @@ def test_frontier_plot_of_each_approach(tmp_path: Path, capsys: pytest.CaptureFi
         assert main(["frontier", str(table), "--approach", approach, "--bootstrap", "20", "--plot", str(out), "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert png_size(out)[0] > 800 and 0.3 < result["a"] < 0.7
+
+
+def test_plan_plot_draws_the_frontier_around_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan at 100x the runs' compute, on the frontier the law draws from well below the runs to past it."""
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.laws.plan import plan_budget, planning_law
+    from scalinglab.report.plots import plot_plan
+
+    runs = pd.read_csv(chinchilla_table(tmp_path / "runs.csv"))
+    fit = fit_law("chinchilla", runs, bootstrap=20)
+    fit.to_json(tmp_path / "fit.json")
+    budget = 100 * float(runs["C"].max())
+    assert main(["plan", "--fit", str(tmp_path / "fit.json"), "--budget", f"{budget:g}", "--plot", str(tmp_path / "plan.png")]) == 0
+    err = capsys.readouterr().err
+    assert "extrapolates 2.0 decades" in err and f"figure: {tmp_path / 'plan.png'}" in err
+    law = planning_law(fit, "fit.json")
+    warned = png_size(plot_plan(plan_budget(law, budget), law, tmp_path / "far.png"))
+    near = png_size(plot_plan(plan_budget(law, float(runs["C"].max())), law, tmp_path / "near.png"))
+    assert warned[0] == near[0] > 800 and warned[1] > near[1]  # the extrapolation warning is written under the far one
+    assert main(["plan", "--fit", str(tmp_path / "fit.json"), "--budget", "1e20", "--unique-tokens", "1e9",
+                 "--plot", str(tmp_path / "capped.png")]) == 2
+    assert "--plot draws the compute-optimal frontier with fresh data" in capsys.readouterr().err

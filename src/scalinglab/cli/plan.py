@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, add_plot_flag, command, print_json, wrote_figure
 from scalinglab.constants import PF_DAY
 
 DESCRIPTION = """\
@@ -27,6 +27,7 @@ Examples:
   scalinglab plan --preset epoch2024 --budget 1.21e20          # about 1B params, 20B tokens
   scalinglab plan --preset kaplan2020 --budget 1e21 --json
   scalinglab plan --fit fit.json --target-loss 3.2             # compute needed for a loss
+  scalinglab plan --fit fit.json --budget 1e21 --plot plan.png  # and the frontier around it
   scalinglab plan --fit ns_fit.json --bcrit bcrit_fit.json --budget 1e18
   scalinglab plan --fit fit.json --hparams hparams.json --budget 1e16   # + LR, batch, steps (scalinglab hparams)
   scalinglab plan --fit dc_fit.json --unique-tokens 1e5 --budget 1e11 --max-penalty 0.01   # data capped
@@ -65,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --unique-tokens: the loss repetition may cost against fresh data (default 0.01)",
     )  # fmt: skip
     p.add_argument("--level", type=float, default=0.95, help="prediction-interval level (default 0.95)")
+    add_plot_flag(p, "plan.png (the law's frontier around the plan, the fitted runs' C shaded)")
     add_json_flag(p)
 
 
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         law = get_preset(args.preset)
         law = dataclasses.replace(law, bcrit=bcrit or law.bcrit)
     if args.unique_tokens is not None:
+        if args.plot:
+            raise ConfigError("--plot draws the compute-optimal frontier with fresh data; drop it with --unique-tokens "
+                              "(the table of epochs is the data-capped plan's picture).")  # fmt: skip
         return _repeat(args, law)
     if args.budget is not None:
         plan = plan_budget(law, args.budget, args.level)
@@ -96,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_target_loss(law, args.target_loss, args.level)
     for w in plan.warnings:
         print(f"scalinglab plan: warning: {w['message']}", file=sys.stderr)
+    if args.plot:
+        from scalinglab.report.plots import plot_plan
+
+        wrote_figure("plan", str(plot_plan(plan, law, args.plot)))
     hp = _hparams(args, plan) if args.hparams else None
     if hp is not None:
         from scalinglab.laws.hparams_plan import with_plan

@@ -1,4 +1,5 @@
-"""Figures of the command line's results: ``--plot`` of ``fit``, ``backtest``, ``frontier`` and ``predict``.
+"""Figures of the command line's results: ``--plot`` of ``fit``, ``backtest``, ``frontier``, ``predict`` and
+``plan``.
 
 Each draws what its command printed, from the result it printed, and writes one figure; the result's
 warnings go under the axes, so the picture says why its numbers may not hold as the text does.
@@ -7,6 +8,7 @@ Matplotlib is imported with this module, so only a command given ``--plot`` pays
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab.errors import ScalinglabError
 from scalinglab.laws.backtest import BacktestResult, parse_split
 from scalinglab.laws.curves import Curve, CurvePrediction
 from scalinglab.laws.fit import FitResult
+from scalinglab.laws.plan import Plan, PlanningLaw, plan_budget
 from scalinglab.report import figures as fg
 
 FINDINGS_SHOWN = 4
@@ -176,3 +180,53 @@ def plot_frontier(out: Mapping[str, Any], table: Any, path: str | Path) -> Path:
     right.plot(grid, np.exp(offset + a * np.log(grid)), color="black", lw=1.4, label=rf"$N_{{opt}}\propto C^{{{a:.3f}}}${band}")
     right.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel="compute-optimal N", title="N_opt against compute")
     return _write(fig, [left, right], path, out["warnings"])
+
+
+PLAN_GRID = 40
+"""Budgets the plan's figure plans along its frontier (without refits: the loss interval only)."""
+
+
+def plot_plan(plan: Plan, law: PlanningLaw, path: str | Path) -> Path:
+    """The law's compute-optimal frontier around the plan: the loss against C with its interval, and N_opt and
+    D_opt against C; the fitted runs' range of C shaded, the plan marked (N with its interval where refits give one)."""
+    fig, (left, right) = fg._new(2, width=5.5)
+    fitted = law.data_range.get("C")
+    ends = [plan.budget, *(fitted or ())]
+    grid = np.geomspace(min(ends) / 10, max(ends) * 10, PLAN_GRID)
+    bare = dataclasses.replace(law, param_samples=[])  # refits for N's interval at every budget would take minutes
+    along = []
+    for c in grid:
+        try:
+            along.append(plan_budget(bare, float(c), plan.interval_level or 0.95))
+        except ScalinglabError:  # a budget the law refuses (too few tokens per parameter...): a gap in the line
+            continue
+    c = np.array([p.budget for p in along])
+    loss = np.array([p.loss for p in along])
+    left.plot(c, loss, color="black", lw=1.4, label=textwrap.shorten(f"{law.form} ({law.source})", 48, placeholder=" ...)"))
+    bands = [p.loss_interval for p in along]
+    if along and all(b is not None for b in bands):
+        left.fill_between(c, [b[0] for b in bands], [b[1] for b in bands], color="gray", alpha=0.2, lw=0,
+                          label=f"{(plan.interval_level or 0.95):.0%} interval")
+    lo, hi = plan.loss_interval or (plan.loss, plan.loss)
+    left.errorbar([plan.budget], [plan.loss], yerr=[[plan.loss - lo], [hi - plan.loss]], fmt="D", color="tab:red",
+                  capsize=4, zorder=4, label=f"plan: loss {plan.loss:.4g}")
+    left.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel="predicted loss", title=f"C = {plan.budget:.3g} FLOPs")
+    sizes = [(p.budget, p.n_params, p.tokens) for p in along if p.n_params is not None and p.tokens is not None]
+    if sizes:
+        sc, sn, sd = (np.array(v, dtype=float) for v in zip(*sizes))
+        right.plot(sc, sn, color="tab:blue", label="N_opt")
+        right.plot(sc, sd, color="tab:green", label="D_opt (tokens)")
+        n_err = None
+        if plan.n_params_interval:
+            n_err = [[plan.n_params - plan.n_params_interval[0]], [plan.n_params_interval[1] - plan.n_params]]
+        right.errorbar([plan.budget], [plan.n_params], yerr=n_err, fmt="D", color="tab:blue", capsize=4, zorder=4,
+                       label=f"plan: N {plan.n_params:.3g}")
+        right.scatter([plan.budget], [plan.tokens], marker="D", color="tab:green", zorder=4, label=f"plan: D {plan.tokens:.3g}")
+    else:
+        right.text(0.5, 0.5, f"'{law.form}' is a law of compute alone:\nit gives the loss, not N or D", ha="center",
+                   va="center", transform=right.transAxes)
+    right.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel="parameters, tokens", title="compute-optimal N and D")
+    if fitted:
+        for ax in (left, right):
+            ax.axvspan(*fitted, color="tab:blue", alpha=0.08, label="C of the runs fitted")
+    return _write(fig, [left, right], path, plan.warnings)
