@@ -809,19 +809,20 @@ def allocations(results: dict[str, Any], runs: pd.DataFrame) -> tuple[list[Alloc
     with the plan's interval on the loss and its warnings (laws.plan); and the plans refused, by law, with why."""
     bc = results.get("B_crit")
     bcrit = bc.law if bc is not None else None
-    fits = []  # (label, form, fit)
+    fits = []  # (label, fit)
     if (nd := results.get("L(N, D)")) is not None:
         if nd.chinchilla is not None:
             fits.append(("Chinchilla approach 3 (E + A/N^α + B/D^β)", nd.chinchilla))
         fits.append(("Kaplan L(N, D)", nd.fit))
     if (lc := results.get("L(N, S)")) is not None and bcrit is not None and lc.adjusted:
         fits.append(("Kaplan App. B (L(N, S) + B_crit)", lc.fit))
+    laws = [(label, fit, planning_law(fit, "this study", bcrit)) for label, fit in fits]
     top = float(runs["C"].max())
     out, refused = [], {}
     for budget in (top, 10 * top, 100 * top):
-        for label, fit in fits:
+        for label, fit, law in laws:
             try:
-                p = plan_budget(planning_law(fit, "this study", bcrit), budget)
+                p = plan_budget(law, budget)
             except ScalinglabError as e:  # nonsense (fewer than 0.1 tokens per parameter, a batch above the tokens)
                 refused.setdefault(label, str(e))
                 continue
