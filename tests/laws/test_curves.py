@@ -373,6 +373,23 @@ def test_an_interval_that_spans_more_than_a_factor_two_says_the_loss_is_not_dete
     assert narrow.interval[1] < 2 * narrow.interval[0] and "unidentified" not in [w["kind"] for w in narrow.warnings]
 
 
+def test_too_few_points_for_the_annealing_law_fall_back_to_l_of_s_and_say_the_decay_is_unseen() -> None:
+    """A 400-step cosine run with a 60-step warmup, fitted to step 200, keeps 5 points past twice its warmup: too few
+    for the LR-annealing law's 4 parameters and their noise, enough for L(S)'s 3. The prediction is L(S)'s, with a
+    warning that names the decay still to come (before, predict refused); with fewer points still, L(S)'s refusal."""
+    (curve,) = load_curves(CURVES / "heldout" / "n2_cos_warm60.csv")
+    with pytest.raises(FitError, match="4 parameters"):
+        fit_curve(curve, fit_until=200)
+    pred = predict_curve([curve], fit_until=200)
+    assert pred.law.startswith("L(S)") and pred.n_points == 5
+    (note,) = [w for w in pred.warnings if w["kind"] == "schedule"]
+    assert "78% of the LR decay's annealing area is still to come" in note["message"]
+    assert "prior" not in [w["kind"] for w in pred.warnings]  # no gain from the prior: L(S) has no C
+    assert pred.interval[0] <= pred.observed <= pred.interval[1]  # measured: 2.2811 [1.6788, 3.0996], observed 2.2327
+    with pytest.raises(FitError, match="3 curve points after the transient are too few to fit 3 parameters"):
+        predict_curve([curve], fit_until=160)  # too few for either law: the error says L(S)'s need, the smaller
+
+
 @pytest.mark.slow
 def test_real_cosine_runs_final_loss_from_their_first_half() -> None:
     for name in ("cosine.csv", "cosine_d48.csv"):
