@@ -16,7 +16,8 @@ area), which sees a cosine or WSD decay coming in the schedule and predicts its 
 r = C/(alpha A) with a prior r = 1 +- 0.3 (a full decay is worth about an e-fold more constant-LR
 training): a curve fitted before its decay (a WSD run's stable phase) takes the gain from the prior,
 with a warning and an interval that carries the prior's spread; once it has decayed, its own points
-measure C. Several curves that know their LR (run directories, or a CSV with a run column,
+measure C; with too few points past the transient for its four parameters, L(S) is fitted instead,
+with a warning that it does not see the decay still to come. Several curves that know their LR (run directories, or a CSV with a run column,
 --run-column) are fitted jointly: alpha and r shared, L0 and A per run, so the run in progress (the
 first; --fit-until cuts it alone) borrows the shape and the decay's gain of the finished ones. One
 curve without an LR is fitted with L(S) = L_inf + b S^-c; several without (runs of different sizes,
