@@ -251,6 +251,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _constraint(value: Any) -> str:
+    """A tie's partner, a fixed value or a bound's [low, high], numbers to 6 digits (fit.json keeps them whole)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_constraint(v) for v in value) + "]"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def print_fit(result) -> None:
     print(f"law: {result.label}   {result.form.doc}")
     rows = "checkpoint rows" if result.run_column else "runs"  # how many runs: the fit's note
@@ -263,7 +270,7 @@ def print_fit(result) -> None:
         print(f"  candidate {c['name']:<28} {cv}, weight {c['weight']:.2f}{same}{'  <- chosen' if c['chosen'] else ''}")
     for kind, held in result.constraints.items():
         if held:
-            print(f"  {kind}: {', '.join(f'{k}={v}' for k, v in held.items())}")
+            print(f"  {kind}: {', '.join(f'{k}={_constraint(v)}' for k, v in held.items())}")
     state = "converged" if result.converged else "NOT CONVERGED"
     print(
         f"fit: {state}, objective {result.objective:.6e} (summed Huber, delta {result.delta:g}), gradient "
