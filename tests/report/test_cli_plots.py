@@ -76,6 +76,19 @@ def test_a_plot_file_of_a_kind_matplotlib_cannot_write_is_refused_before_any_wor
     err = capsys.readouterr().err
     assert "does not end in .png, .svg, .pdf" in err and "missing.csv" not in err  # refused before reading the table
     assert not (tmp_path / "fit.jpg").exists()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", str(tmp_path / "missing.csv"), "--plot", str(tmp_path / "a_file" / "fit.png")])
+    assert stop.value.code == 2 and "a_file is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+def test_a_figure_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    from scalinglab.errors import ConfigError
+
+    pred = predict_curve(load_curves(CURVE), fit_until=500)
+    with pytest.raises(ConfigError, match="cannot write the figure '/proc/no_such/f.png'"):
+        plot_prediction(pred, load_curves(CURVE)[0], "/proc/no_such/f.png")
 
 
 def test_frontier_plot_of_each_approach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

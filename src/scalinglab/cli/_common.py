@@ -46,11 +46,19 @@ def add_plot_flag(parser: argparse.ArgumentParser, example: str) -> None:
 
 
 def _plot_path(text: str) -> str:
-    """A --plot file name, refused before any work when matplotlib cannot write its kind."""
+    """A --plot file name, refused before any work when matplotlib cannot write its kind or its folder cannot be made."""
+    import os
     from pathlib import Path
 
     if Path(text).suffix.lower() not in PLOT_SUFFIXES:
         raise argparse.ArgumentTypeError(f"'{text}' does not end in {', '.join(PLOT_SUFFIXES)}; name the figure e.g. fit.png")
+    parent = Path(text).absolute().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())  # the folder it would be made in
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot write '{text}': {existing} is {'not a folder' if not existing.is_dir() else 'not writable'}; "
+            "give a path in a folder you can write."
+        )
     return text
 
 
