@@ -50,6 +50,7 @@ class DiskError(ScalinglabError):
             "EDQUOT": "free some quota, then run the same command again to resume",
             "EACCES": "fix the permissions or write somewhere else",
             "EROFS": "the file system is read-only; write somewhere else",
+            "ENOTDIR": "a part of that path is a file, not a folder; write somewhere else",
         }.get(name, "fix the cause, then run the same command again")
         return cls(f"cannot write {where}: {e.strerror or e} [{name or e.errno}]; {fix}.")
 

@@ -55,6 +55,26 @@ def test_os_errors_are_one_line_with_path_and_errno(tmp_path) -> None:
         atomic.write_json(target, {})
 
 
+def test_an_out_path_inside_a_file_is_one_line_from_any_command(tmp_path, capsys) -> None:
+    """fit --out (an atomic write) and report --out (its folders, made before any analysis; before, a traceback
+    from mkdir after the analyses): rc 2, one line naming the path, errno and fix; a study path that is a file too."""
+    from scalinglab.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    table = tmp_path / "runs.csv"
+    n = np.geomspace(1e6, 1e9, 8)
+    table.write_text("N,loss\n" + "".join(f"{v:g},{(8.8e13 / v) ** 0.076:.6f}\n" for v in n))
+    assert main(["fit", str(table), "--law", "kaplan_n", "--bootstrap", "0", "--out", str(tmp_path / "a_file" / "fit.json")]) == 2
+    (tmp_path / "study").mkdir()
+    assert main(["report", str(tmp_path / "study"), "--out", str(tmp_path / "a_file" / "r")]) == 2
+    assert main(["collect", str(tmp_path / "a_file")]) == 2  # a study "directory" that is a file
+    lines = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert len(lines) == 3 and all("[ENOTDIR]" in x and "a part of that path is a file, not a folder" in x for x in lines[:2])
+    assert lines[0].startswith("scalinglab fit: error: cannot write") and str(tmp_path / "a_file") in lines[0]
+    assert lines[1].startswith(f"scalinglab report: error: cannot write {tmp_path / 'a_file' / 'r'}")
+    assert lines[2].startswith("scalinglab collect: error:")
+
+
 def _state(seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     model = {"w": torch.randn(64, 64, generator=g), "b": torch.randn(64, generator=g)}

@@ -84,10 +84,10 @@ def test_a_plot_file_of_a_kind_matplotlib_cannot_write_is_refused_before_any_wor
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
 def test_a_figure_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
-    from scalinglab.errors import ConfigError
+    from scalinglab.errors import DiskError
 
     pred = predict_curve(load_curves(CURVE), fit_until=500)
-    with pytest.raises(ConfigError, match="cannot write the figure '/proc/no_such/f.png'"):
+    with pytest.raises(DiskError, match="cannot write /proc/no_such"):
         plot_prediction(pred, load_curves(CURVE)[0], "/proc/no_such/f.png")
 
 

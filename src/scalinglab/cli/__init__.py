@@ -2,7 +2,8 @@
 
 Each module in this package that defines ``register(subparsers)`` adds its sub-commands; heavy
 imports (torch, scipy) happen inside the handlers so ``--help`` stays instant. A handler returns an
-exit code; a :class:`ScalinglabError` becomes one line on stderr and exit code 2.
+exit code; a :class:`ScalinglabError`, or a file the operating system refused, becomes one line on
+stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 from scalinglab import __version__
 from scalinglab.cli._common import warnings_to_stderr
-from scalinglab.errors import ScalinglabError, Stopped
+from scalinglab.errors import DiskError, ScalinglabError, Stopped
 
 # The order sub-commands appear in ``scalinglab --help``; modules not listed come after.
 ORDER = ["demo", "train", "count", "data", "study", "collect", "fit", "backtest", "frontier", "hparams", "plan", "predict", "report"]
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ScalinglabError as e:
         print(f"scalinglab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the system refused that no handler named (--out inside a file, a full disk): one line
+        print(f"scalinglab {args.command}: error: {DiskError.from_os(e, e.filename)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"scalinglab {args.command}: interrupted", file=sys.stderr)

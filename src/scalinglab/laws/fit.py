@@ -225,7 +225,9 @@ class FitResult:
         """The ``fit.json`` text; written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            from scalinglab.atomic import write_text  # here: `fit` without --out needs none of its imports
+
+            write_text(path, text + "\n")  # a crash leaves the old fit.json or the new one, never half of one
         return text
 
     @classmethod

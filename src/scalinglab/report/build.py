@@ -25,6 +25,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from scalinglab.atomic import os_errors
 from scalinglab.constants import KAPLAN_TABLE2, KAPLAN_TABLE3, KAPLAN_TABLE5, PF_DAY
 from scalinglab.errors import ConfigError, DataError, ScalinglabError
 from scalinglab.laws.diagnostics import findings, warning
@@ -569,6 +570,8 @@ def build_report(
         raise DataError(f"study directory '{study_dir}' does not exist; give the directory `scalinglab study run` wrote.")
     workers = resolve_workers(workers)  # before the collection: a bad count fails at once
     out = Path(out_dir) if out_dir else study_dir / "report"
+    with os_errors(out):  # an out folder that cannot be made fails before the analyses, not after them
+        (out / "figures").mkdir(parents=True, exist_ok=True)
     runs, curves = collect(study_dir)
     if runs.empty:
         raise DataError(f"no runs in '{study_dir}'; run the study first (scalinglab study run STUDY.toml).")

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, ScalinglabError
+from scalinglab.atomic import os_errors
+from scalinglab.errors import ScalinglabError
 from scalinglab.laws.backtest import BacktestResult, parse_split
 from scalinglab.laws.curves import Curve, CurvePrediction
 from scalinglab.laws.fit import FitResult
@@ -44,10 +45,9 @@ def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[st
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="tab:red", va="bottom", wrap=True)
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    except OSError as e:  # checked when --plot was parsed; a folder may still refuse (a special file system, a full disk)
-        raise ConfigError(f"cannot write the figure '{path}': {e.strerror or e}; give --plot a path in a folder you can write.") from None
+        with os_errors(path):  # checked when --plot was parsed; a folder may still refuse (a special file system, a full disk)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110)
     finally:
         fg.plt.close(fig)
     return path
