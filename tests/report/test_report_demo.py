@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+import json
 
 import numpy as np
 import pytest
@@ -215,3 +216,12 @@ def test_watch_says_what_the_fit_of_the_finished_runs_doubts(quick_demo, capsys)
     found = findings(fitted.warnings)
     assert line.startswith(f"fit chinchilla on {fitted.n_points} finished runs")
     assert line.partition(" ⚠ ")[2] == "; ".join(found), (line, found)
+    # --json: the same frame as one line of JSON, the fit's warnings whole (a dashboard's view of the text)
+    assert main(["study", "watch", str(study), "--once", "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    frame = json.loads(out[0])
+    assert frame["finished"] and frame["counts"]["done"] == frame["total"] == len(frame["runs"]) == len(runs)
+    assert frame["fit"]["n_points"] == fitted.n_points and frame["fit"]["params"] == pytest.approx(fitted.params)
+    assert [w["message"] for w in frame["fit"]["warnings"]] == [w["message"] for w in fitted.warnings]
+    assert {r["name"] for r in frame["runs"]} == set(runs["name"]) and all(r["step"] == r["steps"] for r in frame["runs"])

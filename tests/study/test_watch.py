@@ -57,5 +57,10 @@ def test_a_study_not_yet_started_shows_every_run_pending_and_no_fit(tmp_path: Pa
     out = capsys.readouterr().out  # not a terminal: the frame as plain lines, no screen codes
     assert "\x1b" not in out and out.count("  pending  ") == 2
     assert 'http-equiv="refresh"' in html.read_text() and "ladder-L2-d32" in html.read_text()
+    assert main(["study", "watch", str(path), "--once", "--json", "--html", str(html)]) == 0
+    frame = json.loads(capsys.readouterr().out)  # one line: the frame as JSON, no text around it
+    assert frame["counts"] == {"pending": 2} and frame["eta_seconds"] is None and not frame["finished"]
+    assert [r["state"] for r in frame["runs"]] == ["pending", "pending"] and "curve" not in frame["runs"][0]
+    assert frame["fit"] == {"law": "chinchilla", "error": "no finished runs yet"} and "ladder-L2-d16" in html.read_text()
     assert main(["study", "watch", str(path), "--interval", "0"]) == 2
     assert "--interval" in capsys.readouterr().err

@@ -42,6 +42,7 @@ Examples:
   scalinglab study watch studies/ladder.toml --once                # one frame, then exit
   scalinglab study watch runs/ladder --once                         # the runs of a study directory
   scalinglab study watch studies/ladder.toml --html watch.html --target-budget 1e15
+  scalinglab study watch studies/ladder.toml --json > watch.jsonl  # one JSON line per frame, for a dashboard
 """
 
 
@@ -69,6 +70,8 @@ def register(actions: argparse._SubParsersAction) -> None:
     watch.add_argument("--target-budget", type=float, metavar="C", help="also show the fit's compute-optimal loss at C FLOPs")
     watch.add_argument("--width", type=int, default=32, help="characters of each sparkline (default 32)")
     watch.add_argument("--html", metavar="PATH", help="also write a self-refreshing HTML page here")
+    watch.add_argument("--json", action="store_true",
+                       help="each frame as one line of JSON (JSON Lines): counts, ETA, every run's state, step and losses, the fit")
 
 
 def _study_and_runs(path: str, need_runs: bool) -> tuple[Any, Path, Any]:
@@ -157,6 +160,6 @@ def run_watch(args: argparse.Namespace) -> int:
     study = args.study if Path(args.study).is_dir() else load_study(args.study)
     try:
         return watch(study, interval=args.interval, once=args.once, law=args.law,
-                     budget=args.target_budget, html=args.html, width=args.width)  # fmt: skip
+                     budget=args.target_budget, html=args.html, width=args.width, as_json=args.json)  # fmt: skip
     except KeyboardInterrupt:  # the way to leave a watch: not an error
         return 0

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -161,7 +161,8 @@ class StudyView:
                     cfg = from_dict(RunConfig, raw)
                     self.runs.append(_Run(cfg.name or d.name, resolve_steps(cfg), spent_flops(cfg), run_dir=d))
         self.tails: dict[str, CurveTail] = {}
-        self.fit_line, self.fitted_on = "", -1
+        self.fit: dict[str, Any] = {}
+        self.fitted_on = -1
         self.finished = False
 
     def _state(self, r: _Run) -> RunState:
@@ -177,9 +178,10 @@ class StudyView:
             r.done = state
         return state
 
-    def frame(self) -> list[str]:
-        """The lines of one frame, reading only what the runs wrote since the last."""
-        rows, counts, left, rate_cost, rate_seconds = [], Counter(), 0.0, 0.0, 0.0
+    def snapshot(self) -> dict[str, Any]:
+        """One frame's numbers, reading only what the runs wrote since the last: every run's state, step and last
+        losses, the counts, the time left and the latest fit (refitted only when a run has finished)."""
+        runs, counts, left, rate_cost, rate_seconds = [], Counter(), 0.0, 0.0, 0.0
         for r in self.runs:
             s = self._state(r)
             counts[s.state] += 1
@@ -195,25 +197,39 @@ class StudyView:
             if seen.wall > 0 and seen.step:
                 rate_cost += r.cost * seen.step / max(1, r.steps)
                 rate_seconds += seen.wall
-            note = s.reason if s.state in ("failed", "damaged", "stale", "waiting") else ""
+            note, seconds_left = s.reason if s.state in ("failed", "damaged", "stale", "waiting") else "", None
             if s.state == "running" and math.isfinite(seen.seconds_per_step):
-                note = f"{_duration((r.steps - step) * seen.seconds_per_step)} left"
-            rows.append([r.name, s.state, f"{step}/{r.steps}", _num(seen.train), _num(seen.val),
-                         sparkline(seen.curve, self.width, self.levels), note])  # fmt: skip
+                seconds_left = (r.steps - step) * seen.seconds_per_step
+                note = f"{_duration(seconds_left)} left"
+            runs.append({"name": r.name, "state": s.state, "step": step, "steps": r.steps, "train_loss": seen.train,
+                         "val_loss": seen.val, "seconds_left": seconds_left, "note": note, "curve": seen.curve})
         eta = left / (rate_cost / rate_seconds) / max(1, counts["running"]) if rate_cost > 0 else float("nan")
         self.finished = all(s in FINISHED for s in counts)
-        if counts["done"] != self.fitted_on:  # refit only when a run has finished
-            self.fit_line = self._fit() if counts["done"] else f"fit {self.law}: no finished runs yet"
+        if counts["done"] != self.fitted_on:
+            self.fit = self._fit() if counts["done"] else {"law": self.law, "error": "no finished runs yet"}
             self.fitted_on = counts["done"]
+        return {"study": self.name, "time": datetime.now().isoformat(timespec="seconds"), "counts": dict(counts),
+                "total": len(self.runs), "finished": self.finished, "eta_seconds": eta if left else 0.0,
+                "runs": runs, "fit": self.fit}  # fmt: skip
+
+    def frame(self) -> list[str]:
+        """The lines of one frame: a new :meth:`snapshot` as text."""
+        return self.lines(self.snapshot())
+
+    def lines(self, snap: dict[str, Any]) -> list[str]:
+        """A snapshot as the frame's lines."""
+        counts = Counter(snap["counts"])
+        rows = [[r["name"], r["state"], f"{r['step']}/{r['steps']}", _num(r["train_loss"]), _num(r["val_loss"]),
+                 sparkline(r["curve"], self.width, self.levels), r["note"]] for r in snap["runs"]]  # fmt: skip
         order = ["done", "running", "waiting", "stale", "pending", "failed", "damaged"]
         summary = ", ".join(f"{counts[s]} {s}" for s in order if counts[s] or s in ("done", "running", "pending"))
-        when = "finished" if self.finished else f"ETA {_duration(eta) if left else '0 s'}"
-        head = f"study {self.name}: {summary} of {len(self.runs)}; {when} [{datetime.now():%H:%M:%S}]"
-        return [head, *_columns(["run", "state", "step", "train", "valid", "training loss", ""], rows), self.fit_line]
+        when = "finished" if self.finished else f"ETA {_duration(snap['eta_seconds'])}"
+        head = f"study {self.name}: {summary} of {len(self.runs)}; {when} [{snap['time'][11:]}]"
+        return [head, *_columns(["run", "state", "step", "train", "valid", "training loss", ""], rows), fit_line(self.fit)]
 
-    def _fit(self) -> str:
-        """One line: the law fitted on the study's finished runs now (the runs the report would use)."""
-        from scalinglab.laws.diagnostics import findings
+    def _fit(self) -> dict[str, Any]:
+        """The law fitted on the study's finished runs now (the runs the report would use): its parameters,
+        whether it converged, its warnings, and the compute-optimal loss at the target budget; or why not yet."""
         from scalinglab.laws.fit import fit_law
         from scalinglab.study.collect import collect
         from scalinglab.study.selection import select_for_law
@@ -225,18 +241,31 @@ class StudyView:
                 table, _ = select_for_law(runs, self.law)
                 fit = fit_law(self.law, table.reset_index(drop=True), calibrate=False)
         except ScalinglabError as e:
-            return f"fit {self.law}: not yet ({e})"
-        params = ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items())
-        line = f"fit {self.law} on {fit.n_points} finished runs: {params}"
+            return {"law": self.law, "error": f"not yet ({e})"}
+        out = {"law": self.law, "n_points": fit.n_points, "params": dict(fit.params), "converged": fit.converged,
+               "warnings": fit.warnings, "budget": self.budget, "loss_at_budget": None}  # fmt: skip
         if self.budget and set(fit.form.inputs) == {"N", "D"}:
             from scalinglab.study.suggest import answer
 
             value, _ = answer(fit.form, fit.form.to_theta(np.array([[fit.params[p] for p in fit.form.params]])), self.budget, "loss")
             if np.isfinite(value[0]):
-                line += f"; compute-optimal loss at C={self.budget:.3g}: {math.exp(value[0]):.4g}"
-        line += "" if fit.converged else " (not converged)"
-        doubts = findings(fit.warnings)  # the finding; `scalinglab fit` gives the fix
-        return line + (f" ⚠ {'; '.join(doubts)}" if doubts else "")
+                out["loss_at_budget"] = math.exp(value[0])
+        return out
+
+
+def fit_line(fit: dict[str, Any]) -> str:
+    """A frame's last line: the fit of :meth:`StudyView._fit` (its findings after ⚠; `scalinglab fit` gives the fixes)."""
+    from scalinglab.laws.diagnostics import findings
+
+    if "error" in fit:
+        return f"fit {fit['law']}: {fit['error']}"
+    params = ", ".join(f"{k}={v:.4g}" for k, v in fit["params"].items())
+    line = f"fit {fit['law']} on {fit['n_points']} finished runs: {params}"
+    if fit["loss_at_budget"] is not None:
+        line += f"; compute-optimal loss at C={fit['budget']:.3g}: {fit['loss_at_budget']:.4g}"
+    line += "" if fit["converged"] else " (not converged)"
+    doubts = findings(fit["warnings"])
+    return line + (f" ⚠ {'; '.join(doubts)}" if doubts else "")
 
 
 def _num(x: float) -> str:
@@ -259,20 +288,26 @@ def write_html(path: str | Path, lines: Sequence[str], interval: float) -> None:
 
 
 def watch(study: StudyConfig | str | Path, *, interval: float = 5.0, once: bool = False, law: str = "chinchilla",
-          budget: float | None = None, html: str | Path | None = None, out: TextIO | None = None, width: int = 32) -> int:
+          budget: float | None = None, html: str | Path | None = None, out: TextIO | None = None, width: int = 32,
+          as_json: bool = False) -> int:
     """Draw frames of ``study`` every ``interval`` seconds until every run has finished (``once``: one frame).
 
     On a terminal each frame replaces the last; otherwise frames follow each other, a blank line apart.
+    ``as_json``: each frame is one line of JSON, :meth:`StudyView.snapshot` without the curves (JSON Lines).
     """  # fmt: skip
     if interval <= 0 or width < 1:
         raise ConfigError(f"--interval {interval:g} and --width {width} must be positive; e.g. --interval 5 --width 32.")
     out = out or sys.stdout
     unicode = (getattr(out, "encoding", "") or "").lower().replace("-", "").startswith("utf")
     view = StudyView(study, law, budget, width, SPARK if unicode else ASCII_SPARK)
-    live = out.isatty() and not once
+    live = out.isatty() and not once and not as_json
     while True:
-        lines = view.frame()
-        out.write((CLEAR if live else "") + "\n".join(lines) + ("\n" if live else "\n\n"))
+        snap = view.snapshot()
+        lines = view.lines(snap)
+        if as_json:
+            out.write(atomic.dumps({**snap, "runs": [{k: v for k, v in r.items() if k != "curve"} for r in snap["runs"]]}) + "\n")
+        else:
+            out.write((CLEAR if live else "") + "\n".join(lines) + ("\n" if live else "\n\n"))
         out.flush()
         if html:
             write_html(html, lines, interval)
