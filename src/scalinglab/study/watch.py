@@ -5,7 +5,8 @@ of its training loss, read from ``metrics.jsonl`` by streaming: each frame reads
 since the last), the study's counts and time left, and the law refitted on the finished runs whenever
 their number changes. A run's state comes from its status and claim files (study.store), and a finished
 run is not read again. :func:`watch` draws frames every few seconds, in place on a terminal and as plain
-lines in a log; ``html`` also writes a page that reloads itself. Given a study directory instead of the
+lines in a log, or as one line of JSON each (:meth:`StudyView.snapshot`); ``html`` also writes a page that
+reloads itself. Given a study directory instead of the
 study, the frames show the runs started so far.
 """
 
@@ -205,7 +206,7 @@ class StudyView:
                          "val_loss": seen.val, "seconds_left": seconds_left, "note": note, "curve": seen.curve})
         eta = left / (rate_cost / rate_seconds) / max(1, counts["running"]) if rate_cost > 0 else float("nan")
         self.finished = all(s in FINISHED for s in counts)
-        if counts["done"] != self.fitted_on:
+        if counts["done"] != self.fitted_on:  # refit only when a run has finished
             self.fit = self._fit() if counts["done"] else {"law": self.law, "error": "no finished runs yet"}
             self.fitted_on = counts["done"]
         return {"study": self.name, "time": datetime.now().isoformat(timespec="seconds"), "counts": dict(counts),
@@ -223,9 +224,9 @@ class StudyView:
                  sparkline(r["curve"], self.width, self.levels), r["note"]] for r in snap["runs"]]  # fmt: skip
         order = ["done", "running", "waiting", "stale", "pending", "failed", "damaged"]
         summary = ", ".join(f"{counts[s]} {s}" for s in order if counts[s] or s in ("done", "running", "pending"))
-        when = "finished" if self.finished else f"ETA {_duration(snap['eta_seconds'])}"
-        head = f"study {self.name}: {summary} of {len(self.runs)}; {when} [{snap['time'][11:]}]"
-        return [head, *_columns(["run", "state", "step", "train", "valid", "training loss", ""], rows), fit_line(self.fit)]
+        when = "finished" if snap["finished"] else f"ETA {_duration(snap['eta_seconds'])}"
+        head = f"study {snap['study']}: {summary} of {snap['total']}; {when} [{snap['time'][11:]}]"
+        return [head, *_columns(["run", "state", "step", "train", "valid", "training loss", ""], rows), fit_line(snap["fit"])]
 
     def _fit(self) -> dict[str, Any]:
         """The law fitted on the study's finished runs now (the runs the report would use): its parameters,
