@@ -340,7 +340,14 @@ def test_predict_says_how_far_it_extrapolates(tmp_path: Path, capsys: pytest.Cap
     assert main(["predict", str(path), "--at-step", "20000", "--fit-until", "5000", "--json"]) == 0
     near = json.loads(capsys.readouterr().out)
     assert near["decades_beyond"] == pytest.approx(np.log10(20000 / curve.step[curve.step <= 5000][-1]))
-    assert near["warnings"] == []
+    # no lr column: nothing says whether a decay is still to come, which L(S) cannot see; said (not before)
+    assert [w["kind"] for w in near["warnings"]] == ["schedule"] and "gives no learning rate" in near["warnings"][0]["message"]
+    known = tmp_path / "constant_lr.csv"  # the same curve with its (constant) LR up to the step predicted
+    steps = np.union1d(curve.step, [20000.0])
+    lr = pd.DataFrame({"step": steps, "lr": 1e-3, "warmup_end": 10}).merge(pd.DataFrame({"step": curve.step, "loss": curve.loss}), how="left")
+    lr.to_csv(known, index=False)
+    assert main(["predict", str(known), "--at-step", "20000", "--fit-until", "5000", "--json"]) == 0
+    assert "schedule" not in [w["kind"] for w in json.loads(capsys.readouterr().out)["warnings"]]
     assert main(["predict", str(path), "--at-step", "20000", "--fit-until", "150", "--json"]) == 0
     captured = capsys.readouterr()
     far = json.loads(captured.out)

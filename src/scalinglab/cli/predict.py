@@ -20,7 +20,8 @@ measure C; with too few points past the transient for its four parameters, L(S) 
 with a warning that it does not see the decay still to come. Several curves that know their LR (run directories, or a CSV with a run column,
 --run-column) are fitted jointly: alpha and r shared, L0 and A per run, so the run in progress (the
 first; --fit-until cuts it alone) borrows the shape and the decay's gain of the finished ones. One
-curve without an LR is fitted with L(S) = L_inf + b S^-c; several without (runs of different sizes,
+curve without an LR is fitted with L(S) = L_inf + b S^-c, with a warning that a decay still to come
+would make its prediction too high; several without (runs of different sizes,
 same batch) with Kaplan's L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S (eq 1.6), predicting the first
 one; L(N, S) does not see the LR, and warns when a tenth or more of the first run's decay is still to
 come after its points fitted (it then over-predicts). Every point weighs the stretch of training it
