@@ -67,11 +67,12 @@ a fitted number does not repeat them."""
 
 
 def findings(warnings: Iterable[Mapping[str, Any]], param: str | None = None, skip: Iterable[str] = RUN_KINDS) -> list[str]:
-    """The findings of ``warnings`` (each message up to its first ": ", without the fix), once each: what a
-    summary line says beside a number. ``param`` keeps the warnings on that parameter; ``skip`` drops kinds."""
+    """The findings of ``warnings`` (each message up to its first ": ", without the fix or a final full stop), once
+    each: what a summary line says beside a number. ``param`` keeps the warnings on that parameter; ``skip`` drops
+    kinds."""
     skip = set(skip)
     return list(dict.fromkeys(
-        w["message"].split(": ")[0] for w in warnings
+        w["message"].split(": ")[0].rstrip(".") for w in warnings  # a message with no fix ends its sentence
         if w.get("kind") not in skip and (param is None or w.get("param") == param)
     ))  # fmt: skip
 
