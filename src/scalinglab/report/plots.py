@@ -27,8 +27,9 @@ from scalinglab.report import figures as fg
 FINDINGS_SHOWN = 4
 """Warnings written under a figure at most; the rest are counted (stderr and --json have them all)."""
 
-WARNING_WIDTH = 190
-"""Characters of a warning under a figure: the finding and the start of its fix, on one line."""
+WARNING_CHARS_PER_INCH = 17
+"""Characters of a warning under a figure per inch of its width (7-point text): one line each, the finding and
+the start of its fix."""
 
 
 def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[str, Any]]) -> Path:
@@ -36,13 +37,14 @@ def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[st
     found = list(dict.fromkeys(w["message"] for w in warnings if w.get("kind") != "note"))
     fg._finish(fig, axes)
     if found:
-        lines = [textwrap.shorten(f"⚠ {m}", WARNING_WIDTH, placeholder=" ...") for m in found[:FINDINGS_SHOWN]]
+        width = int(WARNING_CHARS_PER_INCH * fig.get_figwidth())
+        lines = [textwrap.shorten(f"⚠ {m}", width, placeholder=" ...") for m in found[:FINDINGS_SHOWN]]
         if len(found) > FINDINGS_SHOWN:
             lines.append(f"... and {len(found) - FINDINGS_SHOWN} more warnings (stderr, --json)")
         height = fig.get_figheight()
         fig.set_figheight(height + 0.22 * len(lines))
         fig.subplots_adjust(bottom=(0.12 * height + 0.22 * len(lines)) / fig.get_figheight())
-        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="tab:red", va="bottom", wrap=True)
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="tab:red", va="bottom")
     path = Path(path)
     try:
         with os_errors(path):  # checked when --plot was parsed; a folder may still refuse (a special file system, a full disk)
