@@ -24,7 +24,7 @@ from scalinglab.laws.fit import FitResult
 from scalinglab.laws.plan import Plan, PlanningLaw, plan_budget
 from scalinglab.report import figures as fg
 
-FINDINGS_SHOWN = 4
+WARNINGS_SHOWN = 4
 """Warnings written under a figure at most; the rest are counted (stderr and --json have them all)."""
 
 WARNING_CHARS_PER_INCH = 17
@@ -33,14 +33,14 @@ the start of its fix."""
 
 
 def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[str, Any]]) -> Path:
-    """Finish the axes, write the warnings' findings under them and save ``path`` as PNG."""
+    """Finish the axes, write the warnings under them (one line each) and save ``path`` (PNG, SVG or PDF by its suffix)."""
     found = list(dict.fromkeys(w["message"] for w in warnings if w.get("kind") != "note"))
     fg._finish(fig, axes)
     if found:
         width = int(WARNING_CHARS_PER_INCH * fig.get_figwidth())
-        lines = [textwrap.shorten(f"⚠ {m}", width, placeholder=" ...") for m in found[:FINDINGS_SHOWN]]
-        if len(found) > FINDINGS_SHOWN:
-            lines.append(f"... and {len(found) - FINDINGS_SHOWN} more warnings (stderr, --json)")
+        lines = [textwrap.shorten(f"⚠ {m}", width, placeholder=" ...") for m in found[:WARNINGS_SHOWN]]
+        if len(found) > WARNINGS_SHOWN:
+            lines.append(f"... and {len(found) - WARNINGS_SHOWN} more warnings (stderr, --json)")
         height = fig.get_figheight()
         fig.set_figheight(height + 0.22 * len(lines))
         fig.subplots_adjust(bottom=(0.12 * height + 0.22 * len(lines)) / fig.get_figheight())
