@@ -962,10 +962,10 @@ def predict_curve(
             fit = fit_curve(target, fit_until, skip_until, schedule_aware=False)
             warnings.append(warning(
                 "schedule", "S",
-                f"too few points after the transient for the LR-annealing law, so L(S), which does not see the LR, "
-                f"was fitted: {1 - seen:.0%} of the LR decay's annealing area is still to come after the points fitted, "
-                "and the gain of the decay still to come is not in the prediction, which is then too high; fit "
-                "further, or evaluate the run more often.",
+                f"too few points after the transient for the LR-annealing law's four parameters, so L(S), which does "
+                f"not see the LR, was fitted: {1 - seen:.0%} of the LR decay's annealing area is still to come after the "
+                "points fitted and its gain is not in the prediction, which is then too high; fit further, or evaluate "
+                "the run more often.",
             ))  # fmt: skip
             seen = None  # the prior on the decay's gain is not used
         law = "L = L0 + A S1^-alpha - C S2 (Tissue et al. 2024)" if fit.areas else "L(S) = L_inf + b S^-c"
