@@ -127,3 +127,12 @@ def test_plan_plot_draws_the_frontier_around_the_plan(tmp_path: Path, capsys: py
     assert main(["plan", "--fit", str(tmp_path / "fit.json"), "--budget", "1e20", "--unique-tokens", "1e9",
                  "--plot", str(tmp_path / "capped.png")]) == 2
     assert "--plot draws the compute-optimal frontier with fresh data" in capsys.readouterr().err
+
+
+def test_hparams_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.laws.test_hparams import synthetic_grid
+
+    table = tmp_path / "grid.csv"
+    synthetic_grid().to_csv(table, index=False)
+    assert main(["hparams", str(table), "--bootstrap", "20", "--plot", str(tmp_path / "hp.png")]) == 0
+    assert png_size(tmp_path / "hp.png")[0] > 800 and "figure:" in capsys.readouterr().err

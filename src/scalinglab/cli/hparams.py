@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scalinglab.cli._common import add_json_flag, command, print_json
+from scalinglab.cli._common import add_json_flag, add_plot_flag, command, print_json, wrote_figure
 
 DESCRIPTION = """\
 Fit the optimal learning rate and batch size as power laws of model size N and data D,
@@ -23,6 +23,7 @@ Examples:
   scalinglab hparams grid.csv --json
   scalinglab hparams steplaw.csv --columns N=params,D=tokens,lr=learning_rate,batch=batch_tokens,loss=smooth_loss
   scalinglab hparams runs/hp_grid --design hp_grid --bcrit kaplan2020 --out hparams.json
+  scalinglab hparams grid.csv --plot hparams.png
   scalinglab plan --fit fit.json --hparams hparams.json --budget 1e16
 """
 
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--out", metavar="HPARAMS_JSON", help="write the laws and cells here (for plan --hparams, recipe 'fitted:')")
+    add_plot_flag(p, "hparams.png (each cell's optimal LR against N and D, the law through them)")
     add_json_flag(p)
 
 
@@ -69,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         fit.to_json(args.out)
     for w in fit.warnings:
         print(f"scalinglab hparams: warning: {w['message']}", file=sys.stderr)
+    if args.plot:
+        from scalinglab.report.plots import plot_hparams
+
+        wrote_figure("hparams", str(plot_hparams(fit, args.plot)))
     if args.json:
         print_json(fit.to_dict())
     else:

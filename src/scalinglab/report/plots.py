@@ -1,5 +1,5 @@
-"""Figures of the command line's results: ``--plot`` of ``fit``, ``backtest``, ``frontier``, ``predict`` and
-``plan``.
+"""Figures of the command line's results: ``--plot`` of ``fit``, ``backtest``, ``frontier``, ``predict``,
+``plan`` and ``hparams``.
 
 Each draws what its command printed, from the result it printed, and writes one figure; the result's
 warnings go under the axes, so the picture says why its numbers may not hold as the text does.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from scalinglab.atomic import os_errors
 from scalinglab.errors import ScalinglabError
@@ -236,3 +237,12 @@ def plot_plan(plan: Plan, law: PlanningLaw, path: str | Path) -> Path:
         for ax in (left, right):
             ax.axvspan(*fitted, color="tab:blue", alpha=0.08, label="C of the runs fitted")
     return _write(fig, [left, right], path, plan.warnings)
+
+
+def plot_hparams(fit: Any, path: str | Path) -> Path:
+    """η_opt against N and against D, each cell's optimum with its interval and the fitted law through them, as the
+    report draws it (report.hparams.fig_lr_opt), with the fit's warnings under it."""
+    from scalinglab.report.hparams import HyperParameters, fig_lr_opt
+
+    fig = fig_lr_opt(HyperParameters(fit, pd.DataFrame()))  # the figure reads the fit's cells, not the grid
+    return _write(fig, fig.axes, path, fit.warnings)
