@@ -136,3 +136,11 @@ def test_hparams_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     synthetic_grid().to_csv(table, index=False)
     assert main(["hparams", str(table), "--bootstrap", "20", "--plot", str(tmp_path / "hp.png")]) == 0
     assert png_size(tmp_path / "hp.png")[0] > 800 and "figure:" in capsys.readouterr().err
+
+
+def test_predict_plot_of_several_runs_draws_the_others_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = CURVE.parent / "h2_wsd20_2000_d48.csv"  # the joint LR-annealing fit: the finished run lends its shape
+    out = tmp_path / "joint.png"
+    assert main(["predict", str(CURVE), str(other), "--fit-until", "500", "--plot", str(out), "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    assert "shared by 2 runs" in pred["law"] and png_size(out)[0] > 500

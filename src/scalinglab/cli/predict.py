@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from scalinglab.report.plots import plot_prediction
 
-        wrote_figure("predict", str(plot_prediction(pred, curves[0], args.plot)))
+        wrote_figure("predict", str(plot_prediction(pred, curves[0], args.plot, curves[1:])))
     if args.json:
         print_json(dataclasses.asdict(pred))
         return 0

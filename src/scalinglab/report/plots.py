@@ -56,10 +56,13 @@ def _write(fig: Any, axes: list, path: str | Path, warnings: Iterable[Mapping[st
     return path
 
 
-def plot_prediction(pred: CurvePrediction, curve: Curve, path: str | Path) -> Path:
+def plot_prediction(pred: CurvePrediction, curve: Curve, path: str | Path, others: Iterable[Curve] = ()) -> Path:
     """The curve's points (left out as transient, fitted, after the fit), the law on its way to the step
-    predicted with its interval, and the prediction with the loss observed there, if any."""
+    predicted with its interval, and the prediction with the loss observed there, if any; ``others``, the runs
+    fitted with it (a joint fit or L(N, S)), faintly behind."""
     fig, (ax,) = fg._new(width=7.0)
+    for i, other in enumerate(others):
+        ax.plot(other.step, other.loss, color="gray", lw=0.8, alpha=0.5, label="the other runs given" if i == 0 else None)
     first, last = pred.fit_steps
     x, y = curve.step, curve.loss
     parts = ((x < first, "left out (transient)", {"facecolors": "none", "edgecolors": "gray"}),
