@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from scalinglab.report.plots import plot_hparams
 
-        wrote_figure("hparams", str(plot_hparams(fit, args.plot)))
+        wrote_figure("hparams", str(plot_hparams(fit, table, args.plot)))
     if args.json:
         print_json(fit.to_dict())
     else:

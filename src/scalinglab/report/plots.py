@@ -242,10 +242,10 @@ def plot_plan(plan: Plan, law: PlanningLaw, path: str | Path) -> Path:
     return _write(fig, [left, right], path, plan.warnings)
 
 
-def plot_hparams(fit: Any, path: str | Path) -> Path:
+def plot_hparams(fit: Any, grid: pd.DataFrame, path: str | Path) -> Path:
     """η_opt against N and against D, each cell's optimum with its interval and the fitted law through them, as the
-    report draws it (report.hparams.fig_lr_opt), with the fit's warnings under it."""
+    report draws it (report.hparams.fig_lr_opt, of the fit and the ``grid`` it was fitted on), the fit's warnings under it."""
     from scalinglab.report.hparams import HyperParameters, fig_lr_opt
 
-    fig = fig_lr_opt(HyperParameters(fit, pd.DataFrame()))  # the figure reads the fit's cells, not the grid
+    fig = fig_lr_opt(HyperParameters(fit, grid))
     return _write(fig, fig.axes, path, fit.warnings)
